@@ -1,0 +1,82 @@
+"""The REST compatibility facade: Label Studio 0.9's /api routes over the GraphQL schema.
+
+Each route module registers endpoints with ``rest_compat._http.endpoint``; ``routes()`` turns
+them into Starlette routes (trailing slash optional, 405 for other methods) and
+``exception_handlers`` renders errors in Label Studio's shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from rest_compat import completions, health, imports, project, tasks  # noqa: F401  (register)
+from rest_compat._http import (
+    ENDPOINTS,
+    OPERATION_HEADER,
+    Endpoint,
+    OperationFailed,
+    RestError,
+    answer,
+    error_body,
+)
+
+log = logging.getLogger(__name__)
+ALLOWED_METHODS = "GET, POST, PATCH, PUT, DELETE"
+
+
+def _dispatcher(by_method: dict[str, Endpoint]) -> Any:
+    async def dispatch(request: Request) -> Response:
+        found = by_method.get(request.method)
+        if found is None and request.method == "HEAD":
+            found = by_method.get("GET")
+        if found is None:
+            allowed = ", ".join(sorted(by_method))
+            body = error_body(405, f"Method {request.method} not allowed; use {allowed}")
+            return answer(body, 405) if request.method != "OPTIONS" else Response(status_code=200)
+        return await found.handler(request)
+
+    return dispatch
+
+
+def routes() -> list[Route]:
+    by_path: dict[str, dict[str, Endpoint]] = defaultdict(dict)
+    for ep in ENDPOINTS:
+        by_path[ep.path][ep.method] = ep
+    result = []
+    for path, by_method in by_path.items():
+        dispatch = _dispatcher(by_method)
+        methods = [*by_method, "OPTIONS", "PUT", "PATCH", "POST", "DELETE", "GET"]
+        result.append(Route(path, dispatch, methods=sorted(set(methods))))
+        result.append(Route(path + "/", dispatch, methods=sorted(set(methods))))
+    return result
+
+
+def _headers(operation: Any) -> dict[str, str]:
+    return {OPERATION_HEADER: operation.name} if operation is not None else {}
+
+
+async def operation_failed(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OperationFailed)
+    status = exc.status
+    if status >= 500:
+        log.error("%s failed with %s: %s", exc.operation.name, exc.code, exc.message)
+    detail = exc.message if status < 500 else "Internal server error"
+    response = answer(error_body(status, detail), status)
+    response.headers.update(_headers(exc.operation))
+    return response
+
+
+async def rest_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RestError)
+    response = answer(exc.body, exc.status)
+    response.headers.update(_headers(exc.operation))
+    return response
+
+
+exception_handlers = {OperationFailed: operation_failed, RestError: rest_error}

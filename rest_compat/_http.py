@@ -1,0 +1,209 @@
+"""The REST facade's plumbing: stored operations, their execution, request parsing, answers.
+
+Each Label Studio route is an :class:`Operation` (a GraphQL document stored at module level)
+executed in-process against the schema, plus a small adapter. Every answer carries the header
+``X-Labelgraph-Operation`` naming the operation that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio.to_thread
+from graphql import parse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from schema import schema
+from schema.context import Context
+
+OPERATION_HEADER = "X-Labelgraph-Operation"
+LARGE_BODY = 64 * 1024  # parse bigger JSON bodies on a worker thread
+
+STATUS_BY_CODE = {
+    "NOT_FOUND": 404,
+    "INVALID": 400,
+    "INVALID_TASKS": 400,
+    "INVALID_LABEL_CONFIG": 400,
+    "NOT_ALLOWED": 422,
+    "TOO_LARGE": 413,
+    "CONFLICT": 409,
+    "ML_BACKEND": 502,
+    "GRAPHQL_VALIDATION_FAILED": 400,
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A stored GraphQL operation; ``name`` is the operation's name in ``document``."""
+
+    document: str
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        definition = parse(self.document).definitions[0]
+        name = getattr(definition, "name", None)
+        if name is None:
+            raise ValueError("stored operations must be named")
+        object.__setattr__(self, "name", name.value)
+
+
+class OperationFailed(Exception):
+    """A GraphQL error answered by an operation, with its ``extensions.code``."""
+
+    def __init__(self, operation: Operation, code: str, message: str, extensions: dict[str, Any]):
+        super().__init__(message)
+        self.operation = operation
+        self.code = code
+        self.message = message
+        self.extensions = extensions
+
+    @property
+    def status(self) -> int:
+        return STATUS_BY_CODE.get(self.code, 500)
+
+    @property
+    def messages(self) -> list[str]:
+        errors = self.extensions.get("errors")
+        return list(errors) if isinstance(errors, list) and errors else [self.message]
+
+
+class RestError(Exception):
+    """An answer decided by the adapter itself (bad request shape and the like)."""
+
+    def __init__(self, status: int, body: Any, operation: Operation | None = None):
+        super().__init__(str(body))
+        self.status = status
+        self.body = body
+        self.operation = operation
+
+
+def error_body(status: int, detail: str, **extra: Any) -> dict[str, Any]:
+    """Label Studio's error envelope, without tracebacks (compat: general rules)."""
+    return {"status": status, "detail": detail, **extra}
+
+
+def bad_request(detail: str, status: int = 400) -> RestError:
+    return RestError(status, error_body(status, detail))
+
+
+def answer(
+    body: Any, status: int = 200, operation: Operation | None = None, indent: int | None = None
+) -> Response:
+    headers = {OPERATION_HEADER: operation.name} if operation else None
+    if body is None and status in (201, 204):
+        return Response(status_code=status, headers=headers, media_type="application/json")
+    if indent is not None:
+        text = json.dumps(body, ensure_ascii=False, indent=indent)
+        return Response(text, status, headers=headers, media_type="application/json")
+    return JSONResponse(body, status, headers=headers)
+
+
+async def execute(
+    request: Request, operation: Operation, variables: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Run a stored operation for this request; raise :class:`OperationFailed` on error."""
+    state = request.app.state
+    context = Context(settings=state.settings, project_id=state.project_id, request=request)
+    result = await schema.execute(
+        operation.document, variables or {}, context_value=context, operation_name=operation.name
+    )
+    if result.errors:
+        error = result.errors[0]
+        extensions = dict(error.extensions or {})
+        code = str(extensions.get("code", "INTERNAL_SERVER_ERROR"))
+        raise OperationFailed(operation, code, error.message, extensions)
+    assert result.data is not None
+    return result.data
+
+
+def _is_json(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "")
+    return content_type.split(";")[0].strip().lower() == "application/json"
+
+
+def content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+_MISSING = object()
+
+
+async def read_json(request: Request, default: Any = None) -> Any:
+    """The JSON body (only with Content-Type application/json, as Label Studio); ``default``
+    without one. Malformed JSON is a 400."""
+    if not _is_json(request):
+        return default
+    raw = await request.body()
+    if not raw.strip():
+        return default
+    try:
+        if len(raw) > LARGE_BODY:
+            return await anyio.to_thread.run_sync(json.loads, raw)
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"Malformed JSON body: {exc}") from None
+
+
+def query_int(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise bad_request(f"{name} must be an integer, not {raw!r}") from None
+
+
+def path_id(request: Request, name: str, what: str) -> int:
+    raw = request.path_params[name]
+    try:
+        return int(raw)
+    except ValueError:
+        raise RestError(404, error_body(404, f"{what} {raw} not found")) from None
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_flag(raw: str | None, name: str) -> bool | None:
+    """A boolean query flag (compat Q-9): None when absent."""
+    if raw is None:
+        return None
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise bad_request(f"{name} must be one of 1, true, yes, on, 0, false, no, off")
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    method: str
+    operation: Operation
+    handler: Handler
+
+
+ENDPOINTS: list[Endpoint] = []
+
+
+def endpoint(
+    path: str, method: str, operation: Operation, *, under_api: bool = True
+) -> Callable[[Handler], Handler]:
+    """Register ``handler`` as the answer to ``method /api<path>``, running ``operation``."""
+
+    def register(handler: Handler) -> Handler:
+        full_path = "/api" + path if under_api else path
+        ENDPOINTS.append(Endpoint(full_path, method, operation, handler))
+        return handler
+
+    return register

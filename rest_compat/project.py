@@ -1,0 +1,211 @@
+"""/api/project, /api/project/config, /api/validate-config, /api/project/next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rest_compat._http import (
+    Operation,
+    OperationFailed,
+    RestError,
+    answer,
+    bad_request,
+    content_type,
+    endpoint,
+    error_body,
+    execute,
+    read_json,
+)
+
+PROJECT_FIELDS = """
+fragment LsProject on Project {
+  name title description instruction labelConfigLine dataTypes configHasControlTags
+  sampling allowDeleteCompletions showInstruction showSkipButton enableEmptyCompletion
+  showProjectLinksInMultisession labelConfigUpdated taskCount labeledTaskCount
+}
+"""
+
+GET_PROJECT = Operation("query RestProject { project { ...LsProject } }" + PROJECT_FIELDS)
+UPDATE_PROJECT = Operation(
+    "mutation RestProjectPatch($input: ProjectSettingsInput!) "
+    "{ updateProject(input: $input) { ...LsProject } }" + PROJECT_FIELDS
+)
+SET_CONFIG = Operation(
+    "mutation RestProjectConfig($config: String!) { setLabelConfig(labelConfig: $config) { id } }"
+)
+VALIDATE_CONFIG = Operation(
+    "query RestValidateConfig($config: String!) "
+    "{ validateLabelConfig(labelConfig: $config) { ok errors { message } } }"
+)
+NEXT_TASK = Operation("query RestNextTask { project { nextTask { lsSourceJson } } }")
+
+AVAILABLE_STORAGES = [
+    ["s3", "Amazon S3"],
+    ["s3-completions", "Amazon S3"],
+    ["azure-blob", "Azure Blob Storage"],
+    ["azure-blob-completions", "Azure Blob Storage"],
+    ["gcs", "Google Cloud Storage"],
+    ["gcs-completions", "Google Cloud Storage"],
+    ["completions-dir", 'Local [completions are in "completions" directory]'],
+    ["tasks-json", 'Local [loading tasks from "tasks.json" file]'],
+    ["redis-completions", "Redis Completions Storage"],
+    ["redis", "Redis database connection"],
+]
+_SETTING_KEYS = {
+    "title": "title",
+    "description": "description",
+    "instruction": "instruction",
+    "sampling": "sampling",
+    "allow_delete_completions": "allowDeleteCompletions",
+    "show_instruction": "showInstruction",
+    "show_skip_button": "showSkipButton",
+    "enable_empty_completion": "enableEmptyCompletion",
+    "show_project_links_in_multisession": "showProjectLinksInMultisession",
+}
+
+
+def ls_project(project: dict[str, Any], request: Request) -> dict[str, Any]:
+    """GraphQL Project -> Label Studio's ``GET /api/project`` body (rest-api.md §7.1)."""
+    settings = request.app.state.settings
+    config = {
+        "title": project["title"],
+        "description": project["description"],
+        "protocol": "http://",
+        "host": settings.host,
+        "port": settings.port,
+        "debug": False,
+        "label_config": "config.xml",
+        "label_config_updated": project["labelConfigUpdated"],
+        "input_path": "tasks.json",
+        "output_dir": "completions",
+        "instruction": project["instruction"],
+        "allow_delete_completions": project["allowDeleteCompletions"],
+        "templates_dir": "examples",
+        "editor": {"debug": False},
+        "sampling": project["sampling"],
+        "ml_backends": [],
+        "task_page_auto_update_timer": 10000,
+        "show_project_links_in_multisession": project["showProjectLinksInMultisession"],
+        "show_instruction": project["showInstruction"],
+        "show_skip_button": project["showSkipButton"],
+        "enable_empty_completion": project["enableEmptyCompletion"],
+        "experimental_features": False,
+        "first_page_full_render": True,
+        "source": {"name": "Tasks", "type": "tasks-json", "path": "tasks.json"},
+        "target": {"name": "Completions", "type": "completions-dir", "path": "completions"},
+    }
+    return {
+        "project_name": project["name"],
+        "task_count": project["taskCount"],
+        "completion_count": project["labeledTaskCount"],
+        "config": config,
+        "instruction": project["instruction"],
+        "can_manage_tasks": True,
+        "can_manage_completions": True,
+        "can_delete_tasks": True,
+        "source_storage": {"readable_path": "tasks.json"},
+        "target_storage": {"readable_path": "completions"},
+        "available_storages": AVAILABLE_STORAGES,
+        "source_syncing": False,
+        "target_syncing": False,
+        "data_types": project["dataTypes"],
+        "label_config_line": project["labelConfigLine"],
+        "config_has_control_tags": project["configHasControlTags"],
+        "multi_session_mode": False,
+    }
+
+
+@endpoint("/project", "GET", GET_PROJECT)
+async def project_get(request: Request) -> Response:
+    data = await execute(request, GET_PROJECT)
+    return answer(ls_project(data["project"], request), operation=GET_PROJECT)
+
+
+@endpoint("/project", "POST", GET_PROJECT)
+async def project_post(request: Request) -> Response:
+    if request.query_params.get("new"):
+        raise RestError(
+            400,
+            error_body(
+                400,
+                '"multi_session_force_recreate" option supported only with '
+                '"start-multi-session" mode',
+            ),
+            GET_PROJECT,
+        )
+    return await project_get(request)
+
+
+@endpoint("/project", "PATCH", UPDATE_PROJECT)
+async def project_patch(request: Request) -> Response:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise bad_request("PATCH /api/project needs a JSON object body")
+    if "ml_backend" in body:
+        raise bad_request(
+            "Connecting ML backends through PATCH /api/project is not available in this "
+            "version of labelgraph"
+        )
+    settings = {gql: body[key] for key, gql in _SETTING_KEYS.items() if key in body}
+    data = await execute(request, UPDATE_PROJECT, {"input": settings})
+    return answer(ls_project(data["updateProject"], request), 201, UPDATE_PROJECT)
+
+
+async def read_label_config(request: Request) -> str | None:
+    """The config from a form field, a JSON key or an XML body (compat Q-16)."""
+    kind = content_type(request)
+    if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form()
+        value = form.get("label_config")
+        return value if isinstance(value, str) else None
+    if kind == "application/json":
+        body = await read_json(request)
+        value = body.get("label_config") if isinstance(body, dict) else None
+        return value if isinstance(value, str) else None
+    if kind in ("application/xml", "text/xml"):
+        raw = await request.body()
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RestError(400, {"label_config": ["Label config must be UTF-8 text"]}) from None
+    return None
+
+
+@endpoint("/project/config", "POST", SET_CONFIG)
+async def project_config_post(request: Request) -> Response:
+    text = await read_label_config(request)
+    if text is None:
+        raise RestError(400, {"label_config": ["can only parse strings"]}, SET_CONFIG)
+    try:
+        await execute(request, SET_CONFIG, {"config": text})
+    except OperationFailed as exc:
+        if exc.code != "INVALID_LABEL_CONFIG":
+            raise
+        raise RestError(400, {"label_config": exc.messages}, SET_CONFIG) from None
+    return answer(None, 201, SET_CONFIG)
+
+
+@endpoint("/validate-config", "POST", VALIDATE_CONFIG)
+async def validate_config_post(request: Request) -> Response:
+    text = await read_label_config(request)
+    if text is None:
+        raise RestError(417, error_body(417, "No label_config in POST"), VALIDATE_CONFIG)
+    data = await execute(request, VALIDATE_CONFIG, {"config": text})
+    result = data["validateLabelConfig"]
+    if not result["ok"]:
+        messages = [e["message"] for e in result["errors"]]
+        return answer({"label_config": messages}, 400, VALIDATE_CONFIG)
+    return answer(None, 204, VALIDATE_CONFIG)
+
+
+@endpoint("/project/next", "GET", NEXT_TASK)
+async def project_next_get(request: Request) -> Response:
+    data = await execute(request, NEXT_TASK)
+    task = data["project"]["nextTask"]
+    if task is None:
+        body = {"id": None, "status": 404, "detail": "No more tasks to label"}
+        return answer(body, 404, NEXT_TASK)
+    return answer(task["lsSourceJson"], 200, NEXT_TASK)

@@ -1,0 +1,133 @@
+"""Completion and Prediction types; completion mutations."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import strawberry
+
+from schema.context import Info
+from schema.scalars import JSON, from_seconds
+from server.ls_json import completion_json, prediction_json
+from server.models import Completion as CompletionRow
+from server.models import Prediction as PredictionRow
+from server.services import completions as completion_service
+
+
+@strawberry.type(description="A completion (annotation) of a task.")
+class Completion:
+    row: strawberry.Private[CompletionRow]
+
+    @strawberry.field
+    def id(self) -> int:
+        return self.row.id
+
+    @strawberry.field
+    def task_id(self) -> int:
+        return self.row.task_id
+
+    @strawberry.field
+    def created_at(self) -> dt.datetime:
+        return from_seconds(self.row.created_at)  # type: ignore[return-value]
+
+    @strawberry.field
+    def updated_at(self) -> dt.datetime:
+        return from_seconds(self.row.updated_at)  # type: ignore[return-value]
+
+    @strawberry.field(description="True for cancelled (skipped) completions.")
+    def was_cancelled(self) -> bool:
+        return self.row.was_cancelled
+
+    @strawberry.field
+    def lead_time(self) -> float | None:
+        value = self.row.payload.get("lead_time")
+        return float(value) if isinstance(value, int | float) else None
+
+    @strawberry.field(description="The list of result regions, as produced by the editor.")
+    def result(self) -> JSON:
+        return self.row.payload.get("result", [])
+
+    @strawberry.field(description="The completion in Label Studio 0.9's JSON form.")
+    def ls_json(self) -> JSON:
+        return completion_json(self.row)
+
+
+@strawberry.type(description="A prediction (pre-annotation) of a task.")
+class Prediction:
+    row: strawberry.Private[PredictionRow]
+
+    @strawberry.field
+    def id(self) -> int:
+        return self.row.id
+
+    @strawberry.field
+    def task_id(self) -> int:
+        return self.row.task_id
+
+    @strawberry.field
+    def score(self) -> float | None:
+        return self.row.score
+
+    @strawberry.field
+    def model_version(self) -> str | None:
+        return self.row.model_version
+
+    @strawberry.field
+    def created_by(self) -> str | None:
+        return self.row.created_by
+
+    @strawberry.field
+    def created_at(self) -> dt.datetime:
+        return from_seconds(self.row.created_at)  # type: ignore[return-value]
+
+    @strawberry.field
+    def result(self) -> JSON:
+        return self.row.payload.get("result", [])
+
+    @strawberry.field(description="The prediction in Label Studio 0.9's JSON form.")
+    def ls_json(self) -> JSON:
+        return prediction_json(self.row)
+
+
+@strawberry.type
+class CompletionMutation:
+    @strawberry.mutation(
+        description="Add a completion to a task. `wasCancelled: true` stores a cancelled "
+        "(skipped) completion. If `completion.id` names a completion of this task, that "
+        "completion is updated instead."
+    )
+    def create_completion(
+        self, info: Info, task_id: int, completion: JSON, was_cancelled: bool | None = None
+    ) -> Completion:
+        row = completion_service.create_completion(task_id, completion, was_cancelled)
+        info.context.children.forget(task_id)
+        return Completion(row=row)
+
+    @strawberry.mutation(
+        description="Shallow-merge fields into a completion; `createdAt` is kept unless sent."
+    )
+    def update_completion(
+        self,
+        info: Info,
+        id: int,
+        completion: JSON,
+        was_cancelled: bool | None = None,
+        task_id: int | None = None,
+    ) -> Completion:
+        row = completion_service.update_completion(id, completion, was_cancelled, task_id)
+        info.context.children.forget(row.task_id)
+        return Completion(row=row)
+
+    @strawberry.mutation(description="Delete a completion; returns its id.")
+    def delete_completion(self, info: Info, id: int, task_id: int | None = None) -> int:
+        return completion_service.delete_completion(id, task_id)
+
+    @strawberry.mutation(description="Delete all completions of a task; returns how many.")
+    def delete_task_completions(self, info: Info, task_id: int) -> int:
+        return completion_service.delete_task_completions(task_id)
+
+    @strawberry.mutation(description="Delete all completions of a project; returns how many.")
+    def delete_all_completions(self, info: Info, project_id: int | None = None) -> int:
+        return completion_service.delete_all_completions(
+            info.context.resolve_project_id(project_id)
+        )

@@ -1,0 +1,61 @@
+"""GraphQL errors: DomainErrors get a stable ``extensions.code``; anything else is logged
+and masked, so no internal detail reaches a client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import ExecutionResult
+
+from server.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+INTERNAL = "INTERNAL_SERVER_ERROR"
+GRAPHQL_INVALID = "GRAPHQL_VALIDATION_FAILED"
+
+
+def error_code(error: GraphQLError) -> str:
+    return str((error.extensions or {}).get("code", INTERNAL))
+
+
+def _process(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if isinstance(original, DomainError):
+        extensions = {**original.details, "code": original.code.upper()}
+        return GraphQLError(
+            original.message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=original,
+            extensions=extensions,
+        )
+    if original is None:
+        # Syntax, validation and variable coercion errors: the client's query is wrong.
+        extensions = {"code": GRAPHQL_INVALID, **(error.extensions or {})}
+        error.extensions = extensions
+        return error
+    log.error("unexpected error in %s", error.path, exc_info=original)
+    return GraphQLError(
+        "Unexpected error.",
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions={"code": INTERNAL},
+    )
+
+
+class DomainErrors(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
+            result.errors = [_process(e) for e in result.errors]

@@ -1,0 +1,209 @@
+"""Project types, queries and mutations (settings, labeling config, label stream)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import strawberry
+
+from schema.context import Info
+from schema.scalars import JSON, from_seconds
+from schema.tasks import Task, TaskConnection, TaskOrder, TaskPage, task_connection, task_page
+from server.models import Project as ProjectRow
+from server.services import completions as completion_service
+from server.services import label_config as label_config_service
+from server.services import next_task as next_task_service
+from server.services import projects as project_service
+from server.settings import SAMPLING_MODES
+
+
+@strawberry.type(description="A labeling project: config, settings, counters and tasks.")
+class Project:
+    row: strawberry.Private[ProjectRow]
+
+    @strawberry.field
+    def id(self) -> int:
+        return self.row.id
+
+    @strawberry.field
+    def uuid(self) -> str:
+        return self.row.uuid
+
+    @strawberry.field(description="The project's name (its directory name in `start` mode).")
+    def name(self) -> str:
+        return self.row.name
+
+    @strawberry.field
+    def title(self) -> str:
+        return self.row.title
+
+    @strawberry.field
+    def description(self) -> str:
+        return self.row.description
+
+    @strawberry.field(description="Labeling instructions (HTML).")
+    def instruction(self) -> str:
+        return self.row.instruction
+
+    @strawberry.field(description="The labeling config XML.")
+    def label_config(self) -> str:
+        return self.row.label_config
+
+    @strawberry.field(description="The config without comments and newlines.")
+    def label_config_line(self, info: Info) -> str:
+        return info.context.label_config(self.row.id).line
+
+    @strawberry.field
+    def label_config_updated(self) -> bool:
+        return self.row.label_config_updated
+
+    @strawberry.field(description="Data keys the config reads, with the tag that shows each.")
+    def data_types(self, info: Info) -> JSON:
+        return dict(info.context.label_config(self.row.id).data_types)
+
+    @strawberry.field
+    def config_has_control_tags(self, info: Info) -> bool:
+        return info.context.label_config(self.row.id).has_control_tags
+
+    @strawberry.field(description="One of: " + ", ".join(SAMPLING_MODES))
+    def sampling(self) -> str:
+        return self.row.sampling
+
+    @strawberry.field
+    def allow_delete_completions(self) -> bool:
+        return self.row.allow_delete_completions
+
+    @strawberry.field
+    def show_instruction(self) -> bool:
+        return self.row.show_instruction
+
+    @strawberry.field
+    def show_skip_button(self) -> bool:
+        return self.row.show_skip_button
+
+    @strawberry.field
+    def enable_empty_completion(self) -> bool:
+        return self.row.enable_empty_completion
+
+    @strawberry.field
+    def show_project_links_in_multisession(self) -> bool:
+        return self.row.show_project_links_in_multisession
+
+    @strawberry.field
+    def created_at(self) -> dt.datetime:
+        return from_seconds(self.row.created_at)  # type: ignore[return-value]
+
+    @strawberry.field
+    def task_count(self) -> int:
+        return self.row.task_count
+
+    @strawberry.field(description="Tasks with at least one completion.")
+    def labeled_task_count(self) -> int:
+        return self.row.labeled_task_count
+
+    @strawberry.field(description="All completions of all tasks.")
+    def completion_count(self) -> int:
+        return self.row.completion_count
+
+    @strawberry.field
+    def prediction_count(self) -> int:
+        return self.row.prediction_count
+
+    @strawberry.field(description="Keyset-paginated tasks: pass `pageInfo.endCursor` as `after`.")
+    def tasks(
+        self,
+        info: Info,
+        first: int = 10,
+        after: str | None = None,
+        order_by: TaskOrder = TaskOrder.ID_ASC,
+    ) -> TaskConnection:
+        return task_connection(info, self.row.id, first, after, order_by)
+
+    @strawberry.field(description="Page `page` (1-based) of `pageSize` tasks, as REST pages.")
+    def task_page(
+        self,
+        info: Info,
+        page: int = 1,
+        page_size: int = 10,
+        order_by: TaskOrder = TaskOrder.ID_ASC,
+    ) -> TaskPage:
+        return task_page(info, self.row.id, page, page_size, order_by)
+
+    @strawberry.field(
+        description="The next task to label (null when none is left), by the project's "
+        "sampling or the one given."
+    )
+    def next_task(self, info: Info, sampling: str | None = None) -> Task | None:
+        row = next_task_service.next_task(self.row.id, sampling)
+        return None if row is None else Task.many(info.context, [row])[0]
+
+    @strawberry.field(description="Ids of the tasks that have completions, ascending.")
+    def labeled_task_ids(self) -> list[int]:
+        return completion_service.labeled_task_ids(self.row.id)
+
+
+@strawberry.type
+class ConfigError:
+    message: str
+
+
+@strawberry.type(description="Outcome of validating a labeling config.")
+class ConfigValidation:
+    ok: bool
+    errors: list[ConfigError]
+
+
+@strawberry.input(description="Project settings to change; omitted fields stay as they are.")
+class ProjectSettingsInput:
+    title: str | None = None
+    description: str | None = None
+    instruction: str | None = None
+    sampling: str | None = None
+    allow_delete_completions: bool | None = None
+    show_instruction: bool | None = None
+    show_skip_button: bool | None = None
+    enable_empty_completion: bool | None = None
+    show_project_links_in_multisession: bool | None = None
+
+
+@strawberry.type
+class ProjectQuery:
+    @strawberry.field(
+        description="A project by id or uuid; without either, the server's current project."
+    )
+    def project(self, info: Info, id: int | None = None, uuid: str | None = None) -> Project:
+        if uuid is not None:
+            return Project(row=project_service.get_project_by_uuid(uuid))
+        return Project(row=project_service.get_project(info.context.resolve_project_id(id)))
+
+    @strawberry.field
+    def projects(self) -> list[Project]:
+        return [Project(row=row) for row in project_service.list_projects()]
+
+    @strawberry.field(description="Check a labeling config without saving it.")
+    def validate_label_config(self, label_config: str) -> ConfigValidation:
+        errors = label_config_service.validation_errors(label_config)
+        return ConfigValidation(ok=not errors, errors=[ConfigError(message=m) for m in errors])
+
+
+@strawberry.type
+class ProjectMutation:
+    @strawberry.mutation(description="Change project settings.")
+    def update_project(
+        self, info: Info, input: ProjectSettingsInput, project_id: int | None = None
+    ) -> Project:
+        changes = {k: v for k, v in vars(input).items() if v is not None}
+        row = project_service.update_project(info.context.resolve_project_id(project_id), changes)
+        return Project(row=row)
+
+    @strawberry.mutation(
+        description="Validate and save the labeling config. Invalid configs fail with "
+        "extensions.code INVALID_LABEL_CONFIG and the messages in extensions.errors."
+    )
+    def set_label_config(
+        self, info: Info, label_config: str, project_id: int | None = None
+    ) -> Project:
+        pid = info.context.resolve_project_id(project_id)
+        row = project_service.set_label_config(pid, label_config)
+        info.context.forget_config(pid)
+        return Project(row=row)

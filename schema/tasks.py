@@ -1,0 +1,226 @@
+"""Task types, connections and task mutations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Any
+
+import strawberry
+
+from schema.completions import Completion, Prediction
+from schema.context import Context, Info
+from schema.scalars import JSON, from_seconds
+from server.errors import DomainError
+from server.ls_json import source_task_json, task_json
+from server.models import Task as TaskRow
+from server.services import tasks as task_service
+from server.services.task_validation import rename_undefined
+
+
+@strawberry.enum(
+    description="Orders of a project's tasks; tasks without completions come "
+    "last in the completedAt orders."
+)
+class TaskOrder(Enum):
+    ID_ASC = "id"
+    ID_DESC = "-id"
+    COMPLETED_AT_ASC = "completed_at"
+    COMPLETED_AT_DESC = "-completed_at"
+
+    def to_service(self) -> task_service.TaskOrder:
+        return task_service.TaskOrder(self.value)
+
+
+@strawberry.type(description="A task: one item of data to label.")
+class Task:
+    row: strawberry.Private[TaskRow]
+
+    @classmethod
+    def many(cls, context: Context, rows: list[TaskRow]) -> list[Task]:
+        context.children.register([r.id for r in rows])
+        return [cls(row=r) for r in rows]
+
+    def _data(self, context: Context) -> dict[str, Any]:
+        return rename_undefined(self.row.data, context.label_config(self.row.project_id))
+
+    @strawberry.field
+    def id(self) -> int:
+        return self.row.id
+
+    @strawberry.field
+    def project_id(self) -> int:
+        return self.row.project_id
+
+    @strawberry.field(description="The task data; keys are referenced by the config's $vars.")
+    def data(self, info: Info) -> JSON:
+        return self._data(info.context)
+
+    @strawberry.field
+    def meta(self) -> JSON | None:
+        return self.row.meta
+
+    @strawberry.field
+    def created_at(self) -> dt.datetime:
+        return from_seconds(self.row.created_at)  # type: ignore[return-value]
+
+    @strawberry.field
+    def updated_at(self) -> dt.datetime:
+        return from_seconds(self.row.updated_at)  # type: ignore[return-value]
+
+    @strawberry.field(description="When the newest completion was made; null if none.")
+    def completed_at(self) -> dt.datetime | None:
+        return from_seconds(self.row.completed_at)
+
+    @strawberry.field
+    def is_labeled(self) -> bool:
+        return self.row.is_labeled
+
+    @strawberry.field
+    def total_completions(self) -> int:
+        return self.row.total_completions
+
+    @strawberry.field
+    def cancelled_completions(self) -> int:
+        return self.row.cancelled_completions
+
+    @strawberry.field
+    def total_predictions(self) -> int:
+        return self.row.total_predictions
+
+    @strawberry.field(description="Mean score of the predictions that have one.")
+    def predictions_score(self) -> float | None:
+        return self.row.predictions_score
+
+    @strawberry.field
+    def completions(self, info: Info) -> list[Completion]:
+        return [Completion(row=c) for c in info.context.children.completions(self.row.id)]
+
+    @strawberry.field
+    def predictions(self, info: Info) -> list[Prediction]:
+        return [Prediction(row=p) for p in info.context.children.predictions(self.row.id)]
+
+    @strawberry.field(
+        description="The task as Label Studio 0.9 serves it from /api/tasks, with "
+        "completions, predictions and computed fields."
+    )
+    def ls_json(self, info: Info) -> JSON:
+        ctx = info.context
+        return task_json(
+            self.row,
+            ctx.children.completions(self.row.id),
+            ctx.children.predictions(self.row.id),
+            data=self._data(ctx),
+        )
+
+    @strawberry.field(
+        description="The task as Label Studio 0.9's label stream serves it: id, data and "
+        "stored predictions."
+    )
+    def ls_source_json(self, info: Info) -> JSON:
+        ctx = info.context
+        return source_task_json(
+            self.row, ctx.children.predictions(self.row.id), data=self._data(ctx)
+        )
+
+
+@strawberry.type
+class TaskEdge:
+    cursor: str
+    node: Task
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type(description="A keyset-paginated list of tasks.")
+class TaskConnection:
+    edges: list[TaskEdge]
+    page_info: PageInfo
+    total_count: int
+
+    @strawberry.field
+    def nodes(self) -> list[Task]:
+        return [edge.node for edge in self.edges]
+
+
+@strawberry.type(description="One numbered page of tasks with the project's totals.")
+class TaskPage:
+    tasks: list[Task]
+    total: int
+    total_completions: int
+    total_predictions: int
+
+
+def task_connection(
+    info: Info, project_id: int, first: int, after: str | None, order_by: TaskOrder
+) -> TaskConnection:
+    page = task_service.list_slice(
+        project_id, first, after, order_by.to_service(), info.context.settings.max_page_size
+    )
+    nodes = Task.many(info.context, page.tasks)
+    edges = [TaskEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)]
+    return TaskConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next_page, end_cursor=page.cursors[-1] if edges else None
+        ),
+        total_count=page.total,
+    )
+
+
+def task_page(
+    info: Info, project_id: int, page: int, page_size: int, order_by: TaskOrder
+) -> TaskPage:
+    limit = info.context.settings.max_page_size
+    if page_size > limit:
+        raise DomainError("invalid", f"page_size must be at most {limit}", {"field": "pageSize"})
+    result = task_service.list_page(project_id, page, page_size, order_by.to_service())
+    return TaskPage(
+        tasks=Task.many(info.context, result.tasks),
+        total=result.total,
+        total_completions=result.total_completions,
+        total_predictions=result.total_predictions,
+    )
+
+
+@strawberry.type
+class TaskQuery:
+    @strawberry.field(description="A task by id.")
+    def task(self, info: Info, id: int) -> Task:
+        return Task.many(info.context, [task_service.get_task(id)])[0]
+
+
+@strawberry.type
+class TaskMutation:
+    @strawberry.mutation(
+        description="Replace the data, predictions and/or meta of a task (only the arguments "
+        "given). Data is validated against the labeling config."
+    )
+    def update_task(
+        self,
+        info: Info,
+        id: int,
+        data: JSON | None = strawberry.UNSET,
+        predictions: JSON | None = strawberry.UNSET,
+        meta: JSON | None = strawberry.UNSET,
+    ) -> Task:
+        body = {
+            key: value
+            for key, value in (("data", data), ("predictions", predictions), ("meta", meta))
+            if value is not strawberry.UNSET
+        }
+        row = task_service.update_task(id, body)
+        info.context.children.forget(id)
+        return Task.many(info.context, [row])[0]
+
+    @strawberry.mutation(description="Delete a task with its completions; returns its id.")
+    def delete_task(self, info: Info, id: int) -> int:
+        return task_service.delete_task(id)
+
+    @strawberry.mutation(description="Delete every task of a project; returns how many.")
+    def delete_all_tasks(self, info: Info, project_id: int | None = None) -> int:
+        return task_service.delete_all_tasks(info.context.resolve_project_id(project_id))

@@ -1,0 +1,1 @@
+"""labelgraph server: settings, database, models and domain services."""

@@ -1,0 +1,104 @@
+"""create_app(settings) -> the ASGI application: GraphQL, the REST facade, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+
+import rest_compat
+from schema import schema
+from schema.context import Context
+from server import db
+from server.middleware import BodySizeLimit, LabelStudioHeaders
+from server.migrations import migrate
+from server.services import projects as project_service
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    async def get_context(self, request: Any, response: Any) -> Context:
+        state = request.app.state
+        return Context(
+            settings=state.settings,
+            project_id=state.project_id,
+            request=request,
+            response=response,
+        )
+
+
+def prepare_database(settings: Settings) -> tuple[int, bool]:
+    """Connect, migrate and make sure the project exists; return (its id, created)."""
+    settings.upload_dir.mkdir(parents=True, exist_ok=True)
+    db.connect(settings.resolved_database_url, settings.db_pool_size)
+
+    def setup() -> tuple[int, bool]:
+        migrate()
+        project, created = project_service.ensure_project(
+            settings.project_name, sampling=settings.sampling
+        )
+        return project.id, created
+
+    return db.with_connection(setup)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    detail = f"Not found: {request.url.path}"
+    return JSONResponse({"status": 404, "detail": detail}, 404)
+
+
+async def index(request: Request) -> Response:
+    return RedirectResponse("/graphql")
+
+
+def create_app(settings: Settings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.project_id, _ = prepare_database(settings)
+        log.info("project %s ready (database %s)", settings.project_name, _safe_url(settings))
+        try:
+            yield
+        finally:
+            pool = db.database.obj
+            if pool is not None and hasattr(pool, "close_all"):
+                pool.close_all()
+
+    graphql_app = GraphQLApp(schema, graphql_ide="graphiql")
+    routes = [
+        Route("/", index),
+        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        *rest_compat.routes(),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[
+            Middleware(BodySizeLimit, limit=settings.max_body_size),
+            Middleware(LabelStudioHeaders),
+        ],
+        exception_handlers={**rest_compat.exception_handlers, 404: not_found},
+    )
+
+
+def _safe_url(settings: Settings) -> str:
+    url = settings.resolved_database_url
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory`` (several workers): settings from LABELGRAPH_* vars."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,154 @@
+"""The ``labelgraph`` command: ``start`` and ``init``, like Label Studio's."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from server.settings import SAMPLING_MODES, Settings
+
+log = logging.getLogger("labelgraph")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labelgraph",
+        description="A Label Studio 0.9-compatible labeling server with a GraphQL API.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def project_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("project_dir", help="project directory (database and upload/)")
+        sub.add_argument("--label-config", help="labeling config XML file for a new project")
+        sub.add_argument("--input-path", help="JSON file of tasks to import into a new project")
+        sub.add_argument("--db", dest="database_url", help="database URL (default: SQLite file)")
+        sub.add_argument("--sampling", choices=SAMPLING_MODES, help="next-task sampling")
+        sub.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+
+    start = commands.add_parser("start", help="start the server")
+    project_options(start)
+    start.add_argument("--init", action="store_true", help="create the project if needed")
+    start.add_argument("--host", help="bind address (default 127.0.0.1)")
+    start.add_argument("--port", type=int, help="port (default 8080)")
+    start.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes (use with PostgreSQL)"
+    )
+    init = commands.add_parser("init", help="create a project without starting the server")
+    project_options(init)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {"project_dir": args.project_dir}
+    for name in ("database_url", "sampling", "log_level", "host", "port"):
+        overrides[name] = getattr(args, name, None)
+    return Settings.from_env(**overrides)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def initialise(settings: Settings, label_config: str | None, input_path: str | None) -> bool:
+    """Create the project (dir, database, config, tasks); False if it already existed."""
+    from server import db
+    from server.app import prepare_database
+    from server.services import imports, projects
+
+    project_id, created = prepare_database(settings)
+    if not created:
+        log.info(
+            "project %s already exists: keeping its data (config and tasks unchanged)",
+            settings.project_dir,
+        )
+        return False
+
+    def setup() -> None:
+        if label_config is not None:
+            text = Path(label_config).read_text(encoding="utf-8")
+            projects.set_label_config(project_id, text)
+            log.info("labeling config set from %s", label_config)
+        if input_path is not None:
+            tasks = json.loads(Path(input_path).read_text(encoding="utf-8"))
+            result = imports.import_tasks(project_id, tasks)
+            log.info("imported %d tasks from %s", len(result.task_ids), input_path)
+
+    db.with_connection(setup)
+    log.info("project %s created", settings.project_dir)
+    return True
+
+
+def _export_env(settings: Settings) -> None:
+    """Hand the resolved settings to uvicorn worker processes through the environment."""
+    for env, name, _default, _help in Settings.documented():
+        os.environ[env] = str(getattr(settings, name))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    _configure_logging(settings.log_level)
+    from server.errors import DomainError
+
+    project_exists = Path(settings.project_dir).is_dir()
+    if args.command == "start" and not args.init and not project_exists:
+        log.error(
+            "project directory %s does not exist; create it with `labelgraph init %s` "
+            "or add --init",
+            settings.project_dir,
+            settings.project_dir,
+        )
+        return 2
+    try:
+        if args.command == "init" or args.init:
+            initialise(settings, args.label_config, args.input_path)
+    except (DomainError, OSError, ValueError) as exc:
+        log.error("cannot initialise %s: %s", settings.project_dir, exc)
+        return 2
+    if args.command == "init":
+        return 0
+    return serve(settings, workers=args.workers)
+
+
+def serve(settings: Settings, workers: int = 1) -> int:
+    import uvicorn
+
+    log.info(
+        "labelgraph on http://%s:%d  (GraphQL: /graphql, REST: /api)", settings.host, settings.port
+    )
+    if workers > 1:
+        _export_env(settings)
+        uvicorn.run(
+            "server.app:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+        )
+        return 0
+    from server.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

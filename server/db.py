@@ -1,0 +1,127 @@
+"""The database: one proxy, bound at start-up to SQLite (default) or PostgreSQL.
+
+Peewee connections are thread-local. All database work runs on worker threads via
+:func:`run_db`, which takes a pooled connection for the duration of the call, so the event
+loop never waits on the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import parse_qs, unquote, urlparse
+
+import anyio.to_thread
+import peewee
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+
+database = peewee.DatabaseProxy()
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "busy_timeout": 10000,
+    "synchronous": "normal",
+    "cache_size": -64000,
+    "temp_store": "memory",
+}
+
+
+def connect(url: str, pool_size: int = 16) -> peewee.Database:
+    """Make a pooled database for ``url`` and bind the global proxy to it."""
+    db = make_database(url, pool_size)
+    database.initialize(db)
+    return db
+
+
+def make_database(url: str, pool_size: int = 16) -> peewee.Database:
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
+        if url.startswith("sqlite:////"):
+            path = "/" + path.lstrip("/")
+        return PooledSqliteDatabase(
+            path or ":memory:",
+            pragmas=SQLITE_PRAGMAS,
+            max_connections=pool_size,
+            stale_timeout=300,
+            timeout=30,
+            check_same_thread=False,
+        )
+    if parsed.scheme in ("postgres", "postgresql"):
+        params: dict[str, Any] = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        if parsed.username:
+            params["user"] = unquote(parsed.username)
+        if parsed.password:
+            params["password"] = unquote(parsed.password)
+        if parsed.hostname:
+            params["host"] = parsed.hostname
+        if parsed.port:
+            params["port"] = parsed.port
+        return PooledPostgresqlDatabase(
+            parsed.path.lstrip("/"),
+            max_connections=pool_size,
+            stale_timeout=300,
+            timeout=30,
+            **params,
+        )
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///FILE or postgresql://…")
+
+
+def is_sqlite() -> bool:
+    return isinstance(database.obj, peewee.SqliteDatabase)
+
+
+@contextlib.contextmanager
+def write_transaction() -> Iterator[None]:
+    """A transaction that writes. On SQLite it takes the write lock up front
+    (``BEGIN IMMEDIATE``) so that concurrent writers queue on the busy timeout instead of
+    failing when they upgrade a read snapshot."""
+    if is_sqlite():
+        if database.in_transaction():
+            with database.atomic():
+                yield
+        else:
+            with database.atomic("IMMEDIATE"):
+                yield
+    else:
+        with database.atomic():
+            yield
+
+
+def with_connection(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run ``fn`` holding a pooled connection (reusing the thread's open one)."""
+    if not database.is_closed():
+        return fn(*args, **kwargs)
+    with database.connection_context():
+        return fn(*args, **kwargs)
+
+
+async def run_db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run blocking database work on a worker thread with its own pooled connection."""
+    call = functools.partial(with_connection, fn, *args, **kwargs)
+    return await anyio.to_thread.run_sync(call)
+
+
+def bulk_insert(model: type[peewee.Model], columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (tuples of database values, in ``columns`` order) in one round trip per
+    chunk: ``executemany`` on SQLite, multi-row ``VALUES`` on PostgreSQL. Call inside a
+    transaction; values must already be database values (JSON dumped)."""
+    if not rows:
+        return
+    table = model._meta.table_name
+    cols = ", ".join(f'"{c}"' for c in columns)
+    if is_sqlite():
+        marks = ", ".join("?" for _ in columns)
+        database.cursor().executemany(f'INSERT INTO "{table}" ({cols}) VALUES ({marks})', rows)
+        return
+    from psycopg2.extras import execute_values
+
+    execute_values(
+        database.cursor(), f'INSERT INTO "{table}" ({cols}) VALUES %s', rows, page_size=1000
+    )

@@ -1,0 +1,34 @@
+"""The one error type services raise on purpose, and its stable codes.
+
+GraphQL turns ``code`` into ``extensions.code``; the REST facade maps it to a status.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+ErrorCode = Literal[
+    "not_found",  # the thing asked for does not exist
+    "invalid",  # bad argument or body
+    "invalid_tasks",  # task validation failed; details["errors"] lists LS messages
+    "invalid_label_config",  # details["errors"] lists LS messages
+    "not_allowed",  # forbidden by a project setting
+    "too_large",  # over a configured size limit
+    "conflict",  # clashes with the current state
+    "ml_backend",  # an ML backend failed
+]
+
+
+class DomainError(Exception):
+    def __init__(self, code: ErrorCode, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+        self.details = details or {}
+
+    def __repr__(self) -> str:
+        return f"DomainError({self.code!r}, {self.message!r})"
+
+
+def not_found(what: str, ident: object) -> DomainError:
+    return DomainError("not_found", f"{what} {ident} not found", {"id": ident})

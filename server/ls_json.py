@@ -1,0 +1,84 @@
+"""Rows -> Label Studio 0.9 JSON forms (rest-api.md §4.2, §5)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from server.models import Completion, Prediction, Task
+
+
+def completion_json(completion: Completion) -> dict[str, Any]:
+    return {**completion.payload, "id": completion.id, "created_at": completion.created_at}
+
+
+def prediction_json(prediction: Prediction) -> dict[str, Any]:
+    return dict(prediction.payload)
+
+
+def completed_at_text(seconds: int | None) -> str | None:
+    """``YYYY-MM-DDTHH:MM:SS.000000Z`` in real UTC (compat Q-18)."""
+    if seconds is None:
+        return None
+    moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _results_text(items: Sequence[dict[str, Any]]) -> str:
+    if not items:
+        return ""
+    return json.dumps([item.get("result") for item in items], separators=(",", ":"))
+
+
+def mean_score(predictions: Sequence[dict[str, Any]]) -> float | None:
+    scores = [
+        p["score"]
+        for p in predictions
+        if isinstance(p.get("score"), int | float) and not isinstance(p.get("score"), bool)
+    ]
+    return sum(scores) / len(scores) if scores else None
+
+
+def is_cancelled(completion: dict[str, Any]) -> bool:
+    return bool(completion.get("was_cancelled") or completion.get("skipped"))
+
+
+def task_json(
+    task: Task,
+    completions: Sequence[Completion],
+    predictions: Sequence[Prediction],
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The served form of a task, with its computed fields."""
+    comps = [completion_json(c) for c in completions]
+    preds = [prediction_json(p) for p in predictions]
+    body: dict[str, Any] = {"id": task.id, "data": task.data if data is None else data}
+    if task.meta is not None:
+        body["meta"] = task.meta
+    if comps:
+        body["completions"] = comps
+    if comps or preds:
+        body["predictions"] = preds
+    body["completed_at"] = completed_at_text(max(c["created_at"] for c in comps) if comps else None)
+    body["completions_results"] = _results_text(comps)
+    body["predictions_results"] = _results_text(preds)
+    score = mean_score(preds)
+    if score is not None:
+        body["predictions_score"] = score
+    body["total_completions"] = len(comps)
+    body["total_predictions"] = len(preds)
+    body["cancelled_completions"] = sum(1 for c in comps if is_cancelled(c))
+    return body
+
+
+def source_task_json(
+    task: Task, predictions: Sequence[Prediction], data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The source form served by the label stream (§8): id, data, stored predictions."""
+    body: dict[str, Any] = {"id": task.id, "data": task.data if data is None else data}
+    if task.meta is not None:
+        body["meta"] = task.meta
+    body["predictions"] = [prediction_json(p) for p in predictions]
+    return body

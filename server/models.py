@@ -1,0 +1,171 @@
+"""Peewee models. Schema creation and migrations live in :mod:`server.migrations`.
+
+Tasks carry denormalised counters (completions, predictions, completed_at, mean score) and a
+dense per-project ``position`` in id order; projects carry totals. Services keep them in step
+inside the same transaction, so listings, counts and the label stream never scan the table.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import peewee
+
+from server.db import database
+
+
+def now_seconds() -> int:
+    return int(time.time())
+
+
+def dump_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class JSONField(peewee.JSONField):
+    """JSON on both backends: ``jsonb`` on PostgreSQL, compact JSON text on SQLite.
+
+    Peewee's SQLite flavour wraps every value in ``json(?)``; plain text is stored the same way
+    and skips that per-row SQL function call during bulk imports.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(dumps=dump_json, **kwargs)
+
+    def _db_hook(self, database: Any) -> None:
+        super()._db_hook(database)
+        if isinstance(database, peewee.SqliteDatabase):
+            self._wrap = dump_json
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Project(BaseModel):
+    id = peewee.AutoField()
+    uuid = peewee.CharField(max_length=36, unique=True, default=lambda: str(uuid.uuid4()))
+    name = peewee.CharField(max_length=255, unique=True)
+    title = peewee.TextField(default="Label Studio")
+    description = peewee.TextField(default="")
+    instruction = peewee.TextField(default="")
+    label_config = peewee.TextField(default="<View></View>")
+    label_config_updated = peewee.BooleanField(default=False)
+    sampling = peewee.CharField(max_length=32, default="sequential")
+    allow_delete_completions = peewee.BooleanField(default=True)
+    show_instruction = peewee.BooleanField(default=False)
+    show_skip_button = peewee.BooleanField(default=True)
+    enable_empty_completion = peewee.BooleanField(default=True)
+    show_project_links_in_multisession = peewee.BooleanField(default=True)
+    settings = JSONField(default=dict)
+    # Totals kept in step with the task/completion/prediction tables.
+    task_count = peewee.IntegerField(default=0)
+    labeled_task_count = peewee.IntegerField(default=0)
+    completion_count = peewee.IntegerField(default=0)
+    prediction_count = peewee.IntegerField(default=0)
+    created_at = peewee.IntegerField(default=now_seconds)
+    updated_at = peewee.IntegerField(default=now_seconds)
+
+
+class Task(BaseModel):
+    id = peewee.AutoField()
+    project = peewee.ForeignKeyField(Project, backref="tasks", on_delete="CASCADE", index=False)
+    position = peewee.IntegerField()
+    data = JSONField()
+    meta = JSONField(null=True)
+    created_at = peewee.IntegerField(default=now_seconds)
+    updated_at = peewee.IntegerField(default=now_seconds)
+    total_completions = peewee.IntegerField(default=0)
+    cancelled_completions = peewee.IntegerField(default=0)
+    total_predictions = peewee.IntegerField(default=0)
+    is_labeled = peewee.BooleanField(default=False)
+    completed_at = peewee.IntegerField(null=True)
+    predictions_score = peewee.FloatField(null=True)
+
+    class Meta:
+        indexes = (
+            (("project", "id"), True),
+            (("project", "position"), False),
+            (("project", "is_labeled", "id"), False),
+            (("project", "is_labeled", "predictions_score", "id"), False),
+            (("project", "completed_at", "id"), False),
+        )
+
+
+class Completion(BaseModel):
+    id = peewee.AutoField()
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
+    task = peewee.ForeignKeyField(Task, backref="completions", on_delete="CASCADE", index=False)
+    created_at = peewee.IntegerField(default=now_seconds)
+    updated_at = peewee.IntegerField(default=now_seconds)
+    was_cancelled = peewee.BooleanField(default=False)
+    # The completion as the client sent it, without ``id`` and ``created_at``.
+    payload = JSONField()
+
+    class Meta:
+        indexes = (
+            (("task", "id"), False),
+            (("project", "task"), False),
+        )
+
+
+class Prediction(BaseModel):
+    id = peewee.AutoField()
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
+    task = peewee.ForeignKeyField(Task, backref="predictions", on_delete="CASCADE", index=False)
+    score = peewee.FloatField(null=True)
+    model_version = peewee.TextField(null=True)
+    created_by = peewee.TextField(null=True)
+    created_at = peewee.IntegerField(default=now_seconds)
+    # The prediction as given (``result``, ``score``, ``model_version`` and any other keys).
+    payload = JSONField()
+
+    class Meta:
+        indexes = (
+            (("task", "id"), False),
+            (("project", "task"), False),
+        )
+
+
+class MLBackend(BaseModel):
+    """An ML backend connected to a project (driven by the ML-backend services)."""
+
+    id = peewee.AutoField()
+    project = peewee.ForeignKeyField(Project, backref="ml_backends", on_delete="CASCADE")
+    name = peewee.CharField(max_length=255)
+    url = peewee.TextField()
+    model_version = peewee.TextField(null=True)
+    created_at = peewee.IntegerField(default=now_seconds)
+
+    class Meta:
+        indexes = ((("project", "name"), True),)
+
+
+class Upload(BaseModel):
+    """A file stored under a project's ``upload/`` folder."""
+
+    id = peewee.AutoField()
+    project = peewee.ForeignKeyField(Project, backref="uploads", on_delete="CASCADE")
+    name = peewee.CharField(max_length=255)
+    original_name = peewee.TextField()
+    size = peewee.BigIntegerField()
+    content_type = peewee.TextField(null=True)
+    created_at = peewee.IntegerField(default=now_seconds)
+
+    class Meta:
+        indexes = ((("project", "name"), True),)
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (
+    Project,
+    Task,
+    Completion,
+    Prediction,
+    MLBackend,
+    Upload,
+)

@@ -1,0 +1,1 @@
+"""All domain logic: synchronous functions that run on a worker thread with a connection."""

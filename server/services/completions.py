@@ -1,0 +1,205 @@
+"""Completions (annotations): create, update, delete, and the counters they drive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import peewee
+
+from server.db import write_transaction
+from server.errors import DomainError, not_found
+from server.ls_json import is_cancelled
+from server.models import Completion, Project, Task, now_seconds
+from server.services.projects import get_project, lock_project
+from server.services.tasks import get_task
+
+_SERVER_KEYS = ("id", "created_at")
+
+
+def _check_body(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise DomainError("invalid", "Completion must be a JSON object", {"field": "completion"})
+    if "result" in body and not isinstance(body["result"], list):
+        raise DomainError(
+            "invalid", '"result" field in completion must be list', {"field": "result"}
+        )
+    return body
+
+
+def _payload(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in _SERVER_KEYS}
+
+
+def refresh_task_stats(task: Task) -> None:
+    """Recompute a task's completion counters and shift the project's totals by the change."""
+    total, cancelled, newest = (
+        Completion.select(
+            peewee.fn.COUNT(Completion.id),
+            peewee.fn.SUM(peewee.Case(None, [(Completion.was_cancelled == True, 1)], 0)),  # noqa: E712
+            peewee.fn.MAX(Completion.created_at),
+        )
+        .where(Completion.task == task.id)
+        .tuples()
+        .get()
+    )
+    total, cancelled = int(total or 0), int(cancelled or 0)
+    labeled = total > 0
+    Task.update(
+        total_completions=total,
+        cancelled_completions=cancelled,
+        is_labeled=labeled,
+        completed_at=newest if labeled else None,
+        updated_at=now_seconds(),
+    ).where(Task.id == task.id).execute()
+    labeled_delta = int(labeled) - int(task.is_labeled)
+    completions_delta = total - task.total_completions
+    if labeled_delta or completions_delta:
+        Project.update(
+            labeled_task_count=Project.labeled_task_count + labeled_delta,
+            completion_count=Project.completion_count + completions_delta,
+        ).where(Project.id == task.project_id).execute()
+
+
+def get_completion(completion_id: int, task_id: int | None = None) -> Completion:
+    query = Completion.select().where(Completion.id == completion_id)
+    if task_id is not None:
+        query = query.where(Completion.task == task_id)
+    completion = query.first()
+    if completion is None:
+        raise not_found("Completion", completion_id)
+    return completion
+
+
+def create_completion(
+    task_id: int, body: Any, was_cancelled: bool | None = None, project_id: int | None = None
+) -> Completion:
+    """Add a completion to a task (rest-api.md §3.2).
+
+    ``was_cancelled=True`` stores a cancelled (skipped) completion; otherwise the body's
+    ``was_cancelled``/``skipped`` keys are dropped. A body ``id`` naming an existing completion
+    of the task updates that completion instead.
+    """
+    body = _check_body(body)
+    payload = _payload(body)
+    if was_cancelled:
+        payload["was_cancelled"] = True
+    else:
+        payload.pop("was_cancelled", None)
+        payload.pop("skipped", None)
+    with write_transaction():
+        task = get_task(task_id, project_id)
+        lock_project(task.project_id)
+        existing_id = body.get("id")
+        if isinstance(existing_id, int) and not isinstance(existing_id, bool):
+            existing = Completion.get_or_none(
+                (Completion.id == existing_id) & (Completion.task == task.id)
+            )
+            if existing is not None:
+                return _merge(
+                    existing, task, payload, was_cancelled=True if was_cancelled else None
+                )
+        now = now_seconds()
+        completion = Completion.create(
+            project=task.project_id,
+            task=task.id,
+            created_at=now,
+            updated_at=now,
+            was_cancelled=is_cancelled(payload),
+            payload=payload,
+        )
+        refresh_task_stats(task)
+        return completion
+
+
+def _merge(
+    completion: Completion, task: Task, payload: dict[str, Any], *, was_cancelled: bool | None
+) -> Completion:
+    merged = {**completion.payload, **payload}
+    if was_cancelled is not None:
+        merged["was_cancelled"] = was_cancelled
+    elif "was_cancelled" not in payload and merged.get("was_cancelled"):
+        merged["was_cancelled"] = False
+    created_at = completion.created_at
+    if isinstance(merged.get("created_at"), int):
+        created_at = merged.pop("created_at")
+    merged.pop("created_at", None)
+    completion.payload = merged
+    completion.created_at = created_at
+    completion.was_cancelled = is_cancelled(merged)
+    completion.updated_at = now_seconds()
+    completion.save()
+    refresh_task_stats(task)
+    return completion
+
+
+def update_completion(
+    completion_id: int,
+    body: Any,
+    was_cancelled: bool | None = None,
+    task_id: int | None = None,
+    project_id: int | None = None,
+) -> Completion:
+    """Shallow-merge ``body`` into a completion; ``created_at`` kept unless the body sends one.
+
+    A stored ``was_cancelled`` is reset to false unless the body or ``was_cancelled`` sets it.
+    """
+    body = _check_body(body)
+    payload = {k: v for k, v in body.items() if k != "id"}
+    with write_transaction():
+        completion = get_completion(completion_id, task_id)
+        task = get_task(completion.task_id, project_id)
+        lock_project(task.project_id)
+        return _merge(completion, task, payload, was_cancelled=was_cancelled)
+
+
+def _check_deletion_allowed(project_id: int) -> None:
+    if not get_project(project_id).allow_delete_completions:
+        raise DomainError("not_allowed", "Completion removing is not allowed in server config")
+
+
+def delete_completion(
+    completion_id: int, task_id: int | None = None, project_id: int | None = None
+) -> int:
+    with write_transaction():
+        completion = get_completion(completion_id, task_id)
+        task = get_task(completion.task_id, project_id)
+        _check_deletion_allowed(task.project_id)
+        lock_project(task.project_id)
+        completion.delete_instance()
+        refresh_task_stats(task)
+        return completion_id
+
+
+def delete_task_completions(task_id: int, project_id: int | None = None) -> int:
+    with write_transaction():
+        task = get_task(task_id, project_id)
+        _check_deletion_allowed(task.project_id)
+        lock_project(task.project_id)
+        deleted = Completion.delete().where(Completion.task == task.id).execute()
+        refresh_task_stats(task)
+        return int(deleted)
+
+
+def delete_all_completions(project_id: int) -> int:
+    """Remove every completion of a project (not gated, as in Label Studio)."""
+    with write_transaction():
+        lock_project(project_id)
+        deleted = Completion.delete().where(Completion.project == project_id).execute()
+        Task.update(
+            total_completions=0, cancelled_completions=0, is_labeled=False, completed_at=None
+        ).where(Task.project == project_id, Task.is_labeled == True).execute()  # noqa: E712
+        Project.update(labeled_task_count=0, completion_count=0).where(
+            Project.id == project_id
+        ).execute()
+        return int(deleted)
+
+
+def labeled_task_ids(project_id: int) -> list[int]:
+    """Ids of the tasks that have completions, ascending (compat Q-13)."""
+    query = (
+        Task.select(Task.id)
+        .where(Task.project == project_id, Task.is_labeled == True)  # noqa: E712
+        .order_by(Task.id)
+        .tuples()
+    )
+    return [row[0] for row in query]

@@ -1,0 +1,69 @@
+"""The label stream: which unlabeled task to show next (rest-api.md §8).
+
+Each mode is one or two index seeks on ``(project, is_labeled, …)``; nothing scans the table.
+"""
+
+from __future__ import annotations
+
+import random
+
+import peewee
+
+from server.models import Task
+from server.services.projects import get_project, normalise_sampling
+
+
+def _candidates(project_id: int) -> peewee.ModelSelect:
+    return Task.select().where(Task.project == project_id, Task.is_labeled == False)  # noqa: E712
+
+
+def _sequential(project_id: int) -> Task | None:
+    return _candidates(project_id).order_by(Task.id).first()
+
+
+def _uniform(project_id: int, rng: random.Random) -> Task | None:
+    """A random unlabeled task: pick a random id between the smallest and largest candidate
+    and take the first candidate at or after it. Exactly uniform when unlabeled ids are
+    contiguous; with gaps, a task after a gap is proportionally more likely."""
+    low = _candidates(project_id).order_by(Task.id).first()
+    if low is None:
+        return None
+    high = _candidates(project_id).order_by(Task.id.desc()).first()
+    assert high is not None
+    pivot = rng.randint(low.id, high.id)
+    return _candidates(project_id).where(Task.id >= pivot).order_by(Task.id).first() or low
+
+
+def _by_score(project_id: int, highest: bool) -> Task | None:
+    """Unlabeled tasks with predictions, by mean score; ties -> lowest id; tasks whose
+    predictions have no score come last (compat Q-21)."""
+    scored = _candidates(project_id).where(Task.predictions_score.is_null(False))
+    best = (
+        scored.select(Task.predictions_score)
+        .order_by(Task.predictions_score.desc() if highest else Task.predictions_score)
+        .limit(1)
+        .scalar()
+    )
+    if best is not None:
+        return scored.where(Task.predictions_score == best).order_by(Task.id).first()
+    return (
+        _candidates(project_id)
+        .where(Task.predictions_score.is_null(True), Task.total_predictions > 0)
+        .order_by(Task.id)
+        .first()
+    )
+
+
+def next_task(
+    project_id: int, sampling: str | None = None, rng: random.Random | None = None
+) -> Task | None:
+    """The next task to label, or None when the stream is empty."""
+    project = get_project(project_id)
+    mode = normalise_sampling(sampling or project.sampling)
+    if mode == "sequential":
+        return _sequential(project_id)
+    if mode == "uniform":
+        return _uniform(project_id, rng or random.Random())
+    if project.prediction_count == 0:
+        return None
+    return _by_score(project_id, highest=mode == "prediction-score-max")

@@ -1,0 +1,315 @@
+"""Tasks: listing (page numbers and keyset cursors), lookup, update, deletion.
+
+Every listing is index-backed: id order pages seek on the dense ``position`` column, so page
+N costs the same as page 1; keyset cursors seek on ``(project, id)`` or
+``(project, completed_at, id)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import peewee
+
+from server.db import bulk_insert, write_transaction
+from server.errors import DomainError, not_found
+from server.ls_json import mean_score
+from server.models import Completion, Prediction, Project, Task, dump_json, now_seconds
+from server.services.label_config import LabelConfig
+from server.services.projects import get_project, lock_project, parsed_config
+from server.services.task_validation import ROOT_MESSAGE, ItemError, ValidTask, validate_item
+
+
+class TaskOrder(Enum):
+    ID_ASC = "id"
+    ID_DESC = "-id"
+    COMPLETED_AT_ASC = "completed_at"
+    COMPLETED_AT_DESC = "-completed_at"
+
+
+@dataclass
+class TaskPage:
+    tasks: list[Task]
+    total: int
+    total_completions: int
+    total_predictions: int
+
+
+@dataclass
+class TaskSlice:
+    tasks: list[Task]
+    cursors: list[str]
+    has_next_page: bool
+    total: int
+
+
+def get_task(task_id: int, project_id: int | None = None) -> Task:
+    query = Task.select().where(Task.id == task_id)
+    if project_id is not None:
+        query = query.where(Task.project == project_id)
+    task = query.first()
+    if task is None:
+        raise not_found("Task", task_id)
+    return task
+
+
+def _in_project(project_id: int) -> peewee.Expression:
+    return Task.project == project_id
+
+
+def _completed_group(project_id: int, descending: bool) -> peewee.ModelSelect:
+    order = (
+        (Task.completed_at.desc(), Task.id.desc()) if descending else (Task.completed_at, Task.id)
+    )
+    return (
+        Task.select()
+        .where(_in_project(project_id), Task.completed_at.is_null(False))
+        .order_by(*order)
+    )
+
+
+def _unlabeled_group(project_id: int) -> peewee.ModelSelect:
+    return Task.select().where(_in_project(project_id), Task.is_labeled == False).order_by(Task.id)  # noqa: E712
+
+
+def list_page(project_id: int, page: int, page_size: int, order: TaskOrder) -> TaskPage:
+    """Page ``page`` (1-based) of a project's tasks, with the project's totals."""
+    if page < 1 or page_size < 1:
+        raise DomainError("invalid", "Incorrect page or page_size", {"field": "page"})
+    project = get_project(project_id)
+    offset = (page - 1) * page_size
+    tasks: list[Task]
+    if order in (TaskOrder.ID_ASC, TaskOrder.ID_DESC):
+        if order is TaskOrder.ID_ASC:
+            query = Task.select().where(_in_project(project_id), Task.position >= offset)
+            query = query.order_by(Task.position)
+        else:
+            top = project.task_count - 1 - offset
+            query = Task.select().where(_in_project(project_id), Task.position <= top)
+            query = query.order_by(Task.position.desc())
+        tasks = list(query.limit(page_size))
+    else:
+        labeled = project.labeled_task_count
+        first = _completed_group(project_id, order is TaskOrder.COMPLETED_AT_DESC)
+        tasks = list(first.limit(page_size).offset(offset)) if offset < labeled else []
+        if len(tasks) < page_size:
+            rest = page_size - len(tasks)
+            second = _unlabeled_group(project_id)
+            tasks += list(second.limit(rest).offset(max(0, offset - labeled)))
+    return TaskPage(
+        tasks=tasks,
+        total=project.task_count,
+        total_completions=project.completion_count,
+        total_predictions=project.prediction_count,
+    )
+
+
+def _encode_cursor(task: Task, order: TaskOrder) -> str:
+    key: list[Any] = [task.id]
+    if order in (TaskOrder.COMPLETED_AT_ASC, TaskOrder.COMPLETED_AT_DESC):
+        key = [task.completed_at, task.id]
+    raw = json.dumps([order.value, *key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, order: TaskOrder) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(value, list) or value[0] != order.value:
+            raise ValueError("cursor belongs to another order")
+        key = value[1:]
+        if not all(k is None or isinstance(k, int) for k in key) or not key:
+            raise ValueError("bad cursor key")
+        return key
+    except (ValueError, binascii.Error, IndexError, TypeError):
+        raise DomainError(
+            "invalid",
+            "Invalid cursor for this order; pass an endCursor you received",
+            {"field": "after"},
+        ) from None
+
+
+def list_slice(
+    project_id: int, first: int, after: str | None, order: TaskOrder, max_first: int
+) -> TaskSlice:
+    """Keyset pagination: up to ``first`` tasks after the cursor ``after``."""
+    if first < 0 or first > max_first:
+        raise DomainError("invalid", f"first must be between 0 and {max_first}", {"field": "first"})
+    project = get_project(project_id)
+    key = _decode_cursor(after, order) if after else None
+    limit = first + 1
+    tasks: list[Task]
+    if order in (TaskOrder.ID_ASC, TaskOrder.ID_DESC):
+        query = Task.select().where(_in_project(project_id))
+        if order is TaskOrder.ID_ASC:
+            if key:
+                query = query.where(Task.id > key[0])
+            query = query.order_by(Task.id)
+        else:
+            if key:
+                query = query.where(Task.id < key[0])
+            query = query.order_by(Task.id.desc())
+        tasks = list(query.limit(limit))
+    else:
+        descending = order is TaskOrder.COMPLETED_AT_DESC
+        tasks = []
+        in_unlabeled_group = bool(key) and key[0] is None
+        if not in_unlabeled_group:
+            query = _completed_group(project_id, descending)
+            if key:
+                row = peewee.Tuple(Task.completed_at, Task.id)
+                bound = peewee.Tuple(key[0], key[1])
+                query = query.where(row < bound if descending else row > bound)
+            tasks = list(query.limit(limit))
+        if len(tasks) < limit:
+            query = _unlabeled_group(project_id)
+            if in_unlabeled_group and key:
+                query = query.where(Task.id > key[1])
+            tasks += list(query.limit(limit - len(tasks)))
+    has_next = len(tasks) > first
+    tasks = tasks[:first]
+    return TaskSlice(
+        tasks=tasks,
+        cursors=[_encode_cursor(t, order) for t in tasks],
+        has_next_page=has_next,
+        total=project.task_count,
+    )
+
+
+@dataclass
+class TaskChildren:
+    completions: dict[int, list[Completion]]
+    predictions: dict[int, list[Prediction]]
+
+
+def load_children(task_ids: list[int]) -> TaskChildren:
+    """Completions and predictions of many tasks in two queries (the page's batch loader)."""
+    completions: dict[int, list[Completion]] = defaultdict(list)
+    predictions: dict[int, list[Prediction]] = defaultdict(list)
+    if task_ids:
+        for c in Completion.select().where(Completion.task.in_(task_ids)).order_by(Completion.id):
+            completions[c.task_id].append(c)
+        for p in Prediction.select().where(Prediction.task.in_(task_ids)).order_by(Prediction.id):
+            predictions[p.task_id].append(p)
+    return TaskChildren(completions=completions, predictions=predictions)
+
+
+def prediction_rows(
+    project_id: int, task_id: int, predictions: list[dict[str, Any]], created_at: int
+) -> list[tuple[Any, ...]]:
+    """Database rows for predictions (columns of :data:`PREDICTION_COLUMNS`)."""
+    rows = []
+    for p in predictions:
+        score = p.get("score")
+        rows.append(
+            (
+                project_id,
+                task_id,
+                float(score)
+                if isinstance(score, int | float) and not isinstance(score, bool)
+                else None,
+                _opt_text(p.get("model_version")),
+                _opt_text(p.get("created_by")),
+                created_at,
+                dump_json(p),
+            )
+        )
+    return rows
+
+
+PREDICTION_COLUMNS = [
+    "project_id",
+    "task_id",
+    "score",
+    "model_version",
+    "created_by",
+    "created_at",
+    "payload",
+]
+
+
+def _opt_score(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _opt_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def update_task(task_id: int, body: Any, project_id: int | None = None) -> Task:
+    """Replace the ``data``/``predictions``/``meta`` that ``body`` names (compat Q-7)."""
+    if not isinstance(body, dict):
+        raise DomainError("invalid_tasks", ROOT_MESSAGE, {"errors": [ROOT_MESSAGE]})
+    task = get_task(task_id, project_id)
+    config: LabelConfig = parsed_config(get_project(task.project_id))
+    item = dict(body)
+    if "data" not in item:
+        item["data"] = task.data
+    try:
+        valid: ValidTask = validate_item(item, config)
+    except ItemError as exc:
+        message = f"Error   at item 0: {exc} :: {body!r}"
+        raise DomainError("invalid_tasks", message, {"errors": [message]}) from None
+    with write_transaction():
+        lock_project(task.project_id)
+        task = get_task(task_id, project_id)
+        changes: dict[str, Any] = {"data": valid.data, "updated_at": now_seconds()}
+        if "meta" in body:
+            changes["meta"] = valid.meta
+        if "predictions" in body:
+            old = task.total_predictions
+            Prediction.delete().where(Prediction.task == task.id).execute()
+            bulk_insert(
+                Prediction,
+                PREDICTION_COLUMNS,
+                prediction_rows(task.project_id, task.id, valid.predictions, now_seconds()),
+            )
+            changes["total_predictions"] = len(valid.predictions)
+            changes["predictions_score"] = mean_score(valid.predictions)
+            Project.update(
+                prediction_count=Project.prediction_count + len(valid.predictions) - old
+            ).where(Project.id == task.project_id).execute()
+        Task.update(changes).where(Task.id == task.id).execute()
+        return Task.get_by_id(task.id)
+
+
+def delete_task(task_id: int, project_id: int | None = None) -> int:
+    """Delete a task with its completions and predictions; close the gap in positions."""
+    with write_transaction():
+        task = get_task(task_id, project_id)
+        lock_project(task.project_id)
+        Completion.delete().where(Completion.task == task.id).execute()
+        Prediction.delete().where(Prediction.task == task.id).execute()
+        Task.delete().where(Task.id == task.id).execute()
+        Task.update(position=Task.position - 1).where(
+            _in_project(task.project_id), Task.position > task.position
+        ).execute()
+        Project.update(
+            task_count=Project.task_count - 1,
+            labeled_task_count=Project.labeled_task_count - (1 if task.is_labeled else 0),
+            completion_count=Project.completion_count - task.total_completions,
+            prediction_count=Project.prediction_count - task.total_predictions,
+        ).where(Project.id == task.project_id).execute()
+        return task.id
+
+
+def delete_all_tasks(project_id: int) -> int:
+    """Delete every task of a project (uploads are kept); returns how many were deleted."""
+    with write_transaction():
+        project = lock_project(project_id)
+        Completion.delete().where(Completion.project == project_id).execute()
+        Prediction.delete().where(Prediction.project == project_id).execute()
+        Task.delete().where(_in_project(project_id)).execute()
+        Project.update(
+            task_count=0, labeled_task_count=0, completion_count=0, prediction_count=0
+        ).where(Project.id == project_id).execute()
+        return project.task_count

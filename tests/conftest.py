@@ -1,0 +1,112 @@
+"""Shared fixtures: a fresh database and project per test, an in-process client, gql().
+
+``LABELGRAPH_TEST_DATABASE_URL`` (a PostgreSQL URL) reruns the whole suite on PostgreSQL;
+by default each test gets its own SQLite file under ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from schema import schema
+from schema.context import Context
+from server import db
+from server.app import create_app
+from server.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TEST_DATABASE_URL = os.environ.get("LABELGRAPH_TEST_DATABASE_URL", "")
+
+
+def fixture_text(name: str) -> str:
+    return (FIXTURES / name).read_text(encoding="utf-8")
+
+
+def fixture_json(name: str) -> Any:
+    return json.loads(fixture_text(name))
+
+
+def _reset_postgres(url: str) -> None:
+    """Empty every table of the test database (ids restart at 1)."""
+    database = db.make_database(url, 1)
+    database.connect()
+    try:
+        tables = database.get_tables()
+        if tables:
+            names = ", ".join(f'"{t}"' for t in tables if t != "schema_version")
+            if names:
+                database.execute_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        database.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    if TEST_DATABASE_URL:
+        _reset_postgres(TEST_DATABASE_URL)
+    return Settings.from_env(
+        {},
+        project_dir=str(tmp_path / "project"),
+        database_url=TEST_DATABASE_URL or None,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def project_id(client: TestClient) -> int:
+    return int(client.app.state.project_id)  # type: ignore[attr-defined]
+
+
+class GraphQL:
+    """Run operations against the schema in-process, without HTTP."""
+
+    def __init__(self, settings: Settings, project_id: int) -> None:
+        self.settings = settings
+        self.project_id = project_id
+
+    def raw(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+        context = Context(settings=self.settings, project_id=self.project_id)
+        return db.with_connection(
+            schema.execute_sync, query, variables or {}, context_value=context
+        )
+
+    def __call__(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = self.raw(query, variables)
+        assert result.errors is None, result.errors
+        return result.data
+
+    def error(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The first error's message and extensions (asserts there is one)."""
+        result = self.raw(query, variables)
+        assert result.errors, f"expected an error, got {result.data}"
+        error = result.errors[0]
+        return {"message": error.message, **(error.extensions or {})}
+
+
+@pytest.fixture
+def gql(client: TestClient, settings: Settings, project_id: int) -> GraphQL:
+    return GraphQL(settings, project_id)
+
+
+@pytest.fixture
+def sentiment_project(client: TestClient) -> TestClient:
+    """The project with the sentiment config and the mixed fixture tasks imported."""
+    response = client.post(
+        "/api/project/config", data={"label_config": fixture_text("configs/sentiment.xml")}
+    )
+    assert response.status_code == 201, response.text
+    response = client.post("/api/project/import", json=fixture_json("tasks/sentiment_mixed.json"))
+    assert response.status_code == 201, response.text
+    return client
