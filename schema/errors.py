@@ -36,7 +36,7 @@ def _process(error: GraphQLError) -> GraphQLError:
             original_error=original,
             extensions=extensions,
         )
-    if original is None:
+    if original is None or isinstance(original, GraphQLError):
         # Syntax, validation and variable coercion errors: the client's query is wrong.
         extensions = {"code": GRAPHQL_INVALID, **(error.extensions or {})}
         error.extensions = extensions

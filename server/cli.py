@@ -62,28 +62,37 @@ def initialise(settings: Settings, label_config: str | None, input_path: str | N
     from server import db
     from server.app import prepare_database
     from server.services import imports, projects
+    from server.services import label_config as label_config_service
 
+    config_text = None
+    if label_config is not None:
+        config_text = Path(label_config).read_text(encoding="utf-8")
+        label_config_service.parse(label_config_service.normalise(config_text))
+    tasks = None
+    if input_path is not None:
+        tasks = json.loads(Path(input_path).read_text(encoding="utf-8"))
     project_id, created = prepare_database(settings)
-    if not created:
-        log.info(
-            "project %s already exists: keeping its data (config and tasks unchanged)",
-            settings.project_dir,
-        )
-        return False
 
-    def setup() -> None:
-        if label_config is not None:
-            text = Path(label_config).read_text(encoding="utf-8")
-            projects.set_label_config(project_id, text)
+    def setup() -> bool:
+        project = projects.get_project(project_id)
+        if project.task_count or project.label_config_updated:
+            return False  # has data: never overwrite it
+        if config_text is not None:
+            projects.set_label_config(project_id, config_text)
             log.info("labeling config set from %s", label_config)
-        if input_path is not None:
-            tasks = json.loads(Path(input_path).read_text(encoding="utf-8"))
+        if tasks is not None:
             result = imports.import_tasks(project_id, tasks)
             log.info("imported %d tasks from %s", len(result.task_ids), input_path)
+        return True
 
-    db.with_connection(setup)
-    log.info("project %s created", settings.project_dir)
-    return True
+    applied = db.with_connection(setup)
+    if created:
+        log.info("project %s created", settings.project_dir)
+    elif applied and (config_text is not None or tasks is not None):
+        log.info("project %s existed but was empty: config/tasks applied", settings.project_dir)
+    else:
+        log.info("project %s already exists: keeping its data", settings.project_dir)
+    return created
 
 
 def _export_env(settings: Settings) -> None:

@@ -26,8 +26,10 @@ def dump_json(value: Any) -> str:
 
 
 class JSONField(peewee.JSONField):
-    """JSON on both backends: ``jsonb`` on PostgreSQL, compact JSON text on SQLite.
+    """JSON on both backends: ``json`` on PostgreSQL, compact JSON text on SQLite.
 
+    Both keep the text as written, so objects come back with their keys in the order the
+    client sent them, as Label Studio serves them (``jsonb`` would reorder them).
     Peewee's SQLite flavour wraps every value in ``json(?)``; plain text is stored the same way
     and skips that per-row SQL function call during bulk imports.
     """
@@ -40,6 +42,21 @@ class JSONField(peewee.JSONField):
         if isinstance(database, peewee.SqliteDatabase):
             self._wrap = dump_json
 
+    def ddl_datatype(self, ctx: Any) -> Any:
+        if isinstance(self.model._meta.database.obj, peewee.PostgresqlDatabase):
+            return peewee.SQL("JSON")
+        return super().ddl_datatype(ctx)
+
+
+class IdField(peewee.AutoField):
+    """An auto-increment id that is never reused, on SQLite too (``AUTOINCREMENT``)."""
+
+    def ddl(self, ctx: Any) -> Any:
+        node = super().ddl(ctx)
+        if isinstance(self.model._meta.database.obj, peewee.SqliteDatabase):
+            return peewee.NodeList((node, peewee.SQL("AUTOINCREMENT")))
+        return node
+
 
 class BaseModel(peewee.Model):
     class Meta:
@@ -48,7 +65,7 @@ class BaseModel(peewee.Model):
 
 
 class Project(BaseModel):
-    id = peewee.AutoField()
+    id = IdField()
     uuid = peewee.CharField(max_length=36, unique=True, default=lambda: str(uuid.uuid4()))
     name = peewee.CharField(max_length=255, unique=True)
     title = peewee.TextField(default="Label Studio")
@@ -73,7 +90,7 @@ class Project(BaseModel):
 
 
 class Task(BaseModel):
-    id = peewee.AutoField()
+    id = IdField()
     project = peewee.ForeignKeyField(Project, backref="tasks", on_delete="CASCADE", index=False)
     position = peewee.IntegerField()
     data = JSONField()
@@ -85,7 +102,7 @@ class Task(BaseModel):
     total_predictions = peewee.IntegerField(default=0)
     is_labeled = peewee.BooleanField(default=False)
     completed_at = peewee.IntegerField(null=True)
-    predictions_score = peewee.FloatField(null=True)
+    predictions_score = peewee.DoubleField(null=True)
 
     class Meta:
         indexes = (
@@ -98,7 +115,7 @@ class Task(BaseModel):
 
 
 class Completion(BaseModel):
-    id = peewee.AutoField()
+    id = IdField()
     project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
     task = peewee.ForeignKeyField(Task, backref="completions", on_delete="CASCADE", index=False)
     created_at = peewee.IntegerField(default=now_seconds)
@@ -115,10 +132,10 @@ class Completion(BaseModel):
 
 
 class Prediction(BaseModel):
-    id = peewee.AutoField()
+    id = IdField()
     project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
     task = peewee.ForeignKeyField(Task, backref="predictions", on_delete="CASCADE", index=False)
-    score = peewee.FloatField(null=True)
+    score = peewee.DoubleField(null=True)
     model_version = peewee.TextField(null=True)
     created_by = peewee.TextField(null=True)
     created_at = peewee.IntegerField(default=now_seconds)
@@ -135,7 +152,7 @@ class Prediction(BaseModel):
 class MLBackend(BaseModel):
     """An ML backend connected to a project (driven by the ML-backend services)."""
 
-    id = peewee.AutoField()
+    id = IdField()
     project = peewee.ForeignKeyField(Project, backref="ml_backends", on_delete="CASCADE")
     name = peewee.CharField(max_length=255)
     url = peewee.TextField()
@@ -149,7 +166,7 @@ class MLBackend(BaseModel):
 class Upload(BaseModel):
     """A file stored under a project's ``upload/`` folder."""
 
-    id = peewee.AutoField()
+    id = IdField()
     project = peewee.ForeignKeyField(Project, backref="uploads", on_delete="CASCADE")
     name = peewee.CharField(max_length=255)
     original_name = peewee.TextField()

@@ -1,0 +1,98 @@
+"""End to end against a real uvicorn process on 127.0.0.1 (marker ``live``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_DATABASE_URL, _reset_postgres, fixture_json, fixture_text
+
+pytestmark = pytest.mark.live
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "server.cli",
+        "start",
+        str(tmp_path / "live"),
+        "--init",
+        "--port",
+        str(port),
+        "--log-level",
+        "WARNING",
+    ]
+    if TEST_DATABASE_URL:
+        _reset_postgres(TEST_DATABASE_URL)
+        command += ["--db", TEST_DATABASE_URL]
+    process = subprocess.Popen(command, cwd=Path(__file__).parents[1], env=dict(os.environ))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(base + "/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "the server exited during start-up"
+            assert time.monotonic() < deadline, "the server did not answer /api/health"
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_label_a_task_over_http(server: str) -> None:
+    with httpx.Client(base_url=server, timeout=10) as http:
+        config = fixture_text("configs/sentiment.xml")
+        assert http.post("/api/project/config", data={"label_config": config}).status_code == 201
+        report = http.post("/api/project/import", json=fixture_json("tasks/sentiment_mixed.json"))
+        assert report.status_code == 201 and report.json()["task_count"] == 5
+        task = http.get("/api/project/next").json()
+        assert task["id"] == 1
+        result = [
+            {
+                "from_name": "sentiment",
+                "to_name": "text",
+                "type": "choices",
+                "value": {"choices": ["Positive"]},
+            }
+        ]
+        created = http.post(f"/api/tasks/{task['id']}/completions", json={"result": result})
+        assert created.status_code == 201
+        assert http.get("/api/project/next").json()["id"] == 2
+        query = (
+            "{ project { labeledTaskCount tasks(first: 1) { nodes { completions { result } } } } }"
+        )
+        data = http.post("/graphql", json={"query": query}).json()["data"]["project"]
+        assert data["labeledTaskCount"] == 2
+        assert data["tasks"]["nodes"][0]["completions"][0]["result"] == result
+
+
+def test_graphiql_is_served_to_browsers(server: str) -> None:
+    response = httpx.get(server + "/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
