@@ -6,21 +6,61 @@ import strawberry
 
 from schema.context import Info
 from schema.scalars import JSON
+from server.ls_json import import_report_json
 from server.services import imports as import_service
+from server.services.imports import ImportResult
 
 
 @strawberry.type(description="What an import stored.")
 class ImportReport:
-    project_name: str
-    task_count: int
-    completion_count: int
-    prediction_count: int
-    duration: float = strawberry.field(description="Seconds the import took.")
-    new_task_ids: list[int]
-    task_preview: JSON = strawberry.field(
+    result: strawberry.Private[ImportResult]
+
+    @strawberry.field
+    def project_name(self) -> str:
+        return self.result.project_name
+
+    @strawberry.field
+    def task_count(self) -> int:
+        return len(self.result.task_ids)
+
+    @strawberry.field
+    def completion_count(self) -> int:
+        return self.result.completion_count
+
+    @strawberry.field
+    def prediction_count(self) -> int:
+        return self.result.prediction_count
+
+    @strawberry.field(description="Seconds the import took.")
+    def duration(self) -> float:
+        return self.result.duration
+
+    @strawberry.field(description="Ids of the new tasks, in import order.")
+    def new_task_ids(self) -> list[int]:
+        return self.result.task_ids
+
+    @strawberry.field(
         description="The first tasks as data objects, with completions and predictions."
     )
-    found_formats: JSON
+    def task_preview(self) -> JSON:
+        return self.result.preview
+
+    @strawberry.field(description="Uploaded file extensions and how many files had each.")
+    def found_formats(self) -> JSON:
+        return self.result.formats
+
+    @strawberry.field(description="The report in Label Studio 0.9's import answer form.")
+    def ls_json(self) -> JSON:
+        r = self.result
+        return import_report_json(
+            r.project_name,
+            r.task_ids,
+            r.completion_count,
+            r.prediction_count,
+            r.preview,
+            r.duration,
+            r.formats,
+        )
 
 
 @strawberry.type
@@ -32,14 +72,5 @@ class ImportMutation:
         "extensions.errors."
     )
     def import_tasks(self, info: Info, tasks: JSON, project_id: int | None = None) -> ImportReport:
-        result = import_service.import_tasks(info.context.resolve_project_id(project_id), tasks)
-        return ImportReport(
-            project_name=result.project_name,
-            task_count=len(result.task_ids),
-            completion_count=result.completion_count,
-            prediction_count=result.prediction_count,
-            duration=result.duration,
-            new_task_ids=result.task_ids,
-            task_preview=result.preview,
-            found_formats=result.formats,
-        )
+        pid = info.context.resolve_project_id(project_id)
+        return ImportReport(result=import_service.import_tasks(pid, tasks))

@@ -82,3 +82,36 @@ def source_task_json(
         body["meta"] = task.meta
     body["predictions"] = [prediction_json(p) for p in predictions]
     return body
+
+
+def import_report_json(
+    project_name: str,
+    task_ids: Sequence[int],
+    completion_count: int,
+    prediction_count: int,
+    preview: list[dict[str, Any]],
+    duration: float,
+    found_formats: dict[str, int],
+) -> dict[str, Any]:
+    """The 201 body of ``POST /api/project/import`` (rest-api.md §6.6), with the v0.8 names of
+    the same figures too (compat Q-19)."""
+    return {
+        "id": 1,
+        "project": project_name,
+        "task_preview": preview,
+        "columns_to_draw": [],
+        "total_tasks": len(task_ids),
+        "total_completions": completion_count,
+        "total_predictions": prediction_count,
+        "found_formats": found_formats,
+        "selected_formats": None,
+        "selected_objects": None,
+        "files_as_tasks_list": {"type": None, "selected": True},
+        "show_files_as_tasks_list": None,
+        "duration": duration,
+        "new_task_ids": list(task_ids),
+        "task_count": len(task_ids),
+        "completion_count": completion_count,
+        "prediction_count": prediction_count,
+        "formats": found_formats,
+    }

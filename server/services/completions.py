@@ -9,7 +9,7 @@ import peewee
 from server.db import write_transaction
 from server.errors import DomainError, not_found
 from server.ls_json import is_cancelled
-from server.models import Completion, Project, Task, now_seconds
+from server.models import COMPLETED, Completion, Project, Task, now_seconds
 from server.services.projects import get_project, lock_project
 from server.services.tasks import get_task
 
@@ -187,7 +187,7 @@ def delete_all_completions(project_id: int) -> int:
         deleted = Completion.delete().where(Completion.project == project_id).execute()
         Task.update(
             total_completions=0, cancelled_completions=0, is_labeled=False, completed_at=None
-        ).where(Task.project == project_id, Task.is_labeled == True).execute()  # noqa: E712
+        ).where(Task.project == project_id, COMPLETED).execute()
         Project.update(labeled_task_count=0, completion_count=0).where(
             Project.id == project_id
         ).execute()
@@ -197,9 +197,6 @@ def delete_all_completions(project_id: int) -> int:
 def labeled_task_ids(project_id: int) -> list[int]:
     """Ids of the tasks that have completions, ascending (compat Q-13)."""
     query = (
-        Task.select(Task.id)
-        .where(Task.project == project_id, Task.is_labeled == True)  # noqa: E712
-        .order_by(Task.id)
-        .tuples()
+        Task.select(Task.id).where(Task.project == project_id, COMPLETED).order_by(Task.id).tuples()
     )
     return [row[0] for row in query]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from server.db import bulk_insert, write_transaction
+from server.db import bulk_insert, database, write_transaction
 from server.errors import DomainError
 from server.ls_json import completion_json, is_cancelled, mean_score
 from server.models import Completion, Prediction, Project, Task, dump_json, now_seconds
@@ -38,6 +38,8 @@ TASK_COLUMNS = [
     "completed_at",
     "predictions_score",
 ]
+# A task without completions, predictions or meta needs only these (the rest are SQL defaults).
+PLAIN_TASK_COLUMNS = ["project_id", "position", "data", "created_at", "updated_at"]
 COMPLETION_COLUMNS = [
     "project_id",
     "task_id",
@@ -128,19 +130,29 @@ def _insert(project: Project, valid: list[ValidTask]) -> ImportResult:
     now = now_seconds()
     start = project.task_count
     position = start
+    # Insert in position order (ids must rise with positions): consecutive runs of plain
+    # tasks use the short column list.
     for chunk in _chunks(valid, CHUNK):
-        rows = []
+        run: list[tuple[Any, ...]] = []
+        run_is_plain = True
         for task in chunk:
-            rows.append(_task_row(project.id, position, task, now))
+            plain = not (task.completions or task.predictions or task.meta is not None)
+            if plain != run_is_plain and run:
+                bulk_insert(Task, PLAIN_TASK_COLUMNS if run_is_plain else TASK_COLUMNS, run)
+                run = []
+            run_is_plain = plain
+            if plain:
+                run.append((project.id, position, dump_json(task.data), now, now))
+            else:
+                run.append(_task_row(project.id, position, task, now))
             position += 1
-        bulk_insert(Task, TASK_COLUMNS, rows)
-    task_ids = [
-        row[0]
-        for row in Task.select(Task.id)
+        bulk_insert(Task, PLAIN_TASK_COLUMNS if run_is_plain else TASK_COLUMNS, run)
+    query = (
+        Task.select(Task.id)
         .where(Task.project == project.id, Task.position >= start)
         .order_by(Task.position)
-        .tuples()
-    ]
+    )
+    task_ids = [row[0] for row in database.execute(query).fetchall()]
     completions, predictions = _insert_children(project.id, valid, task_ids, now)
     labeled = sum(1 for task in valid if task.completions)
     Project.update(

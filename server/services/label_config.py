@@ -50,7 +50,7 @@ class ObjectTag:
     value: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LabelConfig:
     """What the server knows about a labeling config."""
 

@@ -9,12 +9,12 @@ import random
 
 import peewee
 
-from server.models import Task
+from server.models import PREDICTED, SCORED, UNLABELED, Task
 from server.services.projects import get_project, normalise_sampling
 
 
 def _candidates(project_id: int) -> peewee.ModelSelect:
-    return Task.select().where(Task.project == project_id, Task.is_labeled == False)  # noqa: E712
+    return Task.select().where(Task.project == project_id, UNLABELED)
 
 
 def _sequential(project_id: int) -> Task | None:
@@ -37,7 +37,7 @@ def _uniform(project_id: int, rng: random.Random) -> Task | None:
 def _by_score(project_id: int, highest: bool) -> Task | None:
     """Unlabeled tasks with predictions, by mean score; ties -> lowest id; tasks whose
     predictions have no score come last (compat Q-21)."""
-    scored = _candidates(project_id).where(Task.predictions_score.is_null(False))
+    scored = _candidates(project_id).where(SCORED)
     best = (
         scored.select(Task.predictions_score)
         .order_by(Task.predictions_score.desc() if highest else Task.predictions_score)
@@ -48,7 +48,7 @@ def _by_score(project_id: int, highest: bool) -> Task | None:
         return scored.where(Task.predictions_score == best).order_by(Task.id).first()
     return (
         _candidates(project_id)
-        .where(Task.predictions_score.is_null(True), Task.total_predictions > 0)
+        .where(PREDICTED, Task.predictions_score.is_null(True))
         .order_by(Task.id)
         .first()
     )

@@ -7,6 +7,7 @@ any failure rejects the whole batch.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -51,8 +52,10 @@ def _expected(types: tuple[type, ...]) -> str:
 
 def rename_undefined(data: Any, config: LabelConfig) -> Any:
     """Move the ``$undefined$`` placeholder to the config's first data key (§4.4)."""
+    if not isinstance(data, dict) or UNDEFINED_KEY not in data:
+        return data
     first = config.first_data_key
-    if isinstance(data, dict) and first is not None and UNDEFINED_KEY in data:
+    if first is not None:
         data = dict(data)
         data.setdefault(first, data.pop(UNDEFINED_KEY))
         data.pop(UNDEFINED_KEY, None)
@@ -64,11 +67,10 @@ def check_data(data: Any, config: LabelConfig, suffix: str) -> dict[str, Any]:
         raise ItemError("Task is empty (None)" + suffix)
     if not isinstance(data, dict | list):
         raise ItemError("Task[data] must be (<class 'dict'>, <class 'list'>)")
-    for key, tag in config.data_types.items():
+    for key, types in _type_checks(config):
         if not isinstance(data, dict) or key not in data:
             raise ItemError(f'"{key}" key is expected in task data' + suffix)
         value = data[key]
-        types = _TYPES_BY_TAG.get(tag, _DEFAULT_TYPES)
         if not isinstance(value, types):
             raise ItemError(
                 f'data["{key}"]={value} is a "{type(value).__name__}" type, '
@@ -78,6 +80,14 @@ def check_data(data: Any, config: LabelConfig, suffix: str) -> dict[str, Any]:
         # A list is accepted as data only by configs without data keys; store it keyed.
         return {UNDEFINED_KEY: data}
     return data
+
+
+@functools.lru_cache(maxsize=256)
+def _type_checks(config: LabelConfig) -> tuple[tuple[str, tuple[type, ...]], ...]:
+    """(data key, accepted Python types) for each data key of the config."""
+    return tuple(
+        (key, _TYPES_BY_TAG.get(tag, _DEFAULT_TYPES)) for key, tag in config.data_types.items()
+    )
 
 
 def _check_results(items: Any, field: str, kind: str) -> list[dict[str, Any]]:

@@ -20,7 +20,16 @@ import peewee
 from server.db import bulk_insert, write_transaction
 from server.errors import DomainError, not_found
 from server.ls_json import mean_score
-from server.models import Completion, Prediction, Project, Task, dump_json, now_seconds
+from server.models import (
+    COMPLETED,
+    UNLABELED,
+    Completion,
+    Prediction,
+    Project,
+    Task,
+    dump_json,
+    now_seconds,
+)
 from server.services.label_config import LabelConfig
 from server.services.projects import get_project, lock_project, parsed_config
 from server.services.task_validation import ROOT_MESSAGE, ItemError, ValidTask, validate_item
@@ -67,15 +76,11 @@ def _completed_group(project_id: int, descending: bool) -> peewee.ModelSelect:
     order = (
         (Task.completed_at.desc(), Task.id.desc()) if descending else (Task.completed_at, Task.id)
     )
-    return (
-        Task.select()
-        .where(_in_project(project_id), Task.completed_at.is_null(False))
-        .order_by(*order)
-    )
+    return Task.select().where(_in_project(project_id), COMPLETED).order_by(*order)
 
 
 def _unlabeled_group(project_id: int) -> peewee.ModelSelect:
-    return Task.select().where(_in_project(project_id), Task.is_labeled == False).order_by(Task.id)  # noqa: E712
+    return Task.select().where(_in_project(project_id), UNLABELED).order_by(Task.id)
 
 
 def list_page(project_id: int, page: int, page_size: int, order: TaskOrder) -> TaskPage:
