@@ -32,29 +32,8 @@ def _initial_schema() -> None:
     database.create_tables(ALL_MODELS, safe=True)
 
 
-def _postgres_json_and_double() -> None:
-    """PostgreSQL only: JSON columns as ``json`` (``jsonb`` reorders object keys) and scores as
-    ``double precision`` (``real`` rounds them). A no-op on databases created as such, and on
-    SQLite, whose columns already behave that way."""
-    if is_sqlite():
-        return
-    columns = {
-        "project": {"settings": "json"},
-        "task": {"data": "json", "meta": "json", "predictions_score": "double precision"},
-        "completion": {"payload": "json"},
-        "prediction": {"payload": "json", "score": "double precision"},
-    }
-    for table, types in columns.items():
-        changes = ", ".join(
-            f'ALTER COLUMN "{column}" TYPE {kind} USING "{column}"::{kind}'
-            for column, kind in types.items()
-        )
-        database.execute_sql(f'ALTER TABLE "{table}" {changes}')
-
-
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
-    _postgres_json_and_double,
 ]
 
 

@@ -47,6 +47,21 @@ def _reset_postgres(url: str) -> None:
         database.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fresh_postgres_schema() -> None:
+    """On PostgreSQL, start the session from an empty schema so the suite always runs the
+    migrations of this checkout (tests then only truncate)."""
+    if not TEST_DATABASE_URL:
+        return
+    database = db.make_database(TEST_DATABASE_URL, 1)
+    database.connect()
+    try:
+        database.execute_sql("DROP SCHEMA public CASCADE")
+        database.execute_sql("CREATE SCHEMA public")
+    finally:
+        database.close()
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     if TEST_DATABASE_URL:
