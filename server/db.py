@@ -59,12 +59,13 @@ def make_database(url: str, pool_size: int = 16) -> peewee.Database:
             params["user"] = unquote(parsed.username)
         if parsed.password:
             params["password"] = unquote(parsed.password)
-        if parsed.hostname:
-            params["host"] = parsed.hostname
+        if parsed.netloc.rsplit("@", 1)[-1].split(":")[0]:
+            # Keep the host's case and decode it: %2Fvar%2Frun%2Fpostgresql is a socket dir.
+            params["host"] = unquote(parsed.netloc.rsplit("@", 1)[-1].rsplit(":", 1)[0])
         if parsed.port:
             params["port"] = parsed.port
         return PooledPostgresqlDatabase(
-            parsed.path.lstrip("/"),
+            unquote(parsed.path.lstrip("/")),
             max_connections=pool_size,
             stale_timeout=300,
             timeout=30,
