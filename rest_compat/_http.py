@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from schema import schema
 from schema.context import Context
+from server.gc_pause import paused_gc
 
 OPERATION_HEADER = "X-Labelgraph-Operation"
 LARGE_BODY = 64 * 1024  # parse bigger JSON bodies on a worker thread
@@ -129,7 +130,9 @@ def content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-_MISSING = object()
+def _parse_large(raw: bytes) -> Any:
+    with paused_gc():
+        return json.loads(raw)
 
 
 async def read_json(request: Request, default: Any = None) -> Any:
@@ -142,7 +145,7 @@ async def read_json(request: Request, default: Any = None) -> Any:
         return default
     try:
         if len(raw) > LARGE_BODY:
-            return await anyio.to_thread.run_sync(json.loads, raw)
+            return await anyio.to_thread.run_sync(_parse_large, raw)
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"Malformed JSON body: {exc}") from None

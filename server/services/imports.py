@@ -15,6 +15,7 @@ from typing import Any
 
 from server.db import bulk_insert, database, write_transaction
 from server.errors import DomainError
+from server.gc_pause import paused_gc
 from server.ls_json import completion_json, is_cancelled, mean_score
 from server.models import Completion, Prediction, Project, Task, dump_json, now_seconds
 from server.services.projects import get_project, lock_project, parsed_config
@@ -112,6 +113,11 @@ def _task_row(project_id: int, position: int, task: ValidTask, now: int) -> tupl
 
 def import_tasks(project_id: int, items: Any) -> ImportResult:
     """Validate and store tasks (with their completions and predictions) atomically."""
+    with paused_gc():
+        return _import_tasks(project_id, items)
+
+
+def _import_tasks(project_id: int, items: Any) -> ImportResult:
     started = time.perf_counter()
     items = as_task_list(items)
     project = get_project(project_id)
