@@ -13,7 +13,8 @@ from typing import Any
 
 import strawberry
 
-from server.models import Completion, Prediction
+from server.models import Completion, Prediction, Project
+from server.models import Task as TaskRow
 from server.services import projects as project_service
 from server.services import tasks as task_service
 from server.services.label_config import LabelConfig
@@ -28,8 +29,17 @@ class TaskChildrenLoader:
         self._completions: dict[int, list[Completion]] = {}
         self._predictions: dict[int, list[Prediction]] = {}
 
-    def register(self, task_ids: list[int]) -> None:
-        self._pending.update(t for t in task_ids if t not in self._completions)
+    def register(self, tasks: list[TaskRow]) -> None:
+        """Note tasks whose children may be asked for; tasks whose counters say they have
+        none are settled at once, without a query."""
+        for task in tasks:
+            if task.id in self._completions:
+                continue
+            if task.total_completions or task.total_predictions:
+                self._pending.add(task.id)
+            else:
+                self._completions[task.id] = []
+                self._predictions[task.id] = []
 
     def _load(self, task_id: int) -> None:
         if task_id in self._completions:
@@ -63,17 +73,23 @@ class Context:
     request: Any = None
     response: Any = None
     children: TaskChildrenLoader = field(default_factory=TaskChildrenLoader)
-    _configs: dict[int, LabelConfig] = field(default_factory=dict)
+    _projects: dict[int, Project] = field(default_factory=dict)
+
+    def project(self, project_id: int | None = None) -> Project:
+        """ProjectByIdLoader: a project row, read once per request (None: the current one)."""
+        pid = self.resolve_project_id(project_id)
+        if pid not in self._projects:
+            self._projects[pid] = project_service.get_project(pid)
+        return self._projects[pid]
+
+    def remember_project(self, project: Project) -> Project:
+        """Cache a project row a mutation returned (its settings or config changed)."""
+        self._projects[project.id] = project
+        return project
 
     def label_config(self, project_id: int) -> LabelConfig:
-        """ConfigByProjectIdLoader: the parsed config of a project, once per request."""
-        if project_id not in self._configs:
-            project = project_service.get_project(project_id)
-            self._configs[project_id] = project_service.parsed_config(project)
-        return self._configs[project_id]
-
-    def forget_config(self, project_id: int) -> None:
-        self._configs.pop(project_id, None)
+        """The parsed config of a project (parsing is cached per config text)."""
+        return project_service.parsed_config(self.project(project_id))
 
     def resolve_project_id(self, project_id: int | None) -> int:
         return self.project_id if project_id is None else project_id

@@ -51,7 +51,7 @@ class Project:
 
     @strawberry.field(description="The config without comments and newlines.")
     def label_config_line(self, info: Info) -> str:
-        return info.context.label_config(self.row.id).line
+        return project_service.parsed_config(self.row).line
 
     @strawberry.field
     def label_config_updated(self) -> bool:
@@ -59,11 +59,11 @@ class Project:
 
     @strawberry.field(description="Data keys the config reads, with the tag that shows each.")
     def data_types(self, info: Info) -> JSON:
-        return dict(info.context.label_config(self.row.id).data_types)
+        return dict(project_service.parsed_config(self.row).data_types)
 
     @strawberry.field
     def config_has_control_tags(self, info: Info) -> bool:
-        return info.context.label_config(self.row.id).has_control_tags
+        return project_service.parsed_config(self.row).has_control_tags
 
     @strawberry.field(description="One of: " + ", ".join(SAMPLING_MODES))
     def sampling(self) -> str:
@@ -117,7 +117,7 @@ class Project:
         after: str | None = None,
         order_by: TaskOrder = TaskOrder.ID_ASC,
     ) -> TaskConnection:
-        return task_connection(info, self.row.id, first, after, order_by)
+        return task_connection(info, self.row, first, after, order_by)
 
     @strawberry.field(description="Page `page` (1-based) of `pageSize` tasks, as REST pages.")
     def task_page(
@@ -127,14 +127,14 @@ class Project:
         page_size: int = 10,
         order_by: TaskOrder = TaskOrder.ID_ASC,
     ) -> TaskPage:
-        return task_page(info, self.row.id, page, page_size, order_by)
+        return task_page(info, self.row, page, page_size, order_by)
 
     @strawberry.field(
         description="The next task to label (null when none is left), by the project's "
         "sampling or the one given."
     )
     def next_task(self, info: Info, sampling: str | None = None) -> Task | None:
-        row = next_task_service.next_task(self.row.id, sampling)
+        row = next_task_service.next_task(self.row, sampling)
         return None if row is None else Task.many(info.context, [row])[0]
 
     @strawberry.field(description="Ids of the tasks that have completions, ascending.")
@@ -174,7 +174,7 @@ class ProjectQuery:
     def project(self, info: Info, id: int | None = None, uuid: str | None = None) -> Project:
         if uuid is not None:
             return Project(row=project_service.get_project_by_uuid(uuid))
-        return Project(row=project_service.get_project(info.context.resolve_project_id(id)))
+        return Project(row=info.context.project(id))
 
     @strawberry.field
     def projects(self) -> list[Project]:
@@ -194,7 +194,7 @@ class ProjectMutation:
     ) -> Project:
         changes = {k: v for k, v in vars(input).items() if v is not None}
         row = project_service.update_project(info.context.resolve_project_id(project_id), changes)
-        return Project(row=row)
+        return Project(row=info.context.remember_project(row))
 
     @strawberry.mutation(
         description="Validate and save the labeling config. Invalid configs fail with "
@@ -205,5 +205,4 @@ class ProjectMutation:
     ) -> Project:
         pid = info.context.resolve_project_id(project_id)
         row = project_service.set_label_config(pid, label_config)
-        info.context.forget_config(pid)
-        return Project(row=row)
+        return Project(row=info.context.remember_project(row))

@@ -13,9 +13,10 @@ from schema.context import Context, Info
 from schema.scalars import JSON, from_seconds
 from server.errors import DomainError
 from server.ls_json import source_task_json, task_json
+from server.models import Project as ProjectRow
 from server.models import Task as TaskRow
 from server.services import tasks as task_service
-from server.services.task_validation import rename_undefined
+from server.services.task_validation import UNDEFINED_KEY, rename_undefined
 
 
 @strawberry.enum(
@@ -38,11 +39,14 @@ class Task:
 
     @classmethod
     def many(cls, context: Context, rows: list[TaskRow]) -> list[Task]:
-        context.children.register([r.id for r in rows])
+        context.children.register(rows)
         return [cls(row=r) for r in rows]
 
     def _data(self, context: Context) -> dict[str, Any]:
-        return rename_undefined(self.row.data, context.label_config(self.row.project_id))
+        data = self.row.data
+        if UNDEFINED_KEY in data:
+            data = rename_undefined(data, context.label_config(self.row.project_id))
+        return data
 
     @strawberry.field
     def id(self) -> int:
@@ -156,10 +160,10 @@ class TaskPage:
 
 
 def task_connection(
-    info: Info, project_id: int, first: int, after: str | None, order_by: TaskOrder
+    info: Info, project: ProjectRow, first: int, after: str | None, order_by: TaskOrder
 ) -> TaskConnection:
     page = task_service.list_slice(
-        project_id, first, after, order_by.to_service(), info.context.settings.max_page_size
+        project, first, after, order_by.to_service(), info.context.settings.max_page_size
     )
     nodes = Task.many(info.context, page.tasks)
     edges = [TaskEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)]
@@ -173,12 +177,12 @@ def task_connection(
 
 
 def task_page(
-    info: Info, project_id: int, page: int, page_size: int, order_by: TaskOrder
+    info: Info, project: ProjectRow, page: int, page_size: int, order_by: TaskOrder
 ) -> TaskPage:
     limit = info.context.settings.max_page_size
     if page_size > limit:
         raise DomainError("invalid", f"page_size must be at most {limit}", {"field": "pageSize"})
-    result = task_service.list_page(project_id, page, page_size, order_by.to_service())
+    result = task_service.list_page(project, page, page_size, order_by.to_service())
     return TaskPage(
         tasks=Task.many(info.context, result.tasks),
         total=result.total,

@@ -9,8 +9,8 @@ import random
 
 import peewee
 
-from server.models import PREDICTED, SCORED, UNLABELED, Task
-from server.services.projects import get_project, normalise_sampling
+from server.models import PREDICTED, SCORED, UNLABELED, Project, Task
+from server.services.projects import normalise_sampling
 
 
 def _candidates(project_id: int) -> peewee.ModelSelect:
@@ -55,10 +55,10 @@ def _by_score(project_id: int, highest: bool) -> Task | None:
 
 
 def next_task(
-    project_id: int, sampling: str | None = None, rng: random.Random | None = None
+    project: Project, sampling: str | None = None, rng: random.Random | None = None
 ) -> Task | None:
     """The next task to label, or None when the stream is empty."""
-    project = get_project(project_id)
+    project_id = project.id
     mode = normalise_sampling(sampling or project.sampling)
     if mode == "sequential":
         return _sequential(project_id)

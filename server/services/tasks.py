@@ -17,7 +17,7 @@ from typing import Any
 
 import peewee
 
-from server.db import bulk_insert, write_transaction
+from server.db import bulk_insert, is_sqlite, write_transaction
 from server.errors import DomainError, not_found
 from server.ls_json import mean_score
 from server.models import (
@@ -58,10 +58,15 @@ class TaskSlice:
     total: int
 
 
-def get_task(task_id: int, project_id: int | None = None) -> Task:
+def get_task(task_id: int, project_id: int | None = None, *, for_update: bool = False) -> Task:
+    """A task by id (optionally only within a project). ``for_update`` locks its row on
+    PostgreSQL for the rest of the transaction; SQLite's write transactions are already
+    serialised."""
     query = Task.select().where(Task.id == task_id)
     if project_id is not None:
         query = query.where(Task.project == project_id)
+    if for_update and not is_sqlite():
+        query = query.for_update()
     task = query.first()
     if task is None:
         raise not_found("Task", task_id)
@@ -83,11 +88,11 @@ def _unlabeled_group(project_id: int) -> peewee.ModelSelect:
     return Task.select().where(_in_project(project_id), UNLABELED).order_by(Task.id)
 
 
-def list_page(project_id: int, page: int, page_size: int, order: TaskOrder) -> TaskPage:
+def list_page(project: Project, page: int, page_size: int, order: TaskOrder) -> TaskPage:
     """Page ``page`` (1-based) of a project's tasks, with the project's totals."""
     if page < 1 or page_size < 1:
         raise DomainError("invalid", "Incorrect page or page_size", {"field": "page"})
-    project = get_project(project_id)
+    project_id = project.id
     offset = (page - 1) * page_size
     tasks: list[Task]
     if order in (TaskOrder.ID_ASC, TaskOrder.ID_DESC):
@@ -142,12 +147,12 @@ def _decode_cursor(cursor: str, order: TaskOrder) -> list[Any]:
 
 
 def list_slice(
-    project_id: int, first: int, after: str | None, order: TaskOrder, max_first: int
+    project: Project, first: int, after: str | None, order: TaskOrder, max_first: int
 ) -> TaskSlice:
     """Keyset pagination: up to ``first`` tasks after the cursor ``after``."""
     if first < 0 or first > max_first:
         raise DomainError("invalid", f"first must be between 0 and {max_first}", {"field": "first"})
-    project = get_project(project_id)
+    project_id = project.id
     key = _decode_cursor(after, order) if after else None
     limit = first + 1
     tasks: list[Task]
