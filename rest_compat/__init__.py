@@ -15,7 +15,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from rest_compat import completions, health, imports, project, tasks  # noqa: F401  (register)
+from rest_compat import (  # noqa: F401  (register)
+    completions,
+    export,
+    health,
+    imports,
+    models,
+    project,
+    samples,
+    tasks,
+)
 from rest_compat._http import (
     ENDPOINTS,
     OPERATION_HEADER,

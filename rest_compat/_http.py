@@ -33,6 +33,7 @@ STATUS_BY_CODE = {
     "TOO_LARGE": 413,
     "CONFLICT": 409,
     "ML_BACKEND": 502,
+    "FETCH_FAILED": 422,
     "GRAPHQL_VALIDATION_FAILED": 400,
 }
 
@@ -108,7 +109,12 @@ async def execute(
 ) -> dict[str, Any]:
     """Run a stored operation for this request; raise :class:`OperationFailed` on error."""
     state = request.app.state
-    context = Context(settings=state.settings, project_id=state.project_id, request=request)
+    context = Context(
+        settings=state.settings,
+        project_id=state.project_id,
+        request=request,
+        ml=getattr(state, "ml", None),
+    )
     result = await schema.execute(
         operation.document, variables or {}, context_value=context, operation_name=operation.name
     )

@@ -25,13 +25,18 @@ fragment LsProject on Project {
   name title description instruction labelConfigLine dataTypes configHasControlTags
   sampling allowDeleteCompletions showInstruction showSkipButton enableEmptyCompletion
   showProjectLinksInMultisession labelConfigUpdated taskCount labeledTaskCount
+  mlBackends { name url }
 }
 """
 
 GET_PROJECT = Operation("query RestProject { project { ...LsProject } }" + PROJECT_FIELDS)
 UPDATE_PROJECT = Operation(
-    "mutation RestProjectPatch($input: ProjectSettingsInput!) "
-    "{ updateProject(input: $input) { ...LsProject } }" + PROJECT_FIELDS
+    "mutation RestProjectPatch($input: ProjectSettingsInput!, "
+    '$mlBackend: String! = "", $addBackend: Boolean! = false, '
+    "$mlBackends: [MlBackendInput!]! = [], $setBackends: Boolean! = false) {"
+    " setMlBackends(backends: $mlBackends) @include(if: $setBackends) { name }"
+    " addMlBackend(url: $mlBackend) @include(if: $addBackend) { name }"
+    " updateProject(input: $input) { ...LsProject } }" + PROJECT_FIELDS
 )
 SET_CONFIG = Operation(
     "mutation RestProjectConfig($config: String!) { setLabelConfig(labelConfig: $config) { id } }"
@@ -40,7 +45,9 @@ VALIDATE_CONFIG = Operation(
     "query RestValidateConfig($config: String!) "
     "{ validateLabelConfig(labelConfig: $config) { ok errors { message } } }"
 )
-NEXT_TASK = Operation("query RestNextTask { project { nextTask { lsSourceJson } } }")
+NEXT_TASK = Operation(
+    "query RestNextTask { project { nextTask { lsSourceJson(livePredictions: true) } } }"
+)
 
 AVAILABLE_STORAGES = [
     ["s3", "Amazon S3"],
@@ -86,7 +93,7 @@ def ls_project(project: dict[str, Any], request: Request) -> dict[str, Any]:
         "templates_dir": "examples",
         "editor": {"debug": False},
         "sampling": project["sampling"],
-        "ml_backends": [],
+        "ml_backends": [{"url": b["url"], "name": b["name"]} for b in project["mlBackends"]],
         "task_page_auto_update_timer": 10000,
         "show_project_links_in_multisession": project["showProjectLinksInMultisession"],
         "show_instruction": project["showInstruction"],
@@ -139,18 +146,36 @@ async def project_post(request: Request) -> Response:
     return await project_get(request)
 
 
+def ml_backend_variables(body: dict[str, Any]) -> dict[str, Any]:
+    """``ml_backend`` (``URL`` or ``NAME=URL``, connected after a /health check) and
+    ``ml_backends`` (the whole list, compat Q-15) of a PATCH body."""
+    variables: dict[str, Any] = {}
+    if "ml_backends" in body:
+        entries = body["ml_backends"]
+        valid = isinstance(entries, list) and all(
+            isinstance(e, dict) and isinstance(e.get("url"), str) and isinstance(e.get("name"), str)
+            for e in entries
+        )
+        if not valid:
+            raise bad_request('ml_backends must be a list of {"url": …, "name": …} objects')
+        variables["mlBackends"] = [{"name": e["name"], "url": e["url"]} for e in entries]
+        variables["setBackends"] = True
+    if "ml_backend" in body:
+        if not isinstance(body["ml_backend"], str):
+            raise bad_request('ml_backend must be a string: "URL" or "NAME=URL"')
+        variables["mlBackend"] = body["ml_backend"]
+        variables["addBackend"] = True
+    return variables
+
+
 @endpoint("/project", "PATCH", UPDATE_PROJECT)
 async def project_patch(request: Request) -> Response:
     body = await read_json(request)
     if not isinstance(body, dict):
         raise bad_request("PATCH /api/project needs a JSON object body")
-    if "ml_backend" in body:
-        raise bad_request(
-            "Connecting ML backends through PATCH /api/project is not available in this "
-            "version of labelgraph"
-        )
     settings = {gql: body[key] for key, gql in _SETTING_KEYS.items() if key in body}
-    data = await execute(request, UPDATE_PROJECT, {"input": settings})
+    variables: dict[str, Any] = {"input": settings, **ml_backend_variables(body)}
+    data = await execute(request, UPDATE_PROJECT, variables)
     return answer(ls_project(data["updateProject"], request), 201, UPDATE_PROJECT)
 
 
@@ -196,7 +221,8 @@ async def validate_config_post(request: Request) -> Response:
     data = await execute(request, VALIDATE_CONFIG, {"config": text})
     result = data["validateLabelConfig"]
     if not result["ok"]:
-        messages = [e["message"] for e in result["errors"]]
+        # Label Studio stops at the first problem: one message.
+        messages = [result["errors"][0]["message"]]
         return answer({"label_config": messages}, 400, VALIDATE_CONFIG)
     return answer(None, 204, VALIDATE_CONFIG)
 

@@ -25,7 +25,9 @@ LIST_TASKS = Operation(
     " tasks { lsJson } total totalCompletions totalPredictions } } }"
 )
 DELETE_TASKS = Operation("mutation RestTasksDelete { deleteAllTasks }")
-GET_TASK = Operation("query RestTask($id: Int!) { task(id: $id) { lsJson } }")
+GET_TASK = Operation(
+    "query RestTask($id: Int!) { task(id: $id) { lsJson(livePredictions: true) } }"
+)
 UPDATE_TASK = Operation(
     "mutation RestTaskPatch($id: Int!, $data: JSON, $predictions: JSON, $meta: JSON) {"
     " updateTask(id: $id, data: $data, predictions: $predictions, meta: $meta) { id } }"

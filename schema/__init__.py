@@ -17,20 +17,27 @@ from strawberry.types.execution import ExecutionContext, ExecutionResult
 
 from schema.completions import CompletionMutation
 from schema.errors import DomainErrors
-from schema.imports import ImportMutation
+from schema.export import ExportMutation, ExportQuery
+from schema.imports import ImportMutation, ImportQuery
+from schema.label_config import LabelConfigQuery
 from schema.meta import MetaQuery
+from schema.ml import MLMutation, MLQuery
 from schema.projects import ProjectMutation, ProjectQuery
 from schema.tasks import TaskMutation, TaskQuery
 from server.db import run_db
 
 
 @strawberry.type
-class Query(ProjectQuery, TaskQuery, MetaQuery):
+class Query(
+    ProjectQuery, TaskQuery, MetaQuery, ExportQuery, LabelConfigQuery, ImportQuery, MLQuery
+):
     pass
 
 
 @strawberry.type
-class Mutation(ProjectMutation, TaskMutation, CompletionMutation, ImportMutation):
+class Mutation(
+    ProjectMutation, TaskMutation, CompletionMutation, ImportMutation, ExportMutation, MLMutation
+):
     pass
 
 

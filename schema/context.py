@@ -13,11 +13,13 @@ from typing import Any
 
 import strawberry
 
+from server.errors import DomainError
 from server.models import Completion, Prediction, Project
 from server.models import Task as TaskRow
 from server.services import projects as project_service
 from server.services import tasks as task_service
 from server.services.label_config import LabelConfig
+from server.services.ml_jobs import MLRuntime
 from server.settings import Settings
 
 
@@ -74,6 +76,8 @@ class Context:
     response: Any = None
     children: TaskChildrenLoader = field(default_factory=TaskChildrenLoader)
     _projects: dict[int, Project] = field(default_factory=dict)
+    # The process's ML client and job runner (lifespan state); None where none runs.
+    ml: MLRuntime | None = None
 
     def project(self, project_id: int | None = None) -> Project:
         """ProjectByIdLoader: a project row, read once per request (None: the current one)."""
@@ -90,6 +94,11 @@ class Context:
     def label_config(self, project_id: int) -> LabelConfig:
         """The parsed config of a project (parsing is cached per config text)."""
         return project_service.parsed_config(self.project(project_id))
+
+    def ml_runtime(self) -> MLRuntime:
+        if self.ml is None:
+            raise DomainError("ml_backend", "ML backends are not available here")
+        return self.ml
 
     def resolve_project_id(self, project_id: int | None) -> int:
         return self.project_id if project_id is None else project_id

@@ -7,11 +7,19 @@ import datetime as dt
 import strawberry
 
 from schema.context import Info
+from schema.label_config import (
+    BrokenCompletion,
+    ConfigChangeImpact,
+    ConfigError,
+    ParsedLabelConfig,
+    SampleTaskFile,
+)
+from schema.ml import MLBackend
 from schema.scalars import JSON, from_seconds
 from schema.tasks import Task, TaskConnection, TaskOrder, TaskPage, task_connection, task_page
 from server.models import Project as ProjectRow
 from server.services import completions as completion_service
-from server.services import label_config as label_config_service
+from server.services import ml as ml_service
 from server.services import next_task as next_task_service
 from server.services import projects as project_service
 from server.settings import SAMPLING_MODES
@@ -64,6 +72,37 @@ class Project:
     @strawberry.field
     def config_has_control_tags(self, info: Info) -> bool:
         return project_service.parsed_config(self.row).has_control_tags
+
+    @strawberry.field(description="Version of the labeling config, +1 on every save.")
+    def label_config_version(self) -> int:
+        return self.row.label_config_version
+
+    @strawberry.field(description="What the server derives from the labeling config.")
+    def parsed_label_config(self) -> ParsedLabelConfig:
+        return ParsedLabelConfig(model=project_service.parsed_config(self.row))
+
+    @strawberry.field(
+        description="Dry run of `setLabelConfig`: would the config be accepted, and which "
+        "existing completions could it no longer load (the first `first` of them)."
+    )
+    def label_config_impact(
+        self, info: Info, label_config: str, first: int = 20
+    ) -> ConfigChangeImpact:
+        impact = project_service.label_config_impact(
+            self.row.id, label_config, info.context.settings.max_label_config_size, first
+        )
+        return ConfigChangeImpact(
+            ok=not impact.issues,
+            errors=[ConfigError.of(i) for i in impact.issues],
+            broken_completion_count=impact.broken_completion_count,
+            broken_completions=[BrokenCompletion.of(b) for b in impact.broken_completions],
+        )
+
+    @strawberry.field(
+        description="Two sample tasks for the config as an import file: json, csv, tsv or txt."
+    )
+    def sample_task_file(self, format: str = "json") -> SampleTaskFile:
+        return SampleTaskFile.of(project_service.sample_file(self.row, format))
 
     @strawberry.field(description="One of: " + ", ".join(SAMPLING_MODES))
     def sampling(self) -> str:
@@ -141,16 +180,9 @@ class Project:
     def labeled_task_ids(self) -> list[int]:
         return completion_service.labeled_task_ids(self.row.id)
 
-
-@strawberry.type
-class ConfigError:
-    message: str
-
-
-@strawberry.type(description="Outcome of validating a labeling config.")
-class ConfigValidation:
-    ok: bool
-    errors: list[ConfigError]
+    @strawberry.field(description="Connected ML backends, in the order they were added.")
+    def ml_backends(self) -> list[MLBackend]:
+        return [MLBackend(row=row) for row in ml_service.list_backends(self.row.id)]
 
 
 @strawberry.input(description="Project settings to change; omitted fields stay as they are.")
@@ -180,11 +212,6 @@ class ProjectQuery:
     def projects(self) -> list[Project]:
         return [Project(row=row) for row in project_service.list_projects()]
 
-    @strawberry.field(description="Check a labeling config without saving it.")
-    def validate_label_config(self, label_config: str) -> ConfigValidation:
-        errors = label_config_service.validation_errors(label_config)
-        return ConfigValidation(ok=not errors, errors=[ConfigError(message=m) for m in errors])
-
 
 @strawberry.type
 class ProjectMutation:
@@ -197,12 +224,15 @@ class ProjectMutation:
         return Project(row=info.context.remember_project(row))
 
     @strawberry.mutation(
-        description="Validate and save the labeling config. Invalid configs fail with "
-        "extensions.code INVALID_LABEL_CONFIG and the messages in extensions.errors."
+        description="Validate and save the labeling config. Invalid configs, and configs the "
+        "project's tasks or completions could not be loaded with, fail with extensions.code "
+        "INVALID_LABEL_CONFIG, Label Studio's message in extensions.errors and the structured "
+        "error (message, code, tag, attribute, line) in extensions.configErrors."
     )
     def set_label_config(
         self, info: Info, label_config: str, project_id: int | None = None
     ) -> Project:
         pid = info.context.resolve_project_id(project_id)
-        row = project_service.set_label_config(pid, label_config)
+        max_bytes = info.context.settings.max_label_config_size
+        row = project_service.set_label_config(pid, label_config, max_bytes)
         return Project(row=info.context.remember_project(row))

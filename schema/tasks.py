@@ -12,9 +12,11 @@ from schema.completions import Completion, Prediction
 from schema.context import Context, Info
 from schema.scalars import JSON, from_seconds
 from server.errors import DomainError
-from server.ls_json import source_task_json, task_json
+from server.ls_json import prediction_json, source_task_json, task_json
+from server.models import Prediction as PredictionRow
 from server.models import Project as ProjectRow
 from server.models import Task as TaskRow
+from server.services import ml as ml_service
 from server.services import tasks as task_service
 from server.services.task_validation import UNDEFINED_KEY, rename_undefined
 
@@ -108,24 +110,46 @@ class Task:
         description="The task as Label Studio 0.9 serves it from /api/tasks, with "
         "completions, predictions and computed fields."
     )
-    def ls_json(self, info: Info) -> JSON:
+    def ls_json(self, info: Info, live_predictions: bool = False) -> JSON:
         ctx = info.context
-        return task_json(
-            self.row,
-            ctx.children.completions(self.row.id),
-            ctx.children.predictions(self.row.id),
-            data=self._data(ctx),
-        )
+        completions = ctx.children.completions(self.row.id)
+        predictions = ctx.children.predictions(self.row.id)
+        data = self._data(ctx)
+        if live_predictions:
+            asked = task_json(self.row, completions, [], data=data)
+            predictions = self._live(ctx, asked, predictions)
+        return task_json(self.row, completions, predictions, data=data)
 
     @strawberry.field(
         description="The task as Label Studio 0.9's label stream serves it: id, data and "
         "stored predictions."
     )
-    def ls_source_json(self, info: Info) -> JSON:
+    def ls_source_json(self, info: Info, live_predictions: bool = False) -> JSON:
         ctx = info.context
-        return source_task_json(
-            self.row, ctx.children.predictions(self.row.id), data=self._data(ctx)
-        )
+        predictions = ctx.children.predictions(self.row.id)
+        data = self._data(ctx)
+        if live_predictions:
+            asked = source_task_json(self.row, [], data=data)
+            predictions = self._live(ctx, asked, predictions)
+        return source_task_json(self.row, predictions, data=data)
+
+    @strawberry.field(
+        description="Predictions the project's ML backends make for this task now (not "
+        "stored); a backend's stored prediction for the same model version is reused. The "
+        "stored predictions when no backend answers."
+    )
+    def live_predictions(self, info: Info) -> JSON:
+        ctx = info.context
+        stored = ctx.children.predictions(self.row.id)
+        asked = source_task_json(self.row, [], data=self._data(ctx))
+        return [prediction_json(p) for p in self._live(ctx, asked, stored)]
+
+    def _live(
+        self, ctx: Context, asked: dict[str, Any], stored: list[PredictionRow]
+    ) -> list[PredictionRow]:
+        client = ctx.ml.client if ctx.ml is not None else None
+        live = ml_service.live_predictions(client, self.row.project_id, asked, stored)
+        return stored if live is None else live
 
 
 @strawberry.type
@@ -227,4 +251,8 @@ class TaskMutation:
 
     @strawberry.mutation(description="Delete every task of a project; returns how many.")
     def delete_all_tasks(self, info: Info, project_id: int | None = None) -> int:
-        return task_service.delete_all_tasks(info.context.resolve_project_id(project_id))
+        pid = info.context.resolve_project_id(project_id)
+        deleted = task_service.delete_all_tasks(pid)
+        ml = info.context.ml
+        ml_service.notify_tasks_deleted(ml.client if ml is not None else None, pid)
+        return deleted

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -18,10 +19,14 @@ import rest_compat
 from schema import schema
 from schema.context import Context
 from server import db
+from server.downloads import export_download
+from server.graphql_csrf import PreflightRequired
 from server.middleware import BodySizeLimit, LabelStudioHeaders
 from server.migrations import migrate
 from server.services import projects as project_service
+from server.services.ml_jobs import MLRuntime
 from server.settings import Settings
+from server.uploads import upload_file
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +39,16 @@ class GraphQLApp(GraphQL[Context, None]):
             project_id=state.project_id,
             request=request,
             response=response,
+            ml=getattr(state, "ml", None),
         )
+
+    async def run(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run the operation; then close uploaded files (multipart requests) at once."""
+        try:
+            return await super().run(request, *args, **kwargs)
+        finally:
+            if isinstance(request, Request):
+                await request.close()
 
 
 def prepare_database(settings: Settings) -> tuple[int, bool]:
@@ -67,17 +81,22 @@ def create_app(settings: Settings) -> Starlette:
         app.state.settings = settings
         app.state.project_id, _ = prepare_database(settings)
         log.info("project %s ready (database %s)", settings.project_name, _safe_url(settings))
+        app.state.ml = MLRuntime.open(settings)
         try:
             yield
         finally:
+            # Let running prediction jobs finish their batch (bounded by the ML timeouts).
+            await anyio.to_thread.run_sync(app.state.ml.close)
             pool = db.database.obj
             if pool is not None and hasattr(pool, "close_all"):
                 pool.close_all()
 
-    graphql_app = GraphQLApp(schema, graphql_ide="graphiql")
+    graphql_app = GraphQLApp(schema, graphql_ide="graphiql", multipart_uploads_enabled=True)
     routes = [
         Route("/", index),
-        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        Route("/graphql", PreflightRequired(graphql_app), methods=["GET", "POST"]),
+        Route("/data/export/{name}", export_download, methods=["GET", "HEAD"]),
+        Route("/data/upload/{name:path}", upload_file, methods=["GET", "HEAD"]),
         *rest_compat.routes(),
     ]
     return Starlette(

@@ -30,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--db", dest="database_url", help="database URL (default: SQLite file)")
         sub.add_argument("--sampling", choices=SAMPLING_MODES, help="next-task sampling")
         sub.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+        sub.add_argument(
+            "--ml-backends",
+            nargs="+",
+            metavar="URL",
+            help="ML backends (URL or NAME=URL) for a new project; ignored for an existing one",
+        )
 
     start = commands.add_parser("start", help="start the server")
     project_options(start)
@@ -41,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     init = commands.add_parser("init", help="create a project without starting the server")
     project_options(init)
+    from server.export_cli import add_export_parser
+
+    add_export_parser(commands)
+    from server.import_cli import add_import_parser
+
+    add_import_parser(commands)
     return parser
 
 
@@ -57,12 +69,21 @@ def _configure_logging(level: str) -> None:
     )
 
 
-def initialise(settings: Settings, label_config: str | None, input_path: str | None) -> bool:
-    """Create the project (dir, database, config, tasks); False if it already existed."""
+def initialise(
+    settings: Settings,
+    label_config: str | None,
+    input_path: str | None,
+    ml_backends: Sequence[str] | None = None,
+) -> bool:
+    """Create the project (dir, database, config, tasks, ML backends); False if it already
+    existed."""
     from server import db
     from server.app import prepare_database
-    from server.services import imports, projects
+    from server.services import imports, ml, projects
     from server.services import label_config as label_config_service
+
+    for spec in ml_backends or ():
+        ml.check_url(ml.parse_backend_spec(spec, settings.project_name)[1])
 
     config_text = None
     if label_config is not None:
@@ -86,6 +107,16 @@ def initialise(settings: Settings, label_config: str | None, input_path: str | N
         return True
 
     applied = db.with_connection(setup)
+    if ml_backends and created:
+
+        def connect_backends() -> None:
+            for spec in ml_backends:
+                backend = ml.add_backend(None, project_id, spec, check_connection=False)
+                log.info("ML backend %s added: %s", backend.name, backend.url)
+
+        db.with_connection(connect_backends)
+    elif ml_backends:
+        log.info("project %s already exists: --ml-backends ignored", settings.project_dir)
     if created:
         log.info("project %s created", settings.project_dir)
     elif applied and (config_text is not None or tasks is not None):
@@ -109,6 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     _configure_logging(settings.log_level)
+    if args.command == "export":
+        from server.export_cli import run_export
+
+        return run_export(args, settings)
+    if args.command == "import":
+        from server.import_cli import run_import
+
+        return run_import(args, settings)
     from server.errors import DomainError
 
     project_exists = Path(settings.project_dir).is_dir()
@@ -122,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "init" or args.init:
-            initialise(settings, args.label_config, args.input_path)
+            ml_backends = getattr(args, "ml_backends", None)
+            initialise(settings, args.label_config, args.input_path, ml_backends)
     except (DomainError, OSError, ValueError) as exc:
         log.error("cannot initialise %s: %s", settings.project_dir, exc)
         return 2

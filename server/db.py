@@ -103,6 +103,24 @@ def with_connection(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return fn(*args, **kwargs)
 
 
+@contextlib.contextmanager
+def released() -> Iterator[None]:
+    """Hand this thread's connection back to the pool while slow work that does not need the
+    database runs (calls to ML backends), and take one again afterwards. Inside a transaction
+    the connection is kept: network calls never belong there."""
+    if database.is_closed() or database.in_transaction():
+        yield
+        return
+    state = database._state
+    contexts = list(state.ctx)  # the connection_context()s that will close it at their end
+    database.close()
+    try:
+        yield
+    finally:
+        database.connect(reuse_if_open=True)
+        database._state.ctx.extend(contexts)
+
+
 async def run_db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run blocking database work on a worker thread with its own pooled connection."""
     call = functools.partial(with_connection, fn, *args, **kwargs)

@@ -16,6 +16,7 @@ ErrorCode = Literal[
     "too_large",  # over a configured size limit
     "conflict",  # clashes with the current state
     "ml_backend",  # an ML backend failed
+    "fetch_failed",  # a URL import could not be downloaded (or was refused)
 ]
 
 

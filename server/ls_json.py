@@ -92,26 +92,39 @@ def import_report_json(
     preview: list[dict[str, Any]],
     duration: float,
     found_formats: dict[str, int],
+    *,
+    selected_formats: list[str] | None = None,
+    selected_objects: list[str | None] | None = None,
+    files_as_tasks_list: bool = True,
+    show_files_as_tasks_list: bool | None = None,
+    total_tasks: int | None = None,
+    staged_id: int | None = None,
 ) -> dict[str, Any]:
     """The 201 body of ``POST /api/project/import`` (rest-api.md §6.6), with the v0.8 names of
-    the same figures too (compat Q-19)."""
-    return {
-        "id": 1,
+    the same figures too (compat Q-19). A staged import (``staged_id``) is reported without
+    ``duration`` and ``new_task_ids``, as Label Studio's ``GET /api/project/import/<id>``."""
+    total = len(task_ids) if total_tasks is None else total_tasks
+    body: dict[str, Any] = {
+        "id": 1 if staged_id is None else staged_id,
         "project": project_name,
         "task_preview": preview,
         "columns_to_draw": [],
-        "total_tasks": len(task_ids),
+        "total_tasks": total,
         "total_completions": completion_count,
         "total_predictions": prediction_count,
         "found_formats": found_formats,
-        "selected_formats": None,
-        "selected_objects": None,
-        "files_as_tasks_list": {"type": None, "selected": True},
-        "show_files_as_tasks_list": None,
-        "duration": duration,
-        "new_task_ids": list(task_ids),
-        "task_count": len(task_ids),
-        "completion_count": completion_count,
-        "prediction_count": prediction_count,
-        "formats": found_formats,
+        "selected_formats": selected_formats,
+        "selected_objects": selected_objects,
+        "files_as_tasks_list": {"type": None, "selected": files_as_tasks_list},
+        "show_files_as_tasks_list": show_files_as_tasks_list,
     }
+    if staged_id is None:
+        body["duration"] = duration
+        body["new_task_ids"] = list(task_ids)
+    body.update(
+        task_count=total,
+        completion_count=completion_count,
+        prediction_count=prediction_count,
+        formats=found_formats,
+    )
+    return body

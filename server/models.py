@@ -79,6 +79,8 @@ class Project(BaseModel):
     instruction = peewee.TextField(default="")
     label_config = peewee.TextField(default="<View></View>")
     label_config_updated = peewee.BooleanField(default=False)
+    # Incremented by every config save: parsed configs are cached per (uuid, version).
+    label_config_version = peewee.IntegerField(default=1)
     sampling = peewee.CharField(max_length=32, default="sequential")
     allow_delete_completions = peewee.BooleanField(default=True)
     show_instruction = peewee.BooleanField(default=False)
@@ -182,11 +184,34 @@ class MLBackend(BaseModel):
     project = peewee.ForeignKeyField(Project, backref="ml_backends", on_delete="CASCADE")
     name = peewee.CharField(max_length=255)
     url = peewee.TextField()
+    # The version its last /setup answered (prediction jobs and status checks keep it).
     model_version = peewee.TextField(null=True)
     created_at = peewee.IntegerField(default=now_seconds)
+    # Whether /predict answers one result per task for several tasks (null: not known yet).
+    # Added by a migration, as ``train_job``: the last training job id it answered (§5.2).
+    batch_predict = peewee.BooleanField(null=True)
+    train_job = peewee.TextField(null=True)
 
     class Meta:
         indexes = ((("project", "name"), True),)
+
+
+class Job(BaseModel):
+    """A background job (prediction jobs), its state and progress, readable by every worker.
+    Created by a migration (not part of the initial schema)."""
+
+    id = IdField()
+    project = peewee.ForeignKeyField(Project, backref="jobs", on_delete="CASCADE")
+    kind = peewee.CharField(max_length=32)
+    state = peewee.CharField(max_length=16, default="queued")  # queued running done failed
+    params = JSONField(default=dict)
+    total = peewee.IntegerField(default=0)
+    done = peewee.IntegerField(default=0)
+    failed = peewee.IntegerField(default=0)
+    error = peewee.TextField(null=True)
+    created_at = peewee.IntegerField(default=now_seconds)
+    started_at = peewee.IntegerField(null=True)
+    finished_at = peewee.IntegerField(null=True)
 
 
 class Upload(BaseModel):
@@ -204,6 +229,39 @@ class Upload(BaseModel):
         indexes = ((("project", "name"), True),)
 
 
+class DerivedSchema(BaseModel):
+    """What a project's tasks and completions require of a labeling config (labeling-config.md
+    §7), kept by :mod:`server.services.derived_schema`: rows above the watermarks are folded in
+    on the next read; changing or deleting older rows marks the snapshot stale."""
+
+    project = peewee.ForeignKeyField(Project, primary_key=True, on_delete="CASCADE")
+    stale = peewee.BooleanField(default=False)
+    task_watermark = peewee.IntegerField(default=0)
+    task_total = peewee.IntegerField(default=0)
+    # Sorted data keys every task has; null while no task was seen.
+    input_keys = JSONField(null=True)
+    completion_watermark = peewee.IntegerField(default=0)
+    completion_total = peewee.IntegerField(default=0)
+    # [[from_name, to_name, type], ...] and [[from_name, [label, ...]], ...] of all results.
+    output_tuples = JSONField(default=list)
+    output_labels = JSONField(default=list)
+
+
+class StagedImport(BaseModel):
+    """An import prepared but not applied yet (``POST /api/project/import/prepare``), per
+    project. Its files wait in ``directory`` under the import staging area; ``state`` holds the
+    source list and the user's selection, ``report`` the last computed report. Created by
+    the ``_staged_imports`` migration (not part of the initial schema)."""
+
+    id = IdField()
+    project = peewee.ForeignKeyField(Project, backref="staged_imports", on_delete="CASCADE")
+    directory = peewee.CharField(max_length=64)
+    state = JSONField()
+    report = JSONField()
+    created_at = peewee.IntegerField(default=now_seconds)
+    expires_at = peewee.IntegerField(index=True)
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Project,
     Task,
@@ -211,4 +269,5 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     Prediction,
     MLBackend,
     Upload,
+    DerivedSchema,
 )

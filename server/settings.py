@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +16,36 @@ from typing import Any
 ENV_PREFIX = "LABELGRAPH_"
 SAMPLING_MODES = ("sequential", "uniform", "prediction-score-min", "prediction-score-max")
 MiB = 1024 * 1024
+ML_TIMEOUTS = (
+    "ml_connect_timeout",
+    "ml_health_timeout",
+    "ml_setup_timeout",
+    "ml_predict_timeout",
+    "ml_train_timeout",
+)
+IMPORT_LIMITS = (
+    "max_upload_files",
+    "max_import_tasks",
+    "max_archive_members",
+    "max_archive_size",
+    "url_import_timeout",
+    "url_import_max_size",
+    "import_staging_ttl",
+)
 
 
-def _setting(default: Any, help: str, *, cast: type = str) -> Any:
+def _setting(default: Any, help: str, *, cast: Callable[[str], Any] = str) -> Any:
     return field(default=default, metadata={"help": help, "cast": cast})
+
+
+def boolean(raw: str) -> bool:
+    """A boolean setting: 1/true/yes/on or 0/false/no/off (any case)."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -46,6 +72,81 @@ class Settings:
         100000, "Largest page_size (REST) or first (GraphQL) of a task listing", cast=int
     )
     db_pool_size: int = _setting(16, "Database connections kept open per server process", cast=int)
+    max_label_config_size: int = _setting(
+        MiB, "Largest accepted labeling config in bytes (400 above it)", cast=int
+    )
+    export_ttl: int = _setting(
+        3600, "Seconds an export file stays downloadable from /data/export/", cast=int
+    )
+    export_fetch_remote: bool = _setting(
+        False,
+        "Fetch remote (http/https) images and audio into COCO/VOC/YOLO/ASR_MANIFEST exports",
+        cast=boolean,
+    )
+    export_fetch_timeout: float = _setting(
+        10.0, "Timeout in seconds for each remote fetch during an export", cast=float
+    )
+    max_upload_files: int = _setting(
+        100, "Largest number of files in one upload request (400 above it)", cast=int
+    )
+    max_import_tasks: int = _setting(
+        1_000_000, "Largest number of tasks one import may create (413 above it)", cast=int
+    )
+    max_archive_members: int = _setting(
+        10_000, "Largest number of files in an uploaded .zip archive (413 above it)", cast=int
+    )
+    max_archive_size: int = _setting(
+        1024 * MiB, "Largest unpacked size in bytes of an uploaded .zip archive (413)", cast=int
+    )
+    url_import_timeout: float = _setting(
+        30.0, "Seconds a URL import may take to connect and download", cast=float
+    )
+    url_import_max_size: int = _setting(
+        200 * MiB, "Largest file in bytes a URL import downloads (413 above it)", cast=int
+    )
+    url_import_allow_private: bool = _setting(
+        False,
+        "Let URL imports fetch loopback, private, link-local and other non-public addresses",
+        cast=boolean,
+    )
+    import_staging_ttl: int = _setting(
+        3600, "Seconds a staged import (POST /api/project/import/prepare) is kept", cast=int
+    )
+
+    ml_connect_timeout: float = _setting(
+        1.0, "Seconds to wait for a connection to an ML backend", cast=float
+    )
+    ml_health_timeout: float = _setting(
+        2.0,
+        "Seconds to wait for an ML backend's /health, /is_training, /job_status, /delete answer",
+        cast=float,
+    )
+    ml_setup_timeout: float = _setting(
+        10.0, "Seconds to wait for an ML backend's /setup answer", cast=float
+    )
+    ml_predict_timeout: float = _setting(
+        10.0, "Seconds to wait for an ML backend's /predict answer", cast=float
+    )
+    ml_train_timeout: float = _setting(
+        120.0, "Seconds to wait for an ML backend's /train answer", cast=float
+    )
+    ml_retry_after: float = _setting(
+        5.0,
+        "Seconds live predictions skip an ML backend that did not answer (down or timed out)",
+        cast=float,
+    )
+    ml_live_concurrency: int = _setting(
+        8,
+        "Live prediction rounds waiting on ML backends at once per process; "
+        "more are answered with the stored predictions",
+        cast=int,
+    )
+    ml_batch_size: int = _setting(
+        8, "Tasks per /predict call in prediction jobs (backends that accept several)", cast=int
+    )
+    ml_job_concurrency: int = _setting(
+        4, "/predict calls in flight at once in one prediction job", cast=int
+    )
 
     @property
     def resolved_database_url(self) -> str:
@@ -56,6 +157,15 @@ class Settings:
     @property
     def upload_dir(self) -> Path:
         return Path(self.project_dir) / "upload"
+
+    @property
+    def export_dir(self) -> Path:
+        return Path(self.project_dir) / "export"
+
+    @property
+    def import_tmp_dir(self) -> Path:
+        """Where imports stage uploaded files until they are stored (or dropped)."""
+        return Path(self.project_dir) / "import-tmp"
 
     @property
     def project_name(self) -> str:
@@ -80,7 +190,25 @@ class Settings:
             raise ValueError(
                 f"sampling must be one of {', '.join(SAMPLING_MODES)}, not {self.sampling!r}"
             )
-        for name in ("max_body_size", "max_page_size", "db_pool_size", "port"):
+        if self.export_fetch_timeout <= 0:
+            raise ValueError("export_fetch_timeout must be a positive number of seconds")
+        for name in ("max_body_size", "max_page_size", "db_pool_size", "port", "export_ttl"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer")
+        if self.max_label_config_size < 1:
+            raise ValueError("max_label_config_size must be a positive integer")
+        for name in IMPORT_LIMITS:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        self._check_ml()
+
+    def _check_ml(self) -> None:
+        for name in ML_TIMEOUTS:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds")
+        if self.ml_retry_after < 0:
+            raise ValueError("ml_retry_after must not be negative")
+        for name in ("ml_live_concurrency", "ml_batch_size", "ml_job_concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer")
 

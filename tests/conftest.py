@@ -20,6 +20,11 @@ from schema.context import Context
 from server import db
 from server.app import create_app
 from server.settings import Settings
+from tests.ml_backend import (  # noqa: F401  (fixtures)
+    app_with_settings,
+    ml_backend,
+    start_ml_backend,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEST_DATABASE_URL = os.environ.get("LABELGRAPH_TEST_DATABASE_URL", "")
@@ -87,12 +92,13 @@ def project_id(client: TestClient) -> int:
 class GraphQL:
     """Run operations against the schema in-process, without HTTP."""
 
-    def __init__(self, settings: Settings, project_id: int) -> None:
+    def __init__(self, settings: Settings, project_id: int, ml: Any = None) -> None:
         self.settings = settings
         self.project_id = project_id
+        self.ml = ml  # the app's ML runtime (client and job runner)
 
     def raw(self, query: str, variables: dict[str, Any] | None = None) -> Any:
-        context = Context(settings=self.settings, project_id=self.project_id)
+        context = Context(settings=self.settings, project_id=self.project_id, ml=self.ml)
         return db.with_connection(
             schema.execute_sync, query, variables or {}, context_value=context
         )
@@ -112,7 +118,7 @@ class GraphQL:
 
 @pytest.fixture
 def gql(client: TestClient, settings: Settings, project_id: int) -> GraphQL:
-    return GraphQL(settings, project_id)
+    return GraphQL(settings, project_id, client.app.state.ml)  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from server.db import write_transaction
 from server.errors import DomainError, not_found
 from server.ls_json import is_cancelled
 from server.models import COMPLETED, Completion, Project, Task, now_seconds
+from server.services import derived_schema
 from server.services.projects import get_project, lock_project
 from server.services.tasks import get_task
 
@@ -144,6 +145,8 @@ def _merge(
     completion.updated_at = now_seconds()
     completion.save()
     refresh_task_stats(task)
+    if "result" in payload:
+        derived_schema.mark_stale(task.project_id)
     return completion
 
 
@@ -180,6 +183,7 @@ def delete_completion(
         _check_deletion_allowed(task.project_id)
         completion.delete_instance()
         refresh_task_stats(task)
+        derived_schema.mark_stale(task.project_id)
         return completion_id
 
 
@@ -189,6 +193,7 @@ def delete_task_completions(task_id: int, project_id: int | None = None) -> int:
         _check_deletion_allowed(task.project_id)
         deleted = Completion.delete().where(Completion.task == task.id).execute()
         refresh_task_stats(task)
+        derived_schema.mark_stale(task.project_id)
         return int(deleted)
 
 
@@ -203,6 +208,7 @@ def delete_all_completions(project_id: int) -> int:
         Project.update(labeled_task_count=0, completion_count=0).where(
             Project.id == project_id
         ).execute()
+        derived_schema.mark_stale(project_id)
         return int(deleted)
 
 

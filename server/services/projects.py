@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from server.db import is_sqlite, write_transaction
 from server.errors import DomainError, not_found
 from server.models import Project, now_seconds
-from server.services import label_config
+from server.services import derived_schema, label_config, sample_tasks
+from server.services.label_config import ConfigIssue, LabelConfig, LabelConfigError
 from server.settings import SAMPLING_MODES
 
 SAMPLING_ALIASES = {"random-uniform": "uniform"}
@@ -55,8 +59,42 @@ def lock_project(project_id: int) -> Project:
     return project
 
 
-def parsed_config(project: Project) -> label_config.LabelConfig:
-    return label_config.parse(project.label_config)
+class _ConfigCache:
+    """Parsed configs by (project uuid, config version): a request that needs a project's
+    config never re-parses it. Bounded; values are immutable."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, int], LabelConfig] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int], text: str) -> LabelConfig | None:
+        with self._lock:
+            config = self._items.get(key)
+            if config is None or config.text != text:
+                return None
+            self._items.move_to_end(key)
+            return config
+
+    def put(self, key: tuple[str, int], config: LabelConfig) -> None:
+        with self._lock:
+            self._items[key] = config
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_configs = _ConfigCache()
+
+
+def parsed_config(project: Project) -> LabelConfig:
+    """The project's parsed config, cached per project and config version."""
+    key = (project.uuid, project.label_config_version)
+    config = _configs.get(key, project.label_config)
+    if config is None:
+        config = label_config.parse_uncached(project.label_config, max_bytes=None)
+        _configs.put(key, config)
+    return config
 
 
 def normalise_sampling(value: str) -> str:
@@ -115,17 +153,102 @@ def update_project(project_id: int, changes: dict[str, Any]) -> Project:
         return project
 
 
-def set_label_config(project_id: int, text: str | None) -> Project:
-    """Validate and store a labeling config (CRLF -> LF)."""
-    if text is None:
-        raise label_config.LabelConfigError("can only parse strings")
-    text = label_config.normalise(text)
-    label_config.parse(text)
+def _parse_new(text: Any, max_bytes: int | None) -> LabelConfig:
+    if not isinstance(text, str):
+        raise LabelConfigError(ConfigIssue(label_config.NOT_A_STRING, "can only parse strings"))
+    return label_config.parse(label_config.normalise(text), max_bytes)
+
+
+def _data_issues(project_id: int, config: LabelConfig) -> list[ConfigIssue]:
+    """What the project's tasks and completions object to (labeling-config.md §7)."""
     with write_transaction():
         project = lock_project(project_id)
-        Project.update(
-            label_config=text, label_config_updated=True, updated_at=now_seconds()
-        ).where(Project.id == project_id).execute()
-        project.label_config = text
-        project.label_config_updated = True
-        return project
+        return derived_schema.issues(config, derived_schema.current(project))
+
+
+def label_config_issues(
+    text: Any,
+    max_bytes: int | None = label_config.DEFAULT_MAX_BYTES,
+    project_id: int | None = None,
+) -> list[ConfigIssue]:
+    """Why ``text`` cannot be the config (of ``project_id``, given its data); [] if it can.
+
+    The config pipeline stops at its first failure; the project checks list every issue in
+    the spec's order (Label Studio answers the first)."""
+    try:
+        config = _parse_new(text, max_bytes)
+    except LabelConfigError as exc:
+        return [exc.issue]
+    return [] if project_id is None else _data_issues(project_id, config)
+
+
+def set_label_config(
+    project_id: int, text: Any, max_bytes: int | None = label_config.DEFAULT_MAX_BYTES
+) -> Project:
+    """Validate and store a labeling config (CRLF -> LF), refusing one that existing tasks
+    or completions could not be loaded with (labeling-config.md §7)."""
+    config = _parse_new(text, max_bytes)
+    with write_transaction():
+        project = lock_project(project_id)
+        issues = derived_schema.issues(config, derived_schema.current(project))
+        if not issues:
+            version = project.label_config_version + 1
+            Project.update(
+                label_config=config.text,
+                label_config_updated=True,
+                label_config_version=version,
+                updated_at=now_seconds(),
+            ).where(Project.id == project_id).execute()
+            project.label_config = config.text
+            project.label_config_updated = True
+            project.label_config_version = version
+            _configs.put((project.uuid, version), config)
+    # Raised after the transaction so the refreshed derived schema is kept.
+    if issues:
+        raise LabelConfigError(issues[0])
+    return project
+
+
+@dataclass(frozen=True)
+class ConfigImpact:
+    """What saving a config would do to a project's data (a dry run)."""
+
+    issues: list[ConfigIssue]
+    broken_completion_count: int
+    broken_completions: list[derived_schema.BrokenCompletion]
+
+
+def label_config_impact(
+    project_id: int,
+    text: Any,
+    max_bytes: int | None = label_config.DEFAULT_MAX_BYTES,
+    limit: int = 100,
+) -> ConfigImpact:
+    """Check ``text`` against the project without saving it: every issue, and which existing
+    completions would no longer load (the first ``limit`` of them, and how many)."""
+    try:
+        config = _parse_new(text, max_bytes)
+    except LabelConfigError as exc:
+        return ConfigImpact([exc.issue], 0, [])
+    issues = _data_issues(project_id, config)
+    if not any(i.code in _COMPLETION_CODES for i in issues):
+        return ConfigImpact(issues, 0, [])
+    count, broken = derived_schema.broken_completions(project_id, config, max(0, limit))
+    return ConfigImpact(issues, count, broken)
+
+
+_COMPLETION_CODES = (
+    label_config.ORPHANED_RESULTS,
+    label_config.ORPHANED_CONTROL,
+    label_config.ORPHANED_LABELS,
+)
+
+
+def sample_task(text: Any, max_bytes: int | None = label_config.DEFAULT_MAX_BYTES) -> Any:
+    """A sample task's data for a config (``/api/import-example``); only the config matters."""
+    return sample_tasks.editor_sample(_parse_new(text, max_bytes))
+
+
+def sample_file(project: Project, file_format: str) -> sample_tasks.SampleFile:
+    """Two sample tasks for the project's config as an import file (json, csv, tsv, txt)."""
+    return sample_tasks.sample_file(parsed_config(project), file_format)

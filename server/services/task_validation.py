@@ -1,5 +1,8 @@
 """Task validation against a labeling config (rest-api.md §6.3), with Label Studio's messages.
 
+The data keys and the JSON types each accepts come from the parsed config
+(``LabelConfig.type_checks``: its ``data_types`` and labeling-config.md §4.2's rules).
+
 Input items are wrapped (``{"data": {...}, "completions": [...], ...}``) or bare (the data
 itself). The output is the normalised wrapped form. Every failing item adds one message;
 any failure rejects the whole batch.
@@ -7,30 +10,17 @@ any failure rejects the whole batch.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from server.errors import DomainError
-from server.services.label_config import LabelConfig
+from server.services.label_config import UNDEFINED_KEY, LabelConfig
 
 MAX_MESSAGES = 100
-UNDEFINED_KEY = "$undefined$"
 WRAPPED_SUFFIX = ' [assume: item["data"] = task root with values]'
 BARE_SUFFIX = " [assume: item = task root with values] "
 
-_TYPES_BY_TAG: dict[str, tuple[type, ...]] = {
-    "Text": (str, int, float),
-    "Header": (str, int, float),
-    "HyperText": (str,),
-    "Image": (str, list),
-    "Paragraphs": (list,),
-    "Table": (dict,),
-    "TimeSeries": (dict, list, str),
-    "TimeSeriesChannel": (dict, list, str),
-}
-_DEFAULT_TYPES: tuple[type, ...] = (str,)
 ROOT_MESSAGE = 'Task root must be dict with "data", "meta", "completions", "predictions" fields'
 
 
@@ -67,7 +57,7 @@ def check_data(data: Any, config: LabelConfig, suffix: str) -> dict[str, Any]:
         raise ItemError("Task is empty (None)" + suffix)
     if not isinstance(data, dict | list):
         raise ItemError("Task[data] must be (<class 'dict'>, <class 'list'>)")
-    for key, types in _type_checks(config):
+    for key, types in config.type_checks:
         if not isinstance(data, dict) or key not in data:
             raise ItemError(f'"{key}" key is expected in task data' + suffix)
         value = data[key]
@@ -80,14 +70,6 @@ def check_data(data: Any, config: LabelConfig, suffix: str) -> dict[str, Any]:
         # A list is accepted as data only by configs without data keys; store it keyed.
         return {UNDEFINED_KEY: data}
     return data
-
-
-@functools.lru_cache(maxsize=256)
-def _type_checks(config: LabelConfig) -> tuple[tuple[str, tuple[type, ...]], ...]:
-    """(data key, accepted Python types) for each data key of the config."""
-    return tuple(
-        (key, _TYPES_BY_TAG.get(tag, _DEFAULT_TYPES)) for key, tag in config.data_types.items()
-    )
 
 
 def _check_results(items: Any, field: str, kind: str) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from server.models import (
     dump_json,
     now_seconds,
 )
+from server.services import derived_schema
 from server.services.label_config import LabelConfig
 from server.services.projects import get_project, lock_project, parsed_config
 from server.services.task_validation import ROOT_MESSAGE, ItemError, ValidTask, validate_item
@@ -289,6 +290,8 @@ def update_task(task_id: int, body: Any, project_id: int | None = None) -> Task:
                 prediction_count=Project.prediction_count + len(valid.predictions) - old
             ).where(Project.id == task.project_id).execute()
         Task.update(changes).where(Task.id == task.id).execute()
+        if not isinstance(task.data, dict) or task.data.keys() != valid.data.keys():
+            derived_schema.mark_stale(task.project_id)
         return Task.get_by_id(task.id)
 
 
@@ -309,6 +312,7 @@ def delete_task(task_id: int, project_id: int | None = None) -> int:
             completion_count=Project.completion_count - task.total_completions,
             prediction_count=Project.prediction_count - task.total_predictions,
         ).where(Project.id == task.project_id).execute()
+        derived_schema.mark_stale(task.project_id)
         return task.id
 
 
@@ -322,4 +326,5 @@ def delete_all_tasks(project_id: int) -> int:
         Project.update(
             task_count=0, labeled_task_count=0, completion_count=0, prediction_count=0
         ).where(Project.id == project_id).execute()
+        derived_schema.mark_stale(project_id)
         return project.task_count

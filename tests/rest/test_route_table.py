@@ -6,7 +6,7 @@ import pytest
 from graphql import parse, validate
 from starlette.testclient import TestClient
 
-from rest_compat._http import ENDPOINTS, OPERATION_HEADER
+from rest_compat._http import ENDPOINTS, OPERATION_HEADER, Endpoint
 from schema import schema
 from tests.conftest import fixture_json, fixture_text
 
@@ -21,7 +21,19 @@ REQUESTS: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/validate-config"): {
         "data": {"label_config": fixture_text("configs/sentiment.xml")}
     },
+    ("GET", "/api/import-example"): {
+        "params": {"label_config": fixture_text("configs/sentiment.xml")}
+    },
+    ("POST", "/api/import-example"): {
+        "data": {"label_config": fixture_text("configs/sentiment.xml")}
+    },
+    ("GET", "/api/import-example-file"): {"params": {"q": "csv"}},
+    ("GET", "/samples/time-series.csv"): {"params": {"time": "t", "values": "a,b"}},
     ("POST", "/api/project/import"): {"json": fixture_json("tasks/sentiment_mixed.json")},
+    ("POST", "/api/project/import/prepare"): {"json": [{"text": "staged"}]},
+    ("GET", "/api/project/import/{import_id}"): {},
+    ("PATCH", "/api/project/import/{import_id}"): {"json": {"selected_formats": [".csv"]}},
+    ("POST", "/api/project/import/{import_id}/apply"): {},
     ("GET", "/api/project/next"): {},
     ("GET", "/api/tasks"): {},
     ("DELETE", "/api/tasks"): {},
@@ -36,6 +48,14 @@ REQUESTS: dict[tuple[str, str], dict[str, object]] = {
     ("DELETE", "/api/tasks/{task_id}/completions/{completion_id}"): {},
     ("GET", "/api/completions"): {},
     ("DELETE", "/api/completions"): {},
+    ("GET", "/api/project/export"): {"params": {"format": "JSON"}},
+    ("GET", "/api/export"): {"params": {"format": "CSV"}},
+    ("GET", "/api/project/export/formats"): {},
+    ("GET", "/api/models"): {},
+    ("DELETE", "/api/models"): {"json": {"name": "routes"}},
+    ("POST", "/api/models/train"): {},
+    ("GET", "/api/models/predictions"): {"params": {"mode": "specific_tasks", "task_ids": "1,4"}},
+    ("POST", "/api/models/predictions"): {"params": {"mode": "data"}, "json": {"text": "t"}},
     ("GET", "/api/health"): {},
     ("GET", "/version"): {},
 }
@@ -52,10 +72,18 @@ def test_operation_is_valid_against_the_schema(endpoint) -> None:  # type: ignor
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e.method} {e.path}")
-def test_route_answers_through_its_operation(sentiment_project: TestClient, endpoint) -> None:  # type: ignore[no-untyped-def]
+def test_route_answers_through_its_operation(
+    sentiment_project: TestClient, endpoint: Endpoint, request: pytest.FixtureRequest
+) -> None:
     client = sentiment_project
+    if endpoint.path.startswith("/api/models"):
+        backend = request.getfixturevalue("ml_backend")
+        assert client.patch("/api/project", json={"ml_backend": f"routes={backend.url}"}).is_success
     created = client.post("/api/tasks/4/completions", json={"result": []}).json()["id"]
     path = endpoint.path.replace("{task_id}", "4").replace("{completion_id}", str(created))
+    if "{import_id}" in path:
+        staged = client.post("/api/project/import/prepare", json=[{"text": "staged"}]).json()
+        path = path.replace("{import_id}", str(staged["id"]))
     response = client.request(endpoint.method, path, **REQUESTS[(endpoint.method, endpoint.path)])
     assert response.status_code < 400, response.text
     assert response.headers[OPERATION_HEADER] == endpoint.operation.name

@@ -1,0 +1,210 @@
+"""Export benchmark: JSON and CSV export of N completed tasks; seconds, MB/s, peak RSS.
+
+    python bench/export_workload.py [--tasks 100000 [1000000 ...]] [--formats JSON CSV] [--db URL]
+
+For each size it creates a fresh project in a temporary directory (SQLite unless ``--db``), sets
+a Text + Choices + Labels config and imports N tasks through the import service, each with ~100
+characters of text and one completion (a choice and a span). Then each export runs in its own
+``python`` subprocess, so that the figures are independent: the subprocess reports the export's
+wall time, the zip's size, the bytes of the files inside it (uncompressed) and its peak RSS
+(``VmHWM``). MB/s is the uncompressed output per second. A baseline subprocess that only opens
+the project gives the fixed memory floor. With several sizes, the last line compares the peak
+RSS of the largest export with the smallest (the target: at most 1.5x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CONFIG = (
+    '<View><Text name="text" value="$text"/>'
+    '<Choices name="sentiment" toName="text"><Choice value="Positive"/><Choice value="Negative"/>'
+    '<Choice value="Neutral"/></Choices>'
+    '<Labels name="ner" toName="text"><Label value="PER"/><Label value="ORG"/></Labels></View>'
+)
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "omicron",
+]
+CHUNK = 100_000
+
+
+def peak_rss_mib() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def make_tasks(start: int, count: int, rng: random.Random) -> list[dict[str, Any]]:
+    tasks = []
+    for i in range(start, start + count):
+        text = " ".join(rng.choice(WORDS) for _ in range(16))[:100]
+        result = [
+            {
+                "from_name": "sentiment",
+                "to_name": "text",
+                "type": "choices",
+                "value": {"choices": [rng.choice(("Positive", "Negative", "Neutral"))]},
+            },
+            {
+                "from_name": "ner",
+                "to_name": "text",
+                "type": "labels",
+                "value": {"start": 0, "end": 5, "text": text[:5], "labels": ["PER"]},
+            },
+        ]
+        tasks.append(
+            {
+                "data": {"text": text, "n": i},
+                "completions": [{"result": result, "lead_time": 1.5, "created_at": 1700000000}],
+            }
+        )
+    return tasks
+
+
+def settings_for(project_dir: Path, db_url: str | None) -> Any:
+    from server.settings import Settings
+
+    return Settings.from_env({}, project_dir=str(project_dir), database_url=db_url or None)
+
+
+def create_project(project_dir: Path, tasks: int, db_url: str | None) -> float:
+    from server import db
+    from server.app import prepare_database
+    from server.services import imports, projects
+
+    settings = settings_for(project_dir, db_url)
+    project_id, _ = prepare_database(settings)
+
+    def reset() -> None:
+        from server.services import tasks as task_service
+
+        task_service.delete_all_tasks(project_id)
+        projects.set_label_config(project_id, CONFIG)
+
+    db.with_connection(reset)
+    rng = random.Random(7)
+    started = time.perf_counter()
+    for start in range(0, tasks, CHUNK):
+        batch = make_tasks(start, min(CHUNK, tasks - start), rng)
+        db.with_connection(imports.import_tasks, project_id, batch)
+    return time.perf_counter() - started
+
+
+def child_export(project_dir: str, fmt: str, db_url: str | None) -> None:
+    """Runs in the subprocess: one export, figures as JSON on stdout."""
+    from server.app import prepare_database
+    from server.services import export
+
+    settings = settings_for(Path(project_dir), db_url)
+    project_id, _ = prepare_database(settings)
+    if fmt == "BASELINE":
+        print(json.dumps({"rss_mib": peak_rss_mib()}))
+        return
+    started = time.perf_counter()
+    result = export.export_project(project_id, fmt, settings)
+    seconds = time.perf_counter() - started
+    with zipfile.ZipFile(result.path) as archive:
+        raw = sum(info.file_size for info in archive.infolist())
+    result.path.unlink()
+    figures = {
+        "seconds": seconds,
+        "tasks": result.task_count,
+        "zip_bytes": result.size,
+        "raw_bytes": raw,
+        "rss_mib": peak_rss_mib(),
+    }
+    print(json.dumps(figures))
+
+
+def run_child(project_dir: Path, fmt: str, db_url: str | None) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", str(project_dir), fmt]
+    if db_url:
+        command += ["--db", db_url]
+    env = {**os.environ, "LABELGRAPH_LOG_LEVEL": "WARNING"}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"export {fmt} failed:\n{done.stderr}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--formats", nargs="+", default=["JSON", "CSV"])
+    parser.add_argument("--db", help="PostgreSQL URL (default: a SQLite file per size)")
+    parser.add_argument(
+        "--child", nargs=2, metavar=("PROJECT_DIR", "FORMAT"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.child:
+        child_export(args.child[0], args.child[1], args.db)
+        return
+
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cores, database: {args.db or 'SQLite'}"
+    )
+    print(
+        f"{'tasks':>9} {'format':>7} {'seconds':>8} {'MB out':>8} {'MB/s':>7} {'zip MB':>7} "
+        f"{'tasks/s':>9} {'peak RSS MiB':>13}"
+    )
+    peaks: dict[int, float] = {}
+    for size in args.tasks:
+        with tempfile.TemporaryDirectory(prefix="labelgraph-export-bench-") as tmp:
+            project_dir = Path(tmp) / "bench_project"
+            project_dir.mkdir()
+            import_seconds = create_project(project_dir, size, args.db)
+            baseline = run_child(project_dir, "BASELINE", args.db)["rss_mib"]
+            print(
+                f"{size:>9} {'(import':>7} {import_seconds:8.1f}s, {size / import_seconds:,.0f} "
+                f"tasks/s; baseline RSS {baseline:.1f} MiB)"
+            )
+            for fmt in args.formats:
+                f = run_child(project_dir, fmt, args.db)
+                mb = f["raw_bytes"] / 1e6
+                print(
+                    f"{size:>9} {fmt:>7} {f['seconds']:8.2f} {mb:8.1f} {mb / f['seconds']:7.1f} "
+                    f"{f['zip_bytes'] / 1e6:7.1f} {f['tasks'] / f['seconds']:9,.0f} "
+                    f"{f['rss_mib']:13.1f}"
+                )
+                peaks[size] = max(peaks.get(size, 0.0), f["rss_mib"])
+    if len(peaks) > 1:
+        small, large = min(peaks), max(peaks)
+        ratio = peaks[large] / peaks[small]
+        verdict = "OK" if ratio <= 1.5 else "OVER TARGET"
+        print(
+            f"peak RSS {large:,} vs {small:,} tasks: {peaks[large]:.1f} / {peaks[small]:.1f} MiB "
+            f"= {ratio:.2f}x (target <= 1.5x): {verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()

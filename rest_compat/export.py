@@ -1,0 +1,77 @@
+"""GET /api/project/export (and its alias /api/export), GET /api/project/export/formats.
+
+The export route runs the ``exportProject`` mutation, then streams the zip it wrote and deletes
+it once sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
+from rest_compat._http import (
+    OPERATION_HEADER,
+    Operation,
+    OperationFailed,
+    RestError,
+    answer,
+    endpoint,
+    error_body,
+    execute,
+)
+from server.downloads import attachment_headers
+from server.services import export as export_service
+
+EXPORT = Operation(
+    "mutation RestExport($format: String!) "
+    "{ exportProject(format: $format) { fileName downloadName } }"
+)
+EXPORT_FORMATS = Operation(
+    "query RestExportFormats { exportFormats { name title description available } }"
+)
+
+
+async def _export(request: Request) -> Response:
+    variables = {"format": request.query_params.get("format") or ""}
+    try:
+        data = await execute(request, EXPORT, variables)
+    except OperationFailed as exc:
+        if exc.code != "INVALID":
+            raise
+        formats: Any = exc.extensions.get("formats", [])
+        raise RestError(400, error_body(400, exc.message, formats=formats), EXPORT) from None
+    result = data["exportProject"]
+    settings = request.app.state.settings
+    found = await anyio.to_thread.run_sync(
+        export_service.find_export, settings.export_dir, result["fileName"], settings.export_ttl
+    )
+    headers = {**attachment_headers(found.download_name), OPERATION_HEADER: EXPORT.name}
+    return FileResponse(
+        found.path,
+        media_type="application/zip",
+        headers=headers,
+        background=BackgroundTask(export_service.delete_export, found.path),
+    )
+
+
+@endpoint("/project/export", "GET", EXPORT)
+async def project_export_get(request: Request) -> Response:
+    """The zip of the project's export in ``?format=`` (export-formats.md §3)."""
+    return await _export(request)
+
+
+@endpoint("/export", "GET", EXPORT)
+async def export_get(request: Request) -> Response:
+    """Label Studio's deprecated alias of ``/api/project/export``."""
+    return await _export(request)
+
+
+@endpoint("/project/export/formats", "GET", EXPORT_FORMATS)
+async def project_export_formats_get(request: Request) -> Response:
+    """Every format with its title, description and whether the config offers it (new)."""
+    data = await execute(request, EXPORT_FORMATS)
+    return answer(data["exportFormats"], 200, EXPORT_FORMATS)

@@ -1,0 +1,374 @@
+"""Object detection exports: COCO, Pascal VOC and YOLO (export-formats.md §4.6, §4.7, §5).
+
+Image sizes come from the results' ``original_width``/``original_height`` (as in Label Studio);
+when a result lacks them, the image itself is measured if it is an uploaded file (or a fetched
+one, with remote fetching on). Images are copied into ``images/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from server.services.export_media import Media, image_info
+from server.services.export_writers import (
+    BUFFER_SIZE,
+    ExportTask,
+    JsonArray,
+    Writer,
+    WriterContext,
+    extract_item,
+    place_media,
+    unavailable_reason,
+    values_of,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def _label(value: dict[str, Any], key: str) -> str | None:
+    labels = value.get(key)
+    if isinstance(labels, list) and labels:
+        return str(labels[0])
+    return None
+
+
+class ImageWriter(Writer):
+    """What COCO, VOC and YOLO share: the data key, image placement and image sizes."""
+
+    def __init__(self, ctx: WriterContext) -> None:
+        super().__init__(ctx)
+        self.key = ctx.data_key
+        ctx.mkdir("images")
+
+    def reference(self, data: dict[str, Any]) -> Any:
+        return data.get(self.key) if self.key is not None else None
+
+    def size(
+        self, task_id: int, first: dict[str, Any], media: Media | None, reference: Any
+    ) -> tuple[float, float]:
+        width, height = _number(first.get("original_width")), _number(first.get("original_height"))
+        if width is not None and height is not None:
+            return width, height
+        info = image_info(media.path) if media is not None else None
+        if info is None:
+            where = "cannot be read" if media is not None else unavailable_reason(self.ctx)
+            raise self.ctx.fail(
+                task_id,
+                f"its result has no original_width/original_height and the image "
+                f"{reference!r} {where}",
+            )
+        return info.width, info.height
+
+    def box(self, task_id: int, value: dict[str, Any]) -> tuple[float, float, float, float]:
+        numbers = [_number(value.get(k)) for k in ("x", "y", "width", "height")]
+        if any(n is None for n in numbers):
+            raise self.ctx.fail(task_id, "a rectangle lacks x, y, width or height")
+        x, y, w, h = numbers
+        assert x is not None and y is not None and w is not None and h is not None
+        return x, y, w, h
+
+
+def staged_name(reference: str, task_id: int) -> str:
+    """The base name without extension that VOC and YOLO name their per-image files after."""
+    name = os.path.splitext(os.path.basename(reference))[0].replace("\x00", "_")[:200]
+    return name if name not in ("", ".", "..") else f"task-{task_id}"
+
+
+# --- COCO ------------------------------------------------------------------------------------
+
+
+class CocoWriter(ImageWriter):
+    """``result.json`` with images, categories, annotations and info. The images and
+    annotations arrays are spooled to files and joined at the end."""
+
+    def __init__(self, ctx: WriterContext) -> None:
+        super().__init__(ctx)
+        self.images_file = ctx.spool("images.json")
+        self.annotations_file = ctx.spool("annotations.json")
+        self.images = JsonArray(self.images_file, depth=1)
+        self.annotations = JsonArray(self.annotations_file, depth=1)
+        self.categories: dict[str, int] = {}
+
+    def add(self, task: ExportTask) -> bool:
+        item = extract_item(task, self.ctx.config)
+        if item is None or not item.output:
+            return False
+        values = values_of(item, ("RectangleLabels", "PolygonLabels"))
+        if not values:
+            return False
+        reference = self.reference(item.data)
+        file_name, media = place_media(self.ctx, reference, "images")
+        width, height = self.size(task.id, values[0], media, reference)
+        image_id = self.images.count
+        image = {"width": width, "height": height, "id": image_id, "file_name": file_name}
+        self.images.append(_coco_json(image))
+        for value in values:
+            if "rectanglelabels" in value:
+                label = _label(value, "rectanglelabels")
+                if label is None:
+                    continue
+                x, y, w, h = self.box(task.id, value)
+                bx, by = int(x / 100 * width), int(y / 100 * height)
+                bw, bh = int(w / 100 * width), int(h / 100 * height)
+                segmentation: list[Any] = []
+                bbox: list[Any] = [bx, by, bw, bh]
+                area: float = bw * bh
+            elif "polygonlabels" in value:
+                label = _label(value, "polygonlabels")
+                points = _points(value.get("points"))
+                if label is None or not points:
+                    continue
+                xs = [px / 100 * width for px, _ in points]
+                ys = [py / 100 * height for _, py in points]
+                segmentation = [[c for pair in zip(xs, ys, strict=True) for c in pair]]
+                bbox = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+                area = _polygon_area(xs, ys)
+            else:
+                continue
+            category = self.categories.setdefault(label, len(self.categories))
+            annotation = {
+                "id": self.annotations.count,
+                "image_id": image_id,
+                "category_id": category,
+                "segmentation": segmentation,
+                "bbox": bbox,
+                "ignore": 0,
+                "iscrowd": 0,
+                "area": area,
+            }
+            self.annotations.append(_coco_json(annotation))
+        return True
+
+    def finish(self) -> None:
+        self.images.close()
+        self.annotations.close()
+        self.images_file.close()
+        self.annotations_file.close()
+        stream = self.ctx.open("result.json")
+        stream.write(b'{\n  "images": ')
+        _copy(self.ctx.work_dir / "images.json", stream)
+        stream.write(b',\n  "categories": ')
+        categories = JsonArray(stream, depth=1)
+        for name, ident in self.categories.items():
+            categories.append(_coco_json({"id": ident, "name": name}))
+        categories.close()
+        stream.write(b',\n  "annotations": ')
+        _copy(self.ctx.work_dir / "annotations.json", stream)
+        info = {"year": dt.date.today().year, "version": "1.0", "contributor": "Label Studio"}
+        stream.write(b',\n  "info": ' + _coco_json(info).replace(b"\n", b"\n  ") + b"\n}")
+        stream.close()
+
+
+def _coco_json(value: Any) -> bytes:
+    return json.dumps(value, indent=2).encode("ascii")
+
+
+def _copy(path: Path, stream: Any) -> None:
+    with path.open("rb") as source:
+        while chunk := source.read(BUFFER_SIZE):
+            stream.write(chunk)
+
+
+def _points(raw: Any) -> list[tuple[float, float]]:
+    points = []
+    for point in raw if isinstance(raw, list) else []:
+        if isinstance(point, list | tuple) and len(point) >= 2:
+            x, y = _number(point[0]), _number(point[1])
+            if x is not None and y is not None:
+                points.append((x, y))
+    return points
+
+
+def _polygon_area(xs: list[float], ys: list[float]) -> float:
+    """Shoelace formula, as the converter computes it (with ``np.roll``)."""
+    n = len(xs)
+    forward = sum(xs[i] * ys[i - 1] for i in range(n))
+    backward = sum(ys[i] * xs[i - 1] for i in range(n))
+    return 0.5 * abs(forward - backward)
+
+
+# --- Pascal VOC ------------------------------------------------------------------------------
+
+
+def _xml_text(value: Any) -> str:
+    return escape(str(value), {'"': "&quot;"})
+
+
+def voc_document(
+    image_name: str,
+    width: float,
+    height: float,
+    depth: int,
+    objects: Sequence[tuple[str, ...]],
+) -> str:
+    """The converter's minidom output: one element per line, no indentation."""
+    lines = [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        "<annotation>",
+        "<folder>images</folder>",
+        f"<filename>{_xml_text(image_name)}</filename>",
+        "<source>",
+        "<database>MyDatabase</database>",
+        "<annotation>COCO2017</annotation>",
+        "<image>flickr</image>",
+        "<flickrid>NULL</flickrid>",
+        "</source>",
+        "<owner>",
+        "<flickrid>NULL</flickrid>",
+        "<name>Label Studio</name>",
+        "</owner>",
+        "<size>",
+        f"<width>{_xml_text(width)}</width>",
+        f"<height>{_xml_text(height)}</height>",
+        f"<depth>{depth}</depth>",
+        "</size>",
+        "<segmented>0</segmented>",
+    ]
+    for name, xmin, ymin, xmax, ymax in objects:
+        lines += [
+            "<object>",
+            f"<name>{_xml_text(name)}</name>",
+            "<pose>Unspecified</pose>",
+            "<truncated>0</truncated>",
+            "<difficult>0</difficult>",
+            "<bndbox>",
+            f"<xmin>{xmin}</xmin>",
+            f"<ymin>{ymin}</ymin>",
+            f"<xmax>{xmax}</xmax>",
+            f"<ymax>{ymax}</ymax>",
+            "</bndbox>",
+            "</object>",
+        ]
+    lines.append("</annotation>")
+    return "\n".join(lines) + "\n"
+
+
+class StagedWriter(ImageWriter):
+    """Per-image files are written to a staging folder first, so that a later task with the
+    same image name replaces an earlier one (as Label Studio overwrites it), then zipped."""
+
+    folder = ""
+    extension = ""
+    always_create_folder = True
+
+    def __init__(self, ctx: WriterContext) -> None:
+        super().__init__(ctx)
+        self.stage = ctx.work_dir / self.folder
+        self.stage.mkdir(parents=True, exist_ok=True)
+
+    def stage_file(self, reference: str, task_id: int, text: str) -> None:
+        path = self.stage / (staged_name(reference, task_id) + self.extension)
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise self.ctx.fail(task_id, f"cannot write {path.name}: {exc.strerror}") from None
+
+    def finish(self) -> None:
+        if self.always_create_folder:
+            self.ctx.mkdir(self.folder)
+        with os.scandir(self.stage) as entries:
+            for entry in entries:
+                self.ctx.mkdir(self.folder)
+                self.ctx.add_file(f"{self.folder}/{entry.name}", Path(entry.path))
+        shutil.rmtree(self.stage, ignore_errors=True)
+
+
+class VocWriter(StagedWriter):
+    folder = "Annotations"
+    extension = ".xml"
+    always_create_folder = False  # the converter makes it with the first annotation
+
+    def add(self, task: ExportTask) -> bool:
+        item = extract_item(task, self.ctx.config)
+        if item is None or not item.output:
+            return False
+        values = values_of(item, ("RectangleLabels",))
+        if not values:
+            return False
+        reference = self.reference(item.data)
+        file_name, media = place_media(self.ctx, reference, "images")
+        width, height = self.size(task.id, values[0], media, reference)
+        depth = 3
+        if media is not None:
+            info = image_info(media.path)
+            depth = info.channels if info is not None else 3
+        objects = []
+        for value in values:
+            label = _label(value, "rectanglelabels")
+            if label is None:
+                continue
+            x, y, w, h = self.box(task.id, value)
+            xmin, ymin = int(x / 100 * width), int(y / 100 * height)
+            xmax, ymax = xmin + int(w / 100 * width), ymin + int(h / 100 * height)
+            objects.append((label, str(xmin), str(ymin), str(xmax), str(ymax)))
+        image_name = staged_name(file_name, task.id)
+        self.stage_file(file_name, task.id, voc_document(image_name, width, height, depth, objects))
+        return True
+
+
+# --- YOLO (an extension: not in Label Studio 0.9) ---------------------------------------------
+
+
+class YoloWriter(StagedWriter):
+    """``labels/<image>.txt`` (``class x_center y_center width height``, 0-1), ``classes.txt``,
+    ``notes.json`` and ``images/``. Classes are the RectangleLabels labels of the config,
+    sorted (as later Label Studio versions number them); labels found only in results follow
+    in order of appearance. Rectangles of every RectangleLabels control are written."""
+
+    folder = "labels"
+    extension = ".txt"
+
+    def __init__(self, ctx: WriterContext) -> None:
+        super().__init__(ctx)
+        labels = {
+            label
+            for control in ctx.config.controls.values()
+            if control.tag == "RectangleLabels"
+            for label in control.labels
+        }
+        self.classes = {label: index for index, label in enumerate(sorted(labels))}
+
+    def add(self, task: ExportTask) -> bool:
+        item = extract_item(task, self.ctx.config)
+        if item is None:
+            return False
+        lines = []
+        for values in item.output.values():
+            for value in values:
+                if value.get("type") != "RectangleLabels":
+                    continue
+                label = _label(value, "rectanglelabels")
+                if label is None:
+                    continue
+                x, y, w, h = self.box(task.id, value)
+                ident = self.classes.setdefault(label, len(self.classes))
+                lines.append(f"{ident} {(x + w / 2) / 100} {(y + h / 2) / 100} {w / 100} {h / 100}")
+        if not lines:
+            return False
+        file_name, _ = place_media(self.ctx, self.reference(item.data), "images")
+        self.stage_file(file_name, task.id, "".join(line + "\n" for line in lines))
+        return True
+
+    def finish(self) -> None:
+        super().finish()
+        classes = "".join(f"{name}\n" for name in self.classes)
+        self.ctx.add_bytes("classes.txt", classes.encode("utf-8"))
+        notes = {
+            "categories": [{"id": ident, "name": name} for name, ident in self.classes.items()],
+            "info": {"year": dt.date.today().year, "version": "1.0", "contributor": "Label Studio"},
+        }
+        self.ctx.add_bytes("notes.json", json.dumps(notes, indent=2).encode("ascii"))

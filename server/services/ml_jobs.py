@@ -1,0 +1,461 @@
+"""Prediction jobs: predictions for all tasks or a list of tasks, stored, in the background.
+
+``mode=all_tasks`` and ``mode=specific_tasks`` (ml-backend.md §4.1) run as jobs. A job's row
+(state, total, done, failed, error) lives in the database, so any worker process can report it;
+the work runs in this process on a thread of its own, which:
+
+1. asks every backend ``/health`` and ``/setup`` once (a failing backend is left out, the others
+   go on; the model versions are remembered);
+2. reads the tasks in batches of ``ml_batch_size`` and hands them to at most
+   ``ml_job_concurrency`` worker threads. Per batch and backend, tasks that already have a
+   prediction of that backend and model version keep it; the others go to ``/predict``, several
+   tasks per call when the backend answers one result per task (learned on the first call and
+   remembered), one task per call otherwise;
+3. writes each batch's predictions and the job's progress in one short transaction.
+
+No database connection is held while a backend is called. A backend that cannot be reached
+during the job is given up for the rest of it (its tasks count as failed), so a dead backend
+costs one timeout, not one per task.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import peewee
+
+from server.db import bulk_insert, with_connection, write_transaction
+from server.errors import DomainError, not_found
+from server.ls_json import mean_score
+from server.models import Job, MLBackend, Prediction, Project, Task, dump_json, now_seconds
+from server.services.ml import (
+    NO_ML_BACKEND,
+    list_backends,
+    new_prediction,
+    remember_versions,
+    results_of,
+    reusable,
+    setup_version,
+)
+from server.services.ml_client import MLClient
+from server.services.projects import get_project, lock_project, parsed_config
+from server.services.task_validation import UNDEFINED_KEY, rename_undefined
+from server.services.tasks import PREDICTION_COLUMNS
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS = "predictions"
+TASK_IDS_MISSING = 'Request JSON data must have "task_ids": [1, 2, ...]'
+STOPPED = "The server stopped before the job finished"
+CHECK_CHUNK = 1000
+
+
+# --- job rows ------------------------------------------------------------------------------
+
+
+def create_prediction_job(
+    project_id: int, task_ids: list[int] | None, all_tasks: bool, max_tasks: int
+) -> Job:
+    """Check the request and store a queued job: predictions for ``task_ids`` (all must exist)
+    or for every task of the project (those that exist now)."""
+    project = get_project(project_id)
+    if not list_backends(project_id):
+        raise DomainError("invalid", NO_ML_BACKEND, {"reason": "no_ml_backend"})
+    if task_ids is not None and all_tasks:
+        raise DomainError("invalid", "Give taskIds or allTasks, not both", {"field": "taskIds"})
+    params: dict[str, Any]
+    if task_ids is None:
+        if not all_tasks:
+            raise DomainError("invalid", TASK_IDS_MISSING, {"field": "taskIds"})
+        last = Task.select(peewee.fn.MAX(Task.id)).where(Task.project == project_id).scalar() or 0
+        params, total = {"all_tasks": True, "last_task_id": last}, project.task_count
+    else:
+        ids = list(dict.fromkeys(task_ids))
+        if len(ids) > max_tasks:
+            message = f"At most {max_tasks} task ids per prediction job"
+            raise DomainError("invalid", message, {"field": "taskIds"})
+        _check_tasks_exist(project_id, ids)
+        params, total = {"task_ids": ids}, len(ids)
+    with write_transaction():
+        return Job.create(project=project_id, kind=PREDICTIONS, params=params, total=total)
+
+
+def _check_tasks_exist(project_id: int, ids: list[int]) -> None:
+    for start in range(0, len(ids), CHECK_CHUNK):
+        chunk = ids[start : start + CHECK_CHUNK]
+        found = {
+            row[0]
+            for row in Task.select(Task.id)
+            .where(Task.project == project_id, Task.id.in_(chunk))
+            .tuples()
+        }
+        for task_id in chunk:
+            if task_id not in found:
+                raise not_found("Task", task_id)
+
+
+def get_job(job_id: int, project_id: int | None = None) -> Job:
+    query = Job.select().where(Job.id == job_id)
+    if project_id is not None:
+        query = query.where(Job.project == project_id)
+    job = query.first()
+    if job is None:
+        raise not_found("Job", job_id)
+    return job
+
+
+def _set_state(job_id: int, state: str, error: str | None = None) -> None:
+    now = now_seconds()
+    with write_transaction():
+        if state == "running":
+            Job.update(state=state, started_at=now).where(Job.id == job_id).execute()
+        else:
+            Job.update(state=state, error=error, finished_at=now).where(Job.id == job_id).execute()
+
+
+# --- running a job -------------------------------------------------------------------------
+
+
+@dataclass
+class ActiveBackend:
+    """A backend that answered ``/health`` and ``/setup`` at the start of the job."""
+
+    row: MLBackend
+    version: str | None
+    batch: bool | None
+    gave_up: str | None = None
+    first_error: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def note_error(self, message: str) -> None:
+        with self.lock:
+            if self.first_error is None:
+                self.first_error = message
+
+
+@dataclass
+class Plan:
+    job_id: int
+    project_id: int
+    line: str
+    params: dict[str, Any]
+    total: int
+    backends: list[MLBackend]
+    config: Any
+
+
+class PredictionJob:
+    def __init__(
+        self, client: MLClient, settings: Settings, job_id: int, stopping: threading.Event
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.job_id = job_id
+        self.stopping = stopping
+
+    def run(self) -> None:
+        plan = with_connection(self._plan)
+        active, errors = self._connect(plan.backends, plan.line)
+        with_connection(remember_versions, {a.row.id: a.version for a in active if a.version})
+        if not active:
+            with_connection(self._count, plan.total, plan.total)
+            message = "No ML backend is connected" + (": " + "; ".join(errors) if errors else "")
+            with_connection(_set_state, self.job_id, "done", message)
+            return
+        workers = self.settings.ml_job_concurrency
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"job-{self.job_id}") as pool:
+            pending: set[Future[None]] = set()
+            for ids in self._batches(plan):
+                if self.stopping.is_set():
+                    break
+                if len(pending) >= workers:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        future.result()
+                pending.add(pool.submit(self._batch, plan, active, ids))
+            for future in pending:
+                future.result()
+        learned = {a.row.id: a.batch for a in active if a.batch is not None}
+        with_connection(_remember_batching, learned)
+        if self.stopping.is_set():
+            with_connection(_set_state, self.job_id, "failed", STOPPED)
+            return
+        for backend in active:
+            if backend.gave_up:
+                errors.append(f"{backend.row.name}: gave up after {backend.gave_up}")
+            elif backend.first_error:
+                errors.append(f"{backend.row.name}: {backend.first_error}")
+        with_connection(_set_state, self.job_id, "done", "; ".join(errors) or None)
+
+    # -- reads and writes (each its own short database access) -----------------------------
+
+    def _plan(self) -> Plan:
+        job = get_job(self.job_id)
+        project = get_project(job.project_id)
+        config = parsed_config(project)
+        backends = list_backends(project.id)
+        _set_state(self.job_id, "running")
+        return Plan(
+            self.job_id, project.id, config.line, dict(job.params), job.total, backends, config
+        )
+
+    def _batches(self, plan: Plan) -> Iterator[list[int]]:
+        size = self.settings.ml_batch_size
+        if "task_ids" in plan.params:
+            ids: list[int] = plan.params["task_ids"]
+            for start in range(0, len(ids), size):
+                yield ids[start : start + size]
+            return
+        last, up_to = 0, int(plan.params.get("last_task_id") or 0)
+
+        def page(after: int) -> list[int]:
+            query = Task.select(Task.id).where(
+                Task.project == plan.project_id, Task.id > after, Task.id <= up_to
+            )
+            return [row[0] for row in query.order_by(Task.id).limit(size).tuples()]
+
+        while ids := with_connection(page, last):
+            yield ids
+            last = ids[-1]
+
+    def _read(
+        self, plan: Plan, ids: list[int]
+    ) -> tuple[list[dict[str, Any]], dict[int, list[Prediction]]]:
+        rows = (
+            Task.select(Task.id, Task.data, Task.meta)
+            .where(Task.project == plan.project_id, Task.id.in_(ids))
+            .order_by(Task.id)
+        )
+        bodies = []
+        for row in rows:
+            data = row.data
+            if isinstance(data, dict) and UNDEFINED_KEY in data:
+                data = rename_undefined(data, plan.config)
+            body: dict[str, Any] = {"id": row.id, "data": data}
+            if row.meta is not None:
+                body["meta"] = row.meta
+            body["predictions"] = []
+            bodies.append(body)
+        stored: dict[int, list[Prediction]] = {task_id: [] for task_id in ids}
+        query = Prediction.select().where(Prediction.task.in_(ids)).order_by(Prediction.id)
+        for prediction in query:
+            stored[prediction.task_id].append(prediction)
+        return bodies, stored
+
+    def _count(self, done: int, failed: int) -> None:
+        with write_transaction():
+            Job.update(done=Job.done + done, failed=Job.failed + failed).where(
+                Job.id == self.job_id
+            ).execute()
+
+    # -- one batch --------------------------------------------------------------------------
+
+    def _batch(self, plan: Plan, active: list[ActiveBackend], ids: list[int]) -> None:
+        if self.stopping.is_set():
+            return
+        bodies, stored = with_connection(self._read, plan, ids)
+        per_backend: list[dict[int, Prediction]] = []
+        failed: set[int] = set()
+        for backend in active:
+            found: dict[int, Prediction] = {}
+            asked = []
+            for body in bodies:
+                kept = reusable(stored[body["id"]], backend.row.name, backend.version)
+                if kept is not None:
+                    found[body["id"]] = kept
+                else:
+                    asked.append(body)
+            for task_id, result in self._predict(plan, backend, asked).items():
+                found[task_id] = new_prediction(
+                    result, backend.row.name, backend.version, plan.project_id, task_id
+                )
+            failed.update(body["id"] for body in bodies if body["id"] not in found)
+            per_backend.append(found)
+        writes: dict[int, list[Prediction]] = {}
+        for body in bodies:
+            task_id = body["id"]
+            predictions = [found[task_id] for found in per_backend if task_id in found]
+            unchanged = [p.id for p in predictions] == [p.id for p in stored[task_id]]
+            if predictions and not unchanged:
+                writes[task_id] = predictions
+        with_connection(self._write, plan, writes, len(ids), len(failed))
+
+    def _predict(
+        self, plan: Plan, backend: ActiveBackend, bodies: list[dict[str, Any]]
+    ) -> dict[int, dict[str, Any]]:
+        """Results by task id from ``/predict``: one call for the batch when the backend takes
+        several tasks, else one call per task."""
+        if not bodies or backend.gave_up:
+            return {}
+        url, name = backend.row.url, backend.row.name
+        if len(bodies) > 1 and backend.batch is not False:
+            reply = self.client.predict(url, name, bodies, backend.version, plan.line)
+            results = results_of(reply)
+            if reply.unreachable:
+                backend.gave_up = reply.error
+                return {}
+            if results is not None and len(results) == len(bodies):
+                backend.batch = True
+                return {b["id"]: r for b, r in zip(bodies, results, strict=True) if _is_obj(r)}
+            if results is not None:
+                backend.batch = False  # answered for fewer tasks: one task per call
+        found = {}
+        for body in bodies:
+            if self.stopping.is_set() or backend.gave_up:
+                break
+            reply = self.client.predict(url, name, [body], backend.version, plan.line)
+            if reply.unreachable:
+                backend.gave_up = reply.error
+                break
+            results = results_of(reply)
+            if results is not None and _is_obj(results[0]):
+                found[body["id"]] = results[0]
+            else:
+                backend.note_error(f"/predict failed: {reply.error or 'no results'}")
+        return found
+
+    def _write(
+        self, plan: Plan, writes: dict[int, list[Prediction]], done: int, failed: int
+    ) -> None:
+        """Replace the predictions of the tasks in ``writes`` and count the batch, in one
+        transaction. Tasks deleted meanwhile are skipped."""
+        with write_transaction():
+            if writes:
+                lock_project(plan.project_id)
+                current = {
+                    row[0]: row[1]
+                    for row in Task.select(Task.id, Task.total_predictions)
+                    .where(Task.project == plan.project_id, Task.id.in_(list(writes)))
+                    .tuples()
+                }
+                ids = [task_id for task_id in writes if task_id in current]
+                Prediction.delete().where(Prediction.task.in_(ids)).execute()
+                now = now_seconds()
+                rows = [
+                    (
+                        plan.project_id,
+                        task_id,
+                        p.score,
+                        p.model_version,
+                        p.created_by,
+                        now,
+                        dump_json(p.payload),
+                    )
+                    for task_id in ids
+                    for p in writes[task_id]
+                ]
+                bulk_insert(Prediction, PREDICTION_COLUMNS, rows)
+                delta = 0
+                for task_id in ids:
+                    payloads = [p.payload for p in writes[task_id]]
+                    Task.update(
+                        total_predictions=len(payloads),
+                        predictions_score=mean_score(payloads),
+                        updated_at=now,
+                    ).where(Task.id == task_id).execute()
+                    delta += len(payloads) - current[task_id]
+                if delta:
+                    Project.update(prediction_count=Project.prediction_count + delta).where(
+                        Project.id == plan.project_id
+                    ).execute()
+            Job.update(done=Job.done + done, failed=Job.failed + failed).where(
+                Job.id == self.job_id
+            ).execute()
+
+    # -- start ------------------------------------------------------------------------------
+
+    def _connect(
+        self, backends: list[MLBackend], line: str
+    ) -> tuple[list[ActiveBackend], list[str]]:
+        active, errors = [], []
+        for backend in backends:
+            health = self.client.health(backend.url)
+            if not health.ok:
+                errors.append(f"{backend.name}: not connected ({health.error})")
+                continue
+            setup = self.client.setup(backend.url, backend.name, line)
+            if not setup.ok:
+                errors.append(f"{backend.name}: /setup failed ({setup.error})")
+                continue
+            active.append(ActiveBackend(backend, setup_version(setup), backend.batch_predict))
+        return active, errors
+
+
+def _is_obj(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _remember_batching(learned: dict[int, bool]) -> None:
+    if not learned:
+        return
+    with write_transaction():
+        for backend_id, batch in learned.items():
+            MLBackend.update(batch_predict=batch).where(MLBackend.id == backend_id).execute()
+
+
+# --- the runner ----------------------------------------------------------------------------
+
+
+class JobRunner:
+    """Runs jobs on threads of their own; ``close`` asks them to stop and waits a while."""
+
+    def __init__(self, client: MLClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self._stopping = threading.Event()
+        self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+
+    def launch(self, job_id: int) -> None:
+        thread = threading.Thread(
+            target=self._run, args=(job_id,), name=f"labelgraph-job-{job_id}", daemon=True
+        )
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def _run(self, job_id: int) -> None:
+        try:
+            PredictionJob(self.client, self.settings, job_id, self._stopping).run()
+        except Exception:
+            log.exception("prediction job %d failed", job_id)
+            try:
+                with_connection(_set_state, job_id, "failed", "Unexpected error; see the log")
+            except Exception:
+                log.exception("cannot mark job %d as failed", job_id)
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def close(self, timeout: float) -> None:
+        self._stopping.set()
+        with self._lock:
+            threads = list(self._threads)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+@dataclass
+class MLRuntime:
+    """The process-wide ML machinery: the HTTP client and the job runner (lifespan state)."""
+
+    client: MLClient
+    jobs: JobRunner
+
+    @classmethod
+    def open(cls, settings: Settings) -> MLRuntime:
+        client = MLClient(settings)
+        return cls(client=client, jobs=JobRunner(client, settings))
+
+    def close(self) -> None:
+        settings = self.client.settings
+        self.jobs.close(settings.ml_connect_timeout + settings.ml_predict_timeout + 1)
+        self.client.close()

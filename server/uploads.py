@@ -1,0 +1,33 @@
+"""``GET /data/upload/<name>``: the plain file route that serves uploaded files (rest-api.md
+§3.4, §6.5).
+
+Import tasks point to these URLs; the bytes never pass through GraphQL (STYLE.md §2). Names
+are resolved inside the project's ``upload/`` only; a missing file is a JSON 404 (compat Q-6).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from server.services.import_sources import upload_path
+
+
+async def upload_file(request: Request) -> Response:
+    settings = request.app.state.settings
+    name = request.path_params["name"]
+    path = await anyio.to_thread.run_sync(upload_path, settings.upload_dir, name)
+    if path is None:
+        return JSONResponse({"status": 404, "detail": f"File upload/{name} not found"}, 404)
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    # Label Studio's attachment header; nosniff so a browser never runs an upload as a page.
+    return FileResponse(
+        path,
+        media_type=media_type,
+        filename=path.name,
+        content_disposition_type="attachment",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )

@@ -1,0 +1,204 @@
+"""Import pipeline and staged imports (server.services.imports, import_staging)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from server import db
+from server.errors import DomainError
+from server.models import Completion, Prediction, Project, StagedImport, Task, Upload
+from server.services import import_staging, projects
+from server.services.import_sources import ImportLimits, IncomingFile
+from server.services.import_staging import ImportSource, StagingPlace
+from server.services.imports import CHUNK, Selection, import_tasks
+from server.settings import Settings
+from tests.conftest import FIXTURES, fixture_text
+
+IMPORTS = FIXTURES / "imports"
+
+
+@pytest.fixture
+def place(settings: Settings, client: TestClient) -> StagingPlace:
+    return import_staging.staging_place(settings)
+
+
+def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return db.with_connection(fn, *args, **kwargs)
+
+
+def files(*names: str, **contents: bytes) -> ImportSource:
+    incoming = [IncomingFile(n, io.BytesIO((IMPORTS / n).read_bytes())) for n in names]
+    incoming += [IncomingFile(n, io.BytesIO(c)) for n, c in contents.items()]
+    return ImportSource(files=incoming)
+
+
+def second_project() -> int:
+    project, _ = projects.ensure_project("second")
+    return int(project.id)
+
+
+def with_text_config(project_id: int) -> None:
+    projects.set_label_config(project_id, fixture_text("configs/text_classification.xml"))
+
+
+def test_large_import_keeps_positions_and_counters(client: TestClient, project_id: int) -> None:
+    run(with_text_config, project_id)
+    items: list[dict[str, Any]] = []
+    for i in range(2 * CHUNK + 7):
+        if i % 3 == 0:
+            items.append({"data": {"text": f"t{i}"}, "completions": [{"result": [], "n": i}]})
+        elif i % 3 == 1:
+            items.append({"data": {"text": f"t{i}"}, "predictions": [{"result": [], "score": 1}]})
+        else:
+            items.append({"text": f"t{i}"})
+    result = run(import_tasks, project_id, items)
+    assert len(result.task_ids) == len(items) == result.total_tasks
+    assert result.completion_count == len(range(0, len(items), 3))
+
+    def check() -> None:
+        rows = list(Task.select().where(Task.project == project_id).order_by(Task.position))
+        assert [r.position for r in rows] == list(range(len(items)))
+        assert [r.id for r in rows] == result.task_ids
+        assert [r.data["text"] for r in rows] == [f"t{i}" for i in range(len(items))]
+        assert all(r.total_completions == (i % 3 == 0) for i, r in enumerate(rows))
+        completions = {c.task_id: c.payload["n"] for c in Completion.select()}
+        assert completions == {result.task_ids[i]: i for i in range(0, len(items), 3)}
+        predicted = {p.task_id for p in Prediction.select()}
+        assert predicted == {result.task_ids[i] for i in range(1, len(items), 3)}
+        project = Project.get_by_id(project_id)
+        assert project.task_count == len(items)
+        assert project.labeled_task_count == project.completion_count == len(completions)
+        assert project.prediction_count == len(predicted)
+
+    run(check)
+    preview = result.preview[0]["completions"][0]
+    assert preview["n"] == 0 and isinstance(preview["id"], int)
+
+
+def test_too_many_tasks_stores_nothing(client: TestClient, project_id: int) -> None:
+    with pytest.raises(DomainError) as caught:
+        run(import_tasks, project_id, [{"x": i} for i in range(CHUNK + 5)], max_tasks=CHUNK)
+    assert caught.value.code == "too_large"
+    assert run(lambda: Task.select().count()) == 0
+
+
+def test_progress_and_single_assets(
+    client: TestClient, project_id: int, place: StagingPlace
+) -> None:
+    run(with_text_config, project_id)
+    seen: list[tuple[int, int, int]] = []
+    result = run(
+        import_staging.import_now,
+        project_id,
+        files("reviews.csv", "lines.txt"),
+        place,
+        Selection(files_as_tasks_list=False),
+        lambda *state: seen.append(state),
+    )
+    assert result.total_tasks == 2
+    assert result.selected_objects == ["TimeSeries", "Text"]
+    assert result.show_files_as_tasks_list is True and result.files_as_tasks_list is False
+    assert seen[-1][0] == 2 and seen[-1][1] == seen[-1][2]
+    assert [p["text"] for p in result.preview] == [
+        "/data/upload/6495a4-reviews.csv",
+        "/data/upload/1b8e73-lines.txt",
+    ]
+
+
+def test_mixed_media_in_an_empty_project_is_refused(
+    client: TestClient, project_id: int, place: StagingPlace
+) -> None:
+    with pytest.raises(DomainError) as caught:
+        run(import_staging.import_now, project_id, files("red.png", **{"a.mp3": b"ID3"}), place)
+    assert caught.value.message.startswith("More than one data type is presented: Audio, Image")
+    assert run(lambda: Task.select().count()) == 0
+    assert list(place.upload_dir.iterdir()) == []
+
+
+def test_staged_imports_are_per_project(
+    client: TestClient, project_id: int, place: StagingPlace
+) -> None:
+    other = run(second_project)
+    run(with_text_config, project_id)
+    run(with_text_config, other)
+    first = run(import_staging.prepare, project_id, files("lines.txt", "page.html"), place)
+    second = run(import_staging.prepare, other, ImportSource(tasks=[{"text": "json"}]), place)
+    assert first.id != second.id
+    assert first.report.total_tasks == 5 and first.report.task_ids == []
+    assert first.report.formats == {".txt": 1, ".html": 1}
+    assert first.report.selected_formats == [".html", ".txt"]
+    assert second.report.total_tasks == 1 and second.report.formats == {}
+    assert run(lambda: Task.select().count()) == 0
+    # Each project sees only its own staged import.
+    with pytest.raises(DomainError):
+        run(import_staging.get, other, first.id)
+    assert run(import_staging.get, project_id, first.id).report.total_tasks == 5
+    # Read only the text file, as one task list.
+    changed = run(import_staging.update, project_id, first.id, place, formats=[".txt"])
+    assert changed.report.total_tasks == 4 and changed.report.selected_formats == [".txt"]
+    # A change that does not check out leaves the staged import as it was.
+    with pytest.raises(DomainError) as caught:
+        run(import_staging.update, project_id, first.id, place, formats=[".png"])
+    assert caught.value.message == "data is empty"
+    assert run(import_staging.get, project_id, first.id).report.total_tasks == 4
+    applied = run(import_staging.apply, project_id, first.id, place)
+    assert len(applied.task_ids) == 4
+    applied_other = run(import_staging.apply, other, second.id, place)
+    assert len(applied_other.task_ids) == 1
+    texts = run(lambda: sorted(t.data["text"] for t in Task.select()))
+    assert texts == sorted(["line one", "line two", "", "line four", "json"])
+    assert run(lambda: StagedImport.select().count()) == 0
+    assert list(place.staging_root.iterdir()) == []
+    # Both uploaded files are stored, the unselected one too.
+    assert sorted(p.name for p in place.upload_dir.iterdir()) == [
+        "1b8e73-lines.txt",
+        "6b3d0a-page.html",
+    ]
+    uploads = run(lambda: sorted((u.project_id, u.name, u.size) for u in Upload.select()))
+    assert uploads == [(project_id, "1b8e73-lines.txt", 29), (project_id, "6b3d0a-page.html", 91)]
+    with pytest.raises(DomainError) as caught:
+        run(import_staging.apply, project_id, first.id, place)
+    assert caught.value.code == "not_found"
+
+
+def test_staged_imports_expire(client: TestClient, project_id: int, place: StagingPlace) -> None:
+    run(with_text_config, project_id)
+    staged = run(import_staging.prepare, project_id, files("lines.txt"), place)
+    directory = run(lambda: StagedImport.get_by_id(staged.id).directory)
+    assert (place.staging_root / directory).is_dir()
+    stray = place.staging_root / ("0" * 32)
+    stray.mkdir()
+    expired = run(import_staging.purge_expired, project_id, place.staging_root, 10**10)
+    assert expired == 1
+    assert not (place.staging_root / directory).exists()
+    assert not stray.exists()
+    with pytest.raises(DomainError):
+        run(import_staging.get, project_id, staged.id)
+
+
+def test_expired_import_is_not_found(
+    client: TestClient, project_id: int, settings: Settings
+) -> None:
+    place = StagingPlace(settings.import_tmp_dir, settings.upload_dir, ImportLimits(), ttl=-1)
+    staged = run(import_staging.prepare, project_id, ImportSource(tasks={"text": "x"}), place)
+    with pytest.raises(DomainError) as caught:
+        run(import_staging.apply, project_id, staged.id, place)
+    assert caught.value.code == "not_found"
+
+
+def test_exactly_one_source(client: TestClient, project_id: int, place: StagingPlace) -> None:
+    with pytest.raises(DomainError) as caught:
+        run(import_staging.import_now, project_id, ImportSource(), place)
+    assert caught.value.message == "Give exactly one of tasks, files or url to import"
+    both = ImportSource(tasks=[{"a": 1}], url="http://example.com/x.csv")
+    with pytest.raises(DomainError):
+        run(import_staging.import_now, project_id, both, place)
+
+
+def test_staging_dir_is_inside_project(settings: Settings) -> None:
+    assert settings.import_tmp_dir == Path(settings.project_dir) / "import-tmp"
