@@ -250,8 +250,7 @@ class DerivedSchema(BaseModel):
 class StagedImport(BaseModel):
     """An import prepared but not applied yet (``POST /api/project/import/prepare``), per
     project. Its files wait in ``directory`` under the import staging area; ``state`` holds the
-    source list and the user's selection, ``report`` the last computed report. Created by
-    the ``_staged_imports`` migration (not part of the initial schema)."""
+    source list and the user's selection, ``report`` the last computed report."""
 
     id = IdField()
     project = peewee.ForeignKeyField(Project, backref="staged_imports", on_delete="CASCADE")
@@ -270,4 +269,6 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     MLBackend,
     Upload,
     DerivedSchema,
+    StagedImport,
+    Job,
 )

@@ -1,0 +1,50 @@
+"""Migrations keep data: re-running is a no-op, and a later step changes only the schema."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import peewee
+import pytest
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as migrate_columns
+from starlette.testclient import TestClient
+
+from server import db, migrations
+
+
+def _task_total() -> int:
+    return int(db.database.execute_sql('SELECT COUNT(*) FROM "task"').fetchone()[0])
+
+
+def test_rerunning_migrations_keeps_data(sentiment_project: TestClient) -> None:
+    def check() -> None:
+        before = _task_total()
+        assert before == 5
+        assert migrations.migrate() == len(migrations.MIGRATIONS)
+        assert _task_total() == before
+
+    db.with_connection(check)
+
+
+def test_a_column_added_later_keeps_every_row(
+    sentiment_project: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def add_column() -> None:
+        migrator = SchemaMigrator.from_database(db.database.obj)
+        column = peewee.TextField(null=True)
+        migrate_columns(migrator.add_column("project", "extra_note", column))
+
+    steps: list[Callable[[], None]] = [*migrations.MIGRATIONS, add_column]
+    monkeypatch.setattr(migrations, "MIGRATIONS", steps)
+
+    def run() -> None:
+        assert migrations.migrate() == len(steps)
+        assert _task_total() == 5
+        columns = {c.name for c in db.database.get_columns("project")}
+        assert "extra_note" in columns
+        db.database.execute_sql('ALTER TABLE "project" DROP COLUMN "extra_note"')
+        version = migrations.SchemaVersion.version
+        migrations.SchemaVersion.delete().where(version == len(steps)).execute()
+
+    db.with_connection(run)
