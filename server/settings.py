@@ -106,7 +106,8 @@ class Settings:
     )
     url_import_allow_private: bool = _setting(
         False,
-        "Let URL imports fetch loopback, private, link-local and other non-public addresses",
+        "Let URL imports (and export image fetches) reach loopback, private, link-local and "
+        "other non-public addresses",
         cast=boolean,
     )
     import_staging_ttl: int = _setting(

@@ -131,6 +131,7 @@ def export_project(
         work_dir=work,
         fetch_remote=settings.export_fetch_remote,
         timeout=settings.export_fetch_timeout,
+        allow_private=settings.url_import_allow_private,
     )
     count = done = 0
     try:

@@ -19,12 +19,14 @@ import hashlib
 import logging
 import os
 import re
-import urllib.error
-import urllib.request
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from server.db import released
+from server.errors import DomainError
+from server.services.url_fetch import FetchPolicy, fetch
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class MediaResolver:
     work_dir: Path
     fetch_remote: bool = False
     timeout: float = 10.0
+    allow_private: bool = False
     _failed_urls: set[str] = field(default_factory=set)
 
     def resolve(self, reference: object) -> Media | None:
@@ -85,18 +88,15 @@ class MediaResolver:
             return None
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
+        policy = FetchPolicy(
+            timeout=self.timeout, max_size=MAX_FETCH_BYTES, allow_private=self.allow_private
+        )
         try:
-            request = urllib.request.Request(url, headers={"User-Agent": "labelgraph-export"})
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                size = 0
-                with partial.open("wb") as out:
-                    while chunk := response.read(1024 * 1024):
-                        size += len(chunk)
-                        if size > MAX_FETCH_BYTES:
-                            raise ValueError(f"larger than {MAX_FETCH_BYTES} bytes")
-                        out.write(chunk)
+            # The same guard as URL imports: no loopback/private addresses unless allowed.
+            with partial.open("wb") as out, released():
+                fetch(url, out, policy)
             partial.replace(target)
-        except (OSError, ValueError, urllib.error.URLError) as exc:
+        except (OSError, DomainError) as exc:
             log.warning("export: cannot fetch %s: %s", url, exc)
             partial.unlink(missing_ok=True)
             self._failed_urls.add(url)

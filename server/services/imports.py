@@ -25,7 +25,7 @@ from typing import Any
 
 from peewee import chunked
 
-from server.db import bulk_insert, database, is_sqlite, write_transaction
+from server.db import bulk_insert, database, is_sqlite, released, write_transaction
 from server.errors import DomainError
 from server.gc_pause import paused_gc
 from server.ls_json import completion_json, is_cancelled, mean_score
@@ -426,7 +426,8 @@ def stage_url(url: str, staging_root: Path, limits: ImportLimits, policy: FetchP
     try:
         download = staging.directory / "download"
         with download.open("w+b") as out:
-            fetched = fetch(url, out, policy)
+            with released():  # no pooled connection held while the download runs
+                fetched = fetch(url, out, policy)
             log.info("URL import fetched %s (%d bytes)", fetched.url, fetched.size)
             out.seek(0)
             stage_file(staging, url_file_name(url), out, limits)

@@ -407,7 +407,13 @@ def test_remote_images_are_fetched_only_when_allowed(
         run_export(settings, project_id, "COCO")
     import dataclasses
 
-    allowed = dataclasses.replace(settings, export_fetch_remote=True, export_fetch_timeout=2.0)
+    # Fetching on, but this server is on loopback: refused like any private address.
+    public_only = dataclasses.replace(settings, export_fetch_remote=True)
+    with pytest.raises(DomainError):
+        run_export(public_only, project_id, "COCO")
+    allowed = dataclasses.replace(
+        public_only, export_fetch_timeout=2.0, url_import_allow_private=True
+    )
     _, files = run_export(allowed, project_id, "COCO")
     (image,) = json.loads(files["result.json"])["images"]
     stored = remote_name(url)
@@ -433,7 +439,9 @@ def test_remote_fetch_times_out(settings: Settings, project_id: int, image_serve
             }
         ],
     )
-    allowed = dataclasses.replace(settings, export_fetch_remote=True, export_fetch_timeout=0.2)
+    allowed = dataclasses.replace(
+        settings, export_fetch_remote=True, export_fetch_timeout=0.2, url_import_allow_private=True
+    )
     started = time.monotonic()
     _, files = run_export(allowed, project_id, "COCO")
     assert time.monotonic() - started < 1.5
