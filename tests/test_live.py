@@ -2,67 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import TEST_DATABASE_URL, _reset_postgres, fixture_json, fixture_text
+from tests.conftest import fixture_json, fixture_text
+from tests.live_server import running_server
 
 pytestmark = pytest.mark.live
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "server.cli",
-        "start",
-        str(tmp_path / "live"),
-        "--init",
-        "--port",
-        str(port),
-        "--log-level",
-        "WARNING",
-    ]
-    if TEST_DATABASE_URL:
-        _reset_postgres(TEST_DATABASE_URL)
-        command += ["--db", TEST_DATABASE_URL]
-    process = subprocess.Popen(command, cwd=Path(__file__).parents[1], env=dict(os.environ))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(base + "/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the server exited during start-up"
-            assert time.monotonic() < deadline, "the server did not answer /api/health"
-            time.sleep(0.1)
+    with running_server(tmp_path / "live") as base:
         yield base
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def test_label_a_task_over_http(server: str) -> None:

@@ -1,7 +1,7 @@
 """Export formats: names, titles, and which ones a labeling config offers (export-formats.md §2).
 
-A pure function of the parsed config (:class:`LabelConfig`): its controls (tag, ``to_name``) and
-the objects they point at. ``YOLO`` is an extension beyond Label Studio 0.9 (§5), listed last.
+The config model decides Label Studio's formats; ``YOLO`` is an extension beyond Label Studio
+0.9 (§5), listed last.
 """
 
 from __future__ import annotations
@@ -70,27 +70,13 @@ def data_keys(config: LabelConfig) -> list[str]:
 
 
 def available_formats(config: LabelConfig) -> list[str]:
-    """Names of the formats the config offers, in the canonical order (§2, plus YOLO)."""
-    if len(data_keys(config)) > 1:
-        return list(BASIC_FORMATS)
-    outputs = {control.tag for control in config.controls.values()}
-    inputs = {
-        config.objects[target].tag
-        for control in config.controls.values()
-        for target in control.to_name
-        if target in config.objects
-    }
-    image = "Image" in inputs
-    offered = {
-        "CONLL2003": "Text" in inputs and "Labels" in outputs,
-        "COCO": image and bool({"RectangleLabels", "PolygonLabels"} & outputs),
-        "VOC": image and "RectangleLabels" in outputs,
-        "BRUSH_TO_NUMPY": image and "BrushLabels" in outputs,
-        "BRUSH_TO_PNG": image and "BrushLabels" in outputs,
-        "ASR_MANIFEST": bool({"Audio", "AudioPlus"} & inputs) and "TextArea" in outputs,
-        "YOLO": image and "RectangleLabels" in outputs,
-    }
-    return [name for name in FORMAT_NAMES if offered.get(name, True)]
+    """Names of the formats the config offers, in the canonical order: Label Studio's list,
+    computed by the config model (§2), plus YOLO wherever VOC is offered (rectangles on one
+    image data key)."""
+    offered = list(config.export_formats)
+    if "VOC" in offered:
+        offered.append("YOLO")
+    return offered
 
 
 def get_format(name: str) -> ExportFormat | None:

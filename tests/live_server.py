@@ -1,0 +1,66 @@
+"""A real ``labelgraph start`` process on 127.0.0.1 for end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import TEST_DATABASE_URL, _reset_postgres
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_server(project_dir: Path, *extra_args: str) -> Iterator[str]:
+    """Start ``labelgraph start PROJECT_DIR --init`` on a free port (on the test database);
+    yield its base URL once ``/api/health`` answers; always stop it."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "server.cli",
+        "start",
+        str(project_dir),
+        "--init",
+        "--port",
+        str(port),
+        "--log-level",
+        "WARNING",
+        *extra_args,
+    ]
+    if TEST_DATABASE_URL:
+        _reset_postgres(TEST_DATABASE_URL)
+        command += ["--db", TEST_DATABASE_URL]
+    process = subprocess.Popen(command, cwd=Path(__file__).parents[1], env=dict(os.environ))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(base + "/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "the server exited during start-up"
+            assert time.monotonic() < deadline, "the server did not answer /api/health"
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
