@@ -23,6 +23,7 @@ from rest_compat import (  # noqa: F401  (register)
     models,
     project,
     samples,
+    storage,
     tasks,
 )
 from rest_compat._http import (

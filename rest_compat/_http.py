@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from schema import schema
-from schema.context import Context
+from schema.context import request_context
 from server.gc_pause import paused_gc
 
 OPERATION_HEADER = "X-Labelgraph-Operation"
@@ -34,6 +34,7 @@ STATUS_BY_CODE = {
     "CONFLICT": 409,
     "ML_BACKEND": 502,
     "FETCH_FAILED": 422,
+    "STORAGE": 502,
     "GRAPHQL_VALIDATION_FAILED": 400,
 }
 
@@ -108,13 +109,7 @@ async def execute(
     request: Request, operation: Operation, variables: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Run a stored operation for this request; raise :class:`OperationFailed` on error."""
-    state = request.app.state
-    context = Context(
-        settings=state.settings,
-        project_id=state.project_id,
-        request=request,
-        ml=getattr(state, "ml", None),
-    )
+    context = request_context(request, confined=True)
     result = await schema.execute(
         operation.document, variables or {}, context_value=context, operation_name=operation.name
     )

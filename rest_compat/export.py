@@ -24,6 +24,7 @@ from rest_compat._http import (
     execute,
 )
 from server.downloads import attachment_headers
+from server.multi_session import request_settings
 from server.services import export as export_service
 
 EXPORT = Operation(
@@ -45,7 +46,8 @@ async def _export(request: Request) -> Response:
         formats: Any = exc.extensions.get("formats", [])
         raise RestError(400, error_body(400, exc.message, formats=formats), EXPORT) from None
     result = data["exportProject"]
-    settings = request.app.state.settings
+    settings = await request_settings(request)
+    assert settings is not None  # the export ran in the current project
     found = await anyio.to_thread.run_sync(
         export_service.find_export, settings.export_dir, result["fileName"], settings.export_ttl
     )

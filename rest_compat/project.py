@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from rest_compat._http import (
+    OPERATION_HEADER,
     Operation,
     OperationFailed,
     RestError,
@@ -19,6 +20,9 @@ from rest_compat._http import (
     execute,
     read_json,
 )
+from schema.projects import NEW_NEEDS_MULTI_SESSION
+from server.services.session_projects import NOT_A_UUID
+from server.services.storage_config import TYPES
 
 PROJECT_FIELDS = """
 fragment LsProject on Project {
@@ -26,7 +30,10 @@ fragment LsProject on Project {
   sampling allowDeleteCompletions showInstruction showSkipButton enableEmptyCompletion
   showProjectLinksInMultisession labelConfigUpdated taskCount labeledTaskCount
   mlBackends { name url }
+  sourceStorage { ...LsStorage }
+  targetStorage { ...LsStorage }
 }
+fragment LsStorage on Storage { type configured path params readablePath syncing }
 """
 
 GET_PROJECT = Operation("query RestProject { project { ...LsProject } }" + PROJECT_FIELDS)
@@ -45,21 +52,30 @@ VALIDATE_CONFIG = Operation(
     "query RestValidateConfig($config: String!) "
     "{ validateLabelConfig(labelConfig: $config) { ok errors { message } } }"
 )
+NEW_PROJECT = Operation(
+    "mutation RestProjectNew($description: String!) "
+    "{ createProject(description: $description) { ...LsProject } }" + PROJECT_FIELDS
+)
+SWITCH_PROJECT = Operation(
+    "mutation RestProjectSwitch($uuid: String!) { selectProject(uuid: $uuid) { ...LsProject } }"
+    + PROJECT_FIELDS
+)
 NEXT_TASK = Operation(
     "query RestNextTask { project { nextTask { lsSourceJson(livePredictions: true) } } }"
 )
 
+# Label Studio's list in its order, without the types this server does not implement
+# (GCS, Azure: compat Q-25, report the truth).
 AVAILABLE_STORAGES = [
-    ["s3", "Amazon S3"],
-    ["s3-completions", "Amazon S3"],
-    ["azure-blob", "Azure Blob Storage"],
-    ["azure-blob-completions", "Azure Blob Storage"],
-    ["gcs", "Google Cloud Storage"],
-    ["gcs-completions", "Google Cloud Storage"],
-    ["completions-dir", 'Local [completions are in "completions" directory]'],
-    ["tasks-json", 'Local [loading tasks from "tasks.json" file]'],
-    ["redis-completions", "Redis Completions Storage"],
-    ["redis", "Redis database connection"],
+    [name, TYPES[name].description]
+    for name in (
+        "s3",
+        "s3-completions",
+        "completions-dir",
+        "tasks-json",
+        "redis-completions",
+        "redis",
+    )
 ]
 _SETTING_KEYS = {
     "title": "title",
@@ -101,8 +117,8 @@ def ls_project(project: dict[str, Any], request: Request) -> dict[str, Any]:
         "enable_empty_completion": project["enableEmptyCompletion"],
         "experimental_features": False,
         "first_page_full_render": True,
-        "source": {"name": "Tasks", "type": "tasks-json", "path": "tasks.json"},
-        "target": {"name": "Completions", "type": "completions-dir", "path": "completions"},
+        "source": _config_entry(project["sourceStorage"], "Tasks"),
+        "target": _config_entry(project["targetStorage"], "Completions"),
     }
     return {
         "project_name": project["name"],
@@ -113,15 +129,28 @@ def ls_project(project: dict[str, Any], request: Request) -> dict[str, Any]:
         "can_manage_tasks": True,
         "can_manage_completions": True,
         "can_delete_tasks": True,
-        "source_storage": {"readable_path": "tasks.json"},
-        "target_storage": {"readable_path": "completions"},
+        "source_storage": {"readable_path": project["sourceStorage"]["readablePath"]},
+        "target_storage": {"readable_path": project["targetStorage"]["readablePath"]},
         "available_storages": AVAILABLE_STORAGES,
-        "source_syncing": False,
-        "target_syncing": False,
+        "source_syncing": project["sourceStorage"]["syncing"],
+        "target_syncing": project["targetStorage"]["syncing"],
         "data_types": project["dataTypes"],
         "label_config_line": project["labelConfigLine"],
         "config_has_control_tags": project["configHasControlTags"],
-        "multi_session_mode": False,
+        "multi_session_mode": settings.multi_session,
+    }
+
+
+def _config_entry(storage: dict[str, Any], default_name: str) -> dict[str, Any]:
+    """``config.json``'s ``source``/``target`` (rest-api.md §7.3); credentials masked."""
+    if not storage["configured"]:
+        return {"name": default_name, "type": storage["type"], "path": storage["readablePath"]}
+    role = "source" if default_name == "Tasks" else "target"
+    return {
+        "name": role,
+        "type": storage["type"],
+        "path": storage["path"],
+        "params": storage["params"],
     }
 
 
@@ -133,17 +162,33 @@ async def project_get(request: Request) -> Response:
 
 @endpoint("/project", "POST", GET_PROJECT)
 async def project_post(request: Request) -> Response:
-    if request.query_params.get("new"):
-        raise RestError(
-            400,
-            error_body(
-                400,
-                '"multi_session_force_recreate" option supported only with '
-                '"start-multi-session" mode',
-            ),
-            GET_PROJECT,
-        )
-    return await project_get(request)
+    """Like GET; with ``new=…`` (multi-session mode) a new project for the session's user,
+    selected, ``desc`` its description: 201 (``NEW_PROJECT``)."""
+    if not request.query_params.get("new"):
+        return await project_get(request)
+    if not request.app.state.settings.multi_session:
+        raise RestError(400, error_body(400, NEW_NEEDS_MULTI_SESSION), GET_PROJECT)
+    variables = {"description": request.query_params.get("desc") or ""}
+    data = await execute(request, NEW_PROJECT, variables)
+    return answer(ls_project(data["createProject"], request), 201, NEW_PROJECT)
+
+
+async def _project_switch(request: Request) -> Response:
+    """Make the project with ``uuid`` the session's current one (rest-api.md §3.1): GET
+    redirects to /settings, POST answers the new current project (compat Q-10); an unknown
+    uuid is 404 and leaves the session as it was (Q-11)."""
+    project_uuid = request.query_params.get("uuid")
+    if not project_uuid:
+        raise RestError(400, error_body(400, NOT_A_UUID), SWITCH_PROJECT)
+    data = await execute(request, SWITCH_PROJECT, {"uuid": project_uuid})
+    if request.method == "GET":
+        headers = {OPERATION_HEADER: SWITCH_PROJECT.name}
+        return RedirectResponse("/settings", status_code=302, headers=headers)
+    return answer(ls_project(data["selectProject"], request), 200, SWITCH_PROJECT)
+
+
+endpoint("/project-switch", "GET", SWITCH_PROJECT)(_project_switch)
+endpoint("/project-switch", "POST", SWITCH_PROJECT)(_project_switch)
 
 
 def ml_backend_variables(body: dict[str, Any]) -> dict[str, Any]:

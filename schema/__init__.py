@@ -23,6 +23,7 @@ from schema.label_config import LabelConfigQuery
 from schema.meta import MetaQuery
 from schema.ml import MLMutation, MLQuery
 from schema.projects import ProjectMutation, ProjectQuery
+from schema.storage import StorageMutation
 from schema.tasks import TaskMutation, TaskQuery
 from server.db import run_db
 
@@ -36,7 +37,13 @@ class Query(
 
 @strawberry.type
 class Mutation(
-    ProjectMutation, TaskMutation, CompletionMutation, ImportMutation, ExportMutation, MLMutation
+    ProjectMutation,
+    TaskMutation,
+    CompletionMutation,
+    ImportMutation,
+    ExportMutation,
+    MLMutation,
+    StorageMutation,
 ):
     pass
 

@@ -12,6 +12,7 @@ from server.ls_json import completion_json, prediction_json
 from server.models import Completion as CompletionRow
 from server.models import Prediction as PredictionRow
 from server.services import completions as completion_service
+from server.services import tasks as task_service
 
 
 @strawberry.type(description="A completion (annotation) of a task.")
@@ -99,8 +100,12 @@ class CompletionMutation:
     def create_completion(
         self, info: Info, task_id: int, completion: JSON, was_cancelled: bool | None = None
     ) -> Completion:
-        row = completion_service.create_completion(task_id, completion, was_cancelled)
-        info.context.children.forget(task_id)
+        ctx = info.context
+        row = completion_service.create_completion(
+            task_id, completion, was_cancelled, ctx.task_scope()
+        )
+        ctx.children.forget(task_id)
+        ctx.completions_changed(row.project_id, [row.task_id])
         return Completion(row=row)
 
     @strawberry.mutation(
@@ -114,20 +119,33 @@ class CompletionMutation:
         was_cancelled: bool | None = None,
         task_id: int | None = None,
     ) -> Completion:
-        row = completion_service.update_completion(id, completion, was_cancelled, task_id)
-        info.context.children.forget(row.task_id)
+        ctx = info.context
+        row = completion_service.update_completion(
+            id, completion, was_cancelled, task_id, ctx.task_scope()
+        )
+        ctx.children.forget(row.task_id)
+        ctx.completions_changed(row.project_id, [row.task_id])
         return Completion(row=row)
 
     @strawberry.mutation(description="Delete a completion; returns its id.")
     def delete_completion(self, info: Info, id: int, task_id: int | None = None) -> int:
-        return completion_service.delete_completion(id, task_id)
+        ctx = info.context
+        row = completion_service.get_completion(id, task_id)
+        deleted = completion_service.delete_completion(id, task_id, ctx.task_scope())
+        ctx.completions_changed(row.project_id, [row.task_id])
+        return deleted
 
     @strawberry.mutation(description="Delete all completions of a task; returns how many.")
     def delete_task_completions(self, info: Info, task_id: int) -> int:
-        return completion_service.delete_task_completions(task_id)
+        ctx = info.context
+        task = task_service.get_task(task_id, ctx.task_scope())
+        deleted = completion_service.delete_task_completions(task_id, task.project_id)
+        ctx.completions_changed(task.project_id, [task_id])
+        return deleted
 
     @strawberry.mutation(description="Delete all completions of a project; returns how many.")
     def delete_all_completions(self, info: Info, project_id: int | None = None) -> int:
-        return completion_service.delete_all_completions(
-            info.context.resolve_project_id(project_id)
-        )
+        pid = info.context.resolve_project_id(project_id)
+        deleted = completion_service.delete_all_completions(pid)
+        info.context.completions_changed(pid, None)
+        return deleted

@@ -14,12 +14,16 @@ from typing import Any
 import strawberry
 
 from server.errors import DomainError
-from server.models import Completion, Prediction, Project
+from server.models import Completion, Prediction, Project, Storage
 from server.models import Task as TaskRow
+from server.multi_session import SessionProject, session_project
 from server.services import projects as project_service
+from server.services import storage_config, storage_sync
 from server.services import tasks as task_service
 from server.services.label_config import LabelConfig
 from server.services.ml_jobs import MLRuntime
+from server.services.storage_runtime import StorageRuntime
+from server.services.storage_sync import DataResolver
 from server.settings import Settings
 
 
@@ -71,13 +75,23 @@ class TaskChildrenLoader:
 @dataclass
 class Context:
     settings: Settings
-    project_id: int
+    # The current project; None in multi-session mode until a resolver asks for it (then the
+    # session's project, created on first use).
+    project_id: int | None = None
     request: Any = None
     response: Any = None
     children: TaskChildrenLoader = field(default_factory=TaskChildrenLoader)
     _projects: dict[int, Project] = field(default_factory=dict)
     # The process's ML client and job runner (lifespan state); None where none runs.
     ml: MLRuntime | None = None
+    # The process's storage worker (lifespan state); None where none runs.
+    storage: StorageRuntime | None = None
+    # Multi-session mode: the request's session (user, current project).
+    session: SessionProject | None = None
+    # REST routes reach only the current project's tasks and completions by id.
+    confined: bool = False
+    _storages: dict[int, dict[str, Storage]] = field(default_factory=dict)
+    _resolvers: dict[int, DataResolver | None] = field(default_factory=dict)
 
     def project(self, project_id: int | None = None) -> Project:
         """ProjectByIdLoader: a project row, read once per request (None: the current one)."""
@@ -89,6 +103,8 @@ class Context:
     def remember_project(self, project: Project) -> Project:
         """Cache a project row a mutation returned (its settings or config changed)."""
         self._projects[project.id] = project
+        self._storages.pop(project.id, None)
+        self._resolvers.pop(project.id, None)
         return project
 
     def label_config(self, project_id: int) -> LabelConfig:
@@ -101,7 +117,63 @@ class Context:
         return self.ml
 
     def resolve_project_id(self, project_id: int | None) -> int:
-        return self.project_id if project_id is None else project_id
+        if project_id is not None:
+            return project_id
+        if self.project_id is None:
+            if self.session is None:
+                raise DomainError("not_found", "There is no current project here")
+            self.project_id = self.session.current()[0]
+        return self.project_id
+
+    def task_scope(self) -> int | None:
+        """The project tasks addressed by id must belong to (REST: the current one)."""
+        return self.resolve_project_id(None) if self.confined else None
+
+    def project_settings(self, project_id: int | None = None) -> Settings:
+        """Settings whose directories (upload/, export/, import-tmp/) are the project's."""
+        if not self.settings.multi_session:
+            return self.settings
+        return self.settings.for_project(self.project(project_id).name)
+
+    def storages(self, project_id: int) -> dict[str, Storage]:
+        """StoragesByProjectLoader: a project's storage rows by role, read once per request."""
+        if project_id not in self._storages:
+            self._storages[project_id] = storage_config.storage_rows(project_id)
+        return self._storages[project_id]
+
+    def data_resolver(self, project_id: int) -> DataResolver | None:
+        """The presigner of a project's s3:// task data (None without an S3 storage)."""
+        if project_id not in self._resolvers:
+            project = self.project(project_id)
+            resolver = None
+            if storage_sync.needs_resolver(project):
+                clients = self.storage.clients if self.storage is not None else None
+                rows = self.storages(project_id)
+                resolver = storage_sync.data_resolver(project, rows, self.settings, clients)
+            self._resolvers[project_id] = resolver
+        return self._resolvers[project_id]
+
+    def completions_changed(self, project_id: int, task_ids: list[int] | None) -> None:
+        """Note after a commit that completions changed (None: of any task) so the project's
+        target storage, if any, is written in the background (read after the commit, so
+        another process's new target is seen; projects without one cost one lookup)."""
+        if self.storage is not None and storage_config.has_target(project_id):
+            self.storage.write_completions(project_id, task_ids)
+
+
+def request_context(request: Any, response: Any = None, *, confined: bool = False) -> Context:
+    """The context of an HTTP request (GraphQL or a REST route)."""
+    state = request.app.state
+    return Context(
+        settings=state.settings,
+        project_id=getattr(state, "project_id", None),
+        request=request,
+        response=response,
+        ml=getattr(state, "ml", None),
+        storage=getattr(state, "storage", None),
+        session=session_project(request),
+        confined=confined,
+    )
 
 
 Info = strawberry.Info[Context, None]

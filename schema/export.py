@@ -98,10 +98,8 @@ class ExportMutation:
         only_completed: bool = True,
         project_id: int | None = None,
     ) -> ExportFile:
+        pid = info.context.resolve_project_id(project_id)
         result = export_service.export_project(
-            info.context.resolve_project_id(project_id),
-            format,
-            info.context.settings,
-            only_completed=only_completed,
+            pid, format, info.context.project_settings(pid), only_completed=only_completed
         )
         return ExportFile(result=result)

@@ -170,9 +170,11 @@ class ImportMutation:
         project_id: int | None = None,
     ) -> ImportReport:
         pid = info.context.resolve_project_id(project_id)
-        place = staging_place(info.context.settings)
+        place = staging_place(info.context.project_settings(pid))
         selection = Selection(files_as_tasks_list=files_as_tasks_list)
         result = import_staging.import_now(pid, _source(tasks, files, url), place, selection)
+        if result.completion_count:
+            info.context.completions_changed(pid, result.task_ids)
         return ImportReport(result=result)
 
     @strawberry.mutation(
@@ -188,7 +190,7 @@ class ImportMutation:
         project_id: int | None = None,
     ) -> StagedImport:
         pid = info.context.resolve_project_id(project_id)
-        place = staging_place(info.context.settings)
+        place = staging_place(info.context.project_settings(pid))
         return StagedImport(staged=import_staging.prepare(pid, _source(tasks, files, url), place))
 
     @strawberry.mutation(
@@ -205,7 +207,7 @@ class ImportMutation:
         project_id: int | None = None,
     ) -> StagedImport:
         pid = info.context.resolve_project_id(project_id)
-        place = staging_place(info.context.settings)
+        place = staging_place(info.context.project_settings(pid))
         formats: Any = import_staging.UNSET
         if selected_formats is not strawberry.UNSET:
             formats = selected_formats
@@ -222,5 +224,8 @@ class ImportMutation:
         self, info: Info, id: int, project_id: int | None = None
     ) -> ImportReport:
         pid = info.context.resolve_project_id(project_id)
-        place = staging_place(info.context.settings)
-        return ImportReport(result=import_staging.apply(pid, id, place))
+        place = staging_place(info.context.project_settings(pid))
+        result = import_staging.apply(pid, id, place)
+        if result.completion_count:
+            info.context.completions_changed(pid, result.task_ids)
+        return ImportReport(result=result)

@@ -206,10 +206,9 @@ class MLMutation:
     )
     def train_ml_backends(self, info: Info, project_id: int | None = None) -> list[MLTrainOutcome]:
         ctx = info.context
-        path = str(Path(ctx.settings.project_dir).resolve())
-        outcomes = ml_service.train(
-            ctx.ml_runtime().client, ctx.resolve_project_id(project_id), path
-        )
+        pid = ctx.resolve_project_id(project_id)
+        path = str(Path(ctx.project_settings(pid).project_dir).resolve())
+        outcomes = ml_service.train(ctx.ml_runtime().client, pid, path)
         return [
             MLTrainOutcome(name=o.name, status=TrainStatus(o.status), job=o.job, error=o.error)
             for o in outcomes

@@ -16,13 +16,20 @@ from schema.label_config import (
 )
 from schema.ml import MLBackend
 from schema.scalars import JSON, from_seconds
+from schema.storage import Storage, storage_view
 from schema.tasks import Task, TaskConnection, TaskOrder, TaskPage, task_connection, task_page
+from server.errors import DomainError
 from server.models import Project as ProjectRow
 from server.services import completions as completion_service
 from server.services import ml as ml_service
 from server.services import next_task as next_task_service
 from server.services import projects as project_service
+from server.services import session_projects, storage_config
 from server.settings import SAMPLING_MODES
+
+NEW_NEEDS_MULTI_SESSION = (
+    '"multi_session_force_recreate" option supported only with "start-multi-session" mode'
+)
 
 
 @strawberry.type(description="A labeling project: config, settings, counters and tasks.")
@@ -184,6 +191,27 @@ class Project:
     def ml_backends(self) -> list[MLBackend]:
         return [MLBackend(row=row) for row in ml_service.list_backends(self.row.id)]
 
+    @strawberry.field(description="Where tasks come from: tasks-json (the database), s3, redis.")
+    def source_storage(self, info: Info) -> Storage:
+        return Storage(view=storage_view(info, self.row.id, storage_config.SOURCE))
+
+    @strawberry.field(
+        description="Where completions are also written: completions-dir, s3-completions, "
+        "redis-completions (default: only the database)."
+    )
+    def target_storage(self, info: Info) -> Storage:
+        return Storage(view=storage_view(info, self.row.id, storage_config.TARGET))
+
+    @strawberry.field(
+        description="Label Studio's storage settings document (GET "
+        "/api/project/storage-settings): every supported type's form per role, the current "
+        "type's fields with their values (credentials masked)."
+    )
+    def storage_settings(self, info: Info) -> JSON:
+        ctx = info.context
+        project_dir = ctx.project_settings(self.row.id).project_dir
+        return storage_config.settings_document(ctx.storages(self.row.id), project_dir)
+
 
 @strawberry.input(description="Project settings to change; omitted fields stay as they are.")
 class ProjectSettingsInput:
@@ -208,8 +236,15 @@ class ProjectQuery:
             return Project(row=project_service.get_project_by_uuid(uuid))
         return Project(row=info.context.project(id))
 
-    @strawberry.field
-    def projects(self) -> list[Project]:
+    @strawberry.field(
+        description="All projects; in multi-session mode the session's own projects and the "
+        "ones shared with it."
+    )
+    def projects(self, info: Info) -> list[Project]:
+        session = info.context.session
+        if session is not None:
+            rows = session_projects.session_projects(session.user, session.shared)
+            return [Project(row=row) for row in rows]
         return [Project(row=row) for row in project_service.list_projects()]
 
 
@@ -222,6 +257,38 @@ class ProjectMutation:
         changes = {k: v for k, v in vars(input).items() if v is not None}
         row = project_service.update_project(info.context.resolve_project_id(project_id), changes)
         return Project(row=info.context.remember_project(row))
+
+    @strawberry.mutation(
+        description="Multi-session mode: create a project for the session's user and make it "
+        "the session's current project (`POST /api/project?new=1&desc=…`)."
+    )
+    def create_project(self, info: Info, description: str = "") -> Project:
+        session = info.context.session
+        if session is None:
+            raise DomainError("invalid", NEW_NEEDS_MULTI_SESSION, {"reason": "single_project"})
+        sampling = info.context.settings.sampling
+        row = session_projects.create_project(session.user, description, sampling)
+        session.select(row)
+        info.context.project_id = row.id
+        return Project(row=info.context.remember_project(row))
+
+    @strawberry.mutation(
+        description="Make the project with this uuid the session's current project "
+        "(multi-session mode; another user's project becomes shared with the session). An "
+        "unknown uuid is NOT_FOUND and changes nothing. In single-project mode only the "
+        "current project can be selected."
+    )
+    def select_project(self, info: Info, uuid: str) -> Project:
+        ctx = info.context
+        row = session_projects.find_project(uuid)
+        if ctx.session is None:
+            if row.id != ctx.resolve_project_id(None):
+                message = "Switching projects needs start-multi-session mode"
+                raise DomainError("invalid", message, {"reason": "single_project"})
+        else:
+            ctx.session.select(row)
+            ctx.project_id = row.id
+        return Project(row=ctx.remember_project(row))
 
     @strawberry.mutation(
         description="Validate and save the labeling config. Invalid configs, and configs the "

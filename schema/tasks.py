@@ -18,6 +18,7 @@ from server.models import Project as ProjectRow
 from server.models import Task as TaskRow
 from server.services import ml as ml_service
 from server.services import tasks as task_service
+from server.services.storage_sync import has_s3_uri
 from server.services.task_validation import UNDEFINED_KEY, rename_undefined
 
 
@@ -50,6 +51,14 @@ class Task:
             data = rename_undefined(data, context.label_config(self.row.project_id))
         return data
 
+    def _served(self, context: Context, data: dict[str, Any]) -> dict[str, Any]:
+        """The data as served to labelers: s3:// URIs presigned when the project has an S3
+        storage (only data that holds one is looked at)."""
+        if not has_s3_uri(data):
+            return data
+        resolver = context.data_resolver(self.row.project_id)
+        return data if resolver is None else resolver(data)
+
     @strawberry.field
     def id(self) -> int:
         return self.row.id
@@ -58,7 +67,10 @@ class Task:
     def project_id(self) -> int:
         return self.row.project_id
 
-    @strawberry.field(description="The task data; keys are referenced by the config's $vars.")
+    @strawberry.field(
+        description="The task data as stored; keys are referenced by the config's $vars "
+        "(`lsJson` serves s3:// URIs presigned)."
+    )
     def data(self, info: Info) -> JSON:
         return self._data(info.context)
 
@@ -118,7 +130,7 @@ class Task:
         if live_predictions:
             asked = task_json(self.row, completions, [], data=data)
             predictions = self._live(ctx, asked, predictions)
-        return task_json(self.row, completions, predictions, data=data)
+        return task_json(self.row, completions, predictions, data=self._served(ctx, data))
 
     @strawberry.field(
         description="The task as Label Studio 0.9's label stream serves it: id, data and "
@@ -131,7 +143,7 @@ class Task:
         if live_predictions:
             asked = source_task_json(self.row, [], data=data)
             predictions = self._live(ctx, asked, predictions)
-        return source_task_json(self.row, predictions, data=data)
+        return source_task_json(self.row, predictions, data=self._served(ctx, data))
 
     @strawberry.field(
         description="Predictions the project's ML backends make for this task now (not "
@@ -219,7 +231,8 @@ def task_page(
 class TaskQuery:
     @strawberry.field(description="A task by id.")
     def task(self, info: Info, id: int) -> Task:
-        return Task.many(info.context, [task_service.get_task(id)])[0]
+        row = task_service.get_task(id, info.context.task_scope())
+        return Task.many(info.context, [row])[0]
 
 
 @strawberry.type
@@ -241,18 +254,27 @@ class TaskMutation:
             for key, value in (("data", data), ("predictions", predictions), ("meta", meta))
             if value is not strawberry.UNSET
         }
-        row = task_service.update_task(id, body)
-        info.context.children.forget(id)
-        return Task.many(info.context, [row])[0]
+        ctx = info.context
+        row = task_service.update_task(id, body, ctx.task_scope())
+        ctx.children.forget(id)
+        if row.total_completions:
+            ctx.completions_changed(row.project_id, [row.id])
+        return Task.many(ctx, [row])[0]
 
     @strawberry.mutation(description="Delete a task with its completions; returns its id.")
     def delete_task(self, info: Info, id: int) -> int:
-        return task_service.delete_task(id)
+        ctx = info.context
+        task = task_service.get_task(id, ctx.task_scope())
+        deleted = task_service.delete_task(id, task.project_id)
+        if task.total_completions:
+            ctx.completions_changed(task.project_id, [task.id])
+        return deleted
 
     @strawberry.mutation(description="Delete every task of a project; returns how many.")
     def delete_all_tasks(self, info: Info, project_id: int | None = None) -> int:
         pid = info.context.resolve_project_id(project_id)
         deleted = task_service.delete_all_tasks(pid)
+        info.context.completions_changed(pid, None)
         ml = info.context.ml
         ml_service.notify_tasks_deleted(ml.client if ml is not None else None, pid)
         return deleted

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -17,14 +19,16 @@ from strawberry.asgi import GraphQL
 
 import rest_compat
 from schema import schema
-from schema.context import Context
+from schema.context import Context, request_context
 from server import db
 from server.downloads import export_download
 from server.graphql_csrf import PreflightRequired
 from server.middleware import BodySizeLimit, LabelStudioHeaders
 from server.migrations import migrate
+from server.multi_session import COOKIE, MultiSession, session_key
 from server.services import projects as project_service
 from server.services.ml_jobs import MLRuntime
+from server.services.storage_runtime import StorageRuntime
 from server.settings import Settings
 from server.uploads import upload_file
 
@@ -33,14 +37,7 @@ log = logging.getLogger(__name__)
 
 class GraphQLApp(GraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
-        state = request.app.state
-        return Context(
-            settings=state.settings,
-            project_id=state.project_id,
-            request=request,
-            response=response,
-            ml=getattr(state, "ml", None),
-        )
+        return request_context(request, response)
 
     async def run(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         """Run the operation; then close uploaded files (multipart requests) at once."""
@@ -79,14 +76,25 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.project_id, _ = prepare_database(settings)
-        log.info("project %s ready (database %s)", settings.project_name, _safe_url(settings))
+        if settings.multi_session:
+            prepare_root(settings)
+            app.state.project_id = None
+            app.state.multi_session = MultiSession(settings)
+            log.info(
+                "multi-session mode in %s (database %s)", settings.root_dir, _safe_url(settings)
+            )
+        else:
+            app.state.project_id, _ = prepare_database(settings)
+            log.info("project %s ready (database %s)", settings.project_name, _safe_url(settings))
         app.state.ml = MLRuntime.open(settings)
+        app.state.storage = StorageRuntime.open(settings)
         try:
             yield
         finally:
-            # Let running prediction jobs finish their batch (bounded by the ML timeouts).
+            # Let running prediction jobs finish their batch (bounded by the ML timeouts), and
+            # storage syncs their current call (bounded by the storage timeout).
             await anyio.to_thread.run_sync(app.state.ml.close)
+            await anyio.to_thread.run_sync(app.state.storage.close, settings.storage_timeout + 1)
             pool = db.database.obj
             if pool is not None and hasattr(pool, "close_all"):
                 pool.close_all()
@@ -99,15 +107,33 @@ def create_app(settings: Settings) -> Starlette:
         Route("/data/upload/{name:path}", upload_file, methods=["GET", "HEAD"]),
         *rest_compat.routes(),
     ]
+    middleware = [
+        Middleware(BodySizeLimit, limit=settings.max_body_size),
+        Middleware(LabelStudioHeaders),
+    ]
+    if settings.multi_session:
+        middleware.append(
+            Middleware(
+                SessionMiddleware,
+                secret_key=session_key(Path(settings.root_dir)),
+                session_cookie=COOKIE,
+                max_age=settings.session_max_age or None,
+                same_site="lax",
+            )
+        )
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[
-            Middleware(BodySizeLimit, limit=settings.max_body_size),
-            Middleware(LabelStudioHeaders),
-        ],
+        middleware=middleware,
         exception_handlers={**rest_compat.exception_handlers, 404: not_found},
     )
+
+
+def prepare_root(settings: Settings) -> None:
+    """Multi-session mode: the root directory, the database connected and migrated."""
+    Path(settings.root_dir).mkdir(parents=True, exist_ok=True)
+    db.connect(settings.resolved_database_url, settings.db_pool_size)
+    db.with_connection(migrate)
 
 
 def _safe_url(settings: Settings) -> str:

@@ -1,4 +1,5 @@
-"""The ``labelgraph`` command: ``start`` and ``init``, like Label Studio's."""
+"""The ``labelgraph`` command: ``start``, ``start-multi-session`` and ``init``, like Label
+Studio's."""
 
 from __future__ import annotations
 
@@ -47,6 +48,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     init = commands.add_parser("init", help="create a project without starting the server")
     project_options(init)
+    multi = commands.add_parser(
+        "start-multi-session",
+        help="start the server with one project per browser session (all in one database)",
+    )
+    multi.add_argument(
+        "--root-dir",
+        default=".",
+        help="directory of the database, the session key and the projects (default: .)",
+    )
+    multi.add_argument("--db", dest="database_url", help="database URL (default: SQLite file)")
+    multi.add_argument("--sampling", choices=SAMPLING_MODES, help="next-task sampling")
+    multi.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    multi.add_argument("--host", help="bind address (default 127.0.0.1)")
+    multi.add_argument("--port", type=int, help="port (default 8080)")
+    multi.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes (use with PostgreSQL)"
+    )
     from server.export_cli import add_export_parser
 
     add_export_parser(commands)
@@ -57,7 +75,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, Any] = {"project_dir": args.project_dir}
+    if args.command == "start-multi-session":
+        root = str(Path(args.root_dir).resolve())
+        overrides: dict[str, Any] = {"project_dir": root, "root_dir": root}
+    else:
+        # Single-project commands never run in multi-session mode, whatever the environment.
+        overrides = {"project_dir": args.project_dir, "root_dir": ""}
     for name in ("database_url", "sampling", "log_level", "host", "port"):
         overrides[name] = getattr(args, name, None)
     return Settings.from_env(**overrides)
@@ -148,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from server.import_cli import run_import
 
         return run_import(args, settings)
+    if args.command == "start-multi-session":
+        return serve(settings, workers=args.workers)
     from server.errors import DomainError
 
     project_exists = Path(settings.project_dir).is_dir()
@@ -175,7 +200,10 @@ def serve(settings: Settings, workers: int = 1) -> int:
     import uvicorn
 
     log.info(
-        "labelgraph on http://%s:%d  (GraphQL: /graphql, REST: /api)", settings.host, settings.port
+        "labelgraph on http://%s:%d  (GraphQL: /graphql, REST: /api)%s",
+        settings.host,
+        settings.port,
+        f", multi-session in {settings.root_dir}" if settings.multi_session else "",
     )
     if workers > 1:
         _export_env(settings)

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from server.errors import DomainError
+from server.multi_session import request_settings
 from server.services import export as export_service
 
 
@@ -25,9 +26,11 @@ def attachment_headers(download_name: str) -> dict[str, str]:
 
 
 async def export_download(request: Request) -> Response:
-    settings = request.app.state.settings
+    settings = await request_settings(request, create=False)
     name = request.path_params["name"]
     try:
+        if settings is None:
+            raise DomainError("not_found", f"Export {name} not found")
         found = await anyio.to_thread.run_sync(
             export_service.find_export, settings.export_dir, name, settings.export_ttl
         )

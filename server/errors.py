@@ -17,6 +17,7 @@ ErrorCode = Literal[
     "conflict",  # clashes with the current state
     "ml_backend",  # an ML backend failed
     "fetch_failed",  # a URL import could not be downloaded (or was refused)
+    "storage",  # a storage (S3, Redis) could not be reached or refused
 ]
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import peewee
 
 from server.db import database, is_sqlite, write_transaction
-from server.models import ALL_MODELS
+from server.models import ALL_MODELS, STORAGE_MODELS
 
 log = logging.getLogger(__name__)
 MIGRATION_LOCK_ID = 0x1A8E1
@@ -38,8 +38,15 @@ def _initial_schema() -> None:
     database.create_tables(ALL_MODELS, safe=True)
 
 
+def _storage_tables() -> None:
+    """Storage settings and sync state per project, and the storage objects tied to tasks
+    (new tables only: no existing table changes)."""
+    database.create_tables(STORAGE_MODELS, safe=True)
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
+    _storage_tables,
 ]
 
 

@@ -261,6 +261,50 @@ class StagedImport(BaseModel):
     expires_at = peewee.IntegerField(index=True)
 
 
+class Storage(BaseModel):
+    """A project's source or target storage other than the defaults (rest-api.md §9.2-9.3),
+    with its sync state. No row: tasks only in the database (``tasks-json``) and completions
+    only in the database (``completions-dir`` not mirrored). Created by a migration.
+
+    ``params`` holds the other form fields and extras, credentials included: they are never
+    returned (see :mod:`server.services.storage_config`)."""
+
+    id = IdField()
+    project = peewee.ForeignKeyField(Project, backref="storages", on_delete="CASCADE")
+    role = peewee.CharField(max_length=16)  # source, target
+    type = peewee.CharField(max_length=32)
+    path = peewee.TextField(null=True)
+    params = JSONField(default=dict)
+    # Sync state: a sync owns the storage while ``syncing`` (a lease from sync_started_at).
+    syncing = peewee.BooleanField(default=False)
+    sync_started_at = peewee.IntegerField(null=True)
+    synced_at = peewee.IntegerField(null=True)
+    last_error = peewee.TextField(null=True)
+    error_at = peewee.IntegerField(null=True)
+    created_at = peewee.IntegerField(default=now_seconds)
+    updated_at = peewee.IntegerField(default=now_seconds)
+
+    class Meta:
+        indexes = ((("project", "role"), True),)
+
+
+class StorageKey(BaseModel):
+    """An object of a storage tied to a task: a source object synced into a task (kept after
+    the task is deleted, so it is not synced again), or a target object written from a task's
+    completions with the digest of what was written. Created by a migration."""
+
+    id = IdField()
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
+    role = peewee.CharField(max_length=16)
+    key = peewee.TextField()
+    # Indexed on its own: deleting tasks looks their keys up by task id.
+    task = peewee.ForeignKeyField(Task, null=True, on_delete="SET NULL")
+    digest = peewee.CharField(max_length=64, null=True)
+
+    class Meta:
+        indexes = ((("project", "role", "key"), True),)
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Project,
     Task,
@@ -272,3 +316,5 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     StagedImport,
     Job,
 )
+# Tables created by later migrations (server.migrations), not by the initial schema.
+STORAGE_MODELS: tuple[type[BaseModel], ...] = (Storage, StorageKey)

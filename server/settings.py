@@ -149,11 +149,61 @@ class Settings:
         4, "/predict calls in flight at once in one prediction job", cast=int
     )
 
+    root_dir: str = _setting(
+        "",
+        "Root directory of start-multi-session mode: the database, the session key and one "
+        "directory per project; empty = single-project mode (start)",
+    )
+    session_max_age: int = _setting(
+        30 * 24 * 3600,
+        "Seconds a multi-session browser session (cookie) lasts; 0 = until the browser closes",
+        cast=int,
+    )
+    storage_timeout: float = _setting(
+        10.0,
+        "Seconds to wait for each call to an S3 or Redis storage (connect and answer)",
+        cast=float,
+    )
+    storage_sync_interval: float = _setting(
+        30.0,
+        "Seconds between background syncs of S3/Redis source storages (and retries of failed "
+        "target writes)",
+        cast=float,
+    )
+    storage_sync_concurrency: int = _setting(
+        4, "Projects whose storages sync at once per server process", cast=int
+    )
+    s3_endpoint: str = _setting(
+        "",
+        "Default endpoint URL of S3 storages (MinIO and other S3-compatible services); "
+        "a storage's endpoint_url wins; empty = AWS",
+    )
+    s3_presign_ttl: int = _setting(
+        3600, "Seconds a presigned URL served for s3:// task data stays valid", cast=int
+    )
+
+    @property
+    def multi_session(self) -> bool:
+        """``start-multi-session``: one project per browser session, all under ``root_dir``."""
+        return bool(self.root_dir)
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{Path(self.project_dir) / 'labelgraph.db'}"
+        home = Path(self.root_dir) if self.multi_session else Path(self.project_dir)
+        return f"sqlite:///{home / 'labelgraph.db'}"
+
+    def for_project(self, project_name: str) -> Settings:
+        """The settings whose directories (upload/, export/, import-tmp/) are a project's:
+        in multi-session mode ``<root_dir>/<project name>``; otherwise these settings."""
+        if not self.multi_session:
+            return self
+        return dataclasses.replace(
+            self,
+            project_dir=str(Path(self.root_dir) / project_name),
+            database_url=self.resolved_database_url,
+        )
 
     @property
     def upload_dir(self) -> Path:
@@ -202,6 +252,7 @@ class Settings:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         self._check_ml()
+        self._check_storage()
 
     def _check_ml(self) -> None:
         for name in ML_TIMEOUTS:
@@ -212,6 +263,16 @@ class Settings:
         for name in ("ml_live_concurrency", "ml_batch_size", "ml_job_concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer")
+
+    def _check_storage(self) -> None:
+        for name in ("storage_timeout", "storage_sync_interval"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds")
+        for name in ("storage_sync_concurrency", "s3_presign_ttl"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer")
+        if self.session_max_age < 0:
+            raise ValueError("session_max_age must not be negative")
 
     @classmethod
     def documented(cls) -> list[tuple[str, str, Any, str]]:

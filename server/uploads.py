@@ -13,13 +13,16 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from server.multi_session import request_settings
 from server.services.import_sources import upload_path
 
 
 async def upload_file(request: Request) -> Response:
-    settings = request.app.state.settings
+    settings = await request_settings(request, create=False)
     name = request.path_params["name"]
-    path = await anyio.to_thread.run_sync(upload_path, settings.upload_dir, name)
+    path = None
+    if settings is not None:
+        path = await anyio.to_thread.run_sync(upload_path, settings.upload_dir, name)
     if path is None:
         return JSONResponse({"status": 404, "detail": f"File upload/{name} not found"}, 404)
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"

@@ -25,6 +25,12 @@ from tests.ml_backend import (  # noqa: F401  (fixtures)
     ml_backend,
     start_ml_backend,
 )
+from tests.storage_fixtures import (  # noqa: F401  (fixtures)
+    redis_store,
+    redis_url,
+    s3_bucket,
+    s3_endpoint,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEST_DATABASE_URL = os.environ.get("LABELGRAPH_TEST_DATABASE_URL", "")
@@ -79,6 +85,17 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def multi_settings(tmp_path: Path) -> Settings:
+    """Settings of start-multi-session mode (root directory under ``tmp_path``)."""
+    if TEST_DATABASE_URL:
+        _reset_postgres(TEST_DATABASE_URL)
+    root = str(tmp_path / "root")
+    return Settings.from_env(
+        {}, project_dir=root, root_dir=root, database_url=TEST_DATABASE_URL or None
+    )
+
+
+@pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
         yield test_client
@@ -92,13 +109,18 @@ def project_id(client: TestClient) -> int:
 class GraphQL:
     """Run operations against the schema in-process, without HTTP."""
 
-    def __init__(self, settings: Settings, project_id: int, ml: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, project_id: int, ml: Any = None, storage: Any = None
+    ) -> None:
         self.settings = settings
         self.project_id = project_id
         self.ml = ml  # the app's ML runtime (client and job runner)
+        self.storage = storage  # the app's storage worker
 
     def raw(self, query: str, variables: dict[str, Any] | None = None) -> Any:
-        context = Context(settings=self.settings, project_id=self.project_id, ml=self.ml)
+        context = Context(
+            settings=self.settings, project_id=self.project_id, ml=self.ml, storage=self.storage
+        )
         return db.with_connection(
             schema.execute_sync, query, variables or {}, context_value=context
         )
@@ -118,7 +140,8 @@ class GraphQL:
 
 @pytest.fixture
 def gql(client: TestClient, settings: Settings, project_id: int) -> GraphQL:
-    return GraphQL(settings, project_id, client.app.state.ml)  # type: ignore[attr-defined]
+    state = client.app.state  # type: ignore[attr-defined]
+    return GraphQL(settings, project_id, state.ml, state.storage)
 
 
 @pytest.fixture

@@ -91,7 +91,8 @@ def add_backend(
     adds backends without asking them (§1.2)."""
     project = get_project(project_id)
     if name is None:
-        name, url = parse_backend_spec(spec, project.name)
+        # The last segment of the name (multi-session names are <user>/<project>).
+        name, url = parse_backend_spec(spec, project.name.rsplit("/", 1)[-1])
     else:
         url = spec.strip()
     _check_name(name)

@@ -58,6 +58,17 @@ REQUESTS: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/models/predictions"): {"params": {"mode": "data"}, "json": {"text": "t"}},
     ("GET", "/api/health"): {},
     ("GET", "/version"): {},
+    ("GET", "/api/project/storage-settings"): {},
+    ("POST", "/api/project/storage-settings"): {
+        "params": {"storage_for": "target", "type": "completions-dir"},
+        "json": {"type": "completions-dir"},
+    },
+    # Single-project mode: switching to the current project (its uuid is filled in below).
+    ("GET", "/api/project-switch"): {
+        "params": {"uuid": "{project_uuid}"},
+        "follow_redirects": False,
+    },
+    ("POST", "/api/project-switch"): {"params": {"uuid": "{project_uuid}"}},
 }
 
 
@@ -84,6 +95,11 @@ def test_route_answers_through_its_operation(
     if "{import_id}" in path:
         staged = client.post("/api/project/import/prepare", json=[{"text": "staged"}]).json()
         path = path.replace("{import_id}", str(staged["id"]))
-    response = client.request(endpoint.method, path, **REQUESTS[(endpoint.method, endpoint.path)])
+    arguments = dict(REQUESTS[(endpoint.method, endpoint.path)])
+    if arguments.get("params", {}).get("uuid") == "{project_uuid}":
+        query = {"query": "{ project { uuid } }"}
+        uuid = client.post("/graphql", json=query).json()["data"]["project"]["uuid"]
+        arguments["params"] = {"uuid": uuid}
+    response = client.request(endpoint.method, path, **arguments)  # type: ignore[arg-type]
     assert response.status_code < 400, response.text
     assert response.headers[OPERATION_HEADER] == endpoint.operation.name

@@ -48,3 +48,25 @@ def test_a_column_added_later_keeps_every_row(
         migrations.SchemaVersion.delete().where(version == len(steps)).execute()
 
     db.with_connection(run)
+
+
+def test_a_version_1_database_gets_the_storage_tables(sentiment_project: TestClient) -> None:
+    """Databases made before the storage tables existed are migrated, their data kept."""
+
+    def downgrade_and_migrate() -> None:
+        for table in ("storage_key", "storage"):
+            db.database.execute_sql(f'DROP TABLE "{table}"')
+        migrations.SchemaVersion.delete().where(migrations.SchemaVersion.version > 1).execute()
+        assert migrations.current_version() == 1
+        assert migrations.migrate() == len(migrations.MIGRATIONS) == 2
+        assert {"storage", "storage_key"} <= set(db.database.get_tables())
+        assert _task_total() == 5
+        columns = {c.name for c in db.database.get_columns("storage_key")}
+        assert {"project_id", "role", "key", "task_id", "digest"} <= columns
+
+    db.with_connection(downgrade_and_migrate)
+    # The app still works on the migrated database: a storage can be set.
+    response = sentiment_project.post(
+        "/api/project/storage-settings?storage_for=target", json={"type": "completions-dir"}
+    )
+    assert response.status_code == 201

@@ -1,0 +1,161 @@
+"""``start-multi-session`` mode (rest-api.md §7.5): the signed session cookie and the current
+project of each browser session.
+
+The cookie is Starlette's signed ``session`` cookie (itsdangerous), signed with a key that is
+generated into ``<root_dir>/session.key`` (mode 0600) on first start and read from there after.
+It holds ``session_id``, ``user`` (a uuid4), ``project`` (the current project's uuid) and
+``shared_projects`` (uuids of other users' projects the session switched to), created on the
+first request that needs a project. The project row itself is created on first use, so
+requests that never touch a project (``/api/health``) create nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import threading
+import uuid
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+from server.db import run_db
+from server.models import Project
+from server.services import session_projects
+from server.settings import Settings
+
+KEY_FILE = "session.key"
+COOKIE = "session"
+
+
+def session_key(root_dir: Path) -> str:
+    """The signing key kept in the root directory, generated (0600) on first start."""
+    root_dir.mkdir(parents=True, exist_ok=True)
+    path = root_dir / KEY_FILE
+    if not path.exists():
+        # Written whole under another name, then linked into place: worker processes starting
+        # together all end up with the one key that won, never with a half-written file.
+        partial = root_dir / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write(secrets.token_hex(32) + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    key = path.read_text(encoding="ascii").strip()
+    if len(key) < 32:
+        raise ValueError(f"{path} holds no usable session key; delete it to make a new one")
+    return key
+
+
+class MultiSession:
+    """Process-wide multi-session state (``app.state.multi_session``): where project
+    directories live and which project each uuid is (uuids and names never change)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = Path(settings.root_dir)
+        self._known: dict[str, tuple[int, str]] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, project: Project) -> tuple[int, str]:
+        entry = (project.id, project.name)
+        with self._lock:
+            if len(self._known) > 100_000:
+                self._known.clear()
+            self._known[project.uuid] = entry
+        return entry
+
+    def known(self, project_uuid: str) -> tuple[int, str] | None:
+        with self._lock:
+            return self._known.get(project_uuid)
+
+    def prepare_dirs(self, project_name: str) -> None:
+        self.settings.for_project(project_name).upload_dir.mkdir(parents=True, exist_ok=True)
+
+
+class SessionProject:
+    """One request's session: its user and current project (resolved once, lazily)."""
+
+    def __init__(self, runtime: MultiSession, session: MutableMapping[str, Any]) -> None:
+        self.runtime = runtime
+        self.session = session
+        self._current: tuple[int, str] | None = None
+
+    @property
+    def user(self) -> str:
+        if "user" not in self.session:
+            self.session["user"] = str(uuid.uuid4())
+        if "session_id" not in self.session:
+            self.session["session_id"] = str(uuid.uuid4())
+        return str(self.session["user"])
+
+    @property
+    def project_uuid(self) -> str:
+        if "project" not in self.session:
+            self.user  # noqa: B018  (a new session gets its user first)
+            self.session["project"] = str(uuid.uuid4())
+        return str(self.session["project"])
+
+    @property
+    def shared(self) -> list[str]:
+        value = self.session.get("shared_projects")
+        return list(value) if isinstance(value, dict) else []
+
+    def current(self) -> tuple[int, str]:
+        """(id, name) of the current project, created on first use. Database work: call on
+        a worker thread."""
+        if self._current is None:
+            project_uuid = self.project_uuid
+            found = self.runtime.known(project_uuid)
+            if found is None:
+                project = session_projects.open_project(
+                    self.user, project_uuid, self.runtime.settings.sampling
+                )
+                found = self.runtime.remember(project)
+                self.runtime.prepare_dirs(project.name)
+            self._current = found
+        return self._current
+
+    def select(self, project: Project) -> None:
+        """Make ``project`` the session's current project (shared when another user's)."""
+        if session_projects.owner_of(project) != self.user:
+            shared = dict(self.session.get("shared_projects") or {})
+            shared[project.uuid] = {}
+            self.session["shared_projects"] = shared
+        self.session["project"] = project.uuid
+        self._current = self.runtime.remember(project)
+        self.runtime.prepare_dirs(project.name)
+
+    def settings(self) -> Settings:
+        return self.runtime.settings.for_project(self.current()[1])
+
+
+def session_project(request: Any) -> SessionProject | None:
+    """The request's :class:`SessionProject` in multi-session mode (one per request)."""
+    runtime = getattr(request.app.state, "multi_session", None)
+    if runtime is None:
+        return None
+    found = getattr(request.state, "session_project", None)
+    if found is None:
+        found = SessionProject(runtime, request.session)
+        request.state.session_project = found
+    return found  # type: ignore[no-any-return]
+
+
+async def request_settings(request: Any, *, create: bool = True) -> Settings | None:
+    """The settings whose directories are the request's current project's (plain file
+    routes: uploads, exports). Without ``create``, a session that has no project yet gets
+    None instead of a new project."""
+    found = session_project(request)
+    if found is None:
+        return request.app.state.settings  # type: ignore[no-any-return]
+    if not create and "project" not in found.session:
+        return None
+    await run_db(found.current)
+    return found.settings()

@@ -1,0 +1,142 @@
+"""Storage settings validation and masking, presigning, the worker's bookkeeping."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from server.errors import DomainError
+from server.services import storage_config
+from server.services.storage_backends import S3Store, StorageSpec
+from server.services.storage_config import MASK, clean
+from server.services.storage_runtime import BATCH_LIMIT, Work
+from server.services.storage_sync import DataResolver, _task_id_of, has_s3_uri
+from server.settings import Settings
+
+
+def fields_of(exc: pytest.ExceptionInfo[DomainError]) -> Any:
+    return exc.value.details["fields"]
+
+
+def test_clean_s3_defaults_and_extras() -> None:
+    result = clean(
+        "source",
+        "s3",
+        {
+            "path": "bucket",
+            "regex": ".*",
+            "aws_secret_access_key": "secret",
+            "endpoint_url": "http://127.0.0.1:9000",
+            "presign": "false",
+            "unknown": "ignored",
+        },
+    )
+    assert result.path == "bucket"
+    assert result.params == {
+        "regex": ".*",
+        "use_blob_urls": True,
+        "region": "us-east-1",
+        "aws_secret_access_key": "secret",
+        "endpoint_url": "http://127.0.0.1:9000",
+        "presign": False,
+    }
+
+
+def test_clean_reports_every_field_error() -> None:
+    with pytest.raises(DomainError) as exc:
+        clean("target", "redis-completions", {"port": "70000", "db": "x", "host": ["h"]})
+    assert fields_of(exc) == {
+        "host": ["Not a valid string value"],
+        "port": ["Not a valid integer value"],
+        "db": ["Not a valid integer value"],
+    }
+    assert exc.value.code == "invalid"
+
+
+def test_masked_secrets_keep_the_stored_value() -> None:
+    current: Any = SimpleNamespace(type="redis", params={"password": "old", "db": 1})
+    kept = clean("source", "redis", {"password": MASK}, current)
+    assert kept.params["password"] == "old"
+    replaced = clean("source", "redis", {"password": "new"}, current)
+    assert replaced.params["password"] == "new"
+    other: Any = SimpleNamespace(type="s3", params={"password": "x"})
+    assert "password" not in clean("source", "redis", {"password": MASK}, other).params
+    assert storage_config.masked({"password": "p", "aws_session_token": "", "db": 1}) == {
+        "password": MASK,
+        "aws_session_token": "",
+        "db": 1,
+    }
+
+
+def test_unsupported_types_name_the_supported_ones() -> None:
+    with pytest.raises(DomainError) as exc:
+        storage_config.storage_type("source", "azure-blob")
+    assert "supported source types: tasks-json, s3, redis" in exc.value.message
+    with pytest.raises(DomainError):
+        storage_config.storage_type("target", "s3")
+
+
+def test_settings_document_shows_current_values_masked() -> None:
+    row: Any = SimpleNamespace(
+        type="redis-completions",
+        path="prefix",
+        params={"host": "h", "port": "1", "password": "pw", "db": 2},
+        syncing=False,
+        sync_started_at=None,
+        synced_at=None,
+        last_error=None,
+        error_at=None,
+    )
+    document = storage_config.settings_document({"target": row}, "/projects/p")
+    form = document["target"]["redis-completions"]
+    assert form["current"] is True and form["path"] == "prefix/"
+    values = {f["name"]: f["data"] for f in form["fields"]}
+    assert values == {"path": "prefix", "host": "h", "port": "1", "password": MASK, "db": 2}
+    assert document["target"]["s3-completions"]["path"] == "prefix/"
+    assert document["source"]["tasks-json"]["current"] is True
+
+
+def test_presigning_is_local_and_replaces_uris_in_text() -> None:
+    spec = StorageSpec(
+        "s3",
+        "bucket",
+        {
+            "aws_access_key_id": "k",
+            "aws_secret_access_key": "s",
+            "endpoint_url": "http://127.0.0.1:1",
+        },
+        "/p",
+    )
+    resolver = DataResolver(S3Store(spec, Settings()))
+    data = {
+        "image": "s3://bucket/a/b.jpg",
+        "html": '<img src="s3://other/c.png"> and text',
+        "n": 3,
+        "plain": "no uri",
+    }
+    assert has_s3_uri(data) and not has_s3_uri({"x": "http://h/s3"})
+    served = resolver(data)
+    assert served["image"].startswith("http://127.0.0.1:1/bucket/a/b.jpg?X-Amz-Algorithm=")
+    assert served["html"].startswith('<img src="http://127.0.0.1:1/other/c.png?')
+    assert served["html"].endswith('"> and text')
+    assert served["n"] == 3 and served["plain"] == "no uri"
+    assert data["image"] == "s3://bucket/a/b.jpg"  # the stored data is not changed
+
+
+def test_work_merges_and_falls_back_to_everything() -> None:
+    work = Work(target_ids={1, 2})
+    work.merge(Work(source=True, target_ids={3}))
+    assert work.source and work.target_ids == {1, 2, 3} and not work.target_all
+    work.merge(Work(target_ids=set(range(BATCH_LIMIT + 1))))
+    assert work.target_all and work.target_ids == set()
+    work.merge(Work(target_ids={5}))
+    assert work.target_all and work.target_ids == set()
+
+
+def test_task_ids_of_target_keys() -> None:
+    assert _task_id_of("prefix/12") == 12
+    assert _task_id_of("12.json") == 12
+    assert _task_id_of("/projects/p/7") == 7
+    assert _task_id_of("nothing") is None
