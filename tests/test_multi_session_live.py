@@ -2,55 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import stat
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from server import cli
-from tests.conftest import TEST_DATABASE_URL, _reset_postgres
-from tests.live_server import free_port
+from tests.conftest import TEST_DATABASE_URL
+from tests.live_server import running_labelgraph
 
 pytestmark = pytest.mark.live
 
 
 def test_start_multi_session_serves_a_project_per_session(tmp_path: Path) -> None:
     root = tmp_path / "root"
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "server.cli",
-        "start-multi-session",
-        "--root-dir",
-        str(root),
-        "--port",
-        str(port),
-        "--log-level",
-        "WARNING",
-    ]
-    if TEST_DATABASE_URL:
-        _reset_postgres(TEST_DATABASE_URL)
-        command += ["--db", TEST_DATABASE_URL]
-    process = subprocess.Popen(command, cwd=Path(__file__).parents[1], env=dict(os.environ))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(base + "/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the server exited during start-up"
-            assert time.monotonic() < deadline, "the server did not answer /api/health"
-            time.sleep(0.1)
+    with running_labelgraph("start-multi-session", "--root-dir", str(root)) as base:
         with httpx.Client(base_url=base) as first, httpx.Client(base_url=base) as second:
             mine = first.get("/api/project").json()
             assert mine["multi_session_mode"] is True
@@ -67,12 +34,6 @@ def test_start_multi_session_serves_a_project_per_session(tmp_path: Path) -> Non
         assert (root / mine["project_name"] / "upload").is_dir()
         if not TEST_DATABASE_URL:
             assert (root / "labelgraph.db").is_file()
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def test_single_project_commands_ignore_a_root_dir_in_the_environment(
