@@ -23,24 +23,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def running_server(project_dir: Path, *extra_args: str) -> contextlib.AbstractContextManager[str]:
+    """``labelgraph start PROJECT_DIR --init`` as a real process (:func:`running_labelgraph`)."""
+    return running_labelgraph("start", str(project_dir), "--init", *extra_args)
+
+
 @contextlib.contextmanager
-def running_server(project_dir: Path, *extra_args: str) -> Iterator[str]:
-    """Start ``labelgraph start PROJECT_DIR --init`` on a free port (on the test database);
-    yield its base URL once ``/api/health`` answers; always stop it."""
+def running_labelgraph(*args: str) -> Iterator[str]:
+    """Run ``labelgraph ARGS`` on a free port (on the test database); yield its base URL once
+    ``/api/health`` answers; always stop it."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "server.cli",
-        "start",
-        str(project_dir),
-        "--init",
-        "--port",
-        str(port),
-        "--log-level",
-        "WARNING",
-        *extra_args,
-    ]
+    options = ["--port", str(port), "--log-level", "WARNING"]
+    command = [sys.executable, "-m", "server.cli", *args, *options]
     if TEST_DATABASE_URL:
         _reset_postgres(TEST_DATABASE_URL)
         command += ["--db", TEST_DATABASE_URL]
