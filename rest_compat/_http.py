@@ -7,9 +7,13 @@ executed in-process against the schema, plus a small adapter. Every answer carri
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -150,6 +154,23 @@ async def read_json(request: Request, default: Any = None) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"Malformed JSON body: {exc}") from None
+
+
+@contextlib.asynccontextmanager
+async def spooled_body(request: Request, directory: Path) -> AsyncIterator[Path]:
+    """Write the request body to a temporary file in ``directory`` without holding it in
+    memory; the file is removed afterwards."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=directory, prefix="body-", suffix=".json")
+    os.close(handle)
+    path = Path(name)
+    try:
+        async with await anyio.open_file(path, "wb") as out:
+            async for chunk in request.stream():
+                await out.write(chunk)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def query_int(request: Request, name: str, default: int) -> int:

@@ -21,7 +21,9 @@ from rest_compat._http import (
     execute,
     path_id,
     read_json,
+    spooled_body,
 )
+from server.services.imports import SpooledJSON
 
 SOURCE_VARIABLES = "$tasks: JSON, $files: [Upload!], $url: String"
 SOURCE_ARGUMENTS = "tasks: $tasks, files: $files, url: $url"
@@ -45,6 +47,7 @@ APPLY_STAGED_IMPORT = Operation(
 )
 
 NO_DATA = "load_tasks: No data found in values or in files"
+SPOOL_JSON_BYTES = 32 * 1024 * 1024  # larger JSON bodies are imported from a file (bounded memory)
 NO_URL = "No URL to import: send it in the form field url"
 MAX_FORM_FIELDS = 1000
 
@@ -92,6 +95,12 @@ async def _import(request: Request, operation: Operation, invalid_status: int) -
             raise RestError(invalid_status, [NO_URL], operation)
         return await _run(request, operation, {"url": url}, invalid_status)
     if kind == "application/json":
+        if operation is IMPORT_TASKS and _declared_length(request) > SPOOL_JSON_BYTES:
+            # Large bodies go to a file and are parsed incrementally by the import.
+            spool_dir = request.app.state.settings.import_tmp_dir
+            async with spooled_body(request, spool_dir) as path:
+                variables = {"tasks": SpooledJSON(path)}
+                return await _run(request, operation, variables, invalid_status)
         try:
             tasks = await read_json(request)
         except RestError as exc:
@@ -100,6 +109,11 @@ async def _import(request: Request, operation: Operation, invalid_status: int) -
             raise RestError(400, ["data is empty"], operation)
         return await _run(request, operation, {"tasks": tasks}, invalid_status)
     raise RestError(invalid_status, [NO_DATA], operation)
+
+
+def _declared_length(request: Request) -> int:
+    raw = request.headers.get("content-length", "")
+    return int(raw) if raw.isdigit() else 0
 
 
 def _form_error(detail: str, limit: int) -> str:

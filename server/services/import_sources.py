@@ -330,7 +330,7 @@ def _json_error(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _json_start(handle: IO[bytes]) -> bytes:
+def json_start(handle: IO[bytes]) -> bytes:
     """The first significant byte of a JSON document (after a BOM and whitespace); the handle
     is left where the parser should start."""
     head = handle.read(3)
@@ -346,7 +346,7 @@ def _json_start(handle: IO[bytes]) -> bytes:
 
 def json_items(handle: IO[bytes], name: str, file_rules: bool) -> Iterator[Any]:
     """Task items of a JSON document: a list of items or one object, parsed incrementally."""
-    first = _json_start(handle)
+    first = json_start(handle)
     if first == b"[":
         items = ijson.items(handle, "item", use_float=True, buf_size=256 * 1024)
     elif first == b"{":

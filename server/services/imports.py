@@ -43,6 +43,7 @@ from server.services.import_sources import (
     file_items,
     inside,
     json_items,
+    json_start,
     new_staging,
     stage_file,
     too_large,
@@ -148,8 +149,35 @@ class Selection:
 # --------------------------------------------------------------------------- JSON bodies
 
 
-def as_task_list(payload: Any) -> list[Any]:
-    """A JSON body -> list of items: a list as is, one object as a one-item list."""
+@dataclass(frozen=True)
+class SpooledJSON:
+    """A large JSON request body that the REST facade wrote to a file instead of parsing it:
+    its tasks are read incrementally, so memory stays bounded whatever the body's size."""
+
+    path: Path
+
+
+def _spooled_items(body: SpooledJSON) -> Iterator[Any]:
+    """The items of a spooled body, with the answers an in-memory body gets."""
+    with body.path.open("rb") as handle:
+        first = json_start(handle)
+        if not first:
+            raise _data_is_empty()
+        if first not in (b"[", b"{"):
+            message = "Incorrect input data type, it must be JSON dict or list"
+            raise DomainError("invalid_tasks", message, {"errors": [message]})
+        try:
+            yield from json_items(handle, "request body", file_rules=False)
+        except FileError as exc:
+            message = "Malformed JSON body: " + exc.message.split(": ", 1)[-1]
+            raise DomainError("invalid", message, {"errors": [message]}) from None
+
+
+def as_task_list(payload: Any) -> Iterable[Any]:
+    """A JSON body -> its items: a list as is, one object as a one-item list, a spooled body
+    read incrementally."""
+    if isinstance(payload, SpooledJSON):
+        return _spooled_items(payload)
     if isinstance(payload, dict):
         return [payload]
     if isinstance(payload, list):
