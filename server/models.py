@@ -187,8 +187,8 @@ class MLBackend(BaseModel):
     # The version its last /setup answered (prediction jobs and status checks keep it).
     model_version = peewee.TextField(null=True)
     created_at = peewee.IntegerField(default=now_seconds)
-    # Whether /predict answers one result per task for several tasks (null: not known yet).
-    # Added by a migration, as ``train_job``: the last training job id it answered (§5.2).
+    # Whether /predict answers one result per task for several tasks (null: not known yet);
+    # ``train_job``: the last training job id it answered (§5.2).
     batch_predict = peewee.BooleanField(null=True)
     train_job = peewee.TextField(null=True)
 
@@ -197,8 +197,7 @@ class MLBackend(BaseModel):
 
 
 class Job(BaseModel):
-    """A background job (prediction jobs), its state and progress, readable by every worker.
-    Created by a migration (not part of the initial schema)."""
+    """A background job (prediction jobs), its state and progress, readable by every worker."""
 
     id = IdField()
     project = peewee.ForeignKeyField(Project, backref="jobs", on_delete="CASCADE")
@@ -264,7 +263,7 @@ class StagedImport(BaseModel):
 class Storage(BaseModel):
     """A project's source or target storage other than the defaults (rest-api.md §9.2-9.3),
     with its sync state. No row: tasks only in the database (``tasks-json``) and completions
-    only in the database (``completions-dir`` not mirrored). Created by a migration.
+    only in the database (``completions-dir`` not mirrored). Created by migration 2.
 
     ``params`` holds the other form fields and extras, credentials included: they are never
     returned (see :mod:`server.services.storage_config`)."""
@@ -291,7 +290,7 @@ class Storage(BaseModel):
 class StorageKey(BaseModel):
     """An object of a storage tied to a task: a source object synced into a task (kept after
     the task is deleted, so it is not synced again), or a target object written from a task's
-    completions with the digest of what was written. Created by a migration."""
+    completions with the digest of what was written. Created by migration 2."""
 
     id = IdField()
     project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
@@ -316,5 +315,5 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     StagedImport,
     Job,
 )
-# Tables created by later migrations (server.migrations), not by the initial schema.
+# Tables created by migration 2 (server.migrations), not by the initial schema.
 STORAGE_MODELS: tuple[type[BaseModel], ...] = (Storage, StorageKey)
