@@ -12,7 +12,6 @@ from strawberry.file_uploads import Upload
 from schema.context import Info
 from schema.scalars import JSON, from_seconds
 from server.errors import DomainError
-from server.ls_json import import_report_json
 from server.services import import_staging
 from server.services.import_sources import IncomingFile
 from server.services.import_staging import ImportSource, Staged, staging_place
@@ -96,22 +95,7 @@ class ImportReport:
 
     @strawberry.field(description="The report in Label Studio 0.9's import answer form.")
     def ls_json(self) -> JSON:
-        r = self.result
-        return import_report_json(
-            r.project_name,
-            r.task_ids,
-            r.completion_count,
-            r.prediction_count,
-            r.preview,
-            r.duration,
-            r.formats,
-            selected_formats=r.selected_formats,
-            selected_objects=r.selected_objects,
-            files_as_tasks_list=r.files_as_tasks_list,
-            show_files_as_tasks_list=r.show_files_as_tasks_list,
-            total_tasks=r.total_tasks,
-            staged_id=self.staged_id,
-        )
+        return self.result.ls_json(staged_id=self.staged_id)
 
 
 @strawberry.type(description="An import prepared but not applied yet; expires unless applied.")

@@ -82,7 +82,6 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
     from server import db
     from server.app import prepare_database
     from server.errors import DomainError
-    from server.ls_json import import_report_json
     from server.services import import_staging
     from server.services.import_sources import IncomingFile
     from server.services.imports import Selection
@@ -118,19 +117,7 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
             log.error("nothing was imported")
             return 1
     bar.close()
-    report = import_report_json(
-        result.project_name,
-        result.task_ids,
-        result.completion_count,
-        result.prediction_count,
-        result.preview,
-        result.duration,
-        result.formats,
-        selected_formats=result.selected_formats,
-        selected_objects=result.selected_objects,
-        files_as_tasks_list=result.files_as_tasks_list,
-        show_files_as_tasks_list=result.show_files_as_tasks_list,
-    )
+    report = result.ls_json()
     json.dump(report, sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
     log.info(

@@ -28,7 +28,7 @@ from peewee import chunked
 from server.db import bulk_insert, database, is_sqlite, released, write_transaction
 from server.errors import DomainError
 from server.gc_pause import paused_gc
-from server.ls_json import completion_json, is_cancelled, mean_score
+from server.ls_json import completion_json, import_report_json, is_cancelled, mean_score
 from server.models import Completion, Prediction, Project, Task, Upload, dump_json, now_seconds
 from server.services import projects
 from server.services.import_sources import (
@@ -116,6 +116,24 @@ class ImportResult:
     def __post_init__(self) -> None:
         if self.total_tasks < 0:
             self.total_tasks = len(self.task_ids)
+
+    def ls_json(self, staged_id: int | None = None) -> dict[str, Any]:
+        """The report in Label Studio 0.9's import answer form (rest-api.md §6.6)."""
+        return import_report_json(
+            self.project_name,
+            self.task_ids,
+            self.completion_count,
+            self.prediction_count,
+            self.preview,
+            self.duration,
+            self.formats,
+            selected_formats=self.selected_formats,
+            selected_objects=self.selected_objects,
+            files_as_tasks_list=self.files_as_tasks_list,
+            show_files_as_tasks_list=self.show_files_as_tasks_list,
+            total_tasks=self.total_tasks,
+            staged_id=staged_id,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The report without task ids (staged imports keep it in the database)."""
