@@ -99,13 +99,14 @@ def settings_for(project_dir: Path, db_url: str | None) -> Any:
 def create_project(project_dir: Path, tasks: int, db_url: str | None) -> float:
     from server import db
     from server.app import prepare_database
-    from server.services import imports, projects
+    from server.services import projects
+    from server.services.imports import importer as imports
 
     settings = settings_for(project_dir, db_url)
     project_id, _ = prepare_database(settings)
 
     def reset() -> None:
-        from server.services import tasks as task_service
+        from server.services.tasks import tasks as task_service
 
         task_service.delete_all_tasks(project_id)
         projects.set_label_config(project_id, CONFIG)
@@ -122,7 +123,7 @@ def create_project(project_dir: Path, tasks: int, db_url: str | None) -> float:
 def child_export(project_dir: str, fmt: str, db_url: str | None) -> None:
     """Runs in the subprocess: one export, figures as JSON on stdout."""
     from server.app import prepare_database
-    from server.services import export
+    from server.services.export import exporter as export
 
     settings = settings_for(Path(project_dir), db_url)
     project_id, _ = prepare_database(settings)

@@ -25,7 +25,7 @@ from rest_compat._http import (
 )
 from server.downloads import attachment_headers
 from server.multi_session import request_settings
-from server.services import export as export_service
+from server.services.export import exporter as export_service
 
 EXPORT = Operation(
     "mutation RestExport($format: String!) "

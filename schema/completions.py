@@ -11,8 +11,8 @@ from schema.scalars import JSON, from_seconds
 from server.ls_json import completion_json, prediction_json
 from server.models import Completion as CompletionRow
 from server.models import Prediction as PredictionRow
-from server.services import completions as completion_service
-from server.services import tasks as task_service
+from server.services.tasks import completions as completion_service
+from server.services.tasks import tasks as task_service
 
 
 @strawberry.type(description="A completion (annotation) of a task.")

@@ -18,12 +18,13 @@ from server.models import Completion, Prediction, Project, Storage
 from server.models import Task as TaskRow
 from server.multi_session import SessionProject, session_project
 from server.services import projects as project_service
-from server.services import storage_config, storage_sync
-from server.services import tasks as task_service
-from server.services.label_config import LabelConfig
-from server.services.ml_jobs import MLRuntime
-from server.services.storage_runtime import StorageRuntime
-from server.services.storage_sync import DataResolver
+from server.services.config.label_config import LabelConfig
+from server.services.ml.jobs import MLRuntime
+from server.services.storage import config as storage_config
+from server.services.storage import sync as storage_sync
+from server.services.storage.runtime import StorageRuntime
+from server.services.storage.sync import DataResolver
+from server.services.tasks import tasks as task_service
 from server.settings import Settings
 
 

@@ -8,8 +8,8 @@ import strawberry
 
 from schema.context import Info
 from schema.scalars import from_seconds
-from server.services import export as export_service
-from server.services import export_formats
+from server.services.export import exporter as export_service
+from server.services.export import formats as export_formats
 
 EXPORT_URL_PREFIX = "/data/export/"
 

@@ -12,10 +12,10 @@ from strawberry.file_uploads import Upload
 from schema.context import Info
 from schema.scalars import JSON, from_seconds
 from server.errors import DomainError
-from server.services import import_staging
-from server.services.import_sources import IncomingFile
-from server.services.import_staging import ImportSource, Staged, staging_place
-from server.services.imports import ImportResult, Selection
+from server.services.imports import staging as import_staging
+from server.services.imports.importer import ImportResult, Selection
+from server.services.imports.sources import IncomingFile
+from server.services.imports.staging import ImportSource, Staged, staging_place
 
 MAX_FORMATS = 100
 

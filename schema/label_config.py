@@ -8,11 +8,11 @@ import strawberry
 
 from schema.context import Info
 from schema.scalars import JSON
-from server.services import label_config as label_config_service
 from server.services import projects as project_service
-from server.services import sample_tasks
-from server.services.derived_schema import BrokenCompletion as BrokenCompletionRow
-from server.services.label_config import ConfigIssue, LabelConfig
+from server.services.config import label_config as label_config_service
+from server.services.config import sample_tasks
+from server.services.config.derived_schema import BrokenCompletion as BrokenCompletionRow
+from server.services.config.label_config import ConfigIssue, LabelConfig
 
 
 @strawberry.enum(description="Why a labeling config is refused, in validation order.")

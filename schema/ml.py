@@ -12,8 +12,8 @@ from schema.context import Info
 from schema.scalars import JSON, from_seconds
 from server.models import Job as JobRow
 from server.models import MLBackend as MLBackendRow
-from server.services import ml as ml_service
-from server.services import ml_jobs
+from server.services.ml import backends as ml_service
+from server.services.ml import jobs as ml_jobs
 
 
 @strawberry.type(

@@ -20,11 +20,12 @@ from schema.storage import Storage, storage_view
 from schema.tasks import Task, TaskConnection, TaskOrder, TaskPage, task_connection, task_page
 from server.errors import DomainError
 from server.models import Project as ProjectRow
-from server.services import completions as completion_service
-from server.services import ml as ml_service
-from server.services import next_task as next_task_service
 from server.services import projects as project_service
-from server.services import session_projects, storage_config
+from server.services import session_projects
+from server.services.ml import backends as ml_service
+from server.services.storage import config as storage_config
+from server.services.tasks import completions as completion_service
+from server.services.tasks import next_task as next_task_service
 from server.settings import SAMPLING_MODES
 
 NEW_NEEDS_MULTI_SESSION = (

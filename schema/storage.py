@@ -12,9 +12,10 @@ from schema.scalars import JSON, from_seconds
 from server.db import released
 from server.errors import DomainError
 from server.services import projects as project_service
-from server.services import storage_config, storage_sync
-from server.services.storage_backends import StorageFailure, StorageSpec
-from server.services.storage_config import StorageView
+from server.services.storage import config as storage_config
+from server.services.storage import sync as storage_sync
+from server.services.storage.backends import StorageFailure, StorageSpec
+from server.services.storage.config import StorageView
 
 
 @strawberry.enum(description="Where tasks come from (SOURCE) or completions go (TARGET).")

@@ -16,10 +16,10 @@ from server.ls_json import prediction_json, source_task_json, task_json
 from server.models import Prediction as PredictionRow
 from server.models import Project as ProjectRow
 from server.models import Task as TaskRow
-from server.services import ml as ml_service
-from server.services import tasks as task_service
-from server.services.storage_sync import has_s3_uri
-from server.services.task_validation import UNDEFINED_KEY, rename_undefined
+from server.services.imports.validation import UNDEFINED_KEY, rename_undefined
+from server.services.ml import backends as ml_service
+from server.services.storage.sync import has_s3_uri
+from server.services.tasks import tasks as task_service
 
 
 @strawberry.enum(

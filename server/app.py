@@ -27,8 +27,8 @@ from server.middleware import BodySizeLimit, LabelStudioHeaders
 from server.migrations import migrate
 from server.multi_session import COOKIE, MultiSession, session_key
 from server.services import projects as project_service
-from server.services.ml_jobs import MLRuntime
-from server.services.storage_runtime import StorageRuntime
+from server.services.ml.jobs import MLRuntime
+from server.services.storage.runtime import StorageRuntime
 from server.settings import Settings
 from server.uploads import upload_file
 

@@ -102,8 +102,10 @@ def initialise(
     existed."""
     from server import db
     from server.app import prepare_database
-    from server.services import imports, ml, projects
-    from server.services import label_config as label_config_service
+    from server.services import projects
+    from server.services.config import label_config as label_config_service
+    from server.services.imports import importer as imports
+    from server.services.ml import backends as ml
 
     for spec in ml_backends or ():
         ml.check_url(ml.parse_backend_spec(spec, settings.project_name)[1])

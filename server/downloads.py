@@ -13,7 +13,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from server.errors import DomainError
 from server.multi_session import request_settings
-from server.services import export as export_service
+from server.services.export import exporter as export_service
 
 
 def attachment_headers(download_name: str) -> dict[str, str]:

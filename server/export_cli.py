@@ -65,7 +65,7 @@ class ProgressBar:
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
     from server.app import prepare_database
     from server.errors import DomainError
-    from server.services.export import export_project
+    from server.services.export.exporter import export_project
 
     if not Path(settings.project_dir).is_dir():
         log.error("project directory %s does not exist", settings.project_dir)

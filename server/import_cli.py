@@ -82,9 +82,9 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
     from server import db
     from server.app import prepare_database
     from server.errors import DomainError
-    from server.services import import_staging
-    from server.services.import_sources import IncomingFile
-    from server.services.imports import Selection
+    from server.services.imports import staging as import_staging
+    from server.services.imports.importer import Selection
+    from server.services.imports.sources import IncomingFile
 
     if not Path(settings.project_dir).is_dir():
         log.error(

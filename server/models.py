@@ -230,8 +230,8 @@ class Upload(BaseModel):
 
 class DerivedSchema(BaseModel):
     """What a project's tasks and completions require of a labeling config (labeling-config.md
-    §7), kept by :mod:`server.services.derived_schema`: rows above the watermarks are folded in
-    on the next read; changing or deleting older rows marks the snapshot stale."""
+    §7), kept by :mod:`server.services.config.derived_schema`: rows above the watermarks are
+    folded in on the next read; changing or deleting older rows marks the snapshot stale."""
 
     project = peewee.ForeignKeyField(Project, primary_key=True, on_delete="CASCADE")
     stale = peewee.BooleanField(default=False)
@@ -266,7 +266,7 @@ class Storage(BaseModel):
     only in the database (``completions-dir`` not mirrored). Created by migration 2.
 
     ``params`` holds the other form fields and extras, credentials included: they are never
-    returned (see :mod:`server.services.storage_config`)."""
+    returned (see :mod:`server.services.storage.config`)."""
 
     id = IdField()
     project = peewee.ForeignKeyField(Project, backref="storages", on_delete="CASCADE")

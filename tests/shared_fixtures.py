@@ -36,7 +36,7 @@ def behaviour() -> dict[str, Any]:
 
 def config_text(key: str) -> str:
     """A fixture config as the golden file saw it: the template metadata comment stripped."""
-    from server.services.label_config import strip_template_metadata
+    from server.services.config.label_config import strip_template_metadata
 
     return strip_template_metadata(shared_path("fixtures", key).read_text(encoding="utf-8"))
 

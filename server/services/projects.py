@@ -10,8 +10,8 @@ from typing import Any
 from server.db import is_sqlite, write_transaction
 from server.errors import DomainError, not_found
 from server.models import Project, now_seconds
-from server.services import derived_schema, label_config, sample_tasks
-from server.services.label_config import ConfigIssue, LabelConfig, LabelConfigError
+from server.services.config import derived_schema, label_config, sample_tasks
+from server.services.config.label_config import ConfigIssue, LabelConfig, LabelConfigError
 from server.settings import SAMPLING_MODES
 
 SAMPLING_ALIASES = {"random-uniform": "uniform"}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from server.services import label_config as lc
+from server.services.config import label_config as lc
 from tests.conftest import GraphQL, fixture_text
 
 SENTIMENT = fixture_text("configs/sentiment.xml")

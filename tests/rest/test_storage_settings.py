@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from server.services import storage_sync
+from server.services.storage import sync as storage_sync
 from server.settings import Settings
 from tests.conftest import fixture_text
 from tests.storage_fixtures import Bucket

@@ -11,8 +11,9 @@ from starlette.testclient import TestClient
 from server import db
 from server.db import write_transaction
 from server.models import Completion, DerivedSchema, Task
-from server.services import derived_schema, projects
-from server.services.label_config import parse_uncached
+from server.services import projects
+from server.services.config import derived_schema
+from server.services.config.label_config import parse_uncached
 
 CONFIG = (
     '<View><Text name="text" value="$text"/>'

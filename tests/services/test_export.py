@@ -21,11 +21,13 @@ from PIL import Image
 
 from server import db
 from server.errors import DomainError
-from server.services import export as export_service
-from server.services import imports, projects, tasks
-from server.services.brush import RLEError, decode_rle
-from server.services.export_media import MediaResolver, remote_name
-from server.services.export_writers import data_cell, pretty, tokens_and_tags
+from server.services import projects
+from server.services.export import exporter as export_service
+from server.services.export.brush import RLEError, decode_rle
+from server.services.export.media import MediaResolver, remote_name
+from server.services.export.writers import data_cell, pretty, tokens_and_tags
+from server.services.imports import importer as imports
+from server.services.tasks import tasks
 from server.settings import Settings
 from tests.export_support import run_export, zip_names
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from server.services import label_config
-from server.services.export_formats import FORMAT_NAMES, available_formats, data_keys
+from server.services.config import label_config
+from server.services.export.formats import FORMAT_NAMES, available_formats, data_keys
 from server.settings import Settings
 from tests.export_support import SHARED
 

@@ -27,7 +27,8 @@ import pytest
 from PIL import Image
 
 from server import db
-from server.services import export_formats, projects
+from server.services import projects
+from server.services.export import formats as export_formats
 from server.settings import Settings
 from tests.export_support import (
     SCENARIOS,

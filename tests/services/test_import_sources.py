@@ -1,4 +1,4 @@
-"""Reading import files (server.services.import_sources): names, formats, readers."""
+"""Reading import files (server.services.imports.sources): names, formats, readers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from server.errors import DomainError
-from server.services.import_sources import (
+from server.services.imports.sources import (
     csv_items,
     file_format,
     json_items,

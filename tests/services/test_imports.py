@@ -1,4 +1,4 @@
-"""Import pipeline and staged imports (server.services.imports, import_staging)."""
+"""Import pipeline and staged imports (server.services.imports.importer, import_staging)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from starlette.testclient import TestClient
 from server import db
 from server.errors import DomainError
 from server.models import Completion, Prediction, Project, StagedImport, Task, Upload
-from server.services import import_staging, projects
-from server.services.import_sources import ImportLimits, IncomingFile
-from server.services.import_staging import ImportSource, StagingPlace
-from server.services.imports import CHUNK, Selection, import_tasks
+from server.services import projects
+from server.services.imports import staging as import_staging
+from server.services.imports.importer import CHUNK, Selection, import_tasks
+from server.services.imports.sources import ImportLimits, IncomingFile
+from server.services.imports.staging import ImportSource, StagingPlace
 from server.settings import Settings
 from tests.conftest import FIXTURES, fixture_text
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from server.services import label_config as lc
-from server.services import sample_tasks
+from server.services.config import label_config as lc
+from server.services.config import sample_tasks
 from tests.shared_fixtures import behaviour, config_text, same_sample, shared_path
 
 BEHAVIOUR = behaviour()

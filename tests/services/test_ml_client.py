@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from server.services.ml_client import MLClient, endpoint_url, ls_hostname
+from server.services.ml.client import MLClient, endpoint_url, ls_hostname
 from server.settings import Settings
 
 Handler = Callable[[httpx.Request], httpx.Response]

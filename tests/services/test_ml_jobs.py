@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from server import db
 from server.models import Job, MLBackend, Prediction, Task
-from server.services import ml
+from server.services.ml import backends as ml
 from tests.ml_backend import RunningBackend
 
 

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from server.errors import DomainError
-from server.services import storage_config
-from server.services.storage_backends import S3Store, StorageSpec
-from server.services.storage_config import MASK, clean
-from server.services.storage_runtime import BATCH_LIMIT, Work
-from server.services.storage_sync import DataResolver, _task_id_of, has_s3_uri
+from server.services.storage import config as storage_config
+from server.services.storage.backends import S3Store, StorageSpec
+from server.services.storage.config import MASK, clean
+from server.services.storage.runtime import BATCH_LIMIT, Work
+from server.services.storage.sync import DataResolver, _task_id_of, has_s3_uri
 from server.settings import Settings
 
 

@@ -11,8 +11,9 @@ from starlette.testclient import TestClient
 
 from server import db
 from server.models import Storage, StorageKey, Task, now_seconds
-from server.services import storage_config, storage_sync
-from server.services.storage_config import CleanStorage
+from server.services.storage import config as storage_config
+from server.services.storage import sync as storage_sync
+from server.services.storage.config import CleanStorage
 from server.settings import Settings
 
 

@@ -8,8 +8,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from server.errors import DomainError
-from server.services.label_config import parse_uncached
-from server.services.task_validation import validate_tasks
+from server.services.config.label_config import parse_uncached
+from server.services.imports.validation import validate_tasks
 
 CASES: list[tuple[str, list[Any], list[Any]]] = [
     # tag, accepted values, refused values

@@ -15,7 +15,7 @@ Validation follows ``labeling-config.md`` §6.2 in order, first failure wins, wi
 Studio's messages: well-formed XML, the structural rules of the original's JSON schema (with
 a single ``<Choice>`` and numeric-looking values accepted, see docs/compat.md), unique names,
 ``toName`` targets, control -> object resolution. The checks against a project's tasks and
-completions (§7) live in :mod:`server.services.derived_schema`.
+completions (§7) live in :mod:`server.services.config.derived_schema`.
 """
 
 from __future__ import annotations

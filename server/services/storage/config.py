@@ -5,7 +5,7 @@ Tasks and completions always live in the database. A **source** storage other th
 default ``tasks-json`` (``s3``, ``redis``) adds tasks by background sync; a **target** storage
 (``completions-dir``, ``s3-completions``, ``redis-completions``) gets each labeled task's
 completions document written after the completion is stored (see
-:mod:`server.services.storage_sync`). GCS and Azure are not implemented: asking for them is a
+:mod:`server.services.storage.sync`). GCS and Azure are not implemented: asking for them is a
 clear 400 naming the supported types.
 
 Credentials (``aws_*``, ``password``) are stored in the row's ``params`` and never leave the

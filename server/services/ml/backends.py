@@ -26,9 +26,9 @@ from server.db import released, write_transaction
 from server.errors import DomainError
 from server.ls_json import completion_json
 from server.models import COMPLETED, Completion, MLBackend, Prediction, Project, Task, now_seconds
-from server.services.ml_client import MLClient, Reply
+from server.services.imports.validation import UNDEFINED_KEY, rename_undefined
+from server.services.ml.client import MLClient, Reply
 from server.services.projects import get_project, lock_project, parsed_config
-from server.services.task_validation import UNDEFINED_KEY, rename_undefined
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ import orjson
 
 from server.db import database, is_sqlite
 from server.models import DerivedSchema, Project
-from server.services.label_config import (
+from server.services.config.label_config import (
     MISSING_DATA_KEY,
     ORPHANED_CONTROL,
     ORPHANED_LABELS,

@@ -10,9 +10,9 @@ from server.db import write_transaction
 from server.errors import DomainError, not_found
 from server.ls_json import is_cancelled
 from server.models import COMPLETED, Completion, Project, Task, now_seconds
-from server.services import derived_schema
+from server.services.config import derived_schema
 from server.services.projects import get_project, lock_project
-from server.services.tasks import get_task
+from server.services.tasks.tasks import get_task
 
 _SERVER_KEYS = ("id", "created_at")
 

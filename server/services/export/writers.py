@@ -24,10 +24,10 @@ import orjson
 
 from server.errors import DomainError
 from server.ls_json import is_cancelled
-from server.services import brush
-from server.services.export_formats import data_keys
-from server.services.export_media import Media, MediaResolver
-from server.services.label_config import LabelConfig
+from server.services.config.label_config import LabelConfig
+from server.services.export import brush
+from server.services.export.formats import data_keys
+from server.services.export.media import Media, MediaResolver
 
 log = logging.getLogger(__name__)
 
@@ -478,7 +478,7 @@ class AsrManifestWriter(Writer):
         self.spool = ctx.spool("manifest.jsonl")
 
     def add(self, task: ExportTask) -> bool:
-        from server.services.export_media import wav_duration
+        from server.services.export.media import wav_duration
 
         item = extract_item(task, self.ctx.config)
         if item is None:

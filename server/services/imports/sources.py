@@ -4,7 +4,8 @@ A request's files are first copied into a *staging* directory (never into ``uplo
 directly), named as Label Studio names them (rest-api.md §6.5): ``<first 6 hex digits of the
 MD5 of the content>-<sanitised name>``; ``.zip`` archives are unpacked there too (member paths
 kept, sanitised, no hash prefix), with limits on member count and unpacked size. Only a
-successful import moves the staged files into ``upload/`` (see :mod:`server.services.imports`).
+successful import moves the staged files into ``upload/`` (see
+:mod:`server.services.imports.importer`).
 
 Readers turn one staged file into task items lazily (§6.4): JSON arrays are parsed
 incrementally (``ijson``), CSV/TSV row by row, text files line by line, so memory stays bounded
@@ -30,7 +31,7 @@ from typing import IO, Any
 import ijson
 
 from server.errors import DomainError
-from server.services.task_validation import UNDEFINED_KEY
+from server.services.imports.validation import UNDEFINED_KEY
 
 COPY_CHUNK = 1024 * 1024
 ARCHIVE_FORMATS = (".zip",)

@@ -20,10 +20,10 @@ from typing import Any
 from server.db import is_sqlite, write_transaction
 from server.errors import DomainError, not_found
 from server.models import StagedImport, now_seconds
-from server.services import imports
-from server.services.import_sources import ImportLimits, IncomingFile, StagedFile, Staging
-from server.services.import_sources import open_staging as _open_staging
-from server.services.imports import ImportResult, Progress, Selection
+from server.services.imports import importer as imports
+from server.services.imports.importer import ImportResult, Progress, Selection
+from server.services.imports.sources import ImportLimits, IncomingFile, StagedFile, Staging
+from server.services.imports.sources import open_staging as _open_staging
 from server.services.url_fetch import FetchPolicy
 from server.settings import Settings
 

@@ -36,10 +36,11 @@ from server.db import with_connection, write_transaction
 from server.errors import DomainError
 from server.ls_json import completion_json
 from server.models import Completion, Project, Storage, StorageKey, Task, now_seconds
-from server.services.imports import import_tasks
-from server.services.label_config import UNDEFINED_KEY, LabelConfig
+from server.services.config.label_config import UNDEFINED_KEY, LabelConfig
+from server.services.imports.importer import import_tasks
+from server.services.imports.validation import ItemError, rename_undefined, validate_item
 from server.services.projects import get_project, lock_project, parsed_config
-from server.services.storage_backends import (
+from server.services.storage.backends import (
     ClientCache,
     LocalDir,
     RedisStore,
@@ -50,7 +51,7 @@ from server.services.storage_backends import (
     completions_dir,
     json_document,
 )
-from server.services.storage_config import (
+from server.services.storage.config import (
     S3_TYPES,
     SOURCE,
     SYNC_LEASE,
@@ -58,7 +59,6 @@ from server.services.storage_config import (
     TARGET,
     summary,
 )
-from server.services.task_validation import ItemError, rename_undefined, validate_item
 from server.settings import Settings
 
 log = logging.getLogger(__name__)

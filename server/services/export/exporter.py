@@ -26,10 +26,11 @@ import orjson
 from server.db import database, with_connection
 from server.errors import DomainError, not_found
 from server.models import COMPLETED, Completion, Task
-from server.services.export_formats import FORMAT_NAMES, available_formats
-from server.services.export_images import CocoWriter, VocWriter, YoloWriter
-from server.services.export_media import MediaResolver
-from server.services.export_writers import (
+from server.services.config.label_config import LabelConfig
+from server.services.export.formats import FORMAT_NAMES, available_formats
+from server.services.export.images import CocoWriter, VocWriter, YoloWriter
+from server.services.export.media import MediaResolver
+from server.services.export.writers import (
     AsrManifestWriter,
     BrushPngWriter,
     BrushWriter,
@@ -42,9 +43,8 @@ from server.services.export_writers import (
     Writer,
     WriterContext,
 )
-from server.services.label_config import LabelConfig
+from server.services.imports.validation import rename_undefined
 from server.services.projects import get_project, parsed_config
-from server.services.task_validation import rename_undefined
 from server.settings import Settings
 
 log = logging.getLogger(__name__)

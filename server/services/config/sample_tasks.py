@@ -1,5 +1,5 @@
 """Sample tasks for a labeling config (labeling-config.md §8). Pure: they depend only on the
-config (compat Q-23), read through its :class:`~server.services.label_config.LabelConfig`."""
+config (compat Q-23), read through its :class:`~server.services.config.label_config.LabelConfig`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 from server.errors import DomainError
-from server.services.label_config import LabelConfig, SampleSource
+from server.services.config.label_config import LabelConfig, SampleSource
 
 Mode = Literal["editor_preview", "upload"]
 ROWS = 100

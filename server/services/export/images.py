@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from server.services.export_media import Media, image_info
-from server.services.export_writers import (
+from server.services.export.media import Media, image_info
+from server.services.export.writers import (
     BUFFER_SIZE,
     ExportTask,
     JsonArray,

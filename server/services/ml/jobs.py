@@ -34,7 +34,8 @@ from server.db import bulk_insert, with_connection, write_transaction
 from server.errors import DomainError, not_found
 from server.ls_json import mean_score
 from server.models import Job, MLBackend, Prediction, Project, Task, dump_json, now_seconds
-from server.services.ml import (
+from server.services.imports.validation import UNDEFINED_KEY, rename_undefined
+from server.services.ml.backends import (
     NO_ML_BACKEND,
     list_backends,
     new_prediction,
@@ -43,10 +44,9 @@ from server.services.ml import (
     reusable,
     setup_version,
 )
-from server.services.ml_client import MLClient
+from server.services.ml.client import MLClient
 from server.services.projects import get_project, lock_project, parsed_config
-from server.services.task_validation import UNDEFINED_KEY, rename_undefined
-from server.services.tasks import PREDICTION_COLUMNS
+from server.services.tasks.tasks import PREDICTION_COLUMNS
 from server.settings import Settings
 
 log = logging.getLogger(__name__)

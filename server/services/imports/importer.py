@@ -1,7 +1,7 @@
 """Task import (rest-api.md §6): JSON bodies, uploaded files, archives and URLs -> tasks.
 
 One import is one write transaction. Items are read lazily (a JSON body's list, or the readers
-of :mod:`server.services.import_sources` for files), validated one by one and inserted in
+of :mod:`server.services.imports.sources` for files), validated one by one and inserted in
 chunks, so memory stays bounded whatever the size of a file. The first invalid item stops the
 inserts; validation goes on to collect up to 100 of Label Studio's messages, then the
 transaction is rolled back: nothing is stored. Uploaded files wait in a staging directory and
@@ -31,7 +31,8 @@ from server.gc_pause import paused_gc
 from server.ls_json import completion_json, import_report_json, is_cancelled, mean_score
 from server.models import Completion, Prediction, Project, Task, Upload, dump_json, now_seconds
 from server.services import projects
-from server.services.import_sources import (
+from server.services.config.label_config import LabelConfig
+from server.services.imports.sources import (
     OBJECT_BY_FORMAT,
     TASK_LIST_FORMATS,
     FileError,
@@ -49,16 +50,15 @@ from server.services.import_sources import (
     too_large,
     url_file_name,
 )
-from server.services.label_config import LabelConfig
-from server.services.projects import get_project, lock_project, parsed_config
-from server.services.task_validation import (
+from server.services.imports.validation import (
     MAX_MESSAGES,
     UNDEFINED_KEY,
     ItemError,
     ValidTask,
     validate_item,
 )
-from server.services.tasks import PREDICTION_COLUMNS, prediction_rows
+from server.services.projects import get_project, lock_project, parsed_config
+from server.services.tasks.tasks import PREDICTION_COLUMNS, prediction_rows
 from server.services.url_fetch import FetchPolicy, fetch
 
 log = logging.getLogger(__name__)

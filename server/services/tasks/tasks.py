@@ -30,10 +30,10 @@ from server.models import (
     dump_json,
     now_seconds,
 )
-from server.services import derived_schema
-from server.services.label_config import LabelConfig
+from server.services.config import derived_schema
+from server.services.config.label_config import LabelConfig
+from server.services.imports.validation import ROOT_MESSAGE, ItemError, ValidTask, validate_item
 from server.services.projects import get_project, lock_project, parsed_config
-from server.services.task_validation import ROOT_MESSAGE, ItemError, ValidTask, validate_item
 
 
 class TaskOrder(Enum):

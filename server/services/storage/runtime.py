@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from server.db import with_connection
 from server.models import Storage
-from server.services.storage_backends import ClientCache
-from server.services.storage_config import SOURCE, SYNCED_SOURCES, TARGET
-from server.services.storage_sync import SyncEnv, sync_source, write_target
+from server.services.storage.backends import ClientCache
+from server.services.storage.config import SOURCE, SYNCED_SOURCES, TARGET
+from server.services.storage.sync import SyncEnv, sync_source, write_target
 from server.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Labeling configs: the XML language (parse, validate), derived schemas, sample tasks."""

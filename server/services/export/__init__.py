@@ -1,0 +1,1 @@
+"""Export: the format registry, the writers, and the media they copy."""

@@ -1,0 +1,1 @@
+"""Task import: sources (bodies, files, archives, URLs), validation, staging, insert."""

@@ -1,0 +1,1 @@
+"""ML backends: the HTTP client, live predictions, training, prediction jobs."""

@@ -1,0 +1,1 @@
+"""Storages: settings, backends (S3, Redis), sync and the background worker."""

@@ -1,0 +1,1 @@
+"""Tasks, completions and the label stream."""
