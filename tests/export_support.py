@@ -1,7 +1,7 @@
-"""Helpers for the export tests: the golden scenarios of ``../shared`` and running exports.
+"""Helpers for the export tests: the golden scenarios recorded from Label Studio 0.9.1
+(``tests/fixtures/label-studio-0.9.1/golden/export/``) and running exports.
 
-The shared fixtures live beside the clone (``../shared``); tests that need them fail, not skip,
-when they are missing.
+Tests that need a scenario fail, not skip, when it is missing.
 """
 
 from __future__ import annotations
@@ -19,17 +19,14 @@ from server.services import projects
 from server.services.export import exporter as export_service
 from server.services.imports import importer as imports
 from server.settings import Settings
+from tests.recorded_fixtures import RECORDED, recorded_path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-GOLDEN_EXPORT = SHARED / "fixtures" / "golden" / "export"
+GOLDEN_EXPORT = RECORDED / "golden" / "export"
 SCENARIOS = ("audio_transcription", "image_brush", "image_rect_poly", "text_ner_choices")
 
 
 def golden_export_dir() -> Path:
-    assert GOLDEN_EXPORT.is_dir(), (
-        f"shared fixtures not found at {GOLDEN_EXPORT}: the tests expect shared/ beside the clone"
-    )
-    return GOLDEN_EXPORT
+    return recorded_path("golden", "export")
 
 
 @dataclass

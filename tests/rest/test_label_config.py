@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.shared_fixtures import behaviour, config_text, same_sample, validation_cases
+from tests.recorded_fixtures import behaviour, config_text, same_sample, validation_cases
 
 BEHAVIOUR = behaviour()
 CASES = {case["name"]: case for case in validation_cases()}

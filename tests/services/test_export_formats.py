@@ -3,16 +3,12 @@ example config recorded from Label Studio 0.9.1 (``label-config-behaviour.json``
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from server.services.config import label_config
 from server.services.export.formats import FORMAT_NAMES, available_formats, data_keys
 from server.settings import Settings
-from tests.export_support import SHARED
-
-BEHAVIOUR = SHARED / "fixtures" / "golden" / "label-config-behaviour.json"
+from tests.recorded_fixtures import recorded_json, recorded_path
 
 
 def _parse(text: str) -> label_config.LabelConfig:
@@ -20,12 +16,11 @@ def _parse(text: str) -> label_config.LabelConfig:
 
 
 def test_every_recorded_config_offers_the_recorded_formats() -> None:
-    assert BEHAVIOUR.is_file(), f"shared fixtures not found at {BEHAVIOUR}"
-    recorded = json.loads(BEHAVIOUR.read_text(encoding="utf-8"))
+    recorded = recorded_json("golden", "label-config-behaviour.json")
     assert len(recorded) >= 70
     mismatches = {}
     for path, behaviour in recorded.items():
-        config = _parse((SHARED / "fixtures" / path).read_text(encoding="utf-8"))
+        config = _parse(recorded_path(path).read_text(encoding="utf-8"))
         offered = available_formats(config)
         yolo = "YOLO" in offered
         if [f for f in offered if f != "YOLO"] != behaviour["export_formats"]:

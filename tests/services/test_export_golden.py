@@ -1,5 +1,6 @@
-"""Golden export tests: each scenario of ``../shared/fixtures/golden/export/`` is imported and
-exported in every format it offers; the output is compared with what Label Studio 0.9.1 recorded.
+"""Golden export tests: each scenario of ``tests/fixtures/label-studio-0.9.1/golden/export/`` is
+imported and exported in every format it offers; the output is compared with what Label Studio
+0.9.1 recorded.
 
 Normalisations, all forced by differences the fixtures' README or docs/compat.md state:
 
@@ -231,7 +232,6 @@ def test_json_layout_is_json_dumps_indent_2(settings: Settings, project_id: int)
         assert text == json.dumps(json.loads(text), indent=2, ensure_ascii=False)
 
 
-def test_golden_paths_are_beside_the_clone() -> None:
-    assert golden_export_dir() == Path(__file__).resolve().parents[2].parent / (
-        "shared/fixtures/golden/export"
-    )
+def test_golden_scenarios_live_in_the_repository() -> None:
+    repository = Path(__file__).resolve().parents[2]
+    assert golden_export_dir() == repository / "tests/fixtures/label-studio-0.9.1/golden/export"

@@ -13,14 +13,14 @@ import pytest
 
 from server.services.config import label_config as lc
 from server.services.config import sample_tasks
-from tests.shared_fixtures import behaviour, config_text, same_sample, shared_path
+from tests.recorded_fixtures import behaviour, config_text, recorded_path, same_sample
 
 BEHAVIOUR = behaviour()
 KEYS = sorted(BEHAVIOUR)
 
 
 def test_golden_file_covers_every_fixture_config() -> None:
-    fixtures = shared_path("fixtures")
+    fixtures = recorded_path()
     on_disk = {
         str(p.relative_to(fixtures))
         for pattern in ("configs/*.xml", "examples/*/config.xml", "examples/starter.xml")
@@ -345,7 +345,7 @@ def test_doctype_in_a_comment_or_text_is_not_a_doctype() -> None:
 
 
 def test_parsing_the_largest_fixture_is_fast() -> None:
-    fixtures = shared_path("fixtures")
+    fixtures = recorded_path()
     files = [*fixtures.glob("configs/*.xml"), *fixtures.glob("examples/*/config.xml")]
     largest = max(files, key=lambda p: p.stat().st_size).read_text(encoding="utf-8")
     for _ in range(20):

@@ -1,7 +1,8 @@
-"""The specs' golden fixtures in ``../shared`` (beside the repository, as in CI).
+"""Label Studio 0.9.1's configs and the answers recorded from it, kept in the repository under
+``tests/fixtures/label-studio-0.9.1/`` (see the README there).
 
-Tests that use them must fail, not skip, when the folder is missing: reading a fixture through
-:func:`shared_path` raises at collection time with a message saying where it looked.
+Tests that use them must fail, not skip, when a file is missing: reading a fixture through
+:func:`recorded_path` raises (at collection time for module-level reads) saying where it looked.
 """
 
 from __future__ import annotations
@@ -10,26 +11,27 @@ import json
 from pathlib import Path
 from typing import Any
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
+RECORDED = Path(__file__).resolve().parent / "fixtures" / "label-studio-0.9.1"
 
 
-def shared_path(*parts: str) -> Path:
-    path = SHARED.joinpath(*parts)
+def recorded_path(*parts: str) -> Path:
+    """A path under the recorded fixtures; raises FileNotFoundError if it does not exist."""
+    path = RECORDED.joinpath(*parts)
     if not path.exists():
         raise FileNotFoundError(
-            f"{path} not found: the shared specs and fixtures must be beside the repository "
-            "as ../shared"
+            f"{path} not found: the recorded Label Studio 0.9.1 fixtures belong in the "
+            "repository (tests/fixtures/label-studio-0.9.1/)"
         )
     return path
 
 
-def shared_json(*parts: str) -> Any:
-    return json.loads(shared_path(*parts).read_text(encoding="utf-8"))
+def recorded_json(*parts: str) -> Any:
+    return json.loads(recorded_path(*parts).read_text(encoding="utf-8"))
 
 
 def behaviour() -> dict[str, Any]:
     """``label-config-behaviour.json``: fixture path -> recorded answers."""
-    data = shared_json("fixtures", "golden", "label-config-behaviour.json")
+    data = recorded_json("golden", "label-config-behaviour.json")
     assert len(data) >= 75, "label-config-behaviour.json looks truncated"
     return data
 
@@ -38,11 +40,11 @@ def config_text(key: str) -> str:
     """A fixture config as the golden file saw it: the template metadata comment stripped."""
     from server.services.config.label_config import strip_template_metadata
 
-    return strip_template_metadata(shared_path("fixtures", key).read_text(encoding="utf-8"))
+    return strip_template_metadata(recorded_path(key).read_text(encoding="utf-8"))
 
 
 def validation_cases() -> list[dict[str, Any]]:
-    cases = shared_json("fixtures", "golden", "config-validation-cases.json")
+    cases = recorded_json("golden", "config-validation-cases.json")
     assert len(cases) >= 39, "config-validation-cases.json looks truncated"
     return cases
 
