@@ -8,6 +8,7 @@ import json
 import pytest
 
 from server.services.config import label_config
+from server.services.config.model import LabelConfig
 from server.services.export.formats import FORMAT_NAMES, available_formats, data_keys
 from server.settings import Settings
 from tests.export_support import SHARED
@@ -15,7 +16,7 @@ from tests.export_support import SHARED
 BEHAVIOUR = SHARED / "fixtures" / "golden" / "label-config-behaviour.json"
 
 
-def _parse(text: str) -> label_config.LabelConfig:
+def _parse(text: str) -> LabelConfig:
     return label_config.parse(label_config.normalise(text))
 
 

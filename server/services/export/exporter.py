@@ -26,7 +26,7 @@ import orjson
 from server.db import database, with_connection
 from server.errors import DomainError, not_found
 from server.models import COMPLETED, Completion, Task
-from server.services.config.label_config import LabelConfig
+from server.services.config.model import LabelConfig
 from server.services.export.formats import FORMAT_NAMES, available_formats
 from server.services.export.images import CocoWriter, VocWriter, YoloWriter
 from server.services.export.media import MediaResolver

@@ -24,7 +24,7 @@ import orjson
 
 from server.errors import DomainError
 from server.ls_json import is_cancelled
-from server.services.config.label_config import LabelConfig
+from server.services.config.model import LabelConfig
 from server.services.export import brush
 from server.services.export.formats import data_keys
 from server.services.export.media import Media, MediaResolver

@@ -31,7 +31,7 @@ from server.gc_pause import paused_gc
 from server.ls_json import completion_json, import_report_json, is_cancelled, mean_score
 from server.models import Completion, Prediction, Project, Task, Upload, dump_json, now_seconds
 from server.services import projects
-from server.services.config.label_config import LabelConfig
+from server.services.config.model import LabelConfig
 from server.services.imports.sources import (
     OBJECT_BY_FORMAT,
     TASK_LIST_FORMATS,

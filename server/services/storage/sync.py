@@ -36,7 +36,7 @@ from server.db import with_connection, write_transaction
 from server.errors import DomainError
 from server.ls_json import completion_json
 from server.models import Completion, Project, Storage, StorageKey, Task, now_seconds
-from server.services.config.label_config import UNDEFINED_KEY, LabelConfig
+from server.services.config.model import UNDEFINED_KEY, LabelConfig
 from server.services.imports.importer import import_tasks
 from server.services.imports.validation import ItemError, rename_undefined, validate_item
 from server.services.projects import get_project, lock_project, parsed_config
