@@ -37,7 +37,7 @@ from server.errors import DomainError
 from server.ls_json import completion_json
 from server.models import Completion, Project, Storage, StorageKey, Task, now_seconds
 from server.services.config.model import UNDEFINED_KEY, LabelConfig
-from server.services.imports.importer import import_tasks
+from server.services.imports.json_import import import_tasks
 from server.services.imports.validation import ItemError, rename_undefined, validate_item
 from server.services.projects import get_project, lock_project, parsed_config
 from server.services.storage.backends import (
