@@ -18,7 +18,7 @@ from server.models import Project as ProjectRow
 from server.models import Task as TaskRow
 from server.services.imports.validation import UNDEFINED_KEY, rename_undefined
 from server.services.ml import backends as ml_service
-from server.services.storage.sync import has_s3_uri
+from server.services.storage.presign import has_s3_uri
 from server.services.tasks import tasks as task_service
 
 
