@@ -19,7 +19,7 @@ from server.models import Task as TaskRow
 from server.multi_session import SessionProject, session_project
 from server.services import projects as project_service
 from server.services.config.model import LabelConfig
-from server.services.ml.jobs import MLRuntime
+from server.services.ml.job_runner import MLRuntime
 from server.services.storage import config as storage_config
 from server.services.storage import presign
 from server.services.storage.presign import DataResolver
