@@ -100,7 +100,7 @@ def create_project(project_dir: Path, tasks: int, db_url: str | None) -> float:
     from server import db
     from server.app import prepare_database
     from server.services import projects
-    from server.services.imports import importer as imports
+    from server.services.imports import json_import as imports
 
     settings = settings_for(project_dir, db_url)
     project_id, _ = prepare_database(settings)

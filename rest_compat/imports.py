@@ -23,7 +23,7 @@ from rest_compat._http import (
     read_json,
     spooled_body,
 )
-from server.services.imports.importer import SpooledJSON
+from server.services.imports.json_import import SpooledJSON
 
 SOURCE_VARIABLES = "$tasks: JSON, $files: [Upload!], $url: String"
 SOURCE_ARGUMENTS = "tasks: $tasks, files: $files, url: $url"

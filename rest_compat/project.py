@@ -22,7 +22,7 @@ from rest_compat._http import (
 )
 from schema.projects import NEW_NEEDS_MULTI_SESSION
 from server.services.session_projects import NOT_A_UUID
-from server.services.storage.config import TYPES
+from server.services.storage.storage_types import TYPES
 
 PROJECT_FIELDS = """
 fragment LsProject on Project {

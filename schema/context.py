@@ -18,12 +18,12 @@ from server.models import Completion, Prediction, Project, Storage
 from server.models import Task as TaskRow
 from server.multi_session import SessionProject, session_project
 from server.services import projects as project_service
-from server.services.config.label_config import LabelConfig
-from server.services.ml.jobs import MLRuntime
+from server.services.config.model import LabelConfig
+from server.services.ml.job_runner import MLRuntime
 from server.services.storage import config as storage_config
-from server.services.storage import sync as storage_sync
+from server.services.storage import presign
+from server.services.storage.presign import DataResolver
 from server.services.storage.runtime import StorageRuntime
-from server.services.storage.sync import DataResolver
 from server.services.tasks import tasks as task_service
 from server.settings import Settings
 
@@ -147,10 +147,10 @@ class Context:
         if project_id not in self._resolvers:
             project = self.project(project_id)
             resolver = None
-            if storage_sync.needs_resolver(project):
+            if presign.needs_resolver(project):
                 clients = self.storage.clients if self.storage is not None else None
                 rows = self.storages(project_id)
-                resolver = storage_sync.data_resolver(project, rows, self.settings, clients)
+                resolver = presign.data_resolver(project, rows, self.settings, clients)
             self._resolvers[project_id] = resolver
         return self._resolvers[project_id]
 

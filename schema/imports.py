@@ -13,9 +13,9 @@ from schema.context import Info
 from schema.scalars import JSON, from_seconds
 from server.errors import DomainError
 from server.services.imports import staging as import_staging
-from server.services.imports.importer import ImportResult, Selection
-from server.services.imports.sources import IncomingFile
+from server.services.imports.report import ImportResult, Selection
 from server.services.imports.staging import ImportSource, Staged, staging_place
+from server.services.imports.staging_dir import IncomingFile
 
 MAX_FORMATS = 100
 

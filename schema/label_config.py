@@ -9,38 +9,40 @@ import strawberry
 from schema.context import Info
 from schema.scalars import JSON
 from server.services import projects as project_service
-from server.services.config import label_config as label_config_service
+from server.services.config import issues as config_issues
 from server.services.config import sample_tasks
 from server.services.config.derived_schema import BrokenCompletion as BrokenCompletionRow
-from server.services.config.label_config import ConfigIssue, LabelConfig
+from server.services.config.issues import ConfigIssue
+from server.services.config.label_config import parse
+from server.services.config.model import LabelConfig
 
 
 @strawberry.enum(description="Why a labeling config is refused, in validation order.")
 class ConfigErrorCode(Enum):
-    NOT_A_STRING = label_config_service.NOT_A_STRING
-    TOO_LARGE = label_config_service.TOO_LARGE
+    NOT_A_STRING = config_issues.NOT_A_STRING
+    TOO_LARGE = config_issues.TOO_LARGE
     FORBIDDEN_XML = strawberry.enum_value(
-        label_config_service.FORBIDDEN_XML, description="A DOCTYPE or entity declaration."
+        config_issues.FORBIDDEN_XML, description="A DOCTYPE or entity declaration."
     )
-    XML_SYNTAX = label_config_service.XML_SYNTAX
-    TOO_DEEP = label_config_service.TOO_DEEP
+    XML_SYNTAX = config_issues.XML_SYNTAX
+    TOO_DEEP = config_issues.TOO_DEEP
     STRUCTURE = strawberry.enum_value(
-        label_config_service.STRUCTURE, description="A required attribute or child is missing."
+        config_issues.STRUCTURE, description="A required attribute or child is missing."
     )
-    DUPLICATE_NAME = label_config_service.DUPLICATE_NAME
-    UNKNOWN_TO_NAME = label_config_service.UNKNOWN_TO_NAME
-    TO_NAME_NOT_OBJECT = label_config_service.TO_NAME_NOT_OBJECT
+    DUPLICATE_NAME = config_issues.DUPLICATE_NAME
+    UNKNOWN_TO_NAME = config_issues.UNKNOWN_TO_NAME
+    TO_NAME_NOT_OBJECT = config_issues.TO_NAME_NOT_OBJECT
     MISSING_DATA_KEY = strawberry.enum_value(
-        label_config_service.MISSING_DATA_KEY,
+        config_issues.MISSING_DATA_KEY,
         description="A control reads a data key that not every task has.",
     )
     ORPHANED_RESULTS = strawberry.enum_value(
-        label_config_service.ORPHANED_RESULTS,
+        config_issues.ORPHANED_RESULTS,
         description="Stored results name a control/object/type the config lacks.",
     )
-    ORPHANED_CONTROL = label_config_service.ORPHANED_CONTROL
+    ORPHANED_CONTROL = config_issues.ORPHANED_CONTROL
     ORPHANED_LABELS = strawberry.enum_value(
-        label_config_service.ORPHANED_LABELS,
+        config_issues.ORPHANED_LABELS,
         description="Stored results use labels the control no longer has.",
     )
 
@@ -200,7 +202,7 @@ class LabelConfigQuery:
     )
     def parse_label_config(self, info: Info, label_config: str) -> ParsedLabelConfig:
         max_bytes = info.context.settings.max_label_config_size
-        return ParsedLabelConfig(model=label_config_service.parse(label_config, max_bytes))
+        return ParsedLabelConfig(model=parse(label_config, max_bytes))
 
     @strawberry.field(
         description="Sample task data for a labeling config (the editor preview set), with the "

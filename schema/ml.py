@@ -13,7 +13,9 @@ from schema.scalars import JSON, from_seconds
 from server.models import Job as JobRow
 from server.models import MLBackend as MLBackendRow
 from server.services.ml import backends as ml_service
-from server.services.ml import jobs as ml_jobs
+from server.services.ml import job_rows as ml_jobs
+from server.services.ml import predictions as ml_predictions
+from server.services.ml import training as ml_training
 
 
 @strawberry.type(
@@ -208,7 +210,7 @@ class MLMutation:
         ctx = info.context
         pid = ctx.resolve_project_id(project_id)
         path = str(Path(ctx.project_settings(pid).project_dir).resolve())
-        outcomes = ml_service.train(ctx.ml_runtime().client, pid, path)
+        outcomes = ml_training.train(ctx.ml_runtime().client, pid, path)
         return [
             MLTrainOutcome(name=o.name, status=TrainStatus(o.status), job=o.job, error=o.error)
             for o in outcomes
@@ -223,7 +225,7 @@ class MLMutation:
     ) -> JSON:
         ctx = info.context
         pid = ctx.resolve_project_id(project_id)
-        return ml_service.predict_task_data(ctx.ml_runtime().client, pid, task)
+        return ml_predictions.predict_task_data(ctx.ml_runtime().client, pid, task)
 
     @strawberry.mutation(
         description="Start a background job that asks every backend for predictions of the "

@@ -23,7 +23,8 @@ from server.models import Project as ProjectRow
 from server.services import projects as project_service
 from server.services import session_projects
 from server.services.ml import backends as ml_service
-from server.services.storage import config as storage_config
+from server.services.storage import storage_types
+from server.services.storage.config import settings_document
 from server.services.tasks import completions as completion_service
 from server.services.tasks import next_task as next_task_service
 from server.settings import SAMPLING_MODES
@@ -194,14 +195,14 @@ class Project:
 
     @strawberry.field(description="Where tasks come from: tasks-json (the database), s3, redis.")
     def source_storage(self, info: Info) -> Storage:
-        return Storage(view=storage_view(info, self.row.id, storage_config.SOURCE))
+        return Storage(view=storage_view(info, self.row.id, storage_types.SOURCE))
 
     @strawberry.field(
         description="Where completions are also written: completions-dir, s3-completions, "
         "redis-completions (default: only the database)."
     )
     def target_storage(self, info: Info) -> Storage:
-        return Storage(view=storage_view(info, self.row.id, storage_config.TARGET))
+        return Storage(view=storage_view(info, self.row.id, storage_types.TARGET))
 
     @strawberry.field(
         description="Label Studio's storage settings document (GET "
@@ -211,7 +212,7 @@ class Project:
     def storage_settings(self, info: Info) -> JSON:
         ctx = info.context
         project_dir = ctx.project_settings(self.row.id).project_dir
-        return storage_config.settings_document(ctx.storages(self.row.id), project_dir)
+        return settings_document(ctx.storages(self.row.id), project_dir)
 
 
 @strawberry.input(description="Project settings to change; omitted fields stay as they are.")

@@ -13,9 +13,10 @@ from server.db import released
 from server.errors import DomainError
 from server.services import projects as project_service
 from server.services.storage import config as storage_config
-from server.services.storage import sync as storage_sync
+from server.services.storage import sync_env
 from server.services.storage.backends import StorageFailure, StorageSpec
 from server.services.storage.config import StorageView
+from server.services.storage.storage_types import DEFAULT_TYPES
 
 
 @strawberry.enum(description="Where tasks come from (SOURCE) or completions go (TARGET).")
@@ -112,13 +113,13 @@ class StorageMutation:
         ctx.project(pid)  # NOT_FOUND for an unknown project
         current = storage_config.storage_rows(pid).get(role.value)
         if type is None:  # the current type's form
-            type = current.type if current is not None else storage_config.DEFAULT_TYPES[role.value]
+            type = current.type if current is not None else DEFAULT_TYPES[role.value]
         clean = storage_config.clean(role.value, type, values, current)
         project_dir = ctx.project_settings(pid).project_dir
         spec = StorageSpec(clean.type, clean.path, clean.params, project_dir)
         try:
             with released():
-                storage_sync.check_connection(spec, ctx.settings)
+                sync_env.check_connection(spec, ctx.settings)
         except StorageFailure as exc:
             raise DomainError("storage", exc.message, {"type": clean.type}) from None
         storage_config.save(pid, clean)

@@ -17,8 +17,9 @@ from server.models import Prediction as PredictionRow
 from server.models import Project as ProjectRow
 from server.models import Task as TaskRow
 from server.services.imports.validation import UNDEFINED_KEY, rename_undefined
-from server.services.ml import backends as ml_service
-from server.services.storage.sync import has_s3_uri
+from server.services.ml import predictions as ml_predictions
+from server.services.ml.backends import notify_tasks_deleted
+from server.services.storage.presign import has_s3_uri
 from server.services.tasks import tasks as task_service
 
 
@@ -160,7 +161,7 @@ class Task:
         self, ctx: Context, asked: dict[str, Any], stored: list[PredictionRow]
     ) -> list[PredictionRow]:
         client = ctx.ml.client if ctx.ml is not None else None
-        live = ml_service.live_predictions(client, self.row.project_id, asked, stored)
+        live = ml_predictions.live_predictions(client, self.row.project_id, asked, stored)
         return stored if live is None else live
 
 
@@ -276,5 +277,5 @@ class TaskMutation:
         deleted = task_service.delete_all_tasks(pid)
         info.context.completions_changed(pid, None)
         ml = info.context.ml
-        ml_service.notify_tasks_deleted(ml.client if ml is not None else None, pid)
+        notify_tasks_deleted(ml.client if ml is not None else None, pid)
         return deleted

@@ -27,7 +27,7 @@ from server.middleware import BodySizeLimit, LabelStudioHeaders
 from server.migrations import migrate
 from server.multi_session import COOKIE, MultiSession, session_key
 from server.services import projects as project_service
-from server.services.ml.jobs import MLRuntime
+from server.services.ml.job_runner import MLRuntime
 from server.services.storage.runtime import StorageRuntime
 from server.settings import Settings
 from server.uploads import upload_file

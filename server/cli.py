@@ -104,7 +104,7 @@ def initialise(
     from server.app import prepare_database
     from server.services import projects
     from server.services.config import label_config as label_config_service
-    from server.services.imports import importer as imports
+    from server.services.imports import json_import as imports
     from server.services.ml import backends as ml
 
     for spec in ml_backends or ():

@@ -83,8 +83,8 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
     from server.app import prepare_database
     from server.errors import DomainError
     from server.services.imports import staging as import_staging
-    from server.services.imports.importer import Selection
-    from server.services.imports.sources import IncomingFile
+    from server.services.imports.report import Selection
+    from server.services.imports.staging_dir import IncomingFile
 
     if not Path(settings.project_dir).is_dir():
         log.error(

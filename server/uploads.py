@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from server.multi_session import request_settings
-from server.services.imports.sources import upload_path
+from server.services.imports.staging_dir import upload_path
 
 
 async def upload_file(request: Request) -> Response:

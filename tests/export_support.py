@@ -17,7 +17,7 @@ from server import db
 from server.models import Completion
 from server.services import projects
 from server.services.export import exporter as export_service
-from server.services.imports import importer as imports
+from server.services.imports import json_import as imports
 from server.settings import Settings
 from tests.recorded_fixtures import RECORDED, recorded_path
 

@@ -11,7 +11,15 @@ from server.db import is_sqlite, write_transaction
 from server.errors import DomainError, not_found
 from server.models import Project, now_seconds
 from server.services.config import derived_schema, label_config, sample_tasks
-from server.services.config.label_config import ConfigIssue, LabelConfig, LabelConfigError
+from server.services.config.issues import (
+    NOT_A_STRING,
+    ORPHANED_CONTROL,
+    ORPHANED_LABELS,
+    ORPHANED_RESULTS,
+    ConfigIssue,
+    LabelConfigError,
+)
+from server.services.config.model import EMPTY_CONFIG, LabelConfig
 from server.settings import SAMPLING_MODES
 
 SAMPLING_ALIASES = {"random-uniform": "uniform"}
@@ -116,7 +124,7 @@ def ensure_project(
         project = Project.get_or_none(Project.name == name)
         if project is not None:
             return project, False
-        text = label_config.EMPTY_CONFIG
+        text = EMPTY_CONFIG
         if label_config_text is not None:
             text = label_config.normalise(label_config_text)
             label_config.parse(text)
@@ -155,7 +163,7 @@ def update_project(project_id: int, changes: dict[str, Any]) -> Project:
 
 def _parse_new(text: Any, max_bytes: int | None) -> LabelConfig:
     if not isinstance(text, str):
-        raise LabelConfigError(ConfigIssue(label_config.NOT_A_STRING, "can only parse strings"))
+        raise LabelConfigError(ConfigIssue(NOT_A_STRING, "can only parse strings"))
     return label_config.parse(label_config.normalise(text), max_bytes)
 
 
@@ -238,9 +246,9 @@ def label_config_impact(
 
 
 _COMPLETION_CODES = (
-    label_config.ORPHANED_RESULTS,
-    label_config.ORPHANED_CONTROL,
-    label_config.ORPHANED_LABELS,
+    ORPHANED_RESULTS,
+    ORPHANED_CONTROL,
+    ORPHANED_LABELS,
 )
 
 

@@ -9,6 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from server.services.config import label_config as lc
+from server.services.config.model import LabelConfig
 from tests.conftest import GraphQL, fixture_text
 
 SENTIMENT = fixture_text("configs/sentiment.xml")
@@ -167,7 +168,7 @@ def test_requests_never_reparse_a_saved_config(
     calls: list[str] = []
     real = lc.parse_uncached
 
-    def counting(text: Any, max_bytes: int | None = lc.DEFAULT_MAX_BYTES) -> lc.LabelConfig:
+    def counting(text: Any, max_bytes: int | None = lc.DEFAULT_MAX_BYTES) -> LabelConfig:
         calls.append(text)
         return real(text, max_bytes)
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from server.app import create_app
-from server.services.export import writers as export_writers
+from server.services.export import text_writers as export_writers
 from server.settings import Settings
 from tests.conftest import fixture_text
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from server.services.storage import sync as storage_sync
+from server.services.storage import source_sync
 from server.settings import Settings
 from tests.conftest import fixture_text
 from tests.storage_fixtures import Bucket
@@ -194,13 +194,13 @@ def test_sync_runs_in_the_background_and_reports_its_state(
 ) -> None:
     s3_bucket.put("a.json", json.dumps({"text": "synced"}))
     release = threading.Event()
-    listing = storage_sync._listing
+    listing = source_sync._listing
 
     def slow_listing(*args: Any) -> Any:
         release.wait(20)
         return listing(*args)
 
-    monkeypatch.setattr(storage_sync, "_listing", slow_listing)
+    monkeypatch.setattr(source_sync, "_listing", slow_listing)
     body = {"type": "s3", **s3_bucket.settings(regex=".*", use_blob_urls=False)}
     started = time.monotonic()
     assert post(client, "source", "s3", body).status_code == 201

@@ -25,8 +25,8 @@ from server.services import projects
 from server.services.export import exporter as export_service
 from server.services.export.brush import RLEError, decode_rle
 from server.services.export.media import MediaResolver, remote_name
-from server.services.export.writers import data_cell, pretty, tokens_and_tags
-from server.services.imports import importer as imports
+from server.services.export.text_writers import data_cell, pretty, tokens_and_tags
+from server.services.imports import json_import as imports
 from server.services.tasks import tasks
 from server.settings import Settings
 from tests.export_support import run_export, zip_names

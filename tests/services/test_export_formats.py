@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 
 from server.services.config import label_config
+from server.services.config.model import LabelConfig
 from server.services.export.formats import FORMAT_NAMES, available_formats, data_keys
 from server.settings import Settings
 from tests.recorded_fixtures import recorded_json, recorded_path
 
 
-def _parse(text: str) -> label_config.LabelConfig:
+def _parse(text: str) -> LabelConfig:
     return label_config.parse(label_config.normalise(text))
 
 

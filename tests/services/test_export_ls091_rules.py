@@ -11,7 +11,7 @@ import pytest
 
 from server import db
 from server.services import projects
-from server.services.imports import importer as imports
+from server.services.imports import json_import as imports
 from server.settings import Settings
 from tests.export_support import run_export
 

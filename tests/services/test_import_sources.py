@@ -1,4 +1,4 @@
-"""Reading import files (server.services.imports.sources): names, formats, readers."""
+"""Reading import files (server.services.imports: staging_dir, readers): names, formats, readers."""
 
 from __future__ import annotations
 
@@ -9,16 +9,8 @@ from typing import Any
 import pytest
 
 from server.errors import DomainError
-from server.services.imports.sources import (
-    csv_items,
-    file_format,
-    json_items,
-    minify_html,
-    safe_name,
-    txt_items,
-    upload_path,
-    url_file_name,
-)
+from server.services.imports.readers import csv_items, json_items, minify_html, txt_items
+from server.services.imports.staging_dir import file_format, safe_name, upload_path, url_file_name
 
 
 def csv_data(text: str, delimiter: str = ",") -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Import pipeline and staged imports (server.services.imports.importer, import_staging)."""
+"""Import pipeline and staged imports (imports.json_import, file_import, staging)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from server.errors import DomainError
 from server.models import Completion, Prediction, Project, StagedImport, Task, Upload
 from server.services import projects
 from server.services.imports import staging as import_staging
-from server.services.imports.importer import CHUNK, Selection, import_tasks
-from server.services.imports.sources import ImportLimits, IncomingFile
+from server.services.imports.json_import import import_tasks
+from server.services.imports.pipeline import CHUNK
+from server.services.imports.report import Selection
 from server.services.imports.staging import ImportSource, StagingPlace
+from server.services.imports.staging_dir import ImportLimits, IncomingFile
 from server.settings import Settings
 from tests.conftest import FIXTURES, fixture_text
 

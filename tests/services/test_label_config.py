@@ -11,8 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from server.services.config import label_config as lc
-from server.services.config import sample_tasks
+from server.services.config import issues, sample_tasks
+from server.services.config.label_config import (
+    DEFAULT_MAX_BYTES,
+    parse_uncached,
+    strip_template_metadata,
+    validation_errors,
+    validation_issues,
+)
+from server.services.config.model import BASIC_EXPORT_FORMATS
+from server.services.config.xml_checks import MAX_DEPTH
 from tests.recorded_fixtures import behaviour, config_text, recorded_path, same_sample
 
 BEHAVIOUR = behaviour()
@@ -32,7 +40,7 @@ def test_golden_file_covers_every_fixture_config() -> None:
 @pytest.mark.parametrize("key", KEYS)
 def test_golden_parse(key: str) -> None:
     expected = BEHAVIOUR[key]
-    config = lc.parse_uncached(config_text(key))
+    config = parse_uncached(config_text(key))
     assert dict(config.data_types) == expected["data_types"]
     assert config.parsed_config() == expected["parsed_config"]
     assert list(config.export_formats) == expected["export_formats"]
@@ -41,7 +49,7 @@ def test_golden_parse(key: str) -> None:
 @pytest.mark.parametrize("key", KEYS)
 def test_golden_sample_task(key: str) -> None:
     expected = BEHAVIOUR[key]["import_example"]
-    sample = sample_tasks.editor_sample(lc.parse_uncached(config_text(key)))
+    sample = sample_tasks.editor_sample(parse_uncached(config_text(key)))
     if key == "examples/ts_loading_json/config.xml":
         # The original crashed (500): JSON time series without timeColumn. Fixed: no time
         # column, one random column per channel (docs/compat.md).
@@ -61,11 +69,17 @@ TEXT = '<Text name="t" value="$text"/>'
 @pytest.mark.parametrize(
     ("config", "code", "message", "tag", "attribute"),
     [
-        (None, lc.NOT_A_STRING, "can only parse strings", None, None),
-        ("", lc.XML_SYNTAX, "Document is empty, line 1, column 1 (<string>, line 1)", None, None),
+        (None, issues.NOT_A_STRING, "can only parse strings", None, None),
+        (
+            "",
+            issues.XML_SYNTAX,
+            "Document is empty, line 1, column 1 (<string>, line 1)",
+            None,
+            None,
+        ),
         (
             "hello",
-            lc.XML_SYNTAX,
+            issues.XML_SYNTAX,
             "Start tag expected, '<' not found, line 1, column 1 (<string>, line 1)",
             None,
             None,
@@ -73,21 +87,21 @@ TEXT = '<Text name="t" value="$text"/>'
         (
             f"<View>{TEXT}<Choices name='c'><Choice value='A'/><Choice value='B'/></Choices>"
             "</View>",
-            lc.STRUCTURE,
+            issues.STRUCTURE,
             "Validation failed on : 'toName' is a required property",
             "Choices",
             "toName",
         ),
         (
             '<View><Image value="$image"/></View>',
-            lc.STRUCTURE,
+            issues.STRUCTURE,
             "Validation failed on : OrderedDict([('value', '$image')]) is not of type 'array'",
             "Image",
             "name",
         ),
         (
             f'<View>{TEXT}<Text name="u"/></View>',
-            lc.STRUCTURE,
+            issues.STRUCTURE,
             "Validation failed on Text/1: 'value' is a required property",
             "Text",
             "value",
@@ -95,14 +109,14 @@ TEXT = '<Text name="t" value="$text"/>'
         (
             f'<View>{TEXT}<Choices name="c" toName="t"><Choice value="A"/><Choice/></Choices>'
             "</View>",
-            lc.STRUCTURE,
+            issues.STRUCTURE,
             "Validation failed on Choice/1: 'value' is a required property",
             "Choice",
             "value",
         ),
         (
             f'<View>{TEXT}<Choices name="c" toName="t"><Choice alias="x"/></Choices></View>',
-            lc.STRUCTURE,
+            issues.STRUCTURE,
             "Validation failed on Choice: 'value' is a required property",
             "Choice",
             "value",
@@ -110,21 +124,21 @@ TEXT = '<Text name="t" value="$text"/>'
         (
             f'<View>{TEXT}<Choices name="c" toName="t"><View><Label alias="x@y"/></View>'
             "</Choices></View>",
-            lc.STRUCTURE,
+            issues.STRUCTURE,
             "Validation failed on : OrderedDict([('alias', 'xy')]) is not of type 'array'",
             "Label",
             "value",
         ),
         (
             f'<View>{TEXT}<Text name="t" value="$u"/></View>',
-            lc.DUPLICATE_NAME,
+            issues.DUPLICATE_NAME,
             "Label config contains non-unique names ['t', 't']",
             "Text",
             "name",
         ),
         (
             f'<View>{TEXT}<Labels name="l" toName="t,x"><Label value="A"/></Labels></View>',
-            lc.UNKNOWN_TO_NAME,
+            issues.UNKNOWN_TO_NAME,
             "toName=\"x\" not found in names: ['l', 't']",
             "Labels",
             "toName",
@@ -132,7 +146,7 @@ TEXT = '<Text name="t" value="$text"/>'
         (
             f'<View>{TEXT}<Filter name="f" toName="l"/>'
             '<Labels name="l" toName="f"><Label value="A"/></Labels></View>',
-            lc.TO_NAME_NOT_OBJECT,
+            issues.TO_NAME_NOT_OBJECT,
             "\"to_name=f is specified for output tag name=l, but we can't find it among "
             'input tags"',
             "Labels",
@@ -143,22 +157,22 @@ TEXT = '<Text name="t" value="$text"/>'
 def test_pipeline_messages_and_issues(
     config: str | None, code: str, message: str, tag: str | None, attribute: str | None
 ) -> None:
-    (issue,) = lc.validation_issues(config)
+    (issue,) = validation_issues(config)
     assert (issue.code, issue.message, issue.tag, issue.attribute) == (
         code,
         message,
         tag,
         attribute,
     )
-    with pytest.raises(lc.LabelConfigError) as raised:
-        lc.parse_uncached(config)
+    with pytest.raises(issues.LabelConfigError) as raised:
+        parse_uncached(config)
     assert raised.value.details["errors"] == [message]
     assert raised.value.details["configErrors"][0]["code"] == code.upper()
 
 
 def test_issue_lines_point_at_the_offending_tag() -> None:
     config = '<View>\n  <Text name="t" value="$t"/>\n\n  <Image value="$i"/>\n</View>'
-    (issue,) = lc.validation_issues(config)
+    (issue,) = validation_issues(config)
     assert (issue.tag, issue.line) == ("Image", 4)
 
 
@@ -180,11 +194,11 @@ def test_issue_lines_point_at_the_offending_tag() -> None:
     ],
 )
 def test_accepted(config: str) -> None:
-    assert lc.validation_errors(config) == []
+    assert validation_errors(config) == []
 
 
 def test_model() -> None:
-    config = lc.parse_uncached(
+    config = parse_uncached(
         """<View>
   <Header value="$title"/>
   <Text name="text" value="$text"/>
@@ -211,7 +225,7 @@ def test_model() -> None:
     assert "TextArea" in [v.tag for v in config.visuals]  # no toName: not a control
     assert config.first_data_key == "title"
     assert config.has_control_tags and not config.is_empty
-    assert config.export_formats == lc.BASIC_EXPORT_FORMATS  # two data keys
+    assert config.export_formats == BASIC_EXPORT_FORMATS  # two data keys
     assert config.import_formats == ("json", "csv", "tsv")
     assert dict(config.type_checks)["image"] == (str, list)
     with pytest.raises(TypeError):
@@ -219,9 +233,9 @@ def test_model() -> None:
 
 
 def test_import_formats() -> None:
-    one = lc.parse_uncached('<View><Text name="t" value="$t"/></View>')
+    one = parse_uncached('<View><Text name="t" value="$t"/></View>')
     assert one.import_formats == ("json", "csv", "tsv", "txt")
-    with_list = lc.parse_uncached(
+    with_list = parse_uncached(
         '<View><List name="l" value="$items" elementValue="$text" elementTag="Text"/></View>'
     )
     assert with_list.import_formats == ("json",)
@@ -229,19 +243,19 @@ def test_import_formats() -> None:
 
 def test_line_and_full_forms() -> None:
     plain = '<View>\n  <Text name="t" value="$t"/>\n</View>'
-    config = lc.parse_uncached(plain)
+    config = parse_uncached(plain)
     assert config.full == plain
     assert config.line == '<View>  <Text name="t" value="$t"/></View>'
     # Comments: re-serialised as HTML (explicit closing tags), as the original.
     commented = '<!-- top -->\n<View>\n  <!-- note -->\n  <Text name="t" value="$t"/>\n</View>'
-    config = lc.parse_uncached(commented)
+    config = parse_uncached(commented)
     assert config.line == '<View>  <Text name="t" value="$t"></Text></View>'
 
 
 def test_template_metadata_is_stripped() -> None:
     text = '<!-- {"title": "T"} -->\n<View></View>'
-    assert lc.strip_template_metadata(text) == "<View></View>"
-    assert lc.strip_template_metadata("<View></View>") == "<View></View>"
+    assert strip_template_metadata(text) == "<View></View>"
+    assert strip_template_metadata("<View></View>") == "<View></View>"
 
 
 # --- safe XML --------------------------------------------------------------------------------
@@ -258,9 +272,9 @@ BILLION_LAUGHS = (
 
 def test_billion_laughs_is_refused_quickly() -> None:
     started = time.perf_counter()
-    (issue,) = lc.validation_issues(BILLION_LAUGHS)
+    (issue,) = validation_issues(BILLION_LAUGHS)
     assert time.perf_counter() - started < 0.5
-    assert issue.code == lc.FORBIDDEN_XML
+    assert issue.code == issues.FORBIDDEN_XML
     assert "DOCTYPE" in issue.message and "entity" in issue.message
 
 
@@ -271,12 +285,12 @@ def test_external_entity_never_reads_the_file(tmp_path: Path) -> None:
         f'<!DOCTYPE View [<!ENTITY x SYSTEM "file://{secret}">]>'
         '<View><Header value="&x;"/><Text name="t" value="&x;"/></View>'
     )
-    (issue,) = lc.validation_issues(config)
-    assert issue.code == lc.FORBIDDEN_XML
+    (issue,) = validation_issues(config)
+    assert issue.code == issues.FORBIDDEN_XML
     assert "TOP-SECRET" not in issue.message
     # Without a DTD an entity reference is just undefined: lxml must not look it up anywhere.
-    (issue,) = lc.validation_issues('<View><Header value="&x;"/></View>')
-    assert issue.code == lc.XML_SYNTAX and "Entity 'x' not defined" in issue.message
+    (issue,) = validation_issues('<View><Header value="&x;"/></View>')
+    assert issue.code == issues.XML_SYNTAX and "Entity 'x' not defined" in issue.message
 
 
 @pytest.fixture
@@ -311,34 +325,34 @@ def test_external_dtd_and_xinclude_open_no_connection(http_server: tuple[str, li
         f'<View xmlns:xi="http://www.w3.org/2001/XInclude"><xi:include href="{url}/x.xml"/></View>',
     ]
     for config in configs:
-        lc.validation_issues(config)
+        validation_issues(config)
     assert hits == []
-    assert lc.validation_issues(configs[0])[0].code == lc.FORBIDDEN_XML
+    assert validation_issues(configs[0])[0].code == issues.FORBIDDEN_XML
 
 
 def test_size_limit() -> None:
     config = "<View>" + '<Header value="x"/>' * 100 + "</View>"
-    assert lc.validation_errors(config, max_bytes=len(config)) == []
-    (issue,) = lc.validation_issues(config, max_bytes=len(config) - 1)
-    assert issue.code == lc.TOO_LARGE
+    assert validation_errors(config, max_bytes=len(config)) == []
+    (issue,) = validation_issues(config, max_bytes=len(config) - 1)
+    assert issue.code == issues.TOO_LARGE
     assert f"the limit is {len(config) - 1} bytes" in issue.message
-    big = "<View>" + " " * lc.DEFAULT_MAX_BYTES + "</View>"
-    assert lc.validation_issues(big)[0].code == lc.TOO_LARGE
+    big = "<View>" + " " * DEFAULT_MAX_BYTES + "</View>"
+    assert validation_issues(big)[0].code == issues.TOO_LARGE
 
 
 def test_depth_limit() -> None:
-    deep = "<View>" * (lc.MAX_DEPTH + 1) + "</View>" * (lc.MAX_DEPTH + 1)
-    (issue,) = lc.validation_issues(deep)
-    assert issue.code == lc.TOO_DEEP
+    deep = "<View>" * (MAX_DEPTH + 1) + "</View>" * (MAX_DEPTH + 1)
+    (issue,) = validation_issues(deep)
+    assert issue.code == issues.TOO_DEEP
     very_deep = "<View>" * 5000 + "</View>" * 5000  # libxml2's own limit is lower
-    assert lc.validation_issues(very_deep)[0].code in (lc.TOO_DEEP, lc.XML_SYNTAX)
-    ok = "<View>" * lc.MAX_DEPTH + "</View>" * lc.MAX_DEPTH
-    assert lc.validation_errors(ok) == []
+    assert validation_issues(very_deep)[0].code in (issues.TOO_DEEP, issues.XML_SYNTAX)
+    ok = "<View>" * MAX_DEPTH + "</View>" * MAX_DEPTH
+    assert validation_errors(ok) == []
 
 
 def test_doctype_in_a_comment_or_text_is_not_a_doctype() -> None:
     config = "<!-- <!DOCTYPE x> -->\n<View><Header value='&lt;!DOCTYPE x&gt;'/></View>"
-    assert lc.validation_errors(config) == []
+    assert validation_errors(config) == []
 
 
 # --- speed -----------------------------------------------------------------------------------
@@ -349,10 +363,10 @@ def test_parsing_the_largest_fixture_is_fast() -> None:
     files = [*fixtures.glob("configs/*.xml"), *fixtures.glob("examples/*/config.xml")]
     largest = max(files, key=lambda p: p.stat().st_size).read_text(encoding="utf-8")
     for _ in range(20):
-        lc.parse_uncached(largest)
+        parse_uncached(largest)
     timings = []
     for _ in range(100):
         started = time.perf_counter()
-        lc.parse_uncached(largest)
+        parse_uncached(largest)
         timings.append(time.perf_counter() - started)
     assert sorted(timings)[50] < 0.005  # median; measured ~0.15 ms

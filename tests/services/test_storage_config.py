@@ -10,9 +10,11 @@ import pytest
 from server.errors import DomainError
 from server.services.storage import config as storage_config
 from server.services.storage.backends import S3Store, StorageSpec
-from server.services.storage.config import MASK, clean
+from server.services.storage.config import clean
+from server.services.storage.presign import DataResolver, has_s3_uri
 from server.services.storage.runtime import BATCH_LIMIT, Work
-from server.services.storage.sync import DataResolver, _task_id_of, has_s3_uri
+from server.services.storage.storage_types import MASK, storage_type
+from server.services.storage.target_sync import _task_id_of
 from server.settings import Settings
 
 
@@ -72,10 +74,10 @@ def test_masked_secrets_keep_the_stored_value() -> None:
 
 def test_unsupported_types_name_the_supported_ones() -> None:
     with pytest.raises(DomainError) as exc:
-        storage_config.storage_type("source", "azure-blob")
+        storage_type("source", "azure-blob")
     assert "supported source types: tasks-json, s3, redis" in exc.value.message
     with pytest.raises(DomainError):
-        storage_config.storage_type("target", "s3")
+        storage_type("target", "s3")
 
 
 def test_settings_document_shows_current_values_masked() -> None:

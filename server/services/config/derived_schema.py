@@ -29,15 +29,14 @@ import orjson
 
 from server.db import database, is_sqlite
 from server.models import DerivedSchema, Project
-from server.services.config.label_config import (
+from server.services.config.issues import (
     MISSING_DATA_KEY,
     ORPHANED_CONTROL,
     ORPHANED_LABELS,
     ORPHANED_RESULTS,
-    UNDEFINED_KEY,
     ConfigIssue,
-    LabelConfig,
 )
+from server.services.config.model import UNDEFINED_KEY, LabelConfig
 
 IGNORED_RESULT_TYPES = ("relation", "rating", "pairwise")
 COMPLETED_PREFIX = (

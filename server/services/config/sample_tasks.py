@@ -15,7 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 from server.errors import DomainError
-from server.services.config.label_config import LabelConfig, SampleSource
+from server.services.config.model import LabelConfig, SampleSource
 
 Mode = Literal["editor_preview", "upload"]
 ROWS = 100

@@ -26,23 +26,19 @@ import orjson
 from server.db import database, with_connection
 from server.errors import DomainError, not_found
 from server.models import COMPLETED, Completion, Task
-from server.services.config.label_config import LabelConfig
+from server.services.config.model import LabelConfig
 from server.services.export.formats import FORMAT_NAMES, available_formats
 from server.services.export.images import CocoWriter, VocWriter, YoloWriter
 from server.services.export.media import MediaResolver
-from server.services.export.writers import (
-    AsrManifestWriter,
-    BrushPngWriter,
-    BrushWriter,
+from server.services.export.media_writers import AsrManifestWriter, BrushPngWriter, BrushWriter
+from server.services.export.text_writers import (
     ConllWriter,
     CsvWriter,
-    ExportTask,
     JsonMinWriter,
     JsonWriter,
     TsvWriter,
-    Writer,
-    WriterContext,
 )
+from server.services.export.writer_base import ExportTask, Writer, WriterContext
 from server.services.imports.validation import rename_undefined
 from server.services.projects import get_project, parsed_config
 from server.settings import Settings

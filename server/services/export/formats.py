@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.services.config.label_config import LabelConfig
+from server.services.config.model import LabelConfig
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from server.services.export.media import Media, image_info
-from server.services.export.writers import (
+from server.services.export.writer_base import (
     BUFFER_SIZE,
     ExportTask,
     JsonArray,

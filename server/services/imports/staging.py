@@ -20,10 +20,10 @@ from typing import Any
 from server.db import is_sqlite, write_transaction
 from server.errors import DomainError, not_found
 from server.models import StagedImport, now_seconds
-from server.services.imports import importer as imports
-from server.services.imports.importer import ImportResult, Progress, Selection
-from server.services.imports.sources import ImportLimits, IncomingFile, StagedFile, Staging
-from server.services.imports.sources import open_staging as _open_staging
+from server.services.imports import file_import, json_import
+from server.services.imports.report import ImportResult, Progress, Selection
+from server.services.imports.staging_dir import ImportLimits, IncomingFile, StagedFile, Staging
+from server.services.imports.staging_dir import open_staging as _open_staging
 from server.services.url_fetch import FetchPolicy
 from server.settings import Settings
 
@@ -88,12 +88,12 @@ def staging_place(settings: Settings) -> StagingPlace:
 def stage(source: ImportSource, place: StagingPlace) -> Staging:
     kind = source.kind
     if kind == "tasks":
-        return imports.stage_tasks(source.tasks, place.staging_root)
+        return json_import.stage_tasks(source.tasks, place.staging_root)
     if kind == "files":
         assert source.files is not None
-        return imports.stage_files(source.files, place.staging_root, place.limits)
+        return file_import.stage_files(source.files, place.staging_root, place.limits)
     assert source.url is not None
-    return imports.stage_url(source.url, place.staging_root, place.limits, place.policy)
+    return file_import.stage_url(source.url, place.staging_root, place.limits, place.policy)
 
 
 def import_now(
@@ -105,11 +105,11 @@ def import_now(
 ) -> ImportResult:
     """A direct import (``POST /api/project/import``) of any source."""
     if source.kind == "tasks":
-        return imports.import_tasks(project_id, source.tasks, max_tasks=place.limits.max_tasks)
+        return json_import.import_tasks(project_id, source.tasks, max_tasks=place.limits.max_tasks)
     started = time.perf_counter()
     staging = stage(source, place)
     try:
-        result = imports.read_staging(
+        result = file_import.read_staging(
             project_id,
             staging,
             selection,
@@ -174,8 +174,8 @@ def _check(
 ) -> ImportResult:
     """What applying would import (validates everything, stores nothing)."""
     if state.kind == "tasks":
-        return imports.read_staged_tasks(project_id, staging, limits=limits, insert=False)
-    return imports.read_staging(
+        return json_import.read_staged_tasks(project_id, staging, limits=limits, insert=False)
+    return file_import.read_staging(
         project_id, staging, state.selection, limits=limits, upload_dir=None
     )
 
@@ -263,11 +263,11 @@ def apply(
         state = StagedState.from_json(row.state)
         staging = _open_staging(place.staging_root, row.directory, state.files)
         if state.kind == "tasks":
-            result = imports.read_staged_tasks(
+            result = json_import.read_staged_tasks(
                 project_id, staging, limits=place.limits, insert=True
             )
         else:
-            result = imports.read_staging(
+            result = file_import.read_staging(
                 project_id,
                 staging,
                 state.selection,

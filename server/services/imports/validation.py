@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.errors import DomainError
-from server.services.config.label_config import UNDEFINED_KEY, LabelConfig
+from server.services.config.model import UNDEFINED_KEY, LabelConfig
 
 MAX_MESSAGES = 100
 WRAPPED_SUFFIX = ' [assume: item["data"] = task root with values]'

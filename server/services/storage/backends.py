@@ -22,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from server.services.storage.config import S3_TYPES, redis_prefix
+from server.services.storage.config import redis_prefix
+from server.services.storage.storage_types import S3_TYPES
 from server.settings import Settings
 
 MISSING_BOTO3 = "S3 storages need boto3: pip install 'labelgraph[storage]'"

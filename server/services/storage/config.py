@@ -1,13 +1,9 @@
-"""Storage settings (rest-api.md §9.2): the storage types, their forms, validation, masking of
-credentials, and the rows that keep a project's source and target storage.
+"""A project's storage settings (rest-api.md §9.2): validation of submitted forms, masking of
+credentials, the views and the rows that keep a project's source and target storage.
 
-Tasks and completions always live in the database. A **source** storage other than the
-default ``tasks-json`` (``s3``, ``redis``) adds tasks by background sync; a **target** storage
-(``completions-dir``, ``s3-completions``, ``redis-completions``) gets each labeled task's
-completions document written after the completion is stored (see
-:mod:`server.services.storage.sync`). GCS and Azure are not implemented: asking for them is a
-clear 400 naming the supported types.
-
+Tasks and completions always live in the database; the types are described in
+:mod:`server.services.storage.storage_types`, syncs in
+:mod:`server.services.storage.source_sync` and :mod:`server.services.storage.target_sync`.
 Credentials (``aws_*``, ``password``) are stored in the row's ``params`` and never leave the
 server: every view of a storage masks them.
 """
@@ -23,190 +19,26 @@ from server.db import database, write_transaction
 from server.errors import DomainError
 from server.models import Project, Storage, StorageKey, now_seconds
 from server.services.projects import lock_project
-
-SOURCE, TARGET = "source", "target"
-ROLES = (SOURCE, TARGET)
-DEFAULT_TYPES = {SOURCE: "tasks-json", TARGET: "completions-dir"}
-MASK = "********"
-SECRET_PARAMS = frozenset(
-    {"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "password"}
+from server.services.storage.storage_types import (
+    DEFAULT_TYPES,
+    MASK,
+    REDIS_TYPES,
+    ROLES,
+    S3_TYPES,
+    SECRET_PARAMS,
+    SOURCE,
+    TARGET,
+    TYPES,
+    FormField,
+    check_role,
+    storage_type,
+    types_for,
 )
-NOT_IMPLEMENTED = ("gcs", "azure-blob", "gcs-completions", "azure-blob-completions")
+
 REQUIRED = "This field is required."
 NOT_INTEGER = "Not a valid integer value"
 NOT_BOOLEAN = "Not a valid boolean value"
 NOT_STRING = "Not a valid string value"
-BLOB_URLS_HELP = (
-    "Generate task data with URLs pointed to your bucket objects (for resources like jpg, mp3 "
-    "& other BLOBs). This could be used for label configs with <b>one data key only</b>. If "
-    "not selected, bucket objects will be interpreted as tasks in Label Studio JSON format and "
-    "it's suitable for <b>multiple data keys</b>"
-)
-
-
-@dataclass(frozen=True)
-class FormField:
-    """A field of a storage form, described the way Label Studio's WTForms fields were."""
-
-    name: str
-    kind: str  # StringField, BooleanField, IntegerField
-    description: str
-    default: Any = None
-    required: bool = False
-    regex: bool = False
-    port: bool = False
-
-    def describe(self, value: Any, current: bool) -> dict[str, Any]:
-        data = value if current else self.default
-        if self.name in SECRET_PARAMS and data:
-            data = MASK
-        return {
-            "name": self.name,
-            "id": self.name,
-            "short_name": self.name,
-            "type": self.kind,
-            "data": data,
-            "default": self.default,
-            "description": self.description,
-            "raw_data": None,
-            "object_data": data,
-            "render_kw": None,
-            "do_not_call_in_templates": True,
-        }
-
-
-S3_EXTRAS = (
-    "aws_access_key_id",
-    "aws_secret_access_key",
-    "aws_session_token",
-    "endpoint_url",
-    "data_key",
-    "presign",
-)
-
-
-@dataclass(frozen=True)
-class StorageType:
-    name: str
-    role: str
-    description: str
-    fields: tuple[FormField, ...] = ()
-    # Other keys a POST body may set (kept in params): credentials, endpoint, options.
-    extras: tuple[str, ...] = ()
-    readable: str = ""  # the readable path of the local defaults
-
-    @property
-    def field_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields)
-
-
-def _path(description: str = "Storage path (e.g. bucket/container name)") -> FormField:
-    return FormField("path", "StringField", description, required=True)
-
-
-def _redis_fields(db: int) -> tuple[FormField, ...]:
-    return (
-        FormField("path", "StringField", "Storage prefix (optional)"),
-        FormField("host", "StringField", "Server Host IP (optional)"),
-        FormField("port", "StringField", "Server Port (optional)", port=True),
-        FormField("password", "StringField", "Server Password (optional)"),
-        FormField("db", "IntegerField", "Server Database (optional)", default=db),
-    )
-
-
-TYPES: dict[str, StorageType] = {
-    t.name: t
-    for t in (
-        StorageType(
-            "tasks-json",
-            SOURCE,
-            'Local [loading tasks from "tasks.json" file]',
-            readable="tasks.json",
-        ),
-        StorageType(
-            "s3",
-            SOURCE,
-            "Amazon S3",
-            (
-                _path(),
-                FormField("prefix", "StringField", "File prefix"),
-                FormField(
-                    "regex",
-                    "StringField",
-                    "File filter by regex, example: .* (If not specified, all files will be "
-                    "skipped)",
-                    regex=True,
-                ),
-                FormField("use_blob_urls", "BooleanField", BLOB_URLS_HELP, default=True),
-                FormField(
-                    "region", "StringField", "AWS region name for S3 bucket", default="us-east-1"
-                ),
-            ),
-            S3_EXTRAS,
-        ),
-        StorageType("redis", SOURCE, "Redis database connection", _redis_fields(1)),
-        StorageType(
-            "completions-dir",
-            TARGET,
-            'Local [completions are in "completions" directory]',
-            readable="completions",
-        ),
-        StorageType(
-            "s3-completions",
-            TARGET,
-            "Amazon S3",
-            (
-                _path(),
-                FormField("prefix", "StringField", "S3 Bucket prefix"),
-                FormField(
-                    "create_local_copy",
-                    "BooleanField",
-                    "Create a local copy on your disk",
-                    default=True,
-                ),
-            ),
-            (*S3_EXTRAS, "region"),
-        ),
-        StorageType("redis-completions", TARGET, "Redis Completions Storage", _redis_fields(2)),
-    )
-}
-S3_TYPES = ("s3", "s3-completions")
-REDIS_TYPES = ("redis", "redis-completions")
-SYNCED_SOURCES = ("s3", "redis")
-
-
-def types_for(role: str) -> list[StorageType]:
-    return [t for t in TYPES.values() if t.role == role]
-
-
-def supported_names(role: str) -> list[str]:
-    return [t.name for t in types_for(role)]
-
-
-def storage_type(role: str, name: str) -> StorageType:
-    """The type ``name`` for ``role``; a clear error for unknown and unimplemented types."""
-    found = TYPES.get(name)
-    if found is not None and found.role == role:
-        return found
-    supported = ", ".join(supported_names(role))
-    if name in NOT_IMPLEMENTED:
-        message = (
-            f"Storage type {name} is not supported by this server; supported {role} types: "
-            f"{supported}"
-        )
-    else:
-        message = f"Unknown {role} storage type {name!r}; use one of: {supported}"
-    raise DomainError("invalid", message, {"field": "type", "supported": supported_names(role)})
-
-
-def check_role(role: str) -> str:
-    if role not in ROLES:
-        raise DomainError(
-            "invalid",
-            f"storage_for must be source or target, not {role!r}",
-            {"field": "storage_for"},
-        )
-    return role
 
 
 # --- validation ----------------------------------------------------------------------------

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from server.db import with_connection
 from server.models import Storage
 from server.services.storage.backends import ClientCache
-from server.services.storage.config import SOURCE, SYNCED_SOURCES, TARGET
-from server.services.storage.sync import SyncEnv, sync_source, write_target
+from server.services.storage.source_sync import sync_source
+from server.services.storage.storage_types import SOURCE, SYNCED_SOURCES, TARGET
+from server.services.storage.sync_env import SyncEnv
+from server.services.storage.target_sync import write_target
 from server.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from server.models import (
     now_seconds,
 )
 from server.services.config import derived_schema
-from server.services.config.label_config import LabelConfig
+from server.services.config.model import LabelConfig
 from server.services.imports.validation import ROOT_MESSAGE, ItemError, ValidTask, validate_item
 from server.services.projects import get_project, lock_project, parsed_config
 

@@ -1,8 +1,7 @@
-"""Prediction jobs: predictions for all tasks or a list of tasks, stored, in the background.
+"""Running one prediction job: predictions for all tasks or a list of tasks, stored.
 
-``mode=all_tasks`` and ``mode=specific_tasks`` (ml-backend.md §4.1) run as jobs. A job's row
-(state, total, done, failed, error) lives in the database, so any worker process can report it;
-the work runs in this process on a thread of its own, which:
+``mode=all_tasks`` and ``mode=specific_tasks`` (ml-backend.md §4.1) run as jobs, on a thread of
+their own in this process (:mod:`server.services.ml.job_runner`). A job:
 
 1. asks every backend ``/health`` and ``/setup`` once (a failing backend is left out, the others
    go on; the model versions are remembered);
@@ -20,107 +19,27 @@ costs one timeout, not one per task.
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-import peewee
-
 from server.db import bulk_insert, with_connection, write_transaction
-from server.errors import DomainError, not_found
 from server.ls_json import mean_score
 from server.models import Job, MLBackend, Prediction, Project, Task, dump_json, now_seconds
 from server.services.imports.validation import UNDEFINED_KEY, rename_undefined
 from server.services.ml.backends import (
-    NO_ML_BACKEND,
     list_backends,
-    new_prediction,
     remember_versions,
-    results_of,
-    reusable,
     setup_version,
 )
 from server.services.ml.client import MLClient
+from server.services.ml.job_rows import STOPPED, get_job, set_state
+from server.services.ml.predictions import new_prediction, results_of, reusable
 from server.services.projects import get_project, lock_project, parsed_config
 from server.services.tasks.tasks import PREDICTION_COLUMNS
 from server.settings import Settings
-
-log = logging.getLogger(__name__)
-
-PREDICTIONS = "predictions"
-TASK_IDS_MISSING = 'Request JSON data must have "task_ids": [1, 2, ...]'
-STOPPED = "The server stopped before the job finished"
-CHECK_CHUNK = 1000
-
-
-# --- job rows ------------------------------------------------------------------------------
-
-
-def create_prediction_job(
-    project_id: int, task_ids: list[int] | None, all_tasks: bool, max_tasks: int
-) -> Job:
-    """Check the request and store a queued job: predictions for ``task_ids`` (all must exist)
-    or for every task of the project (those that exist now)."""
-    project = get_project(project_id)
-    if not list_backends(project_id):
-        raise DomainError("invalid", NO_ML_BACKEND, {"reason": "no_ml_backend"})
-    if task_ids is not None and all_tasks:
-        raise DomainError("invalid", "Give taskIds or allTasks, not both", {"field": "taskIds"})
-    params: dict[str, Any]
-    if task_ids is None:
-        if not all_tasks:
-            raise DomainError("invalid", TASK_IDS_MISSING, {"field": "taskIds"})
-        last = Task.select(peewee.fn.MAX(Task.id)).where(Task.project == project_id).scalar() or 0
-        params, total = {"all_tasks": True, "last_task_id": last}, project.task_count
-    else:
-        ids = list(dict.fromkeys(task_ids))
-        if len(ids) > max_tasks:
-            message = f"At most {max_tasks} task ids per prediction job"
-            raise DomainError("invalid", message, {"field": "taskIds"})
-        _check_tasks_exist(project_id, ids)
-        params, total = {"task_ids": ids}, len(ids)
-    with write_transaction():
-        return Job.create(project=project_id, kind=PREDICTIONS, params=params, total=total)
-
-
-def _check_tasks_exist(project_id: int, ids: list[int]) -> None:
-    for start in range(0, len(ids), CHECK_CHUNK):
-        chunk = ids[start : start + CHECK_CHUNK]
-        found = {
-            row[0]
-            for row in Task.select(Task.id)
-            .where(Task.project == project_id, Task.id.in_(chunk))
-            .tuples()
-        }
-        for task_id in chunk:
-            if task_id not in found:
-                raise not_found("Task", task_id)
-
-
-def get_job(job_id: int, project_id: int | None = None) -> Job:
-    query = Job.select().where(Job.id == job_id)
-    if project_id is not None:
-        query = query.where(Job.project == project_id)
-    job = query.first()
-    if job is None:
-        raise not_found("Job", job_id)
-    return job
-
-
-def _set_state(job_id: int, state: str, error: str | None = None) -> None:
-    now = now_seconds()
-    with write_transaction():
-        if state == "running":
-            Job.update(state=state, started_at=now).where(Job.id == job_id).execute()
-        else:
-            Job.update(state=state, error=error, finished_at=now).where(Job.id == job_id).execute()
-
-
-# --- running a job -------------------------------------------------------------------------
 
 
 @dataclass
@@ -167,7 +86,7 @@ class PredictionJob:
         if not active:
             with_connection(self._count, plan.total, plan.total)
             message = "No ML backend is connected" + (": " + "; ".join(errors) if errors else "")
-            with_connection(_set_state, self.job_id, "done", message)
+            with_connection(set_state, self.job_id, "done", message)
             return
         workers = self.settings.ml_job_concurrency
         with ThreadPoolExecutor(workers, thread_name_prefix=f"job-{self.job_id}") as pool:
@@ -185,14 +104,14 @@ class PredictionJob:
         learned = {a.row.id: a.batch for a in active if a.batch is not None}
         with_connection(_remember_batching, learned)
         if self.stopping.is_set():
-            with_connection(_set_state, self.job_id, "failed", STOPPED)
+            with_connection(set_state, self.job_id, "failed", STOPPED)
             return
         for backend in active:
             if backend.gave_up:
                 errors.append(f"{backend.row.name}: gave up after {backend.gave_up}")
             elif backend.first_error:
                 errors.append(f"{backend.row.name}: {backend.first_error}")
-        with_connection(_set_state, self.job_id, "done", "; ".join(errors) or None)
+        with_connection(set_state, self.job_id, "done", "; ".join(errors) or None)
 
     # -- reads and writes (each its own short database access) -----------------------------
 
@@ -201,7 +120,7 @@ class PredictionJob:
         project = get_project(job.project_id)
         config = parsed_config(project)
         backends = list_backends(project.id)
-        _set_state(self.job_id, "running")
+        set_state(self.job_id, "running")
         return Plan(
             self.job_id, project.id, config.line, dict(job.params), job.total, backends, config
         )
@@ -398,64 +317,3 @@ def _remember_batching(learned: dict[int, bool]) -> None:
     with write_transaction():
         for backend_id, batch in learned.items():
             MLBackend.update(batch_predict=batch).where(MLBackend.id == backend_id).execute()
-
-
-# --- the runner ----------------------------------------------------------------------------
-
-
-class JobRunner:
-    """Runs jobs on threads of their own; ``close`` asks them to stop and waits a while."""
-
-    def __init__(self, client: MLClient, settings: Settings) -> None:
-        self.client = client
-        self.settings = settings
-        self._stopping = threading.Event()
-        self._threads: set[threading.Thread] = set()
-        self._lock = threading.Lock()
-
-    def launch(self, job_id: int) -> None:
-        thread = threading.Thread(
-            target=self._run, args=(job_id,), name=f"labelgraph-job-{job_id}", daemon=True
-        )
-        with self._lock:
-            self._threads.add(thread)
-        thread.start()
-
-    def _run(self, job_id: int) -> None:
-        try:
-            PredictionJob(self.client, self.settings, job_id, self._stopping).run()
-        except Exception:
-            log.exception("prediction job %d failed", job_id)
-            try:
-                with_connection(_set_state, job_id, "failed", "Unexpected error; see the log")
-            except Exception:
-                log.exception("cannot mark job %d as failed", job_id)
-        finally:
-            with self._lock:
-                self._threads.discard(threading.current_thread())
-
-    def close(self, timeout: float) -> None:
-        self._stopping.set()
-        with self._lock:
-            threads = list(self._threads)
-        deadline = time.monotonic() + timeout
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-
-@dataclass
-class MLRuntime:
-    """The process-wide ML machinery: the HTTP client and the job runner (lifespan state)."""
-
-    client: MLClient
-    jobs: JobRunner
-
-    @classmethod
-    def open(cls, settings: Settings) -> MLRuntime:
-        client = MLClient(settings)
-        return cls(client=client, jobs=JobRunner(client, settings))
-
-    def close(self) -> None:
-        settings = self.client.settings
-        self.jobs.close(settings.ml_connect_timeout + settings.ml_predict_timeout + 1)
-        self.client.close()

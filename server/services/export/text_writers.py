@@ -1,0 +1,243 @@
+"""The text export writers: JSON, JSON_MIN, CSV, TSV and CONLL2003 (export-formats.md §4.1-4.5)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from server.services.export.writer_base import (
+    ExportTask,
+    Item,
+    JsonArray,
+    Writer,
+    WriterContext,
+    ZipStream,
+    extract_item,
+    json_indented,
+    values_of,
+)
+
+_TOKEN = re.compile(r"\S+")
+
+
+def pretty(values: list[dict[str, Any]]) -> Any:
+    """JSON_MIN's value of one control (§4.2)."""
+    out: list[Any] = []
+    tag = None
+    for value in values:
+        plain = dict(value)
+        tag = plain.pop("type", None)
+        choices = plain.get("choices")
+        if tag == "Choices" and isinstance(choices, list) and len(choices) == 1:
+            out.append(choices[0])
+        else:
+            out.append(plain)
+    return out[0] if tag == "Choices" and len(out) == 1 else out
+
+
+def min_row(item: Item) -> dict[str, Any]:
+    row = dict(item.data)
+    row["id"] = item.task_id
+    for name, values in item.output.items():
+        row[name] = pretty(values)
+    return row
+
+
+# --- JSON, JSON_MIN (§4.1, §4.2) -------------------------------------------------------------
+
+
+class JsonWriter(Writer):
+    """Every labeled task with all its completions, keys sorted (Label Studio's stored form)."""
+
+    def __init__(self, ctx: WriterContext) -> None:
+        super().__init__(ctx)
+        self.stream = ctx.open("result.json")
+        self.array = JsonArray(self.stream)
+
+    def add(self, task: ExportTask) -> bool:
+        if not task.completions and not self.ctx.include_unlabeled:
+            return False
+        document: dict[str, Any] = {"completions": task.completions, "data": task.data}
+        document["id"] = task.id
+        if task.meta is not None:
+            document["meta"] = task.meta
+        self.array.append(json_indented(document, sort_keys=True))
+        return True
+
+    def finish(self) -> None:
+        self.array.close()
+        self.stream.close()
+
+
+class JsonMinWriter(Writer):
+    def __init__(self, ctx: WriterContext) -> None:
+        super().__init__(ctx)
+        self.stream = ctx.open("result.json")
+        self.array = JsonArray(self.stream)
+
+    def add(self, task: ExportTask) -> bool:
+        item = extract_item(task, self.ctx.config, unlabeled=self.ctx.include_unlabeled)
+        if item is None:
+            return False
+        self.array.append(json_indented(min_row(item)))
+        return True
+
+    def finish(self) -> None:
+        self.array.close()
+        self.stream.close()
+
+
+# --- CSV, TSV (§4.3, §4.4) -------------------------------------------------------------------
+
+
+def data_cell(value: Any) -> str:
+    """A task data value as Label Studio's tabular writer renders it: strings as they are,
+    null empty, booleans ``True``/``False``, numbers as numbers, objects and lists in Python
+    repr."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return repr(value)
+
+
+def control_cell(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+class CsvWriter(Writer):
+    """Rows are spooled to a JSON-lines file while the column list grows, then written with
+    the header (the columns are known only after the last row)."""
+
+    delimiter = ","
+
+    def __init__(self, ctx: WriterContext) -> None:
+        super().__init__(ctx)
+        self.columns: dict[str, int] = {}
+        self.spool_path = ctx.work_dir / "rows.jsonl"
+        self.spool = ctx.spool("rows.jsonl")
+        self.rows = 0
+
+    def add(self, task: ExportTask) -> bool:
+        item = extract_item(task, self.ctx.config, unlabeled=self.ctx.include_unlabeled)
+        if item is None:
+            return False
+        cells: dict[str, str] = {key: data_cell(value) for key, value in item.data.items()}
+        cells["id"] = str(item.task_id)
+        for name, values in item.output.items():
+            cells[name] = control_cell(pretty(values))
+        row: list[str] = [""] * len(self.columns)
+        for key, cell in cells.items():
+            index = self.columns.get(key)
+            if index is None:
+                index = self.columns[key] = len(self.columns)
+                row.append("")
+            row[index] = cell
+        self.spool.write(orjson.dumps(row) + b"\n")
+        self.rows += 1
+        return True
+
+    def finish(self) -> None:
+        self.spool.close()
+        stream = self.ctx.open("result.csv")
+        text = _TextSink(stream)
+        if not self.rows:
+            text.write("\n")
+        else:
+            writer = csv.writer(text, delimiter=self.delimiter, lineterminator="\n")
+            width = len(self.columns)
+            writer.writerow(list(self.columns))
+            with self.spool_path.open("rb") as spool:
+                for line in spool:
+                    row = orjson.loads(line)
+                    writer.writerow(row + [""] * (width - len(row)))
+        stream.close()
+
+
+class TsvWriter(CsvWriter):
+    delimiter = "\t"
+
+
+class _TextSink:
+    """What ``csv.writer`` writes to: text encoded as UTF-8 into a :class:`ZipStream`."""
+
+    def __init__(self, stream: ZipStream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(text.encode("utf-8"))
+        return len(text)
+
+
+# --- CONLL2003 (§4.5) ------------------------------------------------------------------------
+
+
+def tokens_and_tags(text: str, spans: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+    """Converter 0.0.23rc3's tokenisation (runs of non-whitespace) and BIO tagging."""
+    usable = [
+        s
+        for s in spans
+        if _is_int(s.get("start"))
+        and _is_int(s.get("end"))
+        and isinstance(s.get("labels"), list)
+        and s["labels"]
+    ]
+    usable.sort(key=lambda s: s["start"])
+    index = 0
+    prefix = "B-"
+    for match in _TOKEN.finditer(text):
+        token, start, end = match.group(), match.start(), match.end()
+        if not usable:
+            yield token, "O"
+            continue
+        span = usable[index]
+        first, last = span["start"], span["end"] - 1
+        if start > last:
+            while index + 1 < len(usable):
+                index += 1
+                span = usable[index]
+                first, last = span["start"], span["end"] - 1
+                prefix = "B-"
+                if start <= last:
+                    break
+        if end < first:
+            yield token, "O"
+        elif first <= end and last >= start:
+            yield token, f"{prefix}{span['labels'][0]}"
+            prefix = "I-"
+        else:
+            yield token, "O"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class ConllWriter(Writer):
+    def __init__(self, ctx: WriterContext) -> None:
+        super().__init__(ctx)
+        self.stream = ctx.open("result.conll")
+        self.stream.write(b"-DOCSTART- -X- O\n")
+        self.key = ctx.data_key
+
+    def add(self, task: ExportTask) -> bool:
+        item = extract_item(task, self.ctx.config)
+        if item is None:
+            return False
+        raw = item.data.get(self.key) if self.key is not None else None
+        text = raw if isinstance(raw, str) else ("" if raw is None else str(raw))
+        lines = [
+            f"{token} -X- _ {tag}\n"
+            for token, tag in tokens_and_tags(text, values_of(item, ("Labels",)))
+        ]
+        lines.append("\n")
+        self.stream.write("".join(lines).encode("utf-8"))
+        return True
+
+    def finish(self) -> None:
+        self.stream.close()

@@ -1,0 +1,266 @@
+"""What every export writer shares (export-formats.md §1): the writer interface, its context
+(the open zip, a work folder, media), item extraction and streaming JSON helpers.
+
+Each writer gets the open zip file and a private work folder, takes tasks in id order through
+``add`` (True when the task contributed to the output) and completes the zip in ``finish``.
+Nothing grows with the number of tasks except what a format must keep (COCO categories, the CSV
+column list, the zip's own directory): big outputs are streamed into the zip or spooled to files
+in the work folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from server.errors import DomainError
+from server.ls_json import is_cancelled
+from server.services.config.model import LabelConfig
+from server.services.export.formats import data_keys
+from server.services.export.media import Media, MediaResolver
+
+log = logging.getLogger(__name__)
+
+BUFFER_SIZE = 1024 * 1024
+
+
+@dataclass
+class ExportTask:
+    """A task as exports see it: current data, meta, completions in Label Studio's form (payload
+    plus ``id`` and ``created_at``) in id order."""
+
+    id: int
+    data: dict[str, Any]
+    meta: Any
+    completions: list[dict[str, Any]]
+
+
+@dataclass
+class Item:
+    """The converter's item (§1.2): the latest usable completion's values, by control."""
+
+    task_id: int
+    data: dict[str, Any]
+    output: dict[str, list[dict[str, Any]]]
+
+
+@dataclass
+class WriterContext:
+    zip: zipfile.ZipFile
+    config: LabelConfig
+    work_dir: Path
+    media: MediaResolver
+    format: str
+    include_unlabeled: bool = False
+    resources: list[Any] = field(default_factory=list)
+
+    @property
+    def data_key(self) -> str | None:
+        keys = data_keys(self.config)
+        return keys[0] if keys else None
+
+    def open(self, name: str) -> ZipStream:
+        """A buffered stream into a new zip entry (only one can be open at a time)."""
+        stream = ZipStream(self.zip.open(file_info(name), "w", force_zip64=True))
+        self.resources.append(stream)
+        return stream
+
+    def spool(self, name: str) -> Any:
+        """A new binary file in the work folder, closed by :meth:`close_all` on failure."""
+        handle = (self.work_dir / name).open("wb", buffering=BUFFER_SIZE)
+        self.resources.append(handle)
+        return handle
+
+    def close_all(self) -> None:
+        """After a failure: close whatever the writer left open, so the zip can close."""
+        for resource in reversed(self.resources):
+            try:
+                resource.close()
+            except Exception:  # best effort: the export is failing anyway
+                log.debug("export: closing %r after a failure failed", resource, exc_info=True)
+
+    def add_file(self, name: str, path: Path) -> None:
+        """Copy ``path`` into the zip as ``name`` (once: later copies of the same name are
+        skipped)."""
+        if name in self.zip.NameToInfo:
+            return
+        info = file_info(name)
+        info.file_size = path.stat().st_size  # lets zipfile pick ZIP64 for huge files
+        with path.open("rb") as source, self.zip.open(info, "w") as target:
+            while chunk := source.read(BUFFER_SIZE):
+                target.write(chunk)
+
+    def add_bytes(self, name: str, content: bytes) -> None:
+        self.zip.writestr(file_info(name), content)
+
+    def mkdir(self, name: str) -> None:
+        if name + "/" not in self.zip.NameToInfo:
+            self.zip.mkdir(name)
+
+    def fail(self, task_id: int, message: str) -> DomainError:
+        return DomainError(
+            "conflict",
+            f"Cannot export task {task_id} as {self.format}: {message}",
+            {"task_id": task_id, "format": self.format},
+        )
+
+
+def file_info(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+    info.external_attr = 0o644 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
+class ZipStream:
+    """A buffered binary writer over one zip entry."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size >= BUFFER_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            self.target.write(b"".join(self.parts))
+            self.parts, self.size = [], 0
+
+    def close(self) -> None:
+        self.flush()
+        self.target.close()
+
+
+class Writer:
+    def __init__(self, ctx: WriterContext) -> None:
+        self.ctx = ctx
+
+    def add(self, task: ExportTask) -> bool:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        raise NotImplementedError
+
+
+# --- item extraction (§1.2) -----------------------------------------------------------------
+
+
+def _created(completion: dict[str, Any]) -> float:
+    value = completion.get("created_at")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return 0
+
+
+def latest_completion(task: ExportTask) -> dict[str, Any] | None:
+    """The non-cancelled completion with the greatest ``created_at`` (first one on ties)."""
+    best: dict[str, Any] | None = None
+    for completion in task.completions:
+        if is_cancelled(completion):
+            continue
+        if best is None or _created(completion) > _created(best):
+            best = completion
+    return best
+
+
+def extract_item(task: ExportTask, config: LabelConfig, *, unlabeled: bool = False) -> Item | None:
+    """The task's item, or None when it has no usable completion (unless ``unlabeled``: then
+    an item without output)."""
+    completion = latest_completion(task)
+    if completion is None:
+        return Item(task.id, task.data, {}) if unlabeled else None
+    output: dict[str, list[dict[str, Any]]] = {}
+    result = completion.get("result")
+    for entry in result if isinstance(result, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get("from_name")
+        control = config.controls.get(name) if isinstance(name, str) else None
+        if control is None:
+            continue
+        raw = entry.get("value")
+        value = dict(raw) if isinstance(raw, dict) else {}
+        value["type"] = control.tag
+        for key in ("original_width", "original_height"):
+            if key in entry:
+                value[key] = entry[key]
+        output.setdefault(control.name, []).append(value)
+    return Item(task.id, task.data, output)
+
+
+def values_of(item: Item, tags: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The values of the first control (in result order) whose tag is one of ``tags``.
+
+    Label Studio takes the first control whatever its tag and fails when it is of the wrong
+    kind; when the first control has a fitting tag, both agree.
+    """
+    for values in item.output.values():
+        if values and values[0].get("type") in tags:
+            return values
+    return []
+
+
+# --- JSON helpers ----------------------------------------------------------------------------
+
+
+def json_indented(value: Any, *, sort_keys: bool = False) -> bytes:
+    """``json.dumps(value, indent=2, ensure_ascii=False)`` as UTF-8 bytes (orjson when it can)."""
+    option = orjson.OPT_INDENT_2 | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+    try:
+        return orjson.dumps(value, option=option)
+    except (orjson.JSONEncodeError, TypeError):
+        text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=sort_keys)
+        return text.encode("utf-8")
+
+
+class JsonArray:
+    """A JSON array written element by element, laid out as ``json.dumps(indent=2)`` does
+    at nesting ``depth``."""
+
+    def __init__(self, out: Any, depth: int = 0) -> None:
+        self.out = out
+        self.inner = b"\n" + b"  " * (depth + 1)
+        self.outer = b"\n" + b"  " * depth
+        self.count = 0
+
+    def append(self, element: bytes) -> None:
+        self.out.write((b"[" if self.count == 0 else b",") + self.inner)
+        self.out.write(element.replace(b"\n", self.inner))
+        self.count += 1
+
+    def close(self) -> None:
+        self.out.write(self.outer + b"]" if self.count else b"[]")
+
+
+def unavailable_reason(ctx: WriterContext) -> str:
+    if ctx.media.fetch_remote:
+        return "is neither an uploaded file nor downloadable"
+    return (
+        "is not an uploaded file (/data/upload/…), and fetching remote files is off "
+        "(LABELGRAPH_EXPORT_FETCH_REMOTE)"
+    )
+
+
+# --- shared by the image formats ---------------------------------------------------------------
+
+
+def place_media(ctx: WriterContext, reference: Any, folder: str) -> tuple[str, Media | None]:
+    """Copy a referenced image into ``folder/``: (path to write in the output, the file or None).
+    An unresolved reference is kept as it is, as Label Studio does."""
+    media = ctx.media.resolve(reference)
+    if media is None:
+        return (reference if isinstance(reference, str) else json.dumps(reference)), None
+    ctx.add_file(f"{folder}/{media.stored_name}", media.path)
+    return f"{folder}/{media.stored_name}", media

@@ -1,0 +1,296 @@
+"""The import pipeline: validate items one by one and insert them in chunks.
+
+One import is one write transaction. Items are validated lazily and inserted in chunks, so
+memory stays bounded whatever the size of a file. The first invalid item stops the inserts;
+validation goes on to collect up to 100 of Label Studio's messages, then the transaction is
+rolled back: nothing is stored. Task counters are computed in Python from the imported
+completions/predictions, so no per-task statistics query runs afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.db import bulk_insert, database, write_transaction
+from server.errors import DomainError
+from server.ls_json import completion_json, is_cancelled, mean_score
+from server.models import Completion, Prediction, Project, Task, dump_json, now_seconds
+from server.services.config.model import LabelConfig
+from server.services.imports.report import ImportResult
+from server.services.imports.staging_dir import (
+    FileError,
+    too_large,
+)
+from server.services.imports.validation import (
+    MAX_MESSAGES,
+    ItemError,
+    ValidTask,
+    validate_item,
+)
+from server.services.tasks.tasks import PREDICTION_COLUMNS, prediction_rows
+
+CHUNK = 2000
+PREVIEW_SIZE = 10
+
+TASK_COLUMNS = [
+    "project_id",
+    "position",
+    "data",
+    "meta",
+    "created_at",
+    "updated_at",
+    "total_completions",
+    "cancelled_completions",
+    "total_predictions",
+    "is_labeled",
+    "completed_at",
+    "predictions_score",
+]
+# A task without completions, predictions or meta needs only these (the rest are SQL defaults).
+PLAIN_TASK_COLUMNS = ["project_id", "position", "data", "created_at", "updated_at"]
+COMPLETION_COLUMNS = [
+    "project_id",
+    "task_id",
+    "created_at",
+    "updated_at",
+    "was_cancelled",
+    "payload",
+]
+
+
+def data_is_empty() -> DomainError:
+    return DomainError("invalid", "data is empty", {"errors": ["data is empty"]})
+
+
+@dataclass
+class Stored:
+    start: int  # position of the first new task
+    count: int = 0
+    labeled: int = 0
+    completions: int = 0
+    predictions: int = 0
+    head: list[ValidTask] = field(default_factory=list)  # the first tasks, for the preview
+
+
+def store(
+    project: Project,
+    config: LabelConfig,
+    items: Iterator[Any],
+    *,
+    insert: bool,
+    max_tasks: int,
+    progress: Callable[[int], None] | None = None,
+) -> Stored:
+    """Validate ``items`` one by one and (``insert``) store them in chunks."""
+    stored = Stored(start=project.task_count)
+    errors: list[str] = []
+    pending: list[ValidTask] = []
+    now = now_seconds()
+
+    def flush() -> None:
+        if len(stored.head) < PREVIEW_SIZE:
+            stored.head.extend(pending[: PREVIEW_SIZE - len(stored.head)])
+        if insert:
+            counts = _insert_chunk(project.id, stored.start + stored.count, pending, now)
+        else:
+            counts = _count_children(pending)
+        stored.labeled += counts[0]
+        stored.completions += counts[1]
+        stored.predictions += counts[2]
+        stored.count += len(pending)
+        if progress is not None:
+            progress(stored.count)
+
+    index = 0
+    try:
+        for item in items:
+            if index >= max_tasks:
+                raise too_large(
+                    f"Too many tasks: one import may create at most {max_tasks} tasks "
+                    "(LABELGRAPH_MAX_IMPORT_TASKS)"
+                )
+            try:
+                task = validate_item(item, config)
+            except ItemError as exc:
+                errors.append(f"Error   at item {index}: {exc} :: {item!r}")
+                if len(errors) >= MAX_MESSAGES:
+                    break
+                index += 1
+                continue
+            index += 1
+            if errors:
+                continue  # nothing more is stored: only collect messages
+            pending.append(task)
+            if len(pending) >= CHUNK:
+                flush()
+                pending = []
+    except FileError as exc:
+        if not errors:
+            raise
+        errors.append(exc.message)
+    if errors:
+        raise DomainError("invalid_tasks", errors[0], {"errors": errors[:MAX_MESSAGES]})
+    if pending or progress is not None:
+        flush()
+    if index == 0:
+        raise data_is_empty()
+    return stored
+
+
+def _count_children(chunk: list[ValidTask]) -> tuple[int, int, int]:
+    """(labeled tasks, completions, predictions) of a chunk."""
+    labeled = completions = predictions = 0
+    for task in chunk:
+        if task.completions:
+            labeled += 1
+            completions += len(task.completions)
+        if task.predictions:
+            predictions += len(task.predictions)
+    return labeled, completions, predictions
+
+
+def _completion_payload(completion: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    payload = {k: v for k, v in completion.items() if k not in ("id", "created_at")}
+    created = completion.get("created_at")
+    if not isinstance(created, int) or isinstance(created, bool) or created < 0:
+        created = now_seconds()
+    return created, payload
+
+
+def _task_row(project_id: int, position: int, task: ValidTask, now: int) -> tuple[Any, ...]:
+    completed_at = None
+    cancelled = 0
+    for completion in task.completions:
+        created, payload = _completion_payload(completion)
+        completed_at = created if completed_at is None else max(completed_at, created)
+        cancelled += is_cancelled(payload)
+    return (
+        project_id,
+        position,
+        dump_json(task.data),
+        None if task.meta is None else dump_json(task.meta),
+        now,
+        now,
+        len(task.completions),
+        cancelled,
+        len(task.predictions),
+        bool(task.completions),
+        completed_at,
+        mean_score(task.predictions),
+    )
+
+
+def _insert_chunk(
+    project_id: int, position: int, chunk: list[ValidTask], now: int
+) -> tuple[int, int, int]:
+    """Insert tasks at ``position``… in order (ids rise with positions), then their
+    completions and predictions; returns (labeled tasks, completions, predictions).
+    Consecutive plain tasks use the short column list."""
+    start = position
+    run: list[tuple[Any, ...]] = []
+    run_is_plain = True
+    labeled = completions = predictions = 0
+    for task in chunk:
+        plain = not (task.completions or task.predictions or task.meta is not None)
+        if plain != run_is_plain and run:
+            bulk_insert(Task, PLAIN_TASK_COLUMNS if run_is_plain else TASK_COLUMNS, run)
+            run = []
+        run_is_plain = plain
+        if plain:
+            run.append((project_id, position, dump_json(task.data), now, now))
+        else:
+            if task.completions:
+                labeled += 1
+                completions += len(task.completions)
+            predictions += len(task.predictions)
+            run.append(_task_row(project_id, position, task, now))
+        position += 1
+    bulk_insert(Task, PLAIN_TASK_COLUMNS if run_is_plain else TASK_COLUMNS, run)
+    if completions or predictions:
+        _insert_children(project_id, chunk, _ids_between(project_id, start, position), now)
+    return labeled, completions, predictions
+
+
+def _ids_between(project_id: int, start: int, stop: int | None = None) -> list[int]:
+    query = Task.select(Task.id).where(Task.project == project_id, Task.position >= start)
+    if stop is not None:
+        query = query.where(Task.position < stop)
+    return [row[0] for row in database.execute(query.order_by(Task.position)).fetchall()]
+
+
+def _insert_children(
+    project_id: int, chunk: list[ValidTask], task_ids: list[int], now: int
+) -> None:
+    completion_rows: list[tuple[Any, ...]] = []
+    prediction_rows_: list[tuple[Any, ...]] = []
+    for task, task_id in zip(chunk, task_ids, strict=True):
+        for completion in task.completions:
+            created, payload = _completion_payload(completion)
+            completion_rows.append(
+                (project_id, task_id, created, now, is_cancelled(payload), dump_json(payload))
+            )
+        if task.predictions:
+            prediction_rows_.extend(prediction_rows(project_id, task_id, task.predictions, now))
+    bulk_insert(Completion, COMPLETION_COLUMNS, completion_rows)
+    bulk_insert(Prediction, PREDICTION_COLUMNS, prediction_rows_)
+
+
+def finish(project: Project, stored: Stored) -> ImportResult:
+    """Update the project's counters; the result with the new ids and the preview."""
+    Project.update(
+        task_count=Project.task_count + stored.count,
+        labeled_task_count=Project.labeled_task_count + stored.labeled,
+        completion_count=Project.completion_count + stored.completions,
+        prediction_count=Project.prediction_count + stored.predictions,
+        updated_at=now_seconds(),
+    ).where(Project.id == project.id).execute()
+    task_ids = _ids_between(project.id, stored.start)
+    return ImportResult(
+        task_ids=task_ids,
+        completion_count=stored.completions,
+        prediction_count=stored.predictions,
+        preview=_preview(stored.head, task_ids[:PREVIEW_SIZE]),
+        duration=0.0,
+        project_name=project.name,
+    )
+
+
+def _preview(head: list[ValidTask], task_ids: list[int] | None) -> list[dict[str, Any]]:
+    """The first tasks as data objects with their completions (with their new ids once
+    stored) and predictions (§6.6)."""
+    stored: dict[int, list[Completion]] = {}
+    if task_ids and any(task.completions for task in head):
+        for c in Completion.select().where(Completion.task.in_(task_ids)).order_by(Completion.id):
+            stored.setdefault(c.task_id, []).append(c)
+    preview = []
+    for number, task in enumerate(head):
+        item = dict(task.data)
+        if task.completions:
+            if task_ids:
+                item["completions"] = [completion_json(c) for c in stored.get(task_ids[number], [])]
+            else:
+                item["completions"] = task.completions
+        if task.predictions:
+            item["predictions"] = task.predictions
+        preview.append(item)
+    return preview
+
+
+def transaction(write: bool) -> contextlib.AbstractContextManager[Any]:
+    """A write transaction, or a plain one for a dry run (no write lock held)."""
+    return write_transaction() if write else database.atomic()
+
+
+def dry_result(project: Project, stored: Stored) -> ImportResult:
+    return ImportResult(
+        task_ids=[],
+        completion_count=stored.completions,
+        prediction_count=stored.predictions,
+        preview=_preview(stored.head, None),
+        duration=0.0,
+        project_name=project.name,
+        total_tasks=stored.count,
+    )
