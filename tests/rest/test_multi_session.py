@@ -44,6 +44,14 @@ def gql(client: TestClient, query: str, variables: dict[str, Any] | None = None)
     return body["data"]
 
 
+def gql_error(client: TestClient, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """The only error's extensions (asserts the operation failed with one error, no data)."""
+    body = client.post("/graphql", json={"query": query, "variables": variables}).json()
+    (error,) = body["errors"]
+    assert body["data"] is None, body
+    return dict(error["extensions"])
+
+
 def project_count() -> int:
     return int(db.with_connection(lambda: Project.select().count()))
 
@@ -89,8 +97,15 @@ def test_a_forged_cookie_starts_a_new_session(alice: TestClient) -> None:
     assert alice.get("/api/project").json()["project_name"] != name
 
 
+def stored_project_name(client: TestClient) -> str:
+    """The session's current project, stored by a write (a read alone stores nothing)."""
+    response = client.patch("/api/project", json={})
+    assert response.status_code == 201, response.text
+    return str(response.json()["project_name"])
+
+
 def test_new_project_is_created_and_selected(alice: TestClient) -> None:
-    first = alice.get("/api/project").json()["project_name"]
+    first = stored_project_name(alice)
     response = alice.post("/api/project?new=1&desc=Second%20project")
     assert response.status_code == 201
     created = response.json()
@@ -104,7 +119,7 @@ def test_new_project_is_created_and_selected(alice: TestClient) -> None:
 
 
 def test_project_switch(alice: TestClient) -> None:
-    first = alice.get("/api/project").json()["project_name"]
+    first = stored_project_name(alice)
     second = alice.post("/api/project?new=1").json()["project_name"]
     first_uuid = first.split("/")[1]
 
@@ -134,7 +149,7 @@ def test_projects_are_shared_by_uuid(alice: TestClient, bob: TestClient) -> None
     alice.post("/api/project/config", data={"label_config": fixture_text("configs/sentiment.xml")})
     alice.post("/api/project/import", json=fixture_json("tasks/sentiment_mixed.json"))
     name = alice.get("/api/project").json()["project_name"]
-    bob_own = bob.get("/api/project").json()["project_name"]
+    bob_own = stored_project_name(bob)
 
     response = bob.post(f"/api/project-switch?uuid={name.split('/')[1]}")
     assert response.status_code == 200 and response.json()["task_count"] == 5
@@ -154,9 +169,12 @@ def test_rest_reaches_only_the_current_projects_tasks(alice: TestClient, bob: Te
     assert bob.post(f"/api/tasks/{task_id}/completions", json={"result": []}).status_code == 404
     assert bob.delete(f"/api/tasks/{task_id}").status_code == 404
     assert bob.get("/api/tasks").json()["total"] == 0
-    # GraphQL addresses any project and task by id (no access control, as Label Studio).
-    data = gql(bob, "query($id: Int!) { task(id: $id) { data } }", {"id": task_id})
-    assert data["task"]["data"] == {"text": "a"}
+    # GraphQL too, until the project is shared with bob's session by its uuid.
+    query = "query($id: Int!) { task(id: $id) { data } }"
+    assert gql_error(bob, query, {"id": task_id})["code"] == "NOT_FOUND"
+    project_uuid = alice.get("/api/project").json()["project_name"].split("/")[1]
+    assert bob.post(f"/api/project-switch?uuid={project_uuid}").status_code == 200
+    assert gql(bob, query, {"id": task_id})["task"]["data"] == {"text": "a"}
 
 
 def test_uploads_live_in_each_projects_directory(
@@ -189,16 +207,20 @@ def test_exports_come_from_the_current_project(alice: TestClient, bob: TestClien
     assert bob.get(url).status_code == 404
 
 
-def test_graphql_reaches_projects_by_id_and_uuid(alice: TestClient, bob: TestClient) -> None:
+def test_graphql_reaches_other_projects_once_shared(alice: TestClient, bob: TestClient) -> None:
+    stored_project_name(alice)
     mine = gql(alice, "{ project { id uuid name } }")["project"]
-    by_id = gql(bob, "query($id: Int!) { project(id: $id) { uuid } }", {"id": mine["id"]})
-    assert by_id["project"]["uuid"] == mine["uuid"]
-    by_uuid = gql(bob, "query($u: String!) { project(uuid: $u) { id } }", {"u": mine["uuid"]})
-    assert by_uuid["project"]["id"] == mine["id"]
+    by_id = "query($id: Int!) { project(id: $id) { uuid } }"
+    by_uuid = "query($u: String!) { project(uuid: $u) { id } }"
+    unknown = gql_error(bob, by_id, {"id": 10_000})
+    assert gql_error(bob, by_id, {"id": mine["id"]}) == {**unknown, "id": mine["id"]}
+    assert gql_error(bob, by_uuid, {"u": mine["uuid"]})["code"] == "NOT_FOUND"
     selected = gql(
         bob, "mutation($u: String!) { selectProject(uuid: $u) { name } }", {"u": mine["uuid"]}
     )
     assert selected["selectProject"]["name"] == mine["name"]
+    assert gql(bob, by_id, {"id": mine["id"]})["project"]["uuid"] == mine["uuid"]
+    assert gql(bob, by_uuid, {"u": mine["uuid"]})["project"]["id"] == mine["id"]
     assert bob.get("/api/project").json()["project_name"] == mine["name"]
     created = gql(bob, 'mutation { createProject(description: "via GraphQL") { description } }')
     assert created["createProject"]["description"] == "via GraphQL"
