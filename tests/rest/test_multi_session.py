@@ -3,6 +3,7 @@ projects, project-switch, sharing by uuid, per-project directories."""
 
 from __future__ import annotations
 
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from rest_compat._http import ENDPOINTS
 from server import db
 from server.app import create_app
 from server.models import Project
@@ -242,3 +244,58 @@ def test_single_project_mode_switches_only_to_itself(client: TestClient) -> None
     response = client.post("/api/project?new=1")
     assert response.status_code == 400 and "start-multi-session" in response.json()["detail"]
     assert "set-cookie" not in client.get("/api/project").headers
+
+
+def read_routes() -> list[str]:
+    """Every GET route that runs a query (path parameters set to 1)."""
+    return sorted(
+        re.sub(r"\{\w+\}", "1", ep.path)
+        for ep in ENDPOINTS
+        if ep.method == "GET" and ep.operation.document.lstrip().startswith("query")
+    )
+
+
+def read_answers(client: TestClient) -> dict[str, tuple[int, Any]]:
+    answers = {}
+    for path in read_routes():
+        response = client.get(path)
+        assert response.status_code < 500, (path, response.text)
+        is_json = response.headers.get("content-type", "").startswith("application/json")
+        answers[path] = (response.status_code, response.json() if is_json else response.text)
+    body = {"query": "{ project { id uuid name taskCount } projects { uuid } }"}
+    answers["/graphql"] = (200, client.post("/graphql", json=body).json())
+    return answers
+
+
+def test_reads_store_no_project_and_the_first_write_stores_one(
+    multi_settings: Settings, app: Any
+) -> None:
+    root = Path(multi_settings.root_dir)
+    entries = sorted(p.name for p in root.iterdir())
+    before = project_count()
+    for _ in range(10):  # cookieless clients: every request a new session
+        read_answers(TestClient(app))
+    assert project_count() == before
+    assert sorted(p.name for p in root.iterdir()) == entries
+
+    client = TestClient(app)
+    unsaved = read_answers(client)
+    assert unsaved["/api/tasks"] == (
+        200,
+        {"tasks": [], "total": 0, "total_completions": 0, "total_predictions": 0},
+    )
+    name = unsaved["/api/project"][1]["project_name"]
+    assert read_answers(client) == unsaved and project_count() == before  # the same project
+
+    assert client.patch("/api/project", json={}).status_code == 201  # the first write
+    assert project_count() == before + 1
+    assert (root / name).is_dir()
+    assert sorted(p.name for p in root.iterdir()) == sorted([*entries, name.split("/")[0]])
+    stored = read_answers(client)
+    project_id = stored["/graphql"][1]["data"]["project"]["id"]
+    assert project_id > 0 and unsaved["/graphql"][1]["data"]["project"]["id"] == 0
+    for answers in (stored, unsaved):  # ids aside, reads answered as for the stored project
+        answers["/graphql"][1]["data"]["project"]["id"] = None
+    assert stored == unsaved
+    assert client.post("/api/project/import", json=[{"text": "a"}]).status_code == 201
+    assert project_count() == before + 1
