@@ -237,7 +237,9 @@ class ProjectSettingsInput:
 @strawberry.type
 class ProjectQuery:
     @strawberry.field(
-        description="A project by id or uuid; without either, the server's current project."
+        description="A project by id or uuid; without either, the server's current project. "
+        "In multi-session mode only the session's own projects, its current one and those "
+        "it selected by uuid (others are NOT_FOUND, as unknown ones)."
     )
     def project(self, info: Info, id: int | None = None, uuid: str | None = None) -> Project:
         if uuid is not None:
