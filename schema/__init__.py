@@ -16,6 +16,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types.execution import ExecutionContext, ExecutionResult
 
 from schema.completions import CompletionMutation
+from schema.context import SessionWrites
 from schema.errors import DomainErrors
 from schema.export import ExportMutation, ExportQuery
 from schema.imports import ImportMutation, ImportQuery
@@ -80,5 +81,5 @@ class ThreadedSchema(strawberry.Schema):
 schema = ThreadedSchema(
     query=Query,
     mutation=Mutation,
-    extensions=[ParserCache, ValidationCache, DomainErrors],
+    extensions=[ParserCache, ValidationCache, DomainErrors, SessionWrites],
 )

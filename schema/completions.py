@@ -12,7 +12,6 @@ from server.ls_json import completion_json, prediction_json
 from server.models import Completion as CompletionRow
 from server.models import Prediction as PredictionRow
 from server.services.tasks import completions as completion_service
-from server.services.tasks import tasks as task_service
 
 
 @strawberry.type(description="A completion (annotation) of a task.")
@@ -101,9 +100,8 @@ class CompletionMutation:
         self, info: Info, task_id: int, completion: JSON, was_cancelled: bool | None = None
     ) -> Completion:
         ctx = info.context
-        row = completion_service.create_completion(
-            task_id, completion, was_cancelled, ctx.task_scope()
-        )
+        project_id = ctx.task(task_id).project_id
+        row = completion_service.create_completion(task_id, completion, was_cancelled, project_id)
         ctx.children.forget(task_id)
         ctx.completions_changed(row.project_id, [row.task_id])
         return Completion(row=row)
@@ -120,8 +118,9 @@ class CompletionMutation:
         task_id: int | None = None,
     ) -> Completion:
         ctx = info.context
+        project_id = ctx.completion(id, task_id).project_id
         row = completion_service.update_completion(
-            id, completion, was_cancelled, task_id, ctx.task_scope()
+            id, completion, was_cancelled, task_id, project_id
         )
         ctx.children.forget(row.task_id)
         ctx.completions_changed(row.project_id, [row.task_id])
@@ -130,15 +129,15 @@ class CompletionMutation:
     @strawberry.mutation(description="Delete a completion; returns its id.")
     def delete_completion(self, info: Info, id: int, task_id: int | None = None) -> int:
         ctx = info.context
-        row = completion_service.get_completion(id, task_id)
-        deleted = completion_service.delete_completion(id, task_id, ctx.task_scope())
+        row = ctx.completion(id, task_id)
+        deleted = completion_service.delete_completion(id, task_id, row.project_id)
         ctx.completions_changed(row.project_id, [row.task_id])
         return deleted
 
     @strawberry.mutation(description="Delete all completions of a task; returns how many.")
     def delete_task_completions(self, info: Info, task_id: int) -> int:
         ctx = info.context
-        task = task_service.get_task(task_id, ctx.task_scope())
+        task = ctx.task(task_id)
         deleted = completion_service.delete_task_completions(task_id, task.project_id)
         ctx.completions_changed(task.project_id, [task_id])
         return deleted

@@ -8,22 +8,28 @@ with one query per relation.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
-from server.errors import DomainError
-from server.models import Completion, Prediction, Project, Storage
+from server.errors import DomainError, not_found
+from server.models import Completion, Job, Prediction, Project, Storage
 from server.models import Task as TaskRow
 from server.multi_session import SessionProject, session_project
 from server.services import projects as project_service
+from server.services import session_projects
 from server.services.config.model import LabelConfig
+from server.services.ml import job_rows as ml_jobs
 from server.services.ml.job_runner import MLRuntime
 from server.services.storage import config as storage_config
 from server.services.storage import presign
 from server.services.storage.presign import DataResolver
 from server.services.storage.runtime import StorageRuntime
+from server.services.tasks import completions as completion_service
 from server.services.tasks import tasks as task_service
 from server.settings import Settings
 
@@ -77,7 +83,7 @@ class TaskChildrenLoader:
 class Context:
     settings: Settings
     # The current project; None in multi-session mode until a resolver asks for it (then the
-    # session's project, created on first use).
+    # session's project; stored by the first mutation that needs it).
     project_id: int | None = None
     request: Any = None
     response: Any = None
@@ -91,15 +97,109 @@ class Context:
     session: SessionProject | None = None
     # REST routes reach only the current project's tasks and completions by id.
     confined: bool = False
+    # True while a mutation runs (set by SessionWrites): only writes store a session's project.
+    writes: bool = False
     _storages: dict[int, dict[str, Storage]] = field(default_factory=dict)
     _resolvers: dict[int, DataResolver | None] = field(default_factory=dict)
 
+    # --- which projects this request reaches ----------------------------------------------
+    # Every id a resolver is given (project, task, completion, job; staged imports and ML
+    # backends through their project) is resolved here. In multi-session mode a project the
+    # session may not see is NOT_FOUND, exactly as an unknown id, so ids reveal nothing.
+
     def project(self, project_id: int | None = None) -> Project:
-        """ProjectByIdLoader: a project row, read once per request (None: the current one)."""
-        pid = self.resolve_project_id(project_id)
-        if pid not in self._projects:
-            self._projects[pid] = project_service.get_project(pid)
-        return self._projects[pid]
+        """ProjectByIdLoader: a project row the request may see, read once per request
+        (None: the current one)."""
+        if project_id is None:
+            return self._load(self.resolve_project_id(None))
+        row = self._load(project_id)
+        if self.session is not None and not self.session.may_see(row):
+            raise not_found("Project", project_id)
+        return row
+
+    def project_by_uuid(self, project_uuid: str) -> Project:
+        """A project by uuid; in multi-session mode only one the session may see (another
+        user's project is shared by selecting it: ``selectProject``)."""
+        if self.session is not None and self.session.session.get("project") == project_uuid:
+            return self.project(None)
+        row = project_service.get_project_by_uuid(project_uuid)
+        if self.session is not None and not self.session.may_see(row):
+            raise not_found("Project", project_uuid)
+        return self._projects.setdefault(row.id, row)
+
+    def visible_projects(self) -> list[Project]:
+        """All projects; in multi-session mode the session's own, shared and current ones."""
+        if self.session is None:
+            return project_service.list_projects()
+        rows = session_projects.session_projects(self.session.user, self.session.shared)
+        current = self.project(None)
+        return rows if current.id != session_projects.UNSAVED_ID else [*rows, current]
+
+    def resolve_project_id(self, project_id: int | None) -> int:
+        """The id of a project the request may see (None: the current project; a mutation
+        stores a session's project that is not stored yet)."""
+        if project_id is not None:
+            if self.session is None:
+                return project_id  # single-project mode: services answer unknown ids
+            return self.project(project_id).id
+        if self.project_id is None:
+            if self.session is None:
+                raise DomainError("not_found", "There is no current project here")
+            self.project_id = self._session_project_id(store=self.writes)
+        elif self.project_id == session_projects.UNSAVED_ID and self.writes:
+            self.project_id = self._session_project_id(store=True)
+        return self.project_id
+
+    def _session_project_id(self, *, store: bool) -> int:
+        assert self.session is not None
+        if store:
+            return self.session.current()[0]
+        stored = self.session.stored()
+        if stored is not None:
+            return stored[0]
+        self._projects[session_projects.UNSAVED_ID] = self.session.unsaved()
+        return session_projects.UNSAVED_ID
+
+    def is_stored(self, project_id: int) -> bool:
+        """False for a session's project that reads see before it is stored (it has no
+        tasks, completions or settings of its own yet)."""
+        return project_id != session_projects.UNSAVED_ID or self.session is None
+
+    def task(self, task_id: int) -> TaskRow:
+        """A task the request may see (NOT_FOUND otherwise). Resolvers pass its
+        ``project_id`` on to the services, which then act only within that project."""
+        row = task_service.get_task(task_id, self.task_scope())
+        self._check_visible(row.project_id, not_found("Task", task_id))
+        return row
+
+    def completion(self, completion_id: int, task_id: int | None = None) -> Completion:
+        """A completion the request may see (of ``task_id`` when given), else NOT_FOUND."""
+        row = completion_service.get_completion(completion_id, task_id)
+        scope = self.task_scope()
+        if scope is not None and row.project_id != scope:
+            raise not_found("Completion", completion_id)
+        self._check_visible(row.project_id, not_found("Completion", completion_id))
+        return row
+
+    def job(self, job_id: int) -> Job:
+        row = ml_jobs.get_job(job_id)
+        self._check_visible(row.project_id, not_found("Job", job_id))
+        return row
+
+    def _check_visible(self, project_id: int, error: DomainError) -> None:
+        if self.session is None:
+            return
+        try:
+            self.project(project_id)
+        except DomainError as exc:
+            if exc.code != "not_found":
+                raise
+            raise error from None
+
+    def _load(self, project_id: int) -> Project:
+        if project_id not in self._projects:
+            self._projects[project_id] = project_service.get_project(project_id)
+        return self._projects[project_id]
 
     def remember_project(self, project: Project) -> Project:
         """Cache a project row a mutation returned (its settings or config changed)."""
@@ -117,18 +217,14 @@ class Context:
             raise DomainError("ml_backend", "ML backends are not available here")
         return self.ml
 
-    def resolve_project_id(self, project_id: int | None) -> int:
-        if project_id is not None:
-            return project_id
-        if self.project_id is None:
-            if self.session is None:
-                raise DomainError("not_found", "There is no current project here")
-            self.project_id = self.session.current()[0]
-        return self.project_id
-
     def task_scope(self) -> int | None:
-        """The project tasks addressed by id must belong to (REST: the current one)."""
-        return self.resolve_project_id(None) if self.confined else None
+        """The project tasks addressed by id must belong to (REST: the current one; a
+        session's project that is not stored yet has none, and is not stored for this)."""
+        if not self.confined:
+            return None
+        if self.project_id is None and self.session is not None:
+            return self._session_project_id(store=False)
+        return self.resolve_project_id(None)
 
     def project_settings(self, project_id: int | None = None) -> Settings:
         """Settings whose directories (upload/, export/, import-tmp/) are the project's."""
@@ -160,6 +256,21 @@ class Context:
         another process's new target is seen; projects without one cost one lookup)."""
         if self.storage is not None and storage_config.has_target(project_id):
             self.storage.write_completions(project_id, task_ids)
+
+
+class SessionWrites(SchemaExtension):
+    """Marks the context of a mutation (``Context.writes``): a read never stores the
+    session's project, so cookieless requests create nothing."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, Context):
+            try:
+                operation = self.execution_context.operation_type
+            except RuntimeError:  # no such operation: execution reports it
+                operation = OperationType.QUERY
+            context.writes = operation is OperationType.MUTATION
+        yield
 
 
 def request_context(request: Any, response: Any = None, *, confined: bool = False) -> Context:

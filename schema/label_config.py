@@ -191,6 +191,8 @@ class LabelConfigQuery:
         check_project_data: bool = True,
     ) -> ConfigValidation:
         pid = info.context.resolve_project_id(project_id) if check_project_data else None
+        if pid is not None and not info.context.is_stored(pid):
+            pid = None  # a session's project not stored yet has no data to check
         issues = project_service.label_config_issues(
             label_config, info.context.settings.max_label_config_size, pid
         )

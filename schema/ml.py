@@ -169,7 +169,7 @@ class MLBackendInput:
 class MLQuery:
     @strawberry.field(description="A background job by id.")
     def job(self, info: Info, id: int) -> Job:
-        return Job(row=ml_jobs.get_job(id))
+        return Job(row=info.context.job(id))
 
 
 @strawberry.type

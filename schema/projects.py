@@ -97,9 +97,16 @@ class Project:
     def label_config_impact(
         self, info: Info, label_config: str, first: int = 20
     ) -> ConfigChangeImpact:
-        impact = project_service.label_config_impact(
-            self.row.id, label_config, info.context.settings.max_label_config_size, first
-        )
+        max_bytes = info.context.settings.max_label_config_size
+        if not info.context.is_stored(self.row.id):  # no data yet: only the config is checked
+            issues = project_service.label_config_issues(label_config, max_bytes)
+            return ConfigChangeImpact(
+                ok=not issues,
+                errors=[ConfigError.of(i) for i in issues],
+                broken_completion_count=0,
+                broken_completions=[],
+            )
+        impact = project_service.label_config_impact(self.row.id, label_config, max_bytes, first)
         return ConfigChangeImpact(
             ok=not impact.issues,
             errors=[ConfigError.of(i) for i in impact.issues],
@@ -231,11 +238,13 @@ class ProjectSettingsInput:
 @strawberry.type
 class ProjectQuery:
     @strawberry.field(
-        description="A project by id or uuid; without either, the server's current project."
+        description="A project by id or uuid; without either, the server's current project. "
+        "In multi-session mode only the session's own projects, its current one and those "
+        "it selected by uuid (others are NOT_FOUND, as unknown ones)."
     )
     def project(self, info: Info, id: int | None = None, uuid: str | None = None) -> Project:
         if uuid is not None:
-            return Project(row=project_service.get_project_by_uuid(uuid))
+            return Project(row=info.context.project_by_uuid(uuid))
         return Project(row=info.context.project(id))
 
     @strawberry.field(
@@ -243,11 +252,7 @@ class ProjectQuery:
         "ones shared with it."
     )
     def projects(self, info: Info) -> list[Project]:
-        session = info.context.session
-        if session is not None:
-            rows = session_projects.session_projects(session.user, session.shared)
-            return [Project(row=row) for row in rows]
-        return [Project(row=row) for row in project_service.list_projects()]
+        return [Project(row=row) for row in info.context.visible_projects()]
 
 
 @strawberry.type

@@ -232,8 +232,7 @@ def task_page(
 class TaskQuery:
     @strawberry.field(description="A task by id.")
     def task(self, info: Info, id: int) -> Task:
-        row = task_service.get_task(id, info.context.task_scope())
-        return Task.many(info.context, [row])[0]
+        return Task.many(info.context, [info.context.task(id)])[0]
 
 
 @strawberry.type
@@ -256,7 +255,7 @@ class TaskMutation:
             if value is not strawberry.UNSET
         }
         ctx = info.context
-        row = task_service.update_task(id, body, ctx.task_scope())
+        row = task_service.update_task(id, body, ctx.task(id).project_id)
         ctx.children.forget(id)
         if row.total_completions:
             ctx.completions_changed(row.project_id, [row.id])
@@ -265,7 +264,7 @@ class TaskMutation:
     @strawberry.mutation(description="Delete a task with its completions; returns its id.")
     def delete_task(self, info: Info, id: int) -> int:
         ctx = info.context
-        task = task_service.get_task(id, ctx.task_scope())
+        task = ctx.task(id)
         deleted = task_service.delete_task(id, task.project_id)
         if task.total_completions:
             ctx.completions_changed(task.project_id, [task.id])

@@ -5,8 +5,9 @@ The cookie is Starlette's signed ``session`` cookie (itsdangerous), signed with 
 generated into ``<root_dir>/session.key`` (mode 0600) on first start and read from there after.
 It holds ``session_id``, ``user`` (a uuid4), ``project`` (the current project's uuid) and
 ``shared_projects`` (uuids of other users' projects the session switched to), created on the
-first request that needs a project. The project row itself is created on first use, so
-requests that never touch a project (``/api/health``) create nothing.
+first request that needs a project. The project row (and its directory) is created by the
+session's first write: requests that only read (``GET /api/project``, ``/api/health``) create
+nothing, so cookieless requests cannot fill the database.
 """
 
 from __future__ import annotations
@@ -108,19 +109,46 @@ class SessionProject:
         return list(value) if isinstance(value, dict) else []
 
     def current(self) -> tuple[int, str]:
-        """(id, name) of the current project, created on first use. Database work: call on
-        a worker thread."""
-        if self._current is None:
+        """(id, name) of the current project, stored now if it is not yet (a write needs
+        it). Database work: call on a worker thread."""
+        found = self.stored()
+        if found is None:
+            project = session_projects.open_project(
+                self.user, self.project_uuid, self.runtime.settings.sampling
+            )
+            found = self.runtime.remember(project)
+            self.runtime.prepare_dirs(project.name)
+            self._current = found
+        return found
+
+    def stored(self) -> tuple[int, str] | None:
+        """(id, name) of the current project, or None while it is not stored (nothing is
+        created). Database work: call on a worker thread."""
+        if self._current is None and "project" in self.session:
             project_uuid = self.project_uuid
             found = self.runtime.known(project_uuid)
             if found is None:
-                project = session_projects.open_project(
-                    self.user, project_uuid, self.runtime.settings.sampling
-                )
-                found = self.runtime.remember(project)
-                self.runtime.prepare_dirs(project.name)
+                project = session_projects.stored_project(project_uuid)
+                found = None if project is None else self.runtime.remember(project)
             self._current = found
         return self._current
+
+    def unsaved(self) -> Project:
+        """The current project as reads see it before it is stored: a new, empty project."""
+        return session_projects.unsaved_project(
+            self.user, self.project_uuid, self.runtime.settings.sampling
+        )
+
+    def may_see(self, project: Project) -> bool:
+        """Whether this session reaches ``project`` by id (its user's, current or shared)."""
+        user = self.session.get("user")
+        current = self.session.get("project")
+        return session_projects.may_see(
+            project,
+            None if user is None else str(user),
+            None if current is None else str(current),
+            self.shared,
+        )
 
     def select(self, project: Project) -> None:
         """Make ``project`` the session's current project (shared when another user's)."""
@@ -131,9 +159,6 @@ class SessionProject:
         self.session["project"] = project.uuid
         self._current = self.runtime.remember(project)
         self.runtime.prepare_dirs(project.name)
-
-    def settings(self) -> Settings:
-        return self.runtime.settings.for_project(self.current()[1])
 
 
 def session_project(request: Any) -> SessionProject | None:
@@ -150,12 +175,12 @@ def session_project(request: Any) -> SessionProject | None:
 
 async def request_settings(request: Any, *, create: bool = True) -> Settings | None:
     """The settings whose directories are the request's current project's (plain file
-    routes: uploads, exports). Without ``create``, a session that has no project yet gets
-    None instead of a new project."""
+    routes: uploads, exports). Without ``create``, a session whose project is not stored yet
+    gets None instead of a new project."""
     found = session_project(request)
     if found is None:
         return request.app.state.settings  # type: ignore[no-any-return]
-    if not create and "project" not in found.session:
+    stored = await run_db(found.current if create else found.stored)
+    if stored is None:
         return None
-    await run_db(found.current)
-    return found.settings()
+    return found.runtime.settings.for_project(stored[1])

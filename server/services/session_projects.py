@@ -1,8 +1,12 @@
 """Projects of ``start-multi-session`` mode (rest-api.md §7.5): every browser session has a
 user (a uuid4) and a current project; a user's projects are named ``<user uuid>/<project
 uuid>`` and all live in the one database. Projects of other users are reached by their uuid
-(then "shared" with the session). No access control: a uuid is the only secret, as in Label
-Studio."""
+(then "shared" with the session). A uuid is the only secret, as in Label Studio; ids are not:
+a session reaches by id only the projects it may see (:func:`may_see`).
+
+A session's first project is stored by its first write: until then reads answer with an
+unsaved row (:func:`unsaved_project`, id :data:`UNSAVED_ID`), so requests that only read
+create nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from server.models import Project
 from server.services.projects import normalise_sampling
 
 NOT_A_UUID = "Not a valid UUID"
+# The id of a session's project that is not stored yet (stored ids start at 1).
+UNSAVED_ID = 0
 
 
 def check_uuid(value: str | None) -> str:
@@ -31,6 +37,30 @@ def project_name(user: str, project_uuid: str) -> str:
 def owner_of(project: Project) -> str | None:
     user, sep, _ = project.name.partition("/")
     return user if sep else None
+
+
+def may_see(
+    project: Project, user: str | None, current_uuid: str | None, shared: list[str]
+) -> bool:
+    """Whether a session reaches ``project``: its user's own projects, its current project
+    and the projects it switched to by uuid."""
+    if user is not None and owner_of(project) == user:
+        return True
+    return project.uuid == current_uuid or project.uuid in shared
+
+
+def stored_project(project_uuid: str) -> Project | None:
+    return Project.get_or_none(Project.uuid == project_uuid)
+
+
+def unsaved_project(user: str, project_uuid: str, sampling: str = "sequential") -> Project:
+    """The row a new session's project will have once stored (reads answer with it)."""
+    return Project(
+        id=UNSAVED_ID,
+        uuid=project_uuid,
+        name=project_name(user, project_uuid),
+        sampling=normalise_sampling(sampling),
+    )
 
 
 def open_project(user: str, project_uuid: str, sampling: str = "sequential") -> Project:

@@ -3,6 +3,7 @@ projects, project-switch, sharing by uuid, per-project directories."""
 
 from __future__ import annotations
 
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from rest_compat._http import ENDPOINTS
 from server import db
 from server.app import create_app
 from server.models import Project
@@ -42,6 +44,14 @@ def gql(client: TestClient, query: str, variables: dict[str, Any] | None = None)
     body = client.post("/graphql", json={"query": query, "variables": variables or {}}).json()
     assert "errors" not in body, body
     return body["data"]
+
+
+def gql_error(client: TestClient, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """The only error's extensions (asserts the operation failed with one error, no data)."""
+    body = client.post("/graphql", json={"query": query, "variables": variables}).json()
+    (error,) = body["errors"]
+    assert body["data"] is None, body
+    return dict(error["extensions"])
 
 
 def project_count() -> int:
@@ -89,8 +99,15 @@ def test_a_forged_cookie_starts_a_new_session(alice: TestClient) -> None:
     assert alice.get("/api/project").json()["project_name"] != name
 
 
+def stored_project_name(client: TestClient) -> str:
+    """The session's current project, stored by a write (a read alone stores nothing)."""
+    response = client.patch("/api/project", json={})
+    assert response.status_code == 201, response.text
+    return str(response.json()["project_name"])
+
+
 def test_new_project_is_created_and_selected(alice: TestClient) -> None:
-    first = alice.get("/api/project").json()["project_name"]
+    first = stored_project_name(alice)
     response = alice.post("/api/project?new=1&desc=Second%20project")
     assert response.status_code == 201
     created = response.json()
@@ -104,7 +121,7 @@ def test_new_project_is_created_and_selected(alice: TestClient) -> None:
 
 
 def test_project_switch(alice: TestClient) -> None:
-    first = alice.get("/api/project").json()["project_name"]
+    first = stored_project_name(alice)
     second = alice.post("/api/project?new=1").json()["project_name"]
     first_uuid = first.split("/")[1]
 
@@ -134,7 +151,7 @@ def test_projects_are_shared_by_uuid(alice: TestClient, bob: TestClient) -> None
     alice.post("/api/project/config", data={"label_config": fixture_text("configs/sentiment.xml")})
     alice.post("/api/project/import", json=fixture_json("tasks/sentiment_mixed.json"))
     name = alice.get("/api/project").json()["project_name"]
-    bob_own = bob.get("/api/project").json()["project_name"]
+    bob_own = stored_project_name(bob)
 
     response = bob.post(f"/api/project-switch?uuid={name.split('/')[1]}")
     assert response.status_code == 200 and response.json()["task_count"] == 5
@@ -154,9 +171,12 @@ def test_rest_reaches_only_the_current_projects_tasks(alice: TestClient, bob: Te
     assert bob.post(f"/api/tasks/{task_id}/completions", json={"result": []}).status_code == 404
     assert bob.delete(f"/api/tasks/{task_id}").status_code == 404
     assert bob.get("/api/tasks").json()["total"] == 0
-    # GraphQL addresses any project and task by id (no access control, as Label Studio).
-    data = gql(bob, "query($id: Int!) { task(id: $id) { data } }", {"id": task_id})
-    assert data["task"]["data"] == {"text": "a"}
+    # GraphQL too, until the project is shared with bob's session by its uuid.
+    query = "query($id: Int!) { task(id: $id) { data } }"
+    assert gql_error(bob, query, {"id": task_id})["code"] == "NOT_FOUND"
+    project_uuid = alice.get("/api/project").json()["project_name"].split("/")[1]
+    assert bob.post(f"/api/project-switch?uuid={project_uuid}").status_code == 200
+    assert gql(bob, query, {"id": task_id})["task"]["data"] == {"text": "a"}
 
 
 def test_uploads_live_in_each_projects_directory(
@@ -189,16 +209,20 @@ def test_exports_come_from_the_current_project(alice: TestClient, bob: TestClien
     assert bob.get(url).status_code == 404
 
 
-def test_graphql_reaches_projects_by_id_and_uuid(alice: TestClient, bob: TestClient) -> None:
+def test_graphql_reaches_other_projects_once_shared(alice: TestClient, bob: TestClient) -> None:
+    stored_project_name(alice)
     mine = gql(alice, "{ project { id uuid name } }")["project"]
-    by_id = gql(bob, "query($id: Int!) { project(id: $id) { uuid } }", {"id": mine["id"]})
-    assert by_id["project"]["uuid"] == mine["uuid"]
-    by_uuid = gql(bob, "query($u: String!) { project(uuid: $u) { id } }", {"u": mine["uuid"]})
-    assert by_uuid["project"]["id"] == mine["id"]
+    by_id = "query($id: Int!) { project(id: $id) { uuid } }"
+    by_uuid = "query($u: String!) { project(uuid: $u) { id } }"
+    unknown = gql_error(bob, by_id, {"id": 10_000})
+    assert gql_error(bob, by_id, {"id": mine["id"]}) == {**unknown, "id": mine["id"]}
+    assert gql_error(bob, by_uuid, {"u": mine["uuid"]})["code"] == "NOT_FOUND"
     selected = gql(
         bob, "mutation($u: String!) { selectProject(uuid: $u) { name } }", {"u": mine["uuid"]}
     )
     assert selected["selectProject"]["name"] == mine["name"]
+    assert gql(bob, by_id, {"id": mine["id"]})["project"]["uuid"] == mine["uuid"]
+    assert gql(bob, by_uuid, {"u": mine["uuid"]})["project"]["id"] == mine["id"]
     assert bob.get("/api/project").json()["project_name"] == mine["name"]
     created = gql(bob, 'mutation { createProject(description: "via GraphQL") { description } }')
     assert created["createProject"]["description"] == "via GraphQL"
@@ -220,3 +244,58 @@ def test_single_project_mode_switches_only_to_itself(client: TestClient) -> None
     response = client.post("/api/project?new=1")
     assert response.status_code == 400 and "start-multi-session" in response.json()["detail"]
     assert "set-cookie" not in client.get("/api/project").headers
+
+
+def read_routes() -> list[str]:
+    """Every GET route that runs a query (path parameters set to 1)."""
+    return sorted(
+        re.sub(r"\{\w+\}", "1", ep.path)
+        for ep in ENDPOINTS
+        if ep.method == "GET" and ep.operation.document.lstrip().startswith("query")
+    )
+
+
+def read_answers(client: TestClient) -> dict[str, tuple[int, Any]]:
+    answers = {}
+    for path in read_routes():
+        response = client.get(path)
+        assert response.status_code < 500, (path, response.text)
+        is_json = response.headers.get("content-type", "").startswith("application/json")
+        answers[path] = (response.status_code, response.json() if is_json else response.text)
+    body = {"query": "{ project { id uuid name taskCount } projects { uuid } }"}
+    answers["/graphql"] = (200, client.post("/graphql", json=body).json())
+    return answers
+
+
+def test_reads_store_no_project_and_the_first_write_stores_one(
+    multi_settings: Settings, app: Any
+) -> None:
+    root = Path(multi_settings.root_dir)
+    entries = sorted(p.name for p in root.iterdir())
+    before = project_count()
+    for _ in range(10):  # cookieless clients: every request a new session
+        read_answers(TestClient(app))
+    assert project_count() == before
+    assert sorted(p.name for p in root.iterdir()) == entries
+
+    client = TestClient(app)
+    unsaved = read_answers(client)
+    assert unsaved["/api/tasks"] == (
+        200,
+        {"tasks": [], "total": 0, "total_completions": 0, "total_predictions": 0},
+    )
+    name = unsaved["/api/project"][1]["project_name"]
+    assert read_answers(client) == unsaved and project_count() == before  # the same project
+
+    assert client.patch("/api/project", json={}).status_code == 201  # the first write
+    assert project_count() == before + 1
+    assert (root / name).is_dir()
+    assert sorted(p.name for p in root.iterdir()) == sorted([*entries, name.split("/")[0]])
+    stored = read_answers(client)
+    project_id = stored["/graphql"][1]["data"]["project"]["id"]
+    assert project_id > 0 and unsaved["/graphql"][1]["data"]["project"]["id"] == 0
+    for answers in (stored, unsaved):  # ids aside, reads answered as for the stored project
+        answers["/graphql"][1]["data"]["project"]["id"] = None
+    assert stored == unsaved
+    assert client.post("/api/project/import", json=[{"text": "a"}]).status_code == 201
+    assert project_count() == before + 1
