@@ -40,6 +40,9 @@ STATUS_BY_CODE = {
     "FETCH_FAILED": 422,
     "STORAGE": 502,
     "GRAPHQL_VALIDATION_FAILED": 400,
+    "GRAPHQL_PARSE_FAILED": 400,
+    "QUERY_TOO_COMPLEX": 400,
+    "DOCUMENT_TOO_LARGE": 413,
 }
 
 
@@ -114,8 +117,8 @@ async def execute(
 ) -> dict[str, Any]:
     """Run a stored operation for this request; raise :class:`OperationFailed` on error."""
     context = request_context(request, confined=True)
-    result = await schema.execute(
-        operation.document, variables or {}, context_value=context, operation_name=operation.name
+    result = await schema.execute_stored(
+        operation.document, variables or {}, context, operation.name
     )
     if result.errors:
         error = result.errors[0]

@@ -12,7 +12,6 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError, OperationType
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types.execution import ExecutionContext, ExecutionResult
 
 from schema.completions import CompletionMutation
@@ -21,6 +20,7 @@ from schema.errors import DomainErrors
 from schema.export import ExportMutation, ExportQuery
 from schema.imports import ImportMutation, ImportQuery
 from schema.label_config import LabelConfigQuery
+from schema.limits import GuardedDocuments, stored_operation
 from schema.meta import MetaQuery
 from schema.ml import MLMutation, MLQuery
 from schema.projects import ProjectMutation, ProjectQuery
@@ -77,9 +77,28 @@ class ThreadedSchema(strawberry.Schema):
             operation_extensions,
         )
 
+    async def execute_stored(
+        self,
+        document: str,
+        variable_values: dict[str, Any],
+        context_value: Any,
+        operation_name: str,
+    ) -> ExecutionResult:
+        """Run one of the server's own stored operations (the REST facade): the query limits
+        that guard /graphql do not apply (see :mod:`schema.limits`)."""
+        return await run_db(
+            self._execute_stored_sync, document, variable_values, context_value, operation_name
+        )
+
+    def _execute_stored_sync(
+        self, document: str, variable_values: dict[str, Any], context_value: Any, name: str
+    ) -> ExecutionResult:
+        with stored_operation():
+            return self.execute_sync(document, variable_values, context_value, operation_name=name)
+
 
 schema = ThreadedSchema(
     query=Query,
     mutation=Mutation,
-    extensions=[ParserCache, ValidationCache, DomainErrors, SessionWrites],
+    extensions=[GuardedDocuments, DomainErrors, SessionWrites],
 )

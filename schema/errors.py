@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 INTERNAL = "INTERNAL_SERVER_ERROR"
 GRAPHQL_INVALID = "GRAPHQL_VALIDATION_FAILED"
+GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 
 
 def error_code(error: GraphQLError) -> str:
@@ -38,7 +39,8 @@ def _process(error: GraphQLError) -> GraphQLError:
         )
     if original is None or isinstance(original, GraphQLError):
         # Syntax, validation and variable coercion errors: the client's query is wrong.
-        extensions = {"code": GRAPHQL_INVALID, **(error.extensions or {})}
+        code = GRAPHQL_PARSE_FAILED if isinstance(error, GraphQLSyntaxError) else GRAPHQL_INVALID
+        extensions = {"code": code, **(error.extensions or {})}
         error.extensions = extensions
         return error
     log.error("unexpected error in %s", error.path, exc_info=original)

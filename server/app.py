@@ -15,7 +15,6 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
-from strawberry.asgi import GraphQL
 
 import rest_compat
 from schema import schema
@@ -23,6 +22,7 @@ from schema.context import Context, request_context
 from server import db
 from server.downloads import export_download
 from server.graphql_csrf import PreflightRequired
+from server.graphql_http import GraphQLOverHTTP
 from server.middleware import BodySizeLimit, LabelStudioHeaders
 from server.migrations import migrate
 from server.multi_session import COOKIE, MultiSession, session_key
@@ -35,7 +35,7 @@ from server.uploads import upload_file
 log = logging.getLogger(__name__)
 
 
-class GraphQLApp(GraphQL[Context, None]):
+class GraphQLApp(GraphQLOverHTTP[Context]):
     async def get_context(self, request: Any, response: Any) -> Context:
         return request_context(request, response)
 

@@ -23,6 +23,15 @@ ML_TIMEOUTS = (
     "ml_predict_timeout",
     "ml_train_timeout",
 )
+GRAPHQL_LIMITS = (
+    "graphql_max_document_size",
+    "graphql_max_tokens",
+    "graphql_max_aliases",
+    "graphql_max_depth",
+    "graphql_max_page_size",
+    "graphql_max_nodes",
+    "graphql_max_response_size",
+)
 IMPORT_LIMITS = (
     "max_upload_files",
     "max_import_tasks",
@@ -70,6 +79,38 @@ class Settings:
     )
     max_page_size: int = _setting(
         100000, "Largest page_size (REST) or first (GraphQL) of a task listing", cast=int
+    )
+    graphql_max_document_size: int = _setting(
+        256 * 1024,
+        "Longest GraphQL document in characters (DOCUMENT_TOO_LARGE above it; pass large "
+        "values as variables)",
+        cast=int,
+    )
+    graphql_max_tokens: int = _setting(
+        5000, "Most tokens in a GraphQL document (DOCUMENT_TOO_LARGE above it)", cast=int
+    )
+    graphql_max_aliases: int = _setting(
+        50, "Most aliased fields in a GraphQL document (QUERY_TOO_COMPLEX above it)", cast=int
+    )
+    graphql_max_depth: int = _setting(
+        20, "Deepest nesting of fields in a GraphQL query (QUERY_TOO_COMPLEX above it)", cast=int
+    )
+    graphql_max_page_size: int = _setting(
+        1000,
+        "Largest first/last/pageSize a GraphQL query may ask (QUERY_TOO_COMPLEX above it; "
+        "the REST routes keep LABELGRAPH_MAX_PAGE_SIZE)",
+        cast=int,
+    )
+    graphql_max_nodes: int = _setting(
+        100_000,
+        "Most values a GraphQL answer may hold, estimated before execution from page sizes, "
+        "lists and aliases (QUERY_TOO_COMPLEX above it)",
+        cast=int,
+    )
+    graphql_max_response_size: int = _setting(
+        64 * MiB,
+        "Largest /graphql answer in bytes (RESPONSE_TOO_LARGE error instead of the answer)",
+        cast=int,
     )
     db_pool_size: int = _setting(16, "Database connections kept open per server process", cast=int)
     max_label_config_size: int = _setting(
@@ -244,6 +285,9 @@ class Settings:
         if self.export_fetch_timeout <= 0:
             raise ValueError("export_fetch_timeout must be a positive number of seconds")
         for name in ("max_body_size", "max_page_size", "db_pool_size", "port", "export_ttl"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer")
+        for name in GRAPHQL_LIMITS:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer")
         if self.max_label_config_size < 1:
