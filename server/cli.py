@@ -1,20 +1,56 @@
 """The ``labelgraph`` command: ``start``, ``start-multi-session`` and ``init``, like Label
-Studio's."""
+Studio's, plus ``import`` and ``export``.
+
+Every failure the user can fix (a bad ``--db``, a port in use, a missing project) is one line
+on stderr and exit status 2, reported before the server announces its URL.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from server.settings import SAMPLING_MODES, Settings
+from server.cli_checks import (
+    CliError,
+    check_database,
+    check_listen_address,
+    database_step,
+    port_number,
+)
+from server.settings import ENV_PREFIX, SAMPLING_MODES, Settings
 
 log = logging.getLogger("labelgraph")
+PROJECT_DIR_ENV = ENV_PREFIX + "PROJECT_DIR"
+ROOT_DIR_ENV = ENV_PREFIX + "ROOT_DIR"
+
+
+def version() -> str:
+    try:
+        return metadata.version("labelgraph")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a plain checkout
+        return "unknown"
+
+
+def add_project_dir(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "project_dir",
+        nargs="?",
+        help=f"project directory (database and upload/); default: ${PROJECT_DIR_ENV}",
+    )
+
+
+def add_server_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--host", help="bind address (default 127.0.0.1)")
+    sub.add_argument("--port", type=port_number, help="port, 1-65535 (default 8080)")
+    sub.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes (use with PostgreSQL)"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,12 +58,19 @@ def _parser() -> argparse.ArgumentParser:
         prog="labelgraph",
         description="A Label Studio 0.9-compatible labeling server with a GraphQL API.",
     )
+    parser.add_argument("--version", action="version", version=f"labelgraph {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def project_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("project_dir", help="project directory (database and upload/)")
-        sub.add_argument("--label-config", help="labeling config XML file for a new project")
-        sub.add_argument("--input-path", help="JSON file of tasks to import into a new project")
+        add_project_dir(sub)
+        sub.add_argument(
+            "--label-config",
+            help="labeling config XML file; replaces an existing project's config if it differs",
+        )
+        sub.add_argument(
+            "--input-path",
+            help="JSON file of tasks to import when the project has no tasks yet",
+        )
         sub.add_argument("--db", dest="database_url", help="database URL (default: SQLite file)")
         sub.add_argument("--sampling", choices=SAMPLING_MODES, help="next-task sampling")
         sub.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
@@ -35,17 +78,13 @@ def _parser() -> argparse.ArgumentParser:
             "--ml-backends",
             nargs="+",
             metavar="URL",
-            help="ML backends (URL or NAME=URL) for a new project; ignored for an existing one",
+            help="ML backends (URL or NAME=URL) for a new project; not applied to an existing one",
         )
 
     start = commands.add_parser("start", help="start the server")
     project_options(start)
     start.add_argument("--init", action="store_true", help="create the project if needed")
-    start.add_argument("--host", help="bind address (default 127.0.0.1)")
-    start.add_argument("--port", type=int, help="port (default 8080)")
-    start.add_argument(
-        "--workers", type=int, default=1, help="uvicorn worker processes (use with PostgreSQL)"
-    )
+    add_server_options(start)
     init = commands.add_parser("init", help="create a project without starting the server")
     project_options(init)
     multi = commands.add_parser(
@@ -54,17 +93,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     multi.add_argument(
         "--root-dir",
-        default=".",
-        help="directory of the database, the session key and the projects (default: .)",
+        help=f"directory of the database, the session key and the projects "
+        f"(default: ${ROOT_DIR_ENV} or .)",
     )
     multi.add_argument("--db", dest="database_url", help="database URL (default: SQLite file)")
     multi.add_argument("--sampling", choices=SAMPLING_MODES, help="next-task sampling")
     multi.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
-    multi.add_argument("--host", help="bind address (default 127.0.0.1)")
-    multi.add_argument("--port", type=int, help="port (default 8080)")
-    multi.add_argument(
-        "--workers", type=int, default=1, help="uvicorn worker processes (use with PostgreSQL)"
-    )
+    add_server_options(multi)
     from server.export_cli import add_export_parser
 
     add_export_parser(commands)
@@ -76,11 +111,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     if args.command == "start-multi-session":
-        root = str(Path(args.root_dir).resolve())
+        root = str(Path(args.root_dir or os.environ.get(ROOT_DIR_ENV) or ".").resolve())
         overrides: dict[str, Any] = {"project_dir": root, "root_dir": root}
     else:
         # Single-project commands never run in multi-session mode, whatever the environment.
-        overrides = {"project_dir": args.project_dir, "root_dir": ""}
+        project_dir = args.project_dir or os.environ.get(PROJECT_DIR_ENV)
+        if not project_dir:
+            raise ValueError(f"no project directory: give PROJECT_DIR or set {PROJECT_DIR_ENV}")
+        overrides = {"project_dir": project_dir, "root_dir": ""}
     for name in ("database_url", "sampling", "log_level", "host", "port"):
         overrides[name] = getattr(args, name, None)
     return Settings.from_env(**overrides)
@@ -92,65 +130,6 @@ def _configure_logging(level: str) -> None:
     )
 
 
-def initialise(
-    settings: Settings,
-    label_config: str | None,
-    input_path: str | None,
-    ml_backends: Sequence[str] | None = None,
-) -> bool:
-    """Create the project (dir, database, config, tasks, ML backends); False if it already
-    existed."""
-    from server import db
-    from server.app import prepare_database
-    from server.services import projects
-    from server.services.config import label_config as label_config_service
-    from server.services.imports import json_import as imports
-    from server.services.ml import backends as ml
-
-    for spec in ml_backends or ():
-        ml.check_url(ml.parse_backend_spec(spec, settings.project_name)[1])
-
-    config_text = None
-    if label_config is not None:
-        config_text = Path(label_config).read_text(encoding="utf-8")
-        label_config_service.parse(label_config_service.normalise(config_text))
-    tasks = None
-    if input_path is not None:
-        tasks = json.loads(Path(input_path).read_text(encoding="utf-8"))
-    project_id, created = prepare_database(settings)
-
-    def setup() -> bool:
-        project = projects.get_project(project_id)
-        if project.task_count or project.label_config_updated:
-            return False  # has data: never overwrite it
-        if config_text is not None:
-            projects.set_label_config(project_id, config_text)
-            log.info("labeling config set from %s", label_config)
-        if tasks is not None:
-            result = imports.import_tasks(project_id, tasks)
-            log.info("imported %d tasks from %s", len(result.task_ids), input_path)
-        return True
-
-    applied = db.with_connection(setup)
-    if ml_backends and created:
-
-        def connect_backends() -> None:
-            for spec in ml_backends:
-                backend = ml.add_backend(None, project_id, spec, check_connection=False)
-                log.info("ML backend %s added: %s", backend.name, backend.url)
-
-        db.with_connection(connect_backends)
-    elif ml_backends:
-        log.info("project %s already exists: --ml-backends ignored", settings.project_dir)
-    if created:
-        log.info("project %s created", settings.project_dir)
-    elif applied and (config_text is not None or tasks is not None):
-        log.info("project %s existed but was empty: config/tasks applied", settings.project_dir)
-    else:
-        log.info("project %s already exists: keeping its data", settings.project_dir)
-    return created
-
-
 def _export_env(settings: Settings) -> None:
     """Hand the resolved settings to uvicorn worker processes through the environment."""
     for env, name, _default, _help in Settings.documented():
@@ -160,11 +139,23 @@ def _export_env(settings: Settings) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "import":
+        from server.import_cli import resolve_project_dir
+
+        resolve_project_dir(args, parser)
     try:
         settings = _settings(args)
     except ValueError as exc:
         parser.error(str(exc))
     _configure_logging(settings.log_level)
+    try:
+        return _run(args, settings)
+    except CliError as exc:
+        log.error("%s", exc)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "export":
         from server.export_cli import run_export
 
@@ -174,25 +165,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_import(args, settings)
     if args.command == "start-multi-session":
-        return serve(settings, workers=args.workers)
+        return _start_multi_session(args, settings)
+    return _start_or_init(args, settings)
+
+
+def _start_multi_session(args: argparse.Namespace, settings: Settings) -> int:
+    from server.app import prepare_root
+
+    check_database(settings)
+    check_listen_address(settings.host, settings.port)
+    database_step(f"cannot prepare {settings.root_dir}", lambda: prepare_root(settings))
+    return serve(settings, workers=args.workers)
+
+
+def _start_or_init(args: argparse.Namespace, settings: Settings) -> int:
+    from server.cli_project import initialise
     from server.errors import DomainError
 
-    project_exists = Path(settings.project_dir).is_dir()
-    if args.command == "start" and not args.init and not project_exists:
-        log.error(
-            "project directory %s does not exist; create it with `labelgraph init %s` "
-            "or add --init",
-            settings.project_dir,
-            settings.project_dir,
+    creating = args.command == "init" or args.init
+    if not creating and not Path(settings.project_dir).is_dir():
+        raise CliError(
+            f"project directory {settings.project_dir} does not exist; create it with "
+            f"`labelgraph init {settings.project_dir}` or add --init"
         )
-        return 2
+    check_database(settings)
+    if args.command == "start":
+        check_listen_address(settings.host, settings.port)
     try:
-        if args.command == "init" or args.init:
-            ml_backends = getattr(args, "ml_backends", None)
-            initialise(settings, args.label_config, args.input_path, ml_backends)
+        created = initialise(settings, args.label_config, args.input_path, args.ml_backends)
     except (DomainError, OSError, ValueError) as exc:
-        log.error("cannot initialise %s: %s", settings.project_dir, exc)
-        return 2
+        message = exc.message if isinstance(exc, DomainError) else str(exc)
+        raise CliError(f"cannot initialise {settings.project_dir}: {message}") from None
+    if created:
+        log.info("project %s created", settings.project_dir)
+    elif creating:
+        log.info("project %s already exists: keeping its data", settings.project_dir)
     if args.command == "init":
         return 0
     return serve(settings, workers=args.workers)
@@ -201,6 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve(settings: Settings, workers: int = 1) -> int:
     import uvicorn
 
+    from server import db
+
+    pool = db.database.obj
+    if pool is not None and hasattr(pool, "close_all"):
+        pool.close_all()  # the server opens its own connections
+    check_listen_address(settings.host, settings.port)  # again: set-up may have taken a while
     log.info(
         "labelgraph on http://%s:%d  (GraphQL: /graphql, REST: /api)%s",
         settings.host,

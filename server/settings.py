@@ -63,7 +63,7 @@ class Settings:
         "my_project", "Project directory: holds the SQLite database and upload/"
     )
     host: str = _setting("127.0.0.1", "Address the HTTP server binds to")
-    port: int = _setting(8080, "Port the HTTP server listens on", cast=int)
+    port: int = _setting(8080, "Port the HTTP server listens on (1-65535)", cast=int)
     database_url: str = _setting(
         "",
         "Database URL (sqlite:///path.db or postgresql://user:pass@host/db); "
@@ -290,6 +290,8 @@ class Settings:
         for name in GRAPHQL_LIMITS:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer")
+        if self.port > 65535:
+            raise ValueError(f"port must be 1-65535, not {self.port}")
         if self.max_label_config_size < 1:
             raise ValueError("max_label_config_size must be a positive integer")
         for name in IMPORT_LIMITS:

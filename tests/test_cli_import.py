@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
 
 from server import cli
-from server.import_cli import ProgressBar, render
+from server.cli_output import logs_below
+from server.import_cli import ProgressBar, UserFileNames, render
 from tests.conftest import FIXTURES, TEST_DATABASE_URL
 
 pytestmark = pytest.mark.skipif(
@@ -33,13 +35,61 @@ def test_import_files_into_a_project(tmp_path: Path, capsys, caplog) -> None:  #
     assert "nothing was imported" in caplog.text
     code = cli.main(["import", str(project), str(IMPORTS / "lines.txt"), "--no-progress"])
     assert code == 0
+    (summary,) = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"imported 4 tasks, 0 completions, 0 predictions in \d+\.\d\d s", summary)
+    code = cli.main(["import", str(project), str(IMPORTS / "lines.txt"), "--json"])
+    assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["total_tasks"] == report["task_count"] == 4
     assert report["found_formats"] == {".txt": 1}
     assert report["task_preview"][0] == {"text": "line one"}
-    assert report["new_task_ids"] == [1, 2, 3, 4]
+    assert report["new_task_ids"] == [5, 6, 7, 8]
     assert (project / "upload" / "1b8e73-lines.txt").is_file()
-    assert "imported 4 tasks" in caplog.text
+
+
+def test_errors_name_the_users_file(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    project = tmp_path / "p"
+    assert cli.main(["init", str(project)]) == 0
+    truncated = FIXTURES / "cli/truncated.json"
+    assert cli.main(["import", str(project), str(truncated), "--no-progress"]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors[0].startswith(f"Failed to parse input file {truncated}: ")
+    assert errors[1] == "nothing was imported"
+
+
+def test_user_file_names() -> None:
+    names = UserFileNames([Path("data/my file.json"), Path("a/x.csv"), Path("b/x.csv")])
+    assert names.restore("Failed to parse input file 61b8c3-my_file.json: bad") == (
+        "Failed to parse input file data/my file.json: bad"
+    )
+    assert names.restore("in 0a0b0c-x.csv and 0a0b0c-x.csv.bak") == (
+        "in a/x.csv or b/x.csv and 0a0b0c-x.csv.bak"
+    )
+
+
+def test_log_lines_start_below_the_progress_bar() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        bar = ProgressBar(stream, enabled=True)
+        with logs_below(bar):
+            bar.update(10, 1, 4, force=True)
+            logging.getLogger("server.services").warning("a warning while importing")
+            bar.update(40, 4, 4, force=True)
+        bar.close()
+        logging.getLogger("labelgraph").warning("after")
+    finally:
+        root.removeHandler(handler)
+    assert stream.getvalue().split("\n") == [
+        "\r" + render(10, 1, 4),
+        "WARNING a warning while importing",
+        "\r" + render(40, 4, 4) + "\r" + render(40, 4, 4),
+        "WARNING after",
+        "",
+    ]
 
 
 def test_import_needs_a_project_and_files(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]

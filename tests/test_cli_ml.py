@@ -35,7 +35,7 @@ def test_init_adds_backends_without_asking_them(tmp_path: Path, caplog) -> None:
     assert second == {"url": "http://models.example:9090/ml/", "name": "named"}
     caplog.clear()
     assert cli.main(["init", str(project), "--ml-backends", "other=http://h:1"]) == 0
-    assert "--ml-backends ignored" in caplog.text
+    assert "--ml-backends not applied" in caplog.text
     assert [b["name"] for b in backends_of(project)] == [first["name"], "named"]
 
 

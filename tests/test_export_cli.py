@@ -58,3 +58,32 @@ def test_export_errors(project: Path, tmp_path: Path, caplog) -> None:  # type: 
     assert "Format COCO is not supported for this project" in caplog.text
     assert cli.main(["export", str(tmp_path / "missing"), "--format", "JSON"]) == 2
     assert "does not exist" in caplog.text
+
+
+def test_format_names_are_case_insensitive(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.zip"
+    assert cli.main(["export", str(project), "--format", "json_min", "-o", str(out)]) == 0
+    with zipfile.ZipFile(out) as archive:
+        assert len(json.loads(archive.read("result.json"))) == 5
+
+
+def test_nothing_to_export_says_why(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    directory = tmp_path / "unlabeled"
+    config = str(FIXTURES / "configs/sentiment.xml")
+    tasks = str(FIXTURES / "imports/lines.txt")
+    assert cli.main(["init", str(directory), "--label-config", config]) == 0
+    out = tmp_path / "out.zip"
+    caplog.clear()
+    assert cli.main(["export", str(directory), "-f", "CSV", "-o", str(out)]) == 1
+    assert caplog.records[-1].getMessage() == (
+        "nothing was exported: the project has no tasks (add some with `labelgraph import`)"
+    )
+    assert cli.main(["import", str(directory), tasks, "--no-progress"]) == 0
+    assert cli.main(["export", str(directory), "-f", "CSV", "-o", str(out)]) == 1
+    message = caplog.records[-1].getMessage()
+    assert message.startswith("nothing was exported: none of the project's ")
+    assert "tasks has a completion" in message and "add --all-tasks" in message
+    assert not out.exists()
+    assert not list((directory / "export").glob("*.zip"))
+    assert cli.main(["export", str(directory), "-f", "CSV", "-o", str(out), "--all-tasks"]) == 0
+    assert out.is_file()
