@@ -47,7 +47,7 @@ async def _completion_body(request: Request) -> dict[str, Any]:
 
 
 def _is_null(request: Request) -> bool:
-    return request.path_params["completion_id"] == "null"
+    return bool(request.path_params["completion_id"] == "null")
 
 
 _NULL_ID = {"detail": "completion id is null"}

@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, OperationType
+from graphql import GraphQLError
 from strawberry.types.execution import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from schema.completions import CompletionMutation
 from schema.context import SessionWrites
@@ -56,7 +57,7 @@ class ThreadedSchema(strawberry.Schema):
         """Expected errors (DomainErrors, bad queries) are answers, not incidents: only
         unexpected ones are logged, by :mod:`schema.errors`."""
 
-    async def execute(  # type: ignore[override]
+    async def execute(
         self,
         query: str | None,
         variable_values: dict[str, Any] | None = None,

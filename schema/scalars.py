@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING, Any
 
-from strawberry.scalars import JSON
+if TYPE_CHECKING:
+    # Strawberry declares JSON as ``NewType("JSON", object)``, so every resolver returning a
+    # decoded JSON document would need a cast; to the type checker a JSON value is any value.
+    JSON = Any
+else:
+    from strawberry.scalars import JSON
 
 __all__ = ["JSON", "from_seconds"]
 

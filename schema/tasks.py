@@ -16,7 +16,8 @@ from server.ls_json import prediction_json, source_task_json, task_json
 from server.models import Prediction as PredictionRow
 from server.models import Project as ProjectRow
 from server.models import Task as TaskRow
-from server.services.imports.validation import UNDEFINED_KEY, rename_undefined
+from server.services.config.model import UNDEFINED_KEY
+from server.services.imports.validation import rename_undefined
 from server.services.ml import predictions as ml_predictions
 from server.services.ml.backends import notify_tasks_deleted
 from server.services.storage.presign import has_s3_uri
@@ -47,7 +48,7 @@ class Task:
         return [cls(row=r) for r in rows]
 
     def _data(self, context: Context) -> dict[str, Any]:
-        data = self.row.data
+        data: dict[str, Any] = self.row.data
         if UNDEFINED_KEY in data:
             data = rename_undefined(data, context.label_config(self.row.project_id))
         return data

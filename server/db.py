@@ -45,7 +45,7 @@ def make_database(url: str, pool_size: int = 16) -> peewee.Database:
         path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
         if url.startswith("sqlite:////"):
             path = "/" + path.lstrip("/")
-        return PooledSqliteDatabase(
+        sqlite: peewee.Database = PooledSqliteDatabase(
             path or ":memory:",
             pragmas=SQLITE_PRAGMAS,
             max_connections=pool_size,
@@ -53,6 +53,7 @@ def make_database(url: str, pool_size: int = 16) -> peewee.Database:
             timeout=30,
             check_same_thread=False,
         )
+        return sqlite
     if parsed.scheme in ("postgres", "postgresql"):
         params: dict[str, Any] = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
         if parsed.username:
@@ -64,13 +65,14 @@ def make_database(url: str, pool_size: int = 16) -> peewee.Database:
             params["host"] = unquote(parsed.netloc.rsplit("@", 1)[-1].rsplit(":", 1)[0])
         if parsed.port:
             params["port"] = parsed.port
-        return PooledPostgresqlDatabase(
+        postgres: peewee.Database = PooledPostgresqlDatabase(
             unquote(parsed.path.lstrip("/")),
             max_connections=pool_size,
             stale_timeout=300,
             timeout=30,
             **params,
         )
+        return postgres
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///FILE or postgresql://…")
 
 

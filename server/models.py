@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import peewee
@@ -44,7 +44,7 @@ class JSONField(peewee.JSONField):
         super().__init__(dumps=dump_json, **kwargs)
 
     def _db_hook(self, database: Any) -> None:
-        super()._db_hook(database)
+        super()._db_hook(database)  # type: ignore[misc]  # private hook, not in the stubs
         if isinstance(database, peewee.SqliteDatabase):
             self._wrap = dump_json
 
@@ -54,7 +54,13 @@ class JSONField(peewee.JSONField):
         return super().ddl_datatype(ctx)
 
 
-class IdField(peewee.AutoField):
+if TYPE_CHECKING:  # peewee's stubs make fields generic in their value type; runtime is not
+    _IntAutoField = peewee.AutoField[int]
+else:
+    _IntAutoField = peewee.AutoField
+
+
+class IdField(_IntAutoField):
     """An auto-increment id that is never reused, on SQLite too (``AUTOINCREMENT``)."""
 
     def ddl(self, ctx: Any) -> Any:
@@ -65,6 +71,9 @@ class IdField(peewee.AutoField):
 
 
 class BaseModel(peewee.Model):
+    """Each ``x = ForeignKeyField(...)`` is followed by ``x_id: int``: an annotation only, for
+    the type checker, of the id accessor peewee adds for the column."""
+
     class Meta:
         database = database
         legacy_table_names = False
@@ -103,6 +112,7 @@ ZERO = peewee.SQL("DEFAULT 0")
 class Task(BaseModel):
     id = IdField()
     project = peewee.ForeignKeyField(Project, backref="tasks", on_delete="CASCADE", index=False)
+    project_id: int
     position = peewee.IntegerField()
     data = JSONField()
     meta = JSONField(null=True)
@@ -145,7 +155,9 @@ Task.add_index(Task.index(Task.project, Task.id, name="task_predicted").where(UN
 class Completion(BaseModel):
     id = IdField()
     project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
+    project_id: int
     task = peewee.ForeignKeyField(Task, backref="completions", on_delete="CASCADE", index=False)
+    task_id: int
     created_at = peewee.IntegerField(default=now_seconds)
     updated_at = peewee.IntegerField(default=now_seconds)
     was_cancelled = peewee.BooleanField(default=False)
@@ -162,7 +174,9 @@ class Completion(BaseModel):
 class Prediction(BaseModel):
     id = IdField()
     project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
+    project_id: int
     task = peewee.ForeignKeyField(Task, backref="predictions", on_delete="CASCADE", index=False)
+    task_id: int
     score = peewee.DoubleField(null=True)
     model_version = peewee.TextField(null=True)
     created_by = peewee.TextField(null=True)
@@ -182,6 +196,7 @@ class MLBackend(BaseModel):
 
     id = IdField()
     project = peewee.ForeignKeyField(Project, backref="ml_backends", on_delete="CASCADE")
+    project_id: int
     name = peewee.CharField(max_length=255)
     url = peewee.TextField()
     # The version its last /setup answered (prediction jobs and status checks keep it).
@@ -201,6 +216,7 @@ class Job(BaseModel):
 
     id = IdField()
     project = peewee.ForeignKeyField(Project, backref="jobs", on_delete="CASCADE")
+    project_id: int
     kind = peewee.CharField(max_length=32)
     state = peewee.CharField(max_length=16, default="queued")  # queued running done failed
     params = JSONField(default=dict)
@@ -218,6 +234,7 @@ class Upload(BaseModel):
 
     id = IdField()
     project = peewee.ForeignKeyField(Project, backref="uploads", on_delete="CASCADE")
+    project_id: int
     name = peewee.CharField(max_length=255)
     original_name = peewee.TextField()
     size = peewee.BigIntegerField()
@@ -234,6 +251,7 @@ class DerivedSchema(BaseModel):
     folded in on the next read; changing or deleting older rows marks the snapshot stale."""
 
     project = peewee.ForeignKeyField(Project, primary_key=True, on_delete="CASCADE")
+    project_id: int
     stale = peewee.BooleanField(default=False)
     task_watermark = peewee.IntegerField(default=0)
     task_total = peewee.IntegerField(default=0)
@@ -253,6 +271,7 @@ class StagedImport(BaseModel):
 
     id = IdField()
     project = peewee.ForeignKeyField(Project, backref="staged_imports", on_delete="CASCADE")
+    project_id: int
     directory = peewee.CharField(max_length=64)
     state = JSONField()
     report = JSONField()
@@ -270,6 +289,7 @@ class Storage(BaseModel):
 
     id = IdField()
     project = peewee.ForeignKeyField(Project, backref="storages", on_delete="CASCADE")
+    project_id: int
     role = peewee.CharField(max_length=16)  # source, target
     type = peewee.CharField(max_length=32)
     path = peewee.TextField(null=True)
@@ -294,10 +314,12 @@ class StorageKey(BaseModel):
 
     id = IdField()
     project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
+    project_id: int
     role = peewee.CharField(max_length=16)
     key = peewee.TextField()
     # Indexed on its own: deleting tasks looks their keys up by task id.
     task = peewee.ForeignKeyField(Task, null=True, on_delete="SET NULL")
+    task_id: int | None
     digest = peewee.CharField(max_length=64, null=True)
 
     class Meta:

@@ -170,7 +170,7 @@ def session_project(request: Any) -> SessionProject | None:
     if found is None:
         found = SessionProject(runtime, request.session)
         request.state.session_project = found
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 async def request_settings(request: Any, *, create: bool = True) -> Settings | None:

@@ -61,7 +61,7 @@ def lock_project(project_id: int) -> Project:
     query = Project.select().where(Project.id == project_id)
     if not is_sqlite():
         query = query.for_update()
-    project = query.first()
+    project: Project | None = query.first()
     if project is None:
         raise not_found("Project", project_id)
     return project

@@ -8,9 +8,7 @@ from typing import Any
 from server.db import database, is_sqlite
 from server.errors import DomainError
 from server.models import Project
-from server.services.imports.validation import (
-    UNDEFINED_KEY,
-)
+from server.services.config.model import UNDEFINED_KEY
 
 
 class DataKeys:

@@ -25,7 +25,7 @@ from server.errors import DomainError
 from server.gc_pause import paused_gc
 from server.models import Project, Upload, now_seconds
 from server.services import projects
-from server.services.config.model import LabelConfig
+from server.services.config.model import UNDEFINED_KEY, LabelConfig
 from server.services.imports.data_keys import DataKeys
 from server.services.imports.pipeline import dry_result, finish, store, transaction
 from server.services.imports.readers import (
@@ -45,9 +45,6 @@ from server.services.imports.staging_dir import (
     new_staging,
     stage_file,
     url_file_name,
-)
-from server.services.imports.validation import (
-    UNDEFINED_KEY,
 )
 from server.services.projects import get_project, lock_project, parsed_config
 from server.services.url_fetch import FetchPolicy, fetch

@@ -15,8 +15,8 @@ from typing import IO, Any
 
 import ijson
 
+from server.services.config.model import UNDEFINED_KEY
 from server.services.imports.staging_dir import UPLOAD_URL_PREFIX, FileError, StagedFile, Staging
-from server.services.imports.validation import UNDEFINED_KEY
 
 TASK_LIST_FORMATS = (".csv", ".tsv", ".txt")  # read as task lists unless told otherwise
 HYPERTEXT_FORMATS = (".html", ".htm", ".xml")

@@ -209,7 +209,7 @@ def _row(project_id: int, import_id: int, lock: bool = False) -> StagedImport:
     )
     if lock and not is_sqlite():
         query = query.for_update()
-    row = query.first()
+    row: StagedImport | None = query.first()
     if row is None:
         raise not_found("Import", import_id)
     return row

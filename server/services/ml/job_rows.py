@@ -60,6 +60,7 @@ def _check_tasks_exist(project_id: int, ids: list[int]) -> None:
             for row in Task.select(Task.id)
             .where(Task.project == project_id, Task.id.in_(chunk))
             .tuples()
+            .iterator()
         }
         for task_id in chunk:
             if task_id not in found:
@@ -70,7 +71,7 @@ def get_job(job_id: int, project_id: int | None = None) -> Job:
     query = Job.select().where(Job.id == job_id)
     if project_id is not None:
         query = query.where(Job.project == project_id)
-    job = query.first()
+    job: Job | None = query.first()
     if job is None:
         raise not_found("Job", job_id)
     return job

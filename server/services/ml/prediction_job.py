@@ -28,7 +28,8 @@ from typing import Any
 from server.db import bulk_insert, with_connection, write_transaction
 from server.ls_json import mean_score
 from server.models import Job, MLBackend, Prediction, Project, Task, dump_json, now_seconds
-from server.services.imports.validation import UNDEFINED_KEY, rename_undefined
+from server.services.config.model import UNDEFINED_KEY
+from server.services.imports.validation import rename_undefined
 from server.services.ml.backends import (
     list_backends,
     remember_versions,
@@ -138,7 +139,7 @@ class PredictionJob:
             query = Task.select(Task.id).where(
                 Task.project == plan.project_id, Task.id > after, Task.id <= up_to
             )
-            return [row[0] for row in query.order_by(Task.id).limit(size).tuples()]
+            return list(query.order_by(Task.id).limit(size).scalars())
 
         while ids := with_connection(page, last):
             yield ids
@@ -253,6 +254,7 @@ class PredictionJob:
                     for row in Task.select(Task.id, Task.total_predictions)
                     .where(Task.project == plan.project_id, Task.id.in_(list(writes)))
                     .tuples()
+                    .iterator()
                 }
                 ids = [task_id for task_id in writes if task_id in current]
                 Prediction.delete().where(Prediction.task.in_(ids)).execute()

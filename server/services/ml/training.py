@@ -10,7 +10,8 @@ from server.db import released, write_transaction
 from server.errors import DomainError
 from server.ls_json import completion_json
 from server.models import COMPLETED, Completion, MLBackend, Project, Task
-from server.services.imports.validation import UNDEFINED_KEY, rename_undefined
+from server.services.config.model import UNDEFINED_KEY
+from server.services.imports.validation import rename_undefined
 from server.services.ml.backends import NO_ML_BACKEND, list_backends
 from server.services.ml.client import MLClient
 from server.services.projects import get_project, parsed_config

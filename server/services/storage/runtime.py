@@ -171,7 +171,9 @@ class StorageRuntime:
 
     def _scan(self, *, startup: bool) -> None:
         rows = with_connection(
-            lambda: list(Storage.select(Storage.project, Storage.role, Storage.type).tuples())
+            lambda: list(
+                Storage.select(Storage.project, Storage.role, Storage.type).tuples().iterator()
+            )
         )
         for project_id, role, type_name in rows:
             if role == SOURCE and type_name in SYNCED_SOURCES:

@@ -63,6 +63,7 @@ def _source_plan(project_id: int, row: Storage, env: SyncEnv) -> SourcePlan:
         for r in StorageKey.select(StorageKey.key)
         .where(StorageKey.project == project_id, StorageKey.role == SOURCE)
         .tuples()
+        .iterator()
     }
     return SourcePlan(spec_of(row, env.project_dir(project)), parsed_config(project), known)
 
@@ -115,6 +116,7 @@ def _store_tasks(project_id: int, items: list[tuple[str, dict[str, Any]]]) -> in
                 StorageKey.key.in_(uris),
             )
             .tuples()
+            .iterator()
         }
         fresh = [(uri, item) for uri, item in dict(items).items() if uri not in known]
         if not fresh:

@@ -143,6 +143,7 @@ def _documents(
             StorageKey.key.in_(list(keys.values())),
         )
         .tuples()
+        .iterator()
     }
     return documents, recorded
 
@@ -163,9 +164,7 @@ def _record(project_id: int, written: Written, version: tuple[object, ...]) -> N
             StorageKey.key.in_(keys),
         ).execute()
         ids = [task_id for task_id, _ in written.puts.values()]
-        alive = (
-            {r[0] for r in Task.select(Task.id).where(Task.id.in_(ids)).tuples()} if ids else set()
-        )
+        alive = set(Task.select(Task.id).where(Task.id.in_(ids)).scalars()) if ids else set()
         rows = [
             {
                 "project": project_id,
@@ -191,6 +190,7 @@ def _labeled_pages(project_id: int) -> Iterator[list[int]]:
                 .order_by(Task.id)
                 .limit(TARGET_PAGE)
                 .tuples()
+                .iterator()
             ],
             last,
         )
@@ -211,7 +211,7 @@ def _orphans(project_id: int) -> list[str]:
             Task.id.is_null() | (Task.total_completions == 0),
         )
     )
-    return [r[0] for r in query.tuples()]
+    return list(query.scalars())
 
 
 def _write_page(

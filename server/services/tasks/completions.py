@@ -40,8 +40,7 @@ def refresh_task_stats(task: Task) -> None:
             peewee.fn.MAX(Completion.created_at),
         )
         .where(Completion.task == task.id)
-        .tuples()
-        .get()
+        .scalar(as_tuple=True)
     )
     total, cancelled = int(total or 0), int(cancelled or 0)
     labeled = total > 0
@@ -65,7 +64,7 @@ def get_completion(completion_id: int, task_id: int | None = None) -> Completion
     query = Completion.select().where(Completion.id == completion_id)
     if task_id is not None:
         query = query.where(Completion.task == task_id)
-    completion = query.first()
+    completion: Completion | None = query.first()
     if completion is None:
         raise not_found("Completion", completion_id)
     return completion
@@ -214,7 +213,9 @@ def delete_all_completions(project_id: int) -> int:
 
 def labeled_task_ids(project_id: int) -> list[int]:
     """Ids of the tasks that have completions, ascending (compat Q-13)."""
-    query = (
-        Task.select(Task.id).where(Task.project == project_id, COMPLETED).order_by(Task.id).tuples()
+    return list(
+        Task.select(Task.id)
+        .where(Task.project == project_id, COMPLETED)
+        .order_by(Task.id)
+        .scalars()
     )
-    return [row[0] for row in query]

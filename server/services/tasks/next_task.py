@@ -13,7 +13,7 @@ from server.models import PREDICTED, SCORED, UNLABELED, Project, Task
 from server.services.projects import normalise_sampling
 
 
-def _candidates(project_id: int) -> peewee.ModelSelect:
+def _candidates(project_id: int) -> peewee.ModelSelect[Task]:
     return Task.select().where(Task.project == project_id, UNLABELED)
 
 

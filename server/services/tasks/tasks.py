@@ -68,7 +68,7 @@ def get_task(task_id: int, project_id: int | None = None, *, for_update: bool = 
         query = query.where(Task.project == project_id)
     if for_update and not is_sqlite():
         query = query.for_update()
-    task = query.first()
+    task: Task | None = query.first()
     if task is None:
         raise not_found("Task", task_id)
     return task
@@ -78,14 +78,14 @@ def _in_project(project_id: int) -> peewee.Expression:
     return Task.project == project_id
 
 
-def _completed_group(project_id: int, descending: bool) -> peewee.ModelSelect:
+def _completed_group(project_id: int, descending: bool) -> peewee.ModelSelect[Task]:
     order = (
         (Task.completed_at.desc(), Task.id.desc()) if descending else (Task.completed_at, Task.id)
     )
     return Task.select().where(_in_project(project_id), COMPLETED).order_by(*order)
 
 
-def _unlabeled_group(project_id: int) -> peewee.ModelSelect:
+def _unlabeled_group(project_id: int) -> peewee.ModelSelect[Task]:
     return Task.select().where(_in_project(project_id), UNLABELED).order_by(Task.id)
 
 
@@ -171,7 +171,7 @@ def list_slice(
     else:
         descending = order is TaskOrder.COMPLETED_AT_DESC
         tasks = []
-        in_unlabeled_group = bool(key) and key[0] is None
+        in_unlabeled_group = bool(key and key[0] is None)
         if not in_unlabeled_group:
             query = _completed_group(project_id, descending)
             if key:
