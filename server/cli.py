@@ -15,6 +15,7 @@ from typing import Any
 from server.settings import SAMPLING_MODES, Settings
 
 log = logging.getLogger("labelgraph")
+HTTP_OPTIONS = ("cors_origins", "allowed_hosts")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +39,18 @@ def _parser() -> argparse.ArgumentParser:
             help="ML backends (URL or NAME=URL) for a new project; ignored for an existing one",
         )
 
+    def http_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--cors-origins",
+            metavar="ORIGINS",
+            help="comma-separated origins (scheme://host[:port]) allowed to send writes",
+        )
+        sub.add_argument(
+            "--allowed-hosts",
+            metavar="HOSTS",
+            help="comma-separated extra names accepted in the Host header (* = any)",
+        )
+
     start = commands.add_parser("start", help="start the server")
     project_options(start)
     start.add_argument("--init", action="store_true", help="create the project if needed")
@@ -46,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--workers", type=int, default=1, help="uvicorn worker processes (use with PostgreSQL)"
     )
+    http_options(start)
     init = commands.add_parser("init", help="create a project without starting the server")
     project_options(init)
     multi = commands.add_parser(
@@ -65,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     multi.add_argument(
         "--workers", type=int, default=1, help="uvicorn worker processes (use with PostgreSQL)"
     )
+    http_options(multi)
     from server.export_cli import add_export_parser
 
     add_export_parser(commands)
@@ -81,7 +96,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     else:
         # Single-project commands never run in multi-session mode, whatever the environment.
         overrides = {"project_dir": args.project_dir, "root_dir": ""}
-    for name in ("database_url", "sampling", "log_level", "host", "port"):
+    for name in ("database_url", "sampling", "log_level", "host", "port", *HTTP_OPTIONS):
         overrides[name] = getattr(args, name, None)
     return Settings.from_env(**overrides)
 
@@ -201,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve(settings: Settings, workers: int = 1) -> int:
     import uvicorn
 
+    from server.http_protocol import HeaderLimits, uvicorn_options
+
+    limits = uvicorn_options(HeaderLimits(settings.max_header_size, settings.max_header_count))
+
     log.info(
         "labelgraph on http://%s:%d  (GraphQL: /graphql, REST: /api)%s",
         settings.host,
@@ -216,6 +235,7 @@ def serve(settings: Settings, workers: int = 1) -> int:
             port=settings.port,
             workers=workers,
             log_level=settings.log_level.lower(),
+            **limits,
         )
         return 0
     from server.app import create_app
@@ -225,6 +245,7 @@ def serve(settings: Settings, workers: int = 1) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        **limits,
     )
     return 0
 
