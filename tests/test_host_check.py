@@ -5,12 +5,15 @@ clients' names (``testserver``, ``test``) in ``allowed_hosts``."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from server.app import create_app
 from server.settings import Settings
+from tests.live_server import running_server
 
 
 def client_for(
@@ -70,3 +73,23 @@ def test_other_bind_addresses_check_only_listed_hosts(settings: Settings) -> Non
 def test_bad_allowed_hosts_are_refused_at_start(value: str) -> None:
     with pytest.raises(ValueError, match="allowed_hosts"):
         Settings.from_env({"LABELGRAPH_ALLOWED_HOSTS": value})
+
+
+@pytest.mark.live
+def test_start_flags_reach_a_live_server(tmp_path: Path) -> None:
+    flags = ("--allowed-hosts", "labels.lan", "--cors-origins", "https://friend.example")
+    with running_server(tmp_path / "live", *flags) as base, httpx.Client(base_url=base) as http:
+        assert http.get("/api/health", headers={"Host": "labels.lan"}).status_code == 200
+        assert http.get("/api/health", headers={"Host": "evil.example"}).status_code == 400
+        friend = http.post(
+            "/api/project/import",
+            json=[{"text": "from a friend"}],
+            headers={"Origin": "https://friend.example"},
+        )
+        assert friend.status_code == 201
+        assert friend.headers["access-control-allow-origin"] == "https://friend.example"
+        stranger = http.post(
+            "/api/project/import", json=[{"text": "x"}], headers={"Origin": "https://x.example"}
+        )
+        assert stranger.status_code == 403
+        assert http.get("/api/tasks").json()["total"] == 1
