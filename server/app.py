@@ -20,10 +20,12 @@ import rest_compat
 from schema import schema
 from schema.context import Context, request_context
 from server import db
+from server.cors import CrossOriginGuard, parse_origins
 from server.downloads import export_download
 from server.graphql_csrf import PreflightRequired
 from server.graphql_http import GraphQLOverHTTP
-from server.middleware import BodySizeLimit, LabelStudioHeaders
+from server.host_check import HostCheck, host_rule
+from server.middleware import BodyReadTimeout, BodySizeLimit, LabelStudioHeaders
 from server.migrations import migrate
 from server.multi_session import COOKIE, MultiSession, session_key
 from server.services import projects as project_service
@@ -107,10 +109,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/data/upload/{name:path}", upload_file, methods=["GET", "HEAD"]),
         *rest_compat.routes(),
     ]
-    middleware = [
-        Middleware(BodySizeLimit, limit=settings.max_body_size),
-        Middleware(LabelStudioHeaders),
-    ]
+    middleware = [*front_door(settings), Middleware(LabelStudioHeaders)]
     if settings.multi_session:
         middleware.append(
             Middleware(
@@ -127,6 +126,21 @@ def create_app(settings: Settings) -> Starlette:
         middleware=middleware,
         exception_handlers={**rest_compat.exception_handlers, 404: not_found},
     )
+
+
+def front_door(settings: Settings) -> list[Middleware]:
+    """The checks every request passes first: Host (DNS rebinding), cross-origin writes, body
+    read timeout and size. Outermost first."""
+    layers = []
+    rule = host_rule(settings.host, settings.port, settings.allowed_hosts)
+    if rule is not None:
+        layers.append(Middleware(HostCheck, rule=rule))
+    return [
+        *layers,
+        Middleware(CrossOriginGuard, allowed_origins=parse_origins(settings.cors_origins)),
+        Middleware(BodyReadTimeout, timeout=settings.body_timeout),
+        Middleware(BodySizeLimit, limit=settings.max_body_size),
+    ]
 
 
 def prepare_root(settings: Settings) -> None:

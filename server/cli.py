@@ -53,6 +53,9 @@ def add_server_options(sub: argparse.ArgumentParser) -> None:
     )
 
 
+HTTP_OPTIONS = ("cors_origins", "allowed_hosts")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labelgraph",
@@ -81,10 +84,23 @@ def _parser() -> argparse.ArgumentParser:
             help="ML backends (URL or NAME=URL) for a new project; not applied to an existing one",
         )
 
+    def http_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--cors-origins",
+            metavar="ORIGINS",
+            help="comma-separated origins (scheme://host[:port]) allowed to send writes",
+        )
+        sub.add_argument(
+            "--allowed-hosts",
+            metavar="HOSTS",
+            help="comma-separated extra names accepted in the Host header (* = any)",
+        )
+
     start = commands.add_parser("start", help="start the server")
     project_options(start)
     start.add_argument("--init", action="store_true", help="create the project if needed")
     add_server_options(start)
+    http_options(start)
     init = commands.add_parser("init", help="create a project without starting the server")
     project_options(init)
     multi = commands.add_parser(
@@ -100,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     multi.add_argument("--sampling", choices=SAMPLING_MODES, help="next-task sampling")
     multi.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
     add_server_options(multi)
+    http_options(multi)
     from server.export_cli import add_export_parser
 
     add_export_parser(commands)
@@ -119,7 +136,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         if not project_dir:
             raise ValueError(f"no project directory: give PROJECT_DIR or set {PROJECT_DIR_ENV}")
         overrides = {"project_dir": project_dir, "root_dir": ""}
-    for name in ("database_url", "sampling", "log_level", "host", "port"):
+    for name in ("database_url", "sampling", "log_level", "host", "port", *HTTP_OPTIONS):
         overrides[name] = getattr(args, name, None)
     return Settings.from_env(**overrides)
 
@@ -209,11 +226,13 @@ def serve(settings: Settings, workers: int = 1) -> int:
     import uvicorn
 
     from server import db
+    from server.http_protocol import HeaderLimits, uvicorn_options
 
     pool = db.database.obj
     if pool is not None and hasattr(pool, "close_all"):
         pool.close_all()  # the server opens its own connections
     check_listen_address(settings.host, settings.port)  # again: set-up may have taken a while
+    limits = uvicorn_options(HeaderLimits(settings.max_header_size, settings.max_header_count))
     log.info(
         "labelgraph on http://%s:%d  (GraphQL: /graphql, REST: /api)%s",
         settings.host,
@@ -229,6 +248,7 @@ def serve(settings: Settings, workers: int = 1) -> int:
             port=settings.port,
             workers=workers,
             log_level=settings.log_level.lower(),
+            **limits,
         )
         return 0
     from server.app import create_app
@@ -238,6 +258,7 @@ def serve(settings: Settings, workers: int = 1) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        **limits,
     )
     return 0
 

@@ -1,11 +1,17 @@
-"""ASGI middleware: request body limit and Label Studio's response headers."""
+"""ASGI middleware: request body limit and read timeout, Label Studio's response headers."""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.http_refusal import send_refusal
+
+log = logging.getLogger(__name__)
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -69,6 +75,56 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class BodyTimedOut(Exception):
+    pass
+
+
+class BodyReadTimeout:
+    """Answer 408 and close the connection when the request body stalls: no data for
+    ``timeout`` seconds while the application waits for it (as nginx's client_body_timeout).
+    Only the body is timed: once it is complete, or the answer has started, ``receive`` waits
+    as long as the application wants (disconnect listeners)."""
+
+    def __init__(self, app: ASGIApp, timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_complete = False
+        started = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_complete
+            if body_complete or started:
+                return await receive()
+            try:
+                with anyio.fail_after(self.timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimedOut() from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_complete = True
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracking_send)
+        except BodyTimedOut:
+            if started:
+                raise
+            log.warning("request body of %s %s timed out", scope["method"], scope["path"])
+            detail = f"The request body did not arrive within {self.timeout:g} seconds"
+            await send_refusal(scope, send, 408, "BODY_TIMEOUT", detail, close=True)
 
 
 class LabelStudioHeaders:

@@ -77,6 +77,31 @@ class Settings:
     max_body_size: int = _setting(
         200 * MiB, "Largest accepted request body in bytes (413 above it)", cast=int
     )
+    max_header_size: int = _setting(
+        64 * 1024,
+        "Largest request line plus headers in bytes (431 and the connection closed above it)",
+        cast=int,
+    )
+    max_header_count: int = _setting(
+        100, "Most request headers accepted (431 and the connection closed above it)", cast=int
+    )
+    body_timeout: float = _setting(
+        30.0,
+        "Seconds a request body may stall (no data arriving) before the answer is 408 and the "
+        "connection is closed",
+        cast=float,
+    )
+    cors_origins: str = _setting(
+        "",
+        "Comma-separated origins (scheme://host[:port]) of other web sites allowed to send "
+        "POST/PUT/PATCH/DELETE requests (with credentials); empty = none",
+    )
+    allowed_hosts: str = _setting(
+        "",
+        "Comma-separated extra host names (name or name:port; * = any) accepted in the Host "
+        "header; on a loopback address localhost, 127.0.0.1 and [::1] are always accepted; "
+        "empty on another address = no check",
+    )
     max_page_size: int = _setting(
         100000, "Largest page_size (REST) or first (GraphQL) of a task listing", cast=int
     )
@@ -299,6 +324,7 @@ class Settings:
                 raise ValueError(f"{name} must be positive")
         self._check_ml()
         self._check_storage()
+        self._check_http()
 
     def _check_ml(self) -> None:
         for name in ML_TIMEOUTS:
@@ -319,6 +345,18 @@ class Settings:
                 raise ValueError(f"{name} must be a positive integer")
         if self.session_max_age < 0:
             raise ValueError("session_max_age must not be negative")
+
+    def _check_http(self) -> None:
+        from server.cors import parse_origins
+        from server.host_check import parse_allowed_hosts
+
+        for name in ("max_header_size", "max_header_count"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer")
+        if self.body_timeout <= 0:
+            raise ValueError("body_timeout must be a positive number of seconds")
+        parse_origins(self.cors_origins)
+        parse_allowed_hosts(self.allowed_hosts)
 
     @classmethod
     def documented(cls) -> list[tuple[str, str, Any, str]]:

@@ -34,6 +34,10 @@ from tests.storage_fixtures import (  # noqa: F401  (fixtures)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEST_DATABASE_URL = os.environ.get("LABELGRAPH_TEST_DATABASE_URL", "")
+# The Host names of in-process clients: Starlette's TestClient (http://testserver) and the
+# httpx ASGI transport clients of these tests (base_url http://test). The settings bind to
+# 127.0.0.1, so the DNS-rebinding check accepts only these names besides the loopback ones.
+IN_PROCESS_HOSTS = "testserver,test"
 
 
 def fixture_text(name: str) -> str:
@@ -81,6 +85,7 @@ def settings(tmp_path: Path) -> Settings:
         {},
         project_dir=str(tmp_path / "project"),
         database_url=TEST_DATABASE_URL or None,
+        allowed_hosts=IN_PROCESS_HOSTS,
     )
 
 
@@ -91,7 +96,11 @@ def multi_settings(tmp_path: Path) -> Settings:
         _reset_postgres(TEST_DATABASE_URL)
     root = str(tmp_path / "root")
     return Settings.from_env(
-        {}, project_dir=root, root_dir=root, database_url=TEST_DATABASE_URL or None
+        {},
+        project_dir=root,
+        root_dir=root,
+        database_url=TEST_DATABASE_URL or None,
+        allowed_hosts=IN_PROCESS_HOSTS,
     )
 
 

@@ -56,7 +56,7 @@ def test_bad_setting_exits_with_usage(tmp_path: Path) -> None:
 
 
 def project_of(directory: Path) -> dict[str, Any]:
-    settings = Settings.from_env({}, project_dir=str(directory))
+    settings = Settings.from_env({}, project_dir=str(directory), allowed_hosts="testserver")
     with TestClient(create_app(settings)) as client:
         return dict(client.get("/api/project").json())
 

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.skipif(
 
 
 def backends_of(project: Path) -> list[dict[str, str]]:
-    with TestClient(create_app(Settings.from_env({}, project_dir=str(project)))) as client:
+    with TestClient(
+        create_app(Settings.from_env({}, project_dir=str(project), allowed_hosts="testserver"))
+    ) as client:
         return list(client.get("/api/project").json()["config"]["ml_backends"])
 
 
