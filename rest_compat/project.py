@@ -173,17 +173,22 @@ async def project_post(request: Request) -> Response:
     return answer(ls_project(data["createProject"], request), 201, NEW_PROJECT)
 
 
+SWITCH_REDIRECT = "/api/project"
+
+
 async def _project_switch(request: Request) -> Response:
     """Make the project with ``uuid`` the session's current one (rest-api.md §3.1): GET
-    redirects to /settings, POST answers the new current project (compat Q-10); an unknown
-    uuid is 404 and leaves the session as it was (Q-11)."""
+    redirects (302, as Label Studio) to ``/api/project``, which shows the switched-to project
+    (Label Studio's target, the /settings page, is not served here); POST answers the new
+    current project (compat Q-10); an unknown uuid is 404 and leaves the session as it was
+    (Q-11)."""
     project_uuid = request.query_params.get("uuid")
     if not project_uuid:
         raise RestError(400, error_body(400, NOT_A_UUID), SWITCH_PROJECT)
     data = await execute(request, SWITCH_PROJECT, {"uuid": project_uuid})
     if request.method == "GET":
         headers = {OPERATION_HEADER: SWITCH_PROJECT.name}
-        return RedirectResponse("/settings", status_code=302, headers=headers)
+        return RedirectResponse(SWITCH_REDIRECT, status_code=302, headers=headers)
     return answer(ls_project(data["selectProject"], request), 200, SWITCH_PROJECT)
 
 
