@@ -46,7 +46,8 @@ UPDATE_PROJECT = Operation(
     " updateProject(input: $input) { ...LsProject } }" + PROJECT_FIELDS
 )
 SET_CONFIG = Operation(
-    "mutation RestProjectConfig($config: String!) { setLabelConfig(labelConfig: $config) { id } }"
+    "mutation RestProjectConfig($config: String!) { setLabelConfig(labelConfig: $config) "
+    "{ labelConfig labelConfigLine dataTypes configHasControlTags } }"
 )
 VALIDATE_CONFIG = Operation(
     "query RestValidateConfig($config: String!) "
@@ -255,12 +256,23 @@ async def project_config_post(request: Request) -> Response:
     if text is None:
         raise RestError(400, {"label_config": ["can only parse strings"]}, SET_CONFIG)
     try:
-        await execute(request, SET_CONFIG, {"config": text})
+        data = await execute(request, SET_CONFIG, {"config": text})
     except OperationFailed as exc:
         if exc.code != "INVALID_LABEL_CONFIG":
             raise
         raise RestError(400, {"label_config": exc.messages}, SET_CONFIG) from None
-    return answer(None, 201, SET_CONFIG)
+    return answer(saved_config_body(data["setLabelConfig"]), 201, SET_CONFIG)
+
+
+def saved_config_body(project: dict[str, Any]) -> dict[str, Any]:
+    """The 201 body: the config as saved and what it derives (Label Studio answered an empty
+    body; docs/compat.md), with the names ``GET /api/project`` uses."""
+    return {
+        "label_config": project["labelConfig"],
+        "label_config_line": project["labelConfigLine"],
+        "data_types": project["dataTypes"],
+        "config_has_control_tags": project["configHasControlTags"],
+    }
 
 
 @endpoint("/validate-config", "POST", VALIDATE_CONFIG)
