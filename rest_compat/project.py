@@ -46,7 +46,8 @@ UPDATE_PROJECT = Operation(
     " updateProject(input: $input) { ...LsProject } }" + PROJECT_FIELDS
 )
 SET_CONFIG = Operation(
-    "mutation RestProjectConfig($config: String!) { setLabelConfig(labelConfig: $config) { id } }"
+    "mutation RestProjectConfig($config: String!) { setLabelConfig(labelConfig: $config) "
+    "{ labelConfig labelConfigLine dataTypes configHasControlTags } }"
 )
 VALIDATE_CONFIG = Operation(
     "query RestValidateConfig($config: String!) "
@@ -173,17 +174,22 @@ async def project_post(request: Request) -> Response:
     return answer(ls_project(data["createProject"], request), 201, NEW_PROJECT)
 
 
+SWITCH_REDIRECT = "/api/project"
+
+
 async def _project_switch(request: Request) -> Response:
     """Make the project with ``uuid`` the session's current one (rest-api.md §3.1): GET
-    redirects to /settings, POST answers the new current project (compat Q-10); an unknown
-    uuid is 404 and leaves the session as it was (Q-11)."""
+    redirects (302, as Label Studio) to ``/api/project``, which shows the switched-to project
+    (Label Studio's target, the /settings page, is not served here); POST answers the new
+    current project (compat Q-10); an unknown uuid is 404 and leaves the session as it was
+    (Q-11)."""
     project_uuid = request.query_params.get("uuid")
     if not project_uuid:
         raise RestError(400, error_body(400, NOT_A_UUID), SWITCH_PROJECT)
     data = await execute(request, SWITCH_PROJECT, {"uuid": project_uuid})
     if request.method == "GET":
         headers = {OPERATION_HEADER: SWITCH_PROJECT.name}
-        return RedirectResponse("/settings", status_code=302, headers=headers)
+        return RedirectResponse(SWITCH_REDIRECT, status_code=302, headers=headers)
     return answer(ls_project(data["selectProject"], request), 200, SWITCH_PROJECT)
 
 
@@ -250,12 +256,23 @@ async def project_config_post(request: Request) -> Response:
     if text is None:
         raise RestError(400, {"label_config": ["can only parse strings"]}, SET_CONFIG)
     try:
-        await execute(request, SET_CONFIG, {"config": text})
+        data = await execute(request, SET_CONFIG, {"config": text})
     except OperationFailed as exc:
         if exc.code != "INVALID_LABEL_CONFIG":
             raise
         raise RestError(400, {"label_config": exc.messages}, SET_CONFIG) from None
-    return answer(None, 201, SET_CONFIG)
+    return answer(saved_config_body(data["setLabelConfig"]), 201, SET_CONFIG)
+
+
+def saved_config_body(project: dict[str, Any]) -> dict[str, Any]:
+    """The 201 body: the config as saved and what it derives (Label Studio answered an empty
+    body; docs/compat.md), with the names ``GET /api/project`` uses."""
+    return {
+        "label_config": project["labelConfig"],
+        "label_config_line": project["labelConfigLine"],
+        "data_types": project["dataTypes"],
+        "config_has_control_tags": project["configHasControlTags"],
+    }
 
 
 @endpoint("/validate-config", "POST", VALIDATE_CONFIG)

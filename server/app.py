@@ -28,6 +28,7 @@ from server.host_check import HostCheck, host_rule
 from server.middleware import BodyReadTimeout, BodySizeLimit, LabelStudioHeaders
 from server.migrations import migrate
 from server.multi_session import COOKIE, MultiSession, session_key
+from server.sample_media import sample_media
 from server.services import projects as project_service
 from server.services.ml.job_runner import MLRuntime
 from server.services.storage.runtime import StorageRuntime
@@ -107,6 +108,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/graphql", PreflightRequired(graphql_app), methods=["GET", "POST"]),
         Route("/data/export/{name}", export_download, methods=["GET", "HEAD"]),
         Route("/data/upload/{name:path}", upload_file, methods=["GET", "HEAD"]),
+        Route("/static/samples/{name}", sample_media, methods=["GET", "HEAD"]),
         *rest_compat.routes(),
     ]
     middleware = [*front_door(settings), Middleware(LabelStudioHeaders)]

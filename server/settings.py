@@ -149,6 +149,12 @@ class Settings:
         "Fetch remote (http/https) images and audio into COCO/VOC/YOLO/ASR_MANIFEST exports",
         cast=boolean,
     )
+    export_escape_formulas: bool = _setting(
+        True,
+        "Prefix CSV/TSV export cells that start with =, +, -, @, tab or CR with ' so "
+        "spreadsheets do not run them as formulas (false = Label Studio's exact output)",
+        cast=boolean,
+    )
     export_fetch_timeout: float = _setting(
         10.0, "Timeout in seconds for each remote fetch during an export", cast=float
     )

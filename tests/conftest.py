@@ -25,6 +25,7 @@ from tests.ml_backend import (  # noqa: F401  (fixtures)
     ml_backend,
     start_ml_backend,
 )
+from tests.ml_sdk import sdk_backend, sdk_python_path  # noqa: F401  (fixtures)
 from tests.storage_fixtures import (  # noqa: F401  (fixtures)
     redis_store,
     redis_url,

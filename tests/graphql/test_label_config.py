@@ -36,8 +36,7 @@ def test_validate_gives_structured_errors(gql: GraphQL) -> None:
         "ok": False,
         "errors": [
             {
-                "message": "Validation failed on : OrderedDict([('name', 't')]) is not of type "
-                "'array'",
+                "message": "Validation failed on : 'value' is a required property",
                 "code": "STRUCTURE",
                 "tag": "Text",
                 "attribute": "value",

@@ -150,3 +150,22 @@ def test_next_task_and_validation_queries(labeled: TestClient, gql: GraphQL) -> 
     assert data["project"]["u"]["isLabeled"] is False
     assert data["validateLabelConfig"]["ok"] is False
     assert "Premature end of data" in data["validateLabelConfig"]["errors"][0]["message"]
+
+
+def test_next_task_score_sampling_serves_tasks_without_predictions(
+    client: TestClient, gql: GraphQL
+) -> None:
+    client.post("/api/project/config", data={"label_config": fixture_text("configs/sentiment.xml")})
+    tasks = [
+        {"data": {"text": "plain a"}},
+        {"data": {"text": "scored"}, "predictions": [{"result": [], "score": 0.5}]},
+        {"data": {"text": "plain b"}},
+        {"data": {"text": "unscored"}, "predictions": [{"result": []}]},
+    ]
+    assert client.post("/api/project/import", json=tasks).status_code == 201
+    query = '{ project { nextTask(sampling: "prediction-score-min") { id data } } }'
+    served = []
+    while (task := gql(query)["project"]["nextTask"]) is not None and len(served) < 5:
+        served.append(task["data"]["text"])
+        client.post(f"/api/tasks/{task['id']}/completions", json={"result": RESULT})
+    assert served == ["scored", "unscored", "plain a", "plain b"]

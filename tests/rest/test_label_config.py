@@ -47,7 +47,74 @@ FIXED: dict[str, dict[str, Any]] = {
         ),
         "import_example": (400, None),
     },
+    # A single object tag or Label without a required attribute: the message names it, as Label
+    # Studio 0.9.1 does with today's jsonschema (recorded with 3.2: "OrderedDict([...]) is not
+    # of type 'array'").
+    **{
+        name: {
+            "validate": (
+                400,
+                {"label_config": [f"Validation failed on : '{attribute}' is a required property"]},
+            ),
+            "import_example": (400, None),
+        }
+        for name, attribute in [
+            ("image_no_name", "name"),
+            ("image_no_value", "value"),
+            ("text_no_value", "value"),
+            ("label_no_value", "value"),
+        ]
+    },
 }
+
+# Tags missing a required attribute (beyond the golden cases): the message names the first
+# missing one, in the order of the original's JSON schema (name, toName, value).
+T = '<Text name="t" value="$text"/>'
+MISSING_ATTRIBUTE = [
+    ('<View><Text name="t"/></View>', "", "value"),
+    ('<View><Text value="$text"/></View>', "", "name"),
+    ("<View><Text/></View>", "", "name"),
+    ('<View><HyperText name="h"/></View>', "", "value"),
+    ('<View><HyperText value="$h"/></View>', "", "name"),
+    ('<View><Image name="i"/></View>', "", "value"),
+    ('<View><View><Text name="t"/></View></View>', "", "value"),
+    (f'<View>{T}<Text name="u"/></View>', "Text/1", "value"),
+    (
+        f'<View>{T}<Choices toName="t"><Choice value="A"/><Choice value="B"/></Choices></View>',
+        "",
+        "name",
+    ),
+    (
+        f'<View>{T}<Choices name="c"><Choice value="A"/><Choice value="B"/></Choices></View>',
+        "",
+        "toName",
+    ),
+    (f'<View>{T}<Labels toName="t"><Label value="A"/></Labels></View>', "", "name"),
+    (f'<View>{T}<Labels name="l"><Label value="A"/></Labels></View>', "", "toName"),
+    (f'<View>{T}<Labels name="l" toName="t"><Label alias="a"/></Labels></View>', "", "value"),
+    (
+        f'<View>{T}<Labels name="l" toName="t"><Label value="A"/><Label/></Labels></View>',
+        "Label/1",
+        "value",
+    ),
+    (
+        f'<View>{T}<Choices name="c" toName="t"><Choice value="A"/><Choice/></Choices></View>',
+        "Choice/1",
+        "value",
+    ),
+    ('<View><View><Label alias="x"/></View></View>', "", "value"),
+]
+
+
+@pytest.mark.parametrize(("config", "path", "attribute"), MISSING_ATTRIBUTE)
+def test_missing_required_attribute_is_named(
+    client: TestClient, config: str, path: str, attribute: str
+) -> None:
+    message = f"Validation failed on {path}: '{attribute}' is a required property"
+    response = client.post("/api/validate-config", data={"label_config": config})
+    assert (response.status_code, response.json()) == (400, {"label_config": [message]})
+    response = client.get("/api/import-example", params={"label_config": config})
+    _check_example_error(response, {"label_config": [message]})
 
 
 def _check_example_error(response: Any, validate_body: Any) -> None:

@@ -142,9 +142,14 @@ def test_project_switch(alice: TestClient) -> None:
 
     response = alice.get(f"/api/project-switch?uuid={second.split('/')[1]}", follow_redirects=False)
     assert response.status_code == 302
-    assert response.headers["location"] == "/settings"
+    assert response.headers["location"] == "/api/project"
     assert response.headers["x-labelgraph-operation"] == "RestProjectSwitch"
     assert alice.get("/api/project").json()["project_name"] == second
+    # Following the redirect lands on a page that exists: the switched-to project.
+    response = alice.get(f"/api/project-switch?uuid={first_uuid}")
+    assert response.status_code == 200
+    assert response.url.path == "/api/project"
+    assert response.json()["project_name"] == first
 
 
 def test_projects_are_shared_by_uuid(alice: TestClient, bob: TestClient) -> None:

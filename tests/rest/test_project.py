@@ -29,7 +29,9 @@ def test_config_from_form_json_and_xml(client: TestClient) -> None:
         response = client.post(
             "/api/project/config", content=CONFIG, headers={"content-type": content_type}
         )
-        assert response.status_code == 201 and response.content == b""
+        assert response.status_code == 201
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["data_types"] == {"text": "Text"}
     body = client.get("/api/project").json()
     assert body["data_types"] == {"text": "Text"}
     assert body["config_has_control_tags"] is True
@@ -40,6 +42,21 @@ def test_config_from_form_json_and_xml(client: TestClient) -> None:
 def test_config_crlf_is_normalised(client: TestClient, gql) -> None:  # type: ignore[no-untyped-def]
     client.post("/api/project/config", data={"label_config": CONFIG.replace("\n", "\r\n")})
     assert "\r" not in gql("{ project { labelConfig } }")["project"]["labelConfig"]
+
+
+def test_config_save_answers_the_saved_config(client: TestClient) -> None:
+    """201 as Label Studio, with a JSON body (Label Studio's was empty; docs/compat.md)."""
+    response = client.post(
+        "/api/project/config", data={"label_config": CONFIG.replace("\n", "\r\n")}
+    )
+    assert response.status_code == 201
+    project = client.get("/api/project").json()
+    assert response.json() == {
+        "label_config": CONFIG.replace("\r\n", "\n"),
+        "label_config_line": project["label_config_line"],
+        "data_types": {"text": "Text"},
+        "config_has_control_tags": True,
+    }
 
 
 @pytest.mark.parametrize(

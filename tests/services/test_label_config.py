@@ -95,7 +95,7 @@ TEXT = '<Text name="t" value="$text"/>'
         (
             '<View><Image value="$image"/></View>',
             issues.STRUCTURE,
-            "Validation failed on : OrderedDict([('value', '$image')]) is not of type 'array'",
+            "Validation failed on : 'name' is a required property",
             "Image",
             "name",
         ),
@@ -125,7 +125,7 @@ TEXT = '<Text name="t" value="$text"/>'
             f'<View>{TEXT}<Choices name="c" toName="t"><View><Label alias="x@y"/></View>'
             "</Choices></View>",
             issues.STRUCTURE,
-            "Validation failed on : OrderedDict([('alias', 'xy')]) is not of type 'array'",
+            "Validation failed on : 'value' is a required property",
             "Label",
             "value",
         ),

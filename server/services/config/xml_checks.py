@@ -125,45 +125,6 @@ def elements(root: etree._Element) -> Iterator[etree._Element]:
 # --- step 2: structure (the original's JSON schema) ------------------------------------------
 
 
-def _coerce(value: str) -> Any:
-    """xmljson's value coercion, for messages that show an element as the original did."""
-    if value.lower() == "true":
-        return True
-    if value.lower() == "false":
-        return False
-    try:
-        return int(value)
-    except ValueError:
-        pass
-    try:
-        number = float(value)
-        if float("-inf") < number < float("inf"):
-            return number
-    except ValueError:
-        pass
-    return value
-
-
-def _badgerfish(el: etree._Element) -> str:
-    """``repr`` of the element as the original's OrderedDict (Python 3.8 form)."""
-    items: list[tuple[str, str]] = [(f"@{k}", repr(_coerce(v))) for k, v in el.attrib.items()]
-    text = (el.text or "").strip()
-    if text:
-        items.append(("$", repr(_coerce(text))))
-    children = [c for c in el if isinstance(c.tag, str)]
-    counts: dict[str, int] = {}
-    for child in children:
-        counts[child.tag] = counts.get(child.tag, 0) + 1
-    grouped: dict[str, list[str]] = {}
-    for child in children:
-        grouped.setdefault(child.tag, []).append(_badgerfish(child))
-    for tag, reprs in grouped.items():
-        items.append((tag, reprs[0] if counts[tag] == 1 else "[" + ", ".join(reprs) + "]"))
-    if not items:
-        return "OrderedDict()"
-    return "OrderedDict([" + ", ".join(f"({k!r}, {v})" for k, v in items) + "])"
-
-
 def _structure_error(path: str, reason: str, el: etree._Element, attribute: str | None) -> None:
     message = f"Validation failed on {path}: {reason}".replace("@", "")
     raise fail(STRUCTURE, message, el, attribute)
@@ -172,13 +133,14 @@ def _structure_error(path: str, reason: str, el: etree._Element, attribute: str 
 def _require(
     el: etree._Element, attrs: tuple[str, ...], siblings: int, index: int, path_tag: str
 ) -> None:
-    """The ``anyOf [array of X, X]`` rule of an object/label tag: as a single element a
-    failure reads "… is not of type 'array'"; in an array, the failing item's path."""
+    """The ``anyOf [array of X, X]`` rule of an object/label tag: the first missing attribute,
+    at the failing item's path when the tag repeats. (Label Studio with jsonschema 3.2 said
+    "<element> is not of type 'array'" for a single tag; with today's jsonschema it names the
+    missing attribute, as here: docs/compat.md.)"""
     for attr in attrs:
         if attr not in el.attrib:
-            if siblings == 1:
-                _structure_error("", f"{_badgerfish(el)} is not of type 'array'", el, attr)
-            _structure_error(f"{path_tag}/{index}", f"'{attr}' is a required property", el, attr)
+            path = "" if siblings == 1 else f"{path_tag}/{index}"
+            _structure_error(path, f"'{attr}' is a required property", el, attr)
 
 
 def _check_control(el: etree._Element, item_tag: str, siblings: int, index: int) -> None:
@@ -195,8 +157,8 @@ def _check_control(el: etree._Element, item_tag: str, siblings: int, index: int)
     for i, item in enumerate(items):
         if "value" in item.attrib:
             continue
-        if item_tag == "Label" and len(items) == 1:
-            _structure_error("", f"{_badgerfish(item)} is not of type 'array'", item, "value")
+        if item_tag == "Label" and len(items) == 1:  # Label: anyOf [array, one Label]
+            _structure_error("", "'value' is a required property", item, "value")
         where = item_tag if len(items) == 1 else f"{item_tag}/{i}"
         _structure_error(where, "'value' is a required property", item, "value")
     for kid in kids:

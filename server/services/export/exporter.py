@@ -139,6 +139,7 @@ def export_project(
                 media=media,
                 format=name,
                 include_unlabeled=not only_completed,
+                escape_formulas=settings.export_escape_formulas,
             )
             try:
                 writer = WRITERS[name](context)

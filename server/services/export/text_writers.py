@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -110,6 +111,40 @@ def control_cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+# Cells a spreadsheet may run as a formula (OWASP "CSV Injection"): escaped with a leading
+# apostrophe unless they are plain numbers (a negative amount is no formula).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def escape_formula(cell: str) -> str:
+    if cell.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+class _RowWriter:
+    """``csv.writer`` rows ending in ``\n``, with every cell holding a ``\r`` quoted too.
+
+    With ``lineterminator="\n"`` the csv module leaves a bare ``\r`` unquoted, and readers
+    take it for a line break that splits the row; a writer whose terminator is ``\r\n``
+    quotes both characters, so rows are written with it and their ending is rewritten."""
+
+    def __init__(self, sink: _TextSink, delimiter: str, escape_formulas: bool) -> None:
+        self.sink = sink
+        self.buffer = io.StringIO()
+        self.writer = csv.writer(self.buffer, delimiter=delimiter, lineterminator="\r\n")
+        self.escape_formulas = escape_formulas
+
+    def writerow(self, row: list[str]) -> None:
+        if self.escape_formulas:
+            row = [escape_formula(cell) for cell in row]
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        self.writer.writerow(row)
+        self.sink.write(self.buffer.getvalue()[:-2] + "\n")
+
+
 class CsvWriter(Writer):
     """Rows are spooled to a JSON-lines file while the column list grows, then written with
     the header (the columns are known only after the last row)."""
@@ -149,7 +184,7 @@ class CsvWriter(Writer):
         if not self.rows:
             text.write("\n")
         else:
-            writer = csv.writer(text, delimiter=self.delimiter, lineterminator="\n")
+            writer = _RowWriter(text, self.delimiter, self.ctx.escape_formulas)
             width = len(self.columns)
             writer.writerow(list(self.columns))
             with self.spool_path.open("rb") as spool:

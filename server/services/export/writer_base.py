@@ -59,6 +59,7 @@ class WriterContext:
     media: MediaResolver
     format: str
     include_unlabeled: bool = False
+    escape_formulas: bool = False  # CSV/TSV: prefix formula-like cells with "'"
     resources: list[Any] = field(default_factory=list)
 
     @property

@@ -76,8 +76,11 @@ def train(client: MLClient, project_id: int, project_full_path: str) -> list[Tra
     outcomes = []
     with released():
         for backend in backends:
+            # Label Studio 0.9's key and today's label-studio-ml SDK's (which reads only
+            # "annotations"): the same list, serialised twice.
             body = {
                 "completions": completions,
+                "annotations": completions,
                 "project": backend.name,
                 "label_config": line,
                 "params": params,

@@ -35,8 +35,9 @@ def _uniform(project_id: int, rng: random.Random) -> Task | None:
 
 
 def _by_score(project_id: int, highest: bool) -> Task | None:
-    """Unlabeled tasks with predictions, by mean score; ties -> lowest id; tasks whose
-    predictions have no score come last (compat Q-21)."""
+    """Unlabeled tasks with predictions, by mean score; ties -> lowest id. Tasks whose
+    predictions have no score come next, then tasks without predictions (compat Q-21), so
+    every unlabeled task is served eventually."""
     scored = _candidates(project_id).where(SCORED)
     best = (
         scored.select(Task.predictions_score)
@@ -46,12 +47,17 @@ def _by_score(project_id: int, highest: bool) -> Task | None:
     )
     if best is not None:
         return scored.where(Task.predictions_score == best).order_by(Task.id).first()
-    return (
+    unscored = (
         _candidates(project_id)
         .where(PREDICTED, Task.predictions_score.is_null(True))
         .order_by(Task.id)
         .first()
     )
+    if unscored is not None:
+        return unscored
+    # No unlabeled task has a prediction left, so the lowest unlabeled id is the lowest one
+    # without predictions: one seek on the unlabeled index instead of a filtered scan.
+    return _sequential(project_id)
 
 
 def next_task(
@@ -64,6 +70,4 @@ def next_task(
         return _sequential(project_id)
     if mode == "uniform":
         return _uniform(project_id, rng or random.Random())
-    if project.prediction_count == 0:
-        return None
     return _by_score(project_id, highest=mode == "prediction-score-max")
