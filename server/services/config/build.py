@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from lxml import etree
 
@@ -130,7 +130,7 @@ def build(text: str, root: etree._Element) -> LabelConfig:
                 labels[owner][label] = _frozen(attrib)
     controls: dict[str, ControlTag] = {}
     for name, el in control_els.items():
-        targets = tuple(el.get("toName").split(","))
+        targets = tuple((el.get("toName") or "").split(","))
         for target in targets:
             if target not in objects:
                 raise fail(
@@ -173,7 +173,7 @@ def _full_form(text: str, root: etree._Element) -> str:
     """``label_config_full`` (§7.4): without comments. As in the original, a config that has
     comments is re-serialised as HTML (explicit closing tags; a removed comment takes the
     text after it along). Mutates ``root``: call last."""
-    comments = root.xpath("//comment()")
+    comments = cast(list[etree._Element], root.xpath("//comment()"))
     if not comments:
         return text
     for comment in comments:

@@ -94,7 +94,8 @@ def parse_xml(text: Any, max_bytes: int | None) -> etree._Element:
         raise LabelConfigError(
             ConfigIssue(XML_SYNTAX, "Document is empty, line 1, column 1 (<string>, line 1)")
         )
-    if root.getroottree().docinfo.doctype:  # pragma: no cover - refused above
+    doctype = root.getroottree().docinfo.doctype  # type: ignore[union-attr]  # not in lxml-stubs
+    if doctype:  # pragma: no cover - refused above
         raise LabelConfigError(
             ConfigIssue(FORBIDDEN_XML, "Label config must not contain a DOCTYPE")
         )

@@ -17,8 +17,13 @@ def _candidates(project_id: int) -> peewee.ModelSelect[Task]:
     return Task.select().where(Task.project == project_id, UNLABELED)
 
 
+def _first(query: peewee.ModelSelect[Task]) -> Task | None:
+    task: Task | None = query.first()
+    return task
+
+
 def _sequential(project_id: int) -> Task | None:
-    return _candidates(project_id).order_by(Task.id).first()
+    return _first(_candidates(project_id).order_by(Task.id))
 
 
 def _uniform(project_id: int, rng: random.Random) -> Task | None:
@@ -31,7 +36,7 @@ def _uniform(project_id: int, rng: random.Random) -> Task | None:
     high = _candidates(project_id).order_by(Task.id.desc()).first()
     assert high is not None
     pivot = rng.randint(low.id, high.id)
-    return _candidates(project_id).where(Task.id >= pivot).order_by(Task.id).first() or low
+    return _first(_candidates(project_id).where(Task.id >= pivot).order_by(Task.id)) or low
 
 
 def _by_score(project_id: int, highest: bool) -> Task | None:
@@ -46,12 +51,11 @@ def _by_score(project_id: int, highest: bool) -> Task | None:
         .scalar()
     )
     if best is not None:
-        return scored.where(Task.predictions_score == best).order_by(Task.id).first()
-    unscored = (
+        return _first(scored.where(Task.predictions_score == best).order_by(Task.id))
+    unscored = _first(
         _candidates(project_id)
         .where(PREDICTED, Task.predictions_score.is_null(True))
         .order_by(Task.id)
-        .first()
     )
     if unscored is not None:
         return unscored
