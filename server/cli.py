@@ -136,7 +136,9 @@ def initialise(
 
         def connect_backends() -> None:
             for spec in ml_backends:
-                backend = ml.add_backend(None, project_id, spec, check_connection=False)
+                backend = ml.add_backend(
+                    None, project_id, spec, check_connection=False, trusted=True
+                )
                 log.info("ML backend %s added: %s", backend.name, backend.url)
 
         db.with_connection(connect_backends)
