@@ -135,7 +135,7 @@ def test_a_name_is_resolved_once_and_the_vetted_address_is_used(
     def fake(host: str, *args: Any, **kwargs: Any) -> Any:
         if host == "ml.example":
             lookups.append(host)
-            address = "127.0.0.1" if len(lookups) == 1 else "10.0.0.1"
+            address = "127.0.0.1" if len(lookups) == 1 else "127.0.0.2"
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
         return real(host, *args, **kwargs)
 
@@ -153,7 +153,7 @@ def test_a_name_is_resolved_once_and_the_vetted_address_is_used(
     client = MLClient(dataclasses.replace(settings, ml_allow_private=False))
     try:
         refused = client.health(f"http://ml.example:{port}")
-        assert refused.status == 0 and "non-public address 10.0.0.1" in refused.error
+        assert refused.status == 0 and "non-public address 127.0.0.2" in refused.error
     finally:
         client.close()
 

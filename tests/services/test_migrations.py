@@ -79,7 +79,7 @@ def test_a_version_2_database_gets_ml_backend_trusted(sentiment_project: TestCli
     def downgrade_and_migrate() -> None:
         db.database.execute_sql(
             'INSERT INTO "ml_backend" (project_id, name, url, created_at) '
-            "SELECT id, 'old', 'http://10.0.0.5:9090', 0 FROM \"project\""
+            "SELECT id, 'old', 'http://127.0.0.5:9', 0 FROM \"project\""
         )
         db.database.execute_sql('ALTER TABLE "ml_backend" DROP COLUMN "trusted"')
         migrations.SchemaVersion.delete().where(migrations.SchemaVersion.version > 2).execute()

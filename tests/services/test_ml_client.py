@@ -100,7 +100,7 @@ def test_answers_are_normalised(make_client: Callable[..., MLClient]) -> None:
         if request.url.path == "/setup":
             return httpx.Response(200, text="<html>not json</html>")
         if request.url.path == "/is_training":
-            return httpx.Response(302, headers={"Location": "http://10.0.0.1/"}, json={})
+            return httpx.Response(302, headers={"Location": "http://127.0.0.5/"}, json={})
         raise httpx.ConnectError("connection refused")
 
     client = make_client(handler)
