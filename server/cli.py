@@ -142,9 +142,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from server.logs import configure_logging
+
+    configure_logging(level)  # with secrets masked in every line (server/logs.py)
 
 
 def _export_env(settings: Settings) -> None:

@@ -130,5 +130,5 @@ def _add_backends(project_id: int, specs: Sequence[str]) -> None:
     from server.services.ml import backends as ml
 
     for spec in specs:
-        backend = ml.add_backend(None, project_id, spec, check_connection=False)
+        backend = ml.add_backend(None, project_id, spec, check_connection=False, trusted=True)
         log.info("ML backend %s added: %s", backend.name, backend.url)

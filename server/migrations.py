@@ -18,6 +18,8 @@ import logging
 from collections.abc import Callable
 
 import peewee
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as apply
 
 from server.db import database, is_sqlite, write_transaction
 from server.models import ALL_MODELS, STORAGE_MODELS
@@ -44,9 +46,19 @@ def _storage_tables() -> None:
     database.create_tables(STORAGE_MODELS, safe=True)
 
 
+def _ml_backend_trusted() -> None:
+    """``ml_backend.trusted`` (nullable: no table rebuild on SQLite). Databases created by a
+    later ``_initial_schema`` already have it."""
+    if "trusted" in {c.name for c in database.get_columns("ml_backend")}:
+        return
+    migrator = SchemaMigrator.from_database(database.obj)
+    apply(migrator.add_column("ml_backend", "trusted", peewee.BooleanField(null=True)))
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
+    _ml_backend_trusted,
 ]
 
 

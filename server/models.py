@@ -206,6 +206,9 @@ class MLBackend(BaseModel):
     # ``train_job``: the last training job id it answered (§5.2).
     batch_predict = peewee.BooleanField(null=True)
     train_job = peewee.TextField(null=True)
+    # Configured by the operator (``--ml-backends``): its address is not checked against the
+    # non-public ranges (LABELGRAPH_ML_ALLOW_PRIVATE governs the others). Null counts as false.
+    trusted = peewee.BooleanField(null=True, default=False)
 
     class Meta:
         indexes = ((("project", "name"), True),)

@@ -186,6 +186,12 @@ class Settings:
         3600, "Seconds a staged import (POST /api/project/import/prepare) is kept", cast=int
     )
 
+    ml_allow_private: bool = _setting(
+        False,
+        "Let ML backends added through the API reach loopback, private, link-local and other "
+        "non-public addresses (backends given with --ml-backends always may)",
+        cast=boolean,
+    )
     ml_connect_timeout: float = _setting(
         1.0, "Seconds to wait for a connection to an ML backend", cast=float
     )
@@ -249,6 +255,12 @@ class Settings:
         "",
         "Default endpoint URL of S3 storages (MinIO and other S3-compatible services); "
         "a storage's endpoint_url wins; empty = AWS",
+    )
+    storage_allow_private: bool = _setting(
+        False,
+        "Let S3 endpoint_url and Redis host of storages reach loopback, private, link-local and "
+        "other non-public addresses (LABELGRAPH_S3_ENDPOINT always may)",
+        cast=boolean,
     )
     s3_presign_ttl: int = _setting(
         3600, "Seconds a presigned URL served for s3:// task data stays valid", cast=int

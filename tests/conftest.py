@@ -78,8 +78,22 @@ def fresh_postgres_schema() -> None:
         database.close()
 
 
+# Tests that use these local servers (on 127.0.0.1) switch the address policy off for them:
+# every other test runs with the default, which refuses non-public addresses.
+LOCAL_ML_FIXTURES = {"ml_backend", "start_ml_backend", "sdk_backend"}
+LOCAL_STORAGE_FIXTURES = {"s3_endpoint", "s3_bucket", "redis_url", "redis_store"}
+
+
+def _allow_local(request: pytest.FixtureRequest) -> dict[str, Any]:
+    used = set(request.fixturenames)
+    return {
+        "ml_allow_private": True if used & LOCAL_ML_FIXTURES else None,
+        "storage_allow_private": True if used & LOCAL_STORAGE_FIXTURES else None,
+    }
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     if TEST_DATABASE_URL:
         _reset_postgres(TEST_DATABASE_URL)
     return Settings.from_env(
@@ -87,11 +101,12 @@ def settings(tmp_path: Path) -> Settings:
         project_dir=str(tmp_path / "project"),
         database_url=TEST_DATABASE_URL or None,
         allowed_hosts=IN_PROCESS_HOSTS,
+        **_allow_local(request),
     )
 
 
 @pytest.fixture
-def multi_settings(tmp_path: Path) -> Settings:
+def multi_settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     """Settings of start-multi-session mode (root directory under ``tmp_path``)."""
     if TEST_DATABASE_URL:
         _reset_postgres(TEST_DATABASE_URL)
@@ -102,6 +117,7 @@ def multi_settings(tmp_path: Path) -> Settings:
         root_dir=root,
         database_url=TEST_DATABASE_URL or None,
         allowed_hosts=IN_PROCESS_HOSTS,
+        **_allow_local(request),
     )
 
 

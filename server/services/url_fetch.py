@@ -2,17 +2,17 @@
 
 Guards against server-side request forgery: only ``http``/``https``; the host name is resolved
 once and every address it resolves to must be public (no loopback, private, link-local,
-multicast, reserved or unspecified address, IPv4-mapped forms included) unless the operator
-allows them; the connection goes to that vetted address (so a second DNS answer cannot point
-elsewhere) while the request keeps the host name (``Host``, TLS SNI and certificate check);
-each redirect is vetted again. The download has an overall time limit and a size limit.
+multicast, reserved or unspecified address, IPv4 carried in IPv6 included:
+:mod:`server.services.net_guard`) unless the operator allows them; the connection goes to that
+vetted address (so a second DNS answer cannot point elsewhere) while the request keeps the host
+name (``Host``, TLS SNI and certificate check); each redirect is vetted again. The download has
+an overall time limit and a size limit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
-import ipaddress
 import socket
 import ssl
 import time
@@ -21,9 +21,12 @@ from typing import IO
 from urllib.parse import urljoin, urlsplit
 
 from server.errors import DomainError
+from server.services.net_guard import AddressRefused, is_public, vetted_addresses
 
 CHUNK = 256 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
+IMPORT_SWITCH = "LABELGRAPH_URL_IMPORT_ALLOW_PRIVATE"
+__all__ = ["FetchPolicy", "Fetched", "fetch", "is_public"]
 
 
 @dataclass(frozen=True)
@@ -45,31 +48,17 @@ def fetch_failed(message: str) -> DomainError:
     return DomainError("fetch_failed", message, {"errors": [message]})
 
 
-def is_public(address: str) -> bool:
-    """Whether an IP address is a public unicast address."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
 def resolve(host: str, port: int, policy: FetchPolicy) -> str:
     """The address to connect to for ``host``; refused when any answer is not public."""
     try:
-        answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise fetch_failed(f"cannot resolve host {host!r}: {exc}") from None
-    addresses = [str(answer[4][0]) for answer in answers]
-    if not addresses:
-        raise fetch_failed(f"cannot resolve host {host!r}")
-    if not policy.allow_private:
-        for address in addresses:
-            if not is_public(address):
-                raise fetch_failed(
-                    f"URL imports from {host} are not allowed: it resolves to the non-public "
-                    f"address {address} (an operator can allow it with "
-                    "LABELGRAPH_URL_IMPORT_ALLOW_PRIVATE)"
-                )
+        addresses = vetted_addresses(
+            host, port, allow_private=policy.allow_private, switch=IMPORT_SWITCH
+        )
+    except AddressRefused as exc:
+        reason = str(exc)
+        if "non-public" in reason:
+            raise fetch_failed(f"URL imports from {host} are not allowed: {reason}") from None
+        raise fetch_failed(reason) from None
     return addresses[0]
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from graphql import parse, validate
 from starlette.testclient import TestClient
 
 from rest_compat._http import ENDPOINTS, OPERATION_HEADER, Endpoint
 from schema import schema
+from server.settings import Settings
 from tests.conftest import fixture_json, fixture_text
 
 # One valid request per route: (method, path, keyword arguments for the client).
@@ -80,6 +83,12 @@ def test_every_route_has_a_request_here() -> None:
 def test_operation_is_valid_against_the_schema(endpoint) -> None:  # type: ignore[no-untyped-def]
     document = parse(endpoint.operation.document)
     assert validate(schema._schema, document) == []
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The /api/models routes call the example ML backend on 127.0.0.1 (started on demand)."""
+    return dataclasses.replace(settings, ml_allow_private=True)
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e.method} {e.path}")

@@ -58,7 +58,7 @@ def test_a_version_1_database_gets_the_storage_tables(sentiment_project: TestCli
             db.database.execute_sql(f'DROP TABLE "{table}"')
         migrations.SchemaVersion.delete().where(migrations.SchemaVersion.version > 1).execute()
         assert migrations.current_version() == 1
-        assert migrations.migrate() == len(migrations.MIGRATIONS) == 2
+        assert migrations.migrate() == len(migrations.MIGRATIONS)
         assert {"storage", "storage_key"} <= set(db.database.get_tables())
         assert _task_total() == 5
         columns = {c.name for c in db.database.get_columns("storage_key")}
@@ -70,3 +70,23 @@ def test_a_version_1_database_gets_the_storage_tables(sentiment_project: TestCli
         "/api/project/storage-settings?storage_for=target", json={"type": "completions-dir"}
     )
     assert response.status_code == 201
+
+
+def test_a_version_2_database_gets_ml_backend_trusted(sentiment_project: TestClient) -> None:
+    """Databases made before ``ml_backend.trusted`` existed get it; their backends are not
+    trusted (null)."""
+
+    def downgrade_and_migrate() -> None:
+        db.database.execute_sql(
+            'INSERT INTO "ml_backend" (project_id, name, url, created_at) '
+            "SELECT id, 'old', 'http://127.0.0.5:9', 0 FROM \"project\""
+        )
+        db.database.execute_sql('ALTER TABLE "ml_backend" DROP COLUMN "trusted"')
+        migrations.SchemaVersion.delete().where(migrations.SchemaVersion.version > 2).execute()
+        assert migrations.migrate() == len(migrations.MIGRATIONS)
+        columns = {c.name for c in db.database.get_columns("ml_backend")}
+        assert "trusted" in columns
+        rows = db.database.execute_sql('SELECT name, trusted FROM "ml_backend"').fetchall()
+        assert rows == [("old", None)]
+
+    db.with_connection(downgrade_and_migrate)

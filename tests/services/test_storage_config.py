@@ -58,12 +58,12 @@ def test_clean_reports_every_field_error() -> None:
 
 
 def test_masked_secrets_keep_the_stored_value() -> None:
-    current: Any = SimpleNamespace(type="redis", params={"password": "old", "db": 1})
+    current: Any = SimpleNamespace(type="redis", path=None, params={"password": "old", "db": 1})
     kept = clean("source", "redis", {"password": MASK}, current)
     assert kept.params["password"] == "old"
     replaced = clean("source", "redis", {"password": "new"}, current)
     assert replaced.params["password"] == "new"
-    other: Any = SimpleNamespace(type="s3", params={"password": "x"})
+    other: Any = SimpleNamespace(type="s3", path=None, params={"password": "x"})
     assert "password" not in clean("source", "redis", {"password": MASK}, other).params
     assert storage_config.masked({"password": "p", "aws_session_token": "", "db": 1}) == {
         "password": MASK,
@@ -111,20 +111,51 @@ def test_presigning_is_local_and_replaces_uris_in_text() -> None:
         },
         "/p",
     )
-    resolver = DataResolver(S3Store(spec, Settings()))
+    resolver = DataResolver(S3Store(spec, Settings(storage_allow_private=True)))
     data = {
         "image": "s3://bucket/a/b.jpg",
-        "html": '<img src="s3://other/c.png"> and text',
+        "html": '<img src="s3://bucket/c.png"> and text',
         "n": 3,
         "plain": "no uri",
     }
     assert has_s3_uri(data) and not has_s3_uri({"x": "http://h/s3"})
     served = resolver(data)
     assert served["image"].startswith("http://127.0.0.1:1/bucket/a/b.jpg?X-Amz-Algorithm=")
-    assert served["html"].startswith('<img src="http://127.0.0.1:1/other/c.png?')
+    assert served["html"].startswith('<img src="http://127.0.0.1:1/bucket/c.png?')
     assert served["html"].endswith('"> and text')
     assert served["n"] == 3 and served["plain"] == "no uri"
     assert data["image"] == "s3://bucket/a/b.jpg"  # the stored data is not changed
+
+
+def test_only_the_storage_bucket_and_prefix_are_presigned() -> None:
+    """The attack: task data naming another bucket (or another prefix of this one) would get
+    a URL signed with the storage's credentials, which also shows its access key id and
+    session token. Such URIs stay as they are."""
+    spec = StorageSpec(
+        "s3",
+        "bucket",
+        {
+            "aws_access_key_id": "KEYID",
+            "aws_secret_access_key": "s",
+            "aws_session_token": "SESSIONTOKEN",
+            "endpoint_url": "http://127.0.0.1:1",
+            "prefix": "media",
+        },
+        "/p",
+    )
+    resolver = DataResolver(S3Store(spec, Settings(storage_allow_private=True)))
+    data = {
+        "own": "s3://bucket/media/a.jpg",
+        "foreign": "s3://victim-bucket/media/a.jpg",
+        "outside": "s3://bucket/private/a.jpg",
+        "sneaky": "s3://bucket/media/../private/a.jpg",
+        "text": "see s3://victim-bucket/x.png and s3://bucket/media/b.png",
+    }
+    served = resolver(data)
+    assert "KEYID" in served["own"] and "SESSIONTOKEN" in served["own"]
+    for key in ("foreign", "outside", "sneaky"):
+        assert served[key] == data[key]
+    assert served["text"].startswith("see s3://victim-bucket/x.png and http://127.0.0.1:1/")
 
 
 def test_work_merges_and_falls_back_to_everything() -> None:

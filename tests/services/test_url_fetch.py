@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from server.errors import DomainError
-from server.services import url_fetch
+from server.services import net_guard
 from server.services.url_fetch import FetchPolicy, fetch, is_public
 from tests import http_fixtures
 from tests.http_fixtures import serve_directory
@@ -50,6 +50,18 @@ def error(url: str, policy: FetchPolicy) -> DomainError:
         ("fd00::1", False),
         ("::ffff:127.0.0.1", False),
         ("::ffff:8.8.8.8", True),
+        # IPv6 forms that carry an IPv4 address are judged by that address too.
+        ("::127.0.0.1", False),  # IPv4-compatible
+        ("::8.8.8.8", False),  # deprecated form: not a global IPv6 address either
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+        ("64:ff9b:1::808:808", False),  # local-use NAT64 (RFC 8215)
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("2002:a00:1::1", False),  # 6to4 of 10.0.0.1
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),  # Teredo: client 127.0.0.1
+        ("::ffff:10.0.0.1", False),
     ],
 )
 def test_public_addresses(address: str, public: bool) -> None:
@@ -67,6 +79,14 @@ def test_loopback_is_refused_by_default(site: str) -> None:
     exc = error(f"{site}/a.txt", FetchPolicy())
     assert exc.code == "fetch_failed"
     assert "non-public address 127.0.0.1" in exc.message
+
+
+@pytest.mark.parametrize("host", ["[::127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::1]"])
+def test_ipv6_forms_of_loopback_are_refused(site: str, host: str) -> None:
+    port = int(site.rsplit(":", 1)[1])
+    exc = error(f"http://{host}:{port}/a.txt", FetchPolicy())
+    assert exc.code == "fetch_failed"
+    assert f"non-public address {host.strip('[]')}" in exc.message
 
 
 def test_names_resolving_to_private_addresses_are_refused(
@@ -118,7 +138,7 @@ def test_redirects_are_vetted_again(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         serve_directory(tmp_path, "127.0.0.2") as inner,
     ):
         # Pretend 127.0.0.1 were public: the redirect to 127.0.0.2 must still be refused.
-        monkeypatch.setattr(url_fetch, "is_public", lambda address: address == "127.0.0.1")
+        monkeypatch.setattr(net_guard, "is_public", lambda address: address == "127.0.0.1")
         exc = error(f"{outer}/redirect?to={inner}/a.txt", FetchPolicy())
         assert "non-public address 127.0.0.2" in exc.message
         out = io.BytesIO()

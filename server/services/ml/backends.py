@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from server.db import released, write_transaction
 from server.errors import DomainError
 from server.models import MLBackend
-from server.services.ml.client import MLClient, Reply
+from server.services.ml.client import MLClient, Reply, Target
 from server.services.projects import get_project, lock_project, parsed_config
 
 NO_ML_BACKEND = "No ML backend"
@@ -65,10 +65,12 @@ def add_backend(
     name: str | None = None,
     *,
     check_connection: bool = True,
+    trusted: bool = False,
 ) -> MLBackend:
     """Connect a backend given as ``URL`` or ``NAME=URL`` (or ``URL`` and ``name``). With
     ``check_connection`` (PATCH /api/project, GraphQL) it must answer ``GET /health``; the CLI
-    adds backends without asking them (§1.2)."""
+    adds backends without asking them (§1.2), ``trusted``: the operator's, whatever their
+    address."""
     project = get_project(project_id)
     if name is None:
         # The last segment of the name (multi-session names are <user>/<project>).
@@ -83,7 +85,7 @@ def add_backend(
         if client is None:
             raise DomainError("ml_backend", "ML backends cannot be reached from here")
         with released():
-            reply = client.health(url)
+            reply = client.health(Target(url, trusted))
         if not reply.ok:
             message = f'ML backend with URL: "{url}" is not connected.'
             raise DomainError("invalid", message, {"url": url, "reason": reply.error})
@@ -91,14 +93,14 @@ def add_backend(
         lock_project(project_id)
         if (error := _duplicate(project_id, name)) is not None:
             raise error
-        return MLBackend.create(project=project_id, name=name, url=url)
+        return MLBackend.create(project=project_id, name=name, url=url, trusted=trusted)
 
 
 def set_backends(project_id: int, entries: Sequence[tuple[str, str]]) -> list[MLBackend]:
     """Replace the project's backends by ``entries`` ((name, url) pairs, in order), as editing
     ``ml_backends`` in Label Studio's settings file does: not asked for ``/health`` (backends
     that cannot be reached are kept, §1.1). What is known of a backend with the same name and
-    URL (model version, batching, training job) is kept."""
+    URL (model version, batching, training job, the operator's trust) is kept."""
     names = [name for name, _url in entries]
     for name, url in entries:
         _check_name(name)
@@ -120,6 +122,7 @@ def set_backends(project_id: int, entries: Sequence[tuple[str, str]]) -> list[ML
                     model_version=old.model_version if old else None,
                     batch_predict=old.batch_predict if old else None,
                     train_job=old.train_job if old else None,
+                    trusted=bool(old.trusted) if old else False,
                 )
             )
         return created
@@ -152,14 +155,14 @@ def backend_status(client: MLClient, backend: MLBackend) -> BackendStatus:
     project = get_project(backend.project_id)
     line = parsed_config(project).line
     with released():
-        health = client.health(backend.url)
+        health = client.health(backend)
         if not health.ok:
             return BackendStatus(connected=False, error=health.error)
         body = health.body if isinstance(health.body, dict) else {}
         model_dir = body.get("model_dir")
         model_dir = None if model_dir is None else str(model_dir).rstrip("/").rsplit("/", 1)[-1]
-        setup = client.setup(backend.url, backend.name, line)
-        training = client.is_training(backend.url, backend.name)
+        setup = client.setup(backend, backend.name, line)
+        training = client.is_training(backend, backend.name)
     version = setup_version(setup)
     error = None if setup.ok else f"/setup failed: {setup.error}"
     is_training = None
@@ -198,4 +201,4 @@ def notify_tasks_deleted(client: MLClient | None, project_id: int) -> None:
     with released():
         for backend in backends:
             if not client.recently_failed(backend.url):
-                client.delete(backend.url, backend.name)
+                client.delete(backend, backend.name)

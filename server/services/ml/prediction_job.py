@@ -214,9 +214,9 @@ class PredictionJob:
         several tasks, else one call per task."""
         if not bodies or backend.gave_up:
             return {}
-        url, name = backend.row.url, backend.row.name
+        row, name = backend.row, backend.row.name
         if len(bodies) > 1 and backend.batch is not False:
-            reply = self.client.predict(url, name, bodies, backend.version, plan.line)
+            reply = self.client.predict(row, name, bodies, backend.version, plan.line)
             results = results_of(reply)
             if reply.unreachable:
                 backend.gave_up = reply.error
@@ -230,7 +230,7 @@ class PredictionJob:
         for body in bodies:
             if self.stopping.is_set() or backend.gave_up:
                 break
-            reply = self.client.predict(url, name, [body], backend.version, plan.line)
+            reply = self.client.predict(row, name, [body], backend.version, plan.line)
             if reply.unreachable:
                 backend.gave_up = reply.error
                 break
@@ -297,11 +297,11 @@ class PredictionJob:
     ) -> tuple[list[ActiveBackend], list[str]]:
         active, errors = [], []
         for backend in backends:
-            health = self.client.health(backend.url)
+            health = self.client.health(backend)
             if not health.ok:
                 errors.append(f"{backend.name}: not connected ({health.error})")
                 continue
-            setup = self.client.setup(backend.url, backend.name, line)
+            setup = self.client.setup(backend, backend.name, line)
             if not setup.ok:
                 errors.append(f"{backend.name}: /setup failed ({setup.error})")
                 continue

@@ -95,9 +95,9 @@ def predict_round(
     for backend in backends:
         if skip_recently_failed and client.recently_failed(backend.url):
             continue
-        if not client.health(backend.url).ok:
+        if not client.health(backend).ok:
             continue
-        setup = client.setup(backend.url, backend.name, line)
+        setup = client.setup(backend, backend.name, line)
         if not setup.ok:
             continue
         version = setup_version(setup)
@@ -105,7 +105,7 @@ def predict_round(
         if kept is not None:
             found.append(kept)
             continue
-        results = results_of(client.predict(backend.url, backend.name, [task_body], version, line))
+        results = results_of(client.predict(backend, backend.name, [task_body], version, line))
         if results is None or not isinstance(results[0], dict):
             continue
         found.append(new_prediction(results[0], backend.name, version, project_id, task_id))

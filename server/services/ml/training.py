@@ -98,15 +98,15 @@ def _train_one(
     client: MLClient, backend: MLBackend, project_name: str, body: dict[str, Any]
 ) -> TrainOutcome:
     url, name = backend.url, backend.name
-    if not client.health(url).ok:
+    if not client.health(backend).ok:
         message = f'ML backend with URL: "{url}" is not connected.'
         return TrainOutcome(name, "not_connected", error=message)
     if backend.train_job:
-        status = client.job_status(url, backend.train_job)
+        status = client.job_status(backend, backend.train_job)
         answered = status.body if status.ok and isinstance(status.body, dict) else {}
         if answered.get("job_status") in RUNNING_JOB_STATES:
             return TrainOutcome(name, "failed", error=TRAIN_JOB_RUNNING)
-    training = client.is_training(url, name)
+    training = client.is_training(backend, name)
     if not training.ok:
         message = (
             "CantValidateIsTraining: Can't validate whether model is training for project "
@@ -115,7 +115,7 @@ def _train_one(
         return TrainOutcome(name, "failed", error=message)
     if isinstance(training.body, dict) and training.body.get("is_training") is True:
         return TrainOutcome(name, "failed", error=TRAIN_JOB_RUNNING)
-    reply = client.train(url, body)
+    reply = client.train(backend, body)
     if not reply.ok:
         message = (
             "CantStartTrainJobError: Can't update model: ML backend returns an error: "

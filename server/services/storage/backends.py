@@ -6,7 +6,9 @@ are optional dependencies (``pip install 'labelgraph[storage]'``), imported when
 their kind is used. Clients are cached per storage row version (:class:`ClientCache`): making
 a boto3 client costs ~0.1 s, presigning a URL with one ~0.2 ms and no network call.
 
-Nothing here touches the database; callers never hold a transaction while calling these.
+Hosts a client named must be public unless the operator allows otherwise
+(:mod:`server.services.storage.guard`). Nothing here touches the database; callers never hold a
+transaction while calling these.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Any
 
 import orjson
 
+from server.services.net_guard import AddressRefused
 from server.services.storage.config import redis_prefix
+from server.services.storage.guard import check_endpoint, guard_boto3_client, vetted_address
 from server.services.storage.storage_types import S3_TYPES
 from server.settings import Settings
 
@@ -67,6 +71,13 @@ class S3Store:
         self.bucket = spec.path or ""
         self.prefix = spec.prefix
         endpoint = params.get("endpoint_url") or settings.s3_endpoint or None
+        # The operator's endpoint is trusted; one a client named (or AWS) must be public.
+        guarded = not settings.storage_allow_private and endpoint != (settings.s3_endpoint or None)
+        if guarded and endpoint:
+            try:
+                check_endpoint(endpoint)
+            except AddressRefused as exc:
+                raise StorageFailure(f"S3 endpoint not allowed: {exc}") from None
         options: dict[str, Any] = {
             "signature_version": "s3v4",
             "connect_timeout": settings.storage_timeout,
@@ -86,6 +97,11 @@ class S3Store:
             endpoint_url=endpoint,
             config=Config(**options),
         )
+        if guarded:
+            try:
+                guard_boto3_client(self.client)
+            except AddressRefused as exc:
+                raise StorageFailure(str(exc)) from None
         self.presign_enabled = params.get("presign", True) is not False
         self.ttl = settings.s3_presign_ttl
 
@@ -157,11 +173,18 @@ class RedisStore:
         params = spec.params
         self.host = params.get("host") or "localhost"
         self.port = int(params.get("port") or 6379)
-        self.db = int(params.get("db") if params.get("db") is not None else 1)
+        db = params.get("db")
+        self.db = int(db) if db is not None else 1
         self.path = redis_prefix(spec.path, spec.project_dir)
         self._errors = (redis.RedisError, OSError)
+        address = self.host
+        if not settings.storage_allow_private:
+            try:  # resolved once; the client connects to the vetted address itself
+                address = vetted_address(self.host, self.port)
+            except AddressRefused as exc:
+                raise StorageFailure(f"Redis host not allowed: {exc}") from None
         self.client = redis.Redis(
-            host=self.host,
+            host=address,
             port=self.port,
             db=self.db,
             password=params.get("password") or None,

@@ -19,6 +19,7 @@ from server.db import database, write_transaction
 from server.errors import DomainError
 from server.models import Project, Storage, StorageKey, now_seconds
 from server.services.projects import lock_project
+from server.services.storage.key_filter import compile_key_regex
 from server.services.storage.storage_types import (
     DEFAULT_TYPES,
     MASK,
@@ -36,6 +37,14 @@ from server.services.storage.storage_types import (
 )
 
 REQUIRED = "This field is required."
+# Where a storage's credentials go: a stored secret is kept (masked value sent back) only
+# while these stay the same, so that it cannot be sent to a host the client picks.
+DESTINATION = {
+    "s3": ("path", "endpoint_url", "region"),
+    "s3-completions": ("path", "endpoint_url", "region"),
+    "redis": ("host", "port"),
+    "redis-completions": ("host", "port"),
+}
 NOT_INTEGER = "Not a valid integer value"
 NOT_BOOLEAN = "Not a valid boolean value"
 NOT_STRING = "Not a valid string value"
@@ -89,10 +98,7 @@ def _clean_field(spec: FormField, raw: Any) -> Any:
             raise ValueError(REQUIRED)
         return spec.default if value is None else value
     if spec.regex:
-        try:
-            re.compile(value)
-        except re.error:
-            raise ValueError(f"{value} is not a valid regular expression") from None
+        compile_key_regex(value)
     if spec.port and not (value.isdigit() and 0 < int(value) < 65536):
         raise ValueError(NOT_INTEGER)
     return value
@@ -113,15 +119,19 @@ def clean(
 ) -> CleanStorage:
     """Validate the form ``values`` for ``type_name``: field errors are ``invalid`` with
     ``details["fields"] = {name: [message]}`` (Label Studio's ``{"errors": …}``). Unknown keys
-    are ignored; a masked secret (``********``) keeps the stored value."""
+    are ignored; a masked secret (``********``) keeps the stored value, as long as the
+    storage still points where it did (:data:`DESTINATION`)."""
     spec = storage_type(check_role(role), type_name)
     kept = dict(current.params) if current is not None and current.type == type_name else {}
     errors: dict[str, list[str]] = {}
     result: dict[str, Any] = {}
+    reused: list[str] = []  # secrets taken from the stored row
     for form_field in spec.fields:
         raw = values.get(form_field.name)
         if raw == MASK and form_field.name in SECRET_PARAMS:
             raw = kept.get(form_field.name)
+            if raw is not None:
+                reused.append(form_field.name)
         try:
             result[form_field.name] = _clean_field(form_field, raw)
         except ValueError as exc:
@@ -134,16 +144,35 @@ def clean(
             raw = kept.get(name)
             if raw is None:
                 continue
+            reused.append(name)
         try:
             result[name] = _boolean(raw) if name == "presign" else _text(raw)
         except ValueError as exc:
             errors[name] = [str(exc)]
+    if reused and current is not None and not errors:
+        changed = _moved(type_name, result, current)
+        for name in reused if changed else ():
+            errors[name] = [
+                f"Enter the {name} again: a stored secret is not sent to a changed "
+                f"{', '.join(changed)}"
+            ]
     if errors:
         first = next(iter(errors))
         message = f"{first}: {errors[first][0]}"
         raise DomainError("invalid", message, {"fields": errors})
     path = result.pop("path", None)
     return CleanStorage(role, type_name, path, {k: v for k, v in result.items() if v is not None})
+
+
+def _moved(type_name: str, result: Mapping[str, Any], current: Storage) -> list[str]:
+    """The destination fields (host, port, endpoint, bucket, region) that differ from the
+    stored storage's."""
+    stored = {"path": current.path, **(current.params or {})}
+    return [
+        name
+        for name in DESTINATION.get(type_name, ())
+        if (result.get(name) or None) != (stored.get(name) or None)
+    ]
 
 
 # --- views ---------------------------------------------------------------------------------

@@ -28,12 +28,24 @@ def has_s3_uri(data: Any) -> bool:
 
 class DataResolver:
     """Replaces ``s3://bucket/key`` in top-level string values of task data (whole values
-    and URIs inside longer text) with presigned GET URLs; values it cannot sign stay."""
+    and URIs inside longer text) with presigned GET URLs; values it cannot sign stay. Only
+    objects of the storage's own bucket, under its prefix, are signed: a URL signed for any
+    bucket named in task data would lend the storage's credentials (and show its access key
+    id and session token) to whoever writes task data."""
 
     def __init__(self, store: S3Store) -> None:
         self.store = store
+        prefix = store.prefix.strip("/")
+        self.key_prefix = f"{prefix}/" if prefix else ""
+
+    def signable(self, bucket: str, key: str) -> bool:
+        if bucket != self.store.bucket or not key.startswith(self.key_prefix):
+            return False
+        return not any(part in ("..", ".") for part in key.split("/"))
 
     def _sign(self, match: re.Match[str]) -> str:
+        if not self.signable(match.group(1), match.group(2)):
+            return match.group(0)
         try:
             return self.store.presign(match.group(1), match.group(2))
         except Exception:  # no credentials and the like: serve the URI as stored

@@ -1,18 +1,17 @@
 """Source sync (``s3``, ``redis``; rest-api.md §9.3): storage objects -> tasks.
 
-List the objects (S3: under ``prefix``, one level, keys matching ``regex`` from their start,
-none when ``regex`` is empty, as Label Studio; Redis: every key ``<path>/*``), then import the
-objects not seen before, in chunks, each chunk in one transaction with the keys it came from
-(:class:`~server.models.StorageKey`), so a key becomes one task once, also when syncs race. S3
-objects become ``{"<data_key>": "s3://bucket/key"}`` tasks (``use_blob_urls``, the default) or
-are read as one JSON task each; Redis values are JSON tasks. Objects that are not valid tasks
-are skipped and named in ``last_error``.
+List the objects (S3: under ``prefix``, one level, keys matching ``regex`` from their start
+(RE2, linear time), none when ``regex`` is empty, as Label Studio; Redis: every key
+``<path>/*``), then import the objects not seen before, in chunks, each chunk in one
+transaction with the keys it came from (:class:`~server.models.StorageKey`), so a key becomes
+one task once, also when syncs race. S3 objects become ``{"<data_key>": "s3://bucket/key"}``
+tasks (``use_blob_urls``, the default) or are read as one JSON task each; Redis values are
+JSON tasks. Objects that are not valid tasks are skipped and named in ``last_error``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from server.services.storage.backends import (
     StorageSpec,
     client_for,
 )
+from server.services.storage.key_filter import compile_key_regex
 from server.services.storage.storage_types import SOURCE, SYNCED_SOURCES
 from server.services.storage.sync_env import (
     UNEXPECTED,
@@ -75,7 +75,10 @@ def _listing(store: S3Store | RedisStore, spec: StorageSpec) -> Iterator[str]:
     regex = spec.params.get("regex") or ""
     if not regex:
         return  # Label Studio: "If not specified, all files will be skipped"
-    pattern = re.compile(regex)
+    try:
+        pattern = compile_key_regex(regex)
+    except ValueError as exc:  # stored before RE2 was used: a pattern it cannot run
+        raise StorageFailure(f"regex: {exc}") from None
     for key in store.list_keys():
         if not key.endswith("/") and pattern.match(key):
             yield key
