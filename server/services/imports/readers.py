@@ -15,6 +15,8 @@ from typing import IO, Any
 
 import ijson
 
+from server.errors import DomainError
+from server.json_depth import DEFAULT_MAX_JSON_DEPTH, DepthCheckedReader
 from server.services.imports.staging_dir import UPLOAD_URL_PREFIX, FileError, StagedFile, Staging
 from server.services.imports.validation import UNDEFINED_KEY
 
@@ -85,13 +87,18 @@ def json_start(handle: IO[bytes]) -> bytes:
         start += 1
 
 
-def json_items(handle: IO[bytes], name: str, file_rules: bool) -> Iterator[Any]:
-    """Task items of a JSON document: a list of items or one object, parsed incrementally."""
+def json_items(
+    handle: IO[bytes], name: str, file_rules: bool, max_depth: int = DEFAULT_MAX_JSON_DEPTH
+) -> Iterator[Any]:
+    """Task items of a JSON document: a list of items or one object, parsed incrementally.
+    The bytes are checked for nesting deeper than ``max_depth`` before the parser sees them
+    (its memory grows with the square of the depth)."""
     first = json_start(handle)
+    checked = DepthCheckedReader(handle, max_depth)
     if first == b"[":
-        items = ijson.items(handle, "item", use_float=True, buf_size=256 * 1024)
+        items = ijson.items(checked, "item", use_float=True, buf_size=256 * 1024)
     elif first == b"{":
-        items = ijson.items(handle, "", use_float=True, buf_size=256 * 1024)
+        items = ijson.items(checked, "", use_float=True, buf_size=256 * 1024)
     elif not first:
         raise FileError(name, "the file is empty")
     else:
@@ -101,6 +108,10 @@ def json_items(handle: IO[bytes], name: str, file_rules: bool) -> Iterator[Any]:
             yield _wrap_file_item(item) if file_rules else item
     except ijson.JSONError as exc:
         raise FileError(name, _json_error(exc)) from None
+    except DomainError as exc:
+        if isinstance(exc, FileError) or not file_rules:
+            raise
+        raise FileError(name, exc.message) from None  # nested too deeply
     except ValueError as exc:
         raise FileError(name, str(exc)) from None
 
@@ -295,6 +306,7 @@ def file_items(
     files_as_tasks_list: bool,
     data_key_count: int,
     position: ReadPosition,
+    max_json_depth: int,
 ) -> Iterator[Any]:
     """The task items of one staged file, by its format (§6.4)."""
     fmt = staged.format
@@ -310,7 +322,7 @@ def file_items(
         position.handle = handle
         try:
             if fmt == ".json":
-                yield from json_items(handle, staged.name, file_rules=True)
+                yield from json_items(handle, staged.name, True, max_json_depth)
             elif fmt == ".csv":
                 yield from csv_items(handle, staged.name, ",")
             elif fmt == ".tsv":

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from server.errors import DomainError
+from server.json_depth import DEFAULT_MAX_JSON_DEPTH
 
 COPY_CHUNK = 1024 * 1024
 ARCHIVE_FORMATS = (".zip",)
@@ -38,6 +39,7 @@ class ImportLimits:
     max_tasks: int = 1_000_000
     max_archive_members: int = 10_000
     max_archive_size: int = 1024 * 1024 * 1024
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
 
 
 @dataclass(frozen=True)
