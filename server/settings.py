@@ -94,7 +94,10 @@ class Settings:
         1_000_000, "Largest number of tasks one import may create (413 above it)", cast=int
     )
     max_archive_members: int = _setting(
-        10_000, "Largest number of files in an uploaded .zip archive (413 above it)", cast=int
+        10_000,
+        "Largest number of entries (files and directories) in an uploaded .zip archive "
+        "(413 above it)",
+        cast=int,
     )
     max_archive_size: int = _setting(
         1024 * MiB, "Largest unpacked size in bytes of an uploaded .zip archive (413)", cast=int
