@@ -23,7 +23,9 @@ from starlette.responses import JSONResponse, Response
 
 from schema import schema
 from schema.context import request_context
+from server.errors import DomainError
 from server.gc_pause import paused_gc
+from server.json_depth import check_json_depth
 
 OPERATION_HEADER = "X-Labelgraph-Operation"
 LARGE_BODY = 64 * 1024  # parse bigger JSON bodies on a worker thread
@@ -138,23 +140,31 @@ def content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def _parse_large(raw: bytes) -> Any:
+def _parse(raw: bytes, max_depth: int) -> Any:
+    check_json_depth(raw, max_depth)
+    return json.loads(raw)
+
+
+def _parse_large(raw: bytes, max_depth: int) -> Any:
     with paused_gc():
-        return json.loads(raw)
+        return _parse(raw, max_depth)
 
 
 async def read_json(request: Request, default: Any = None) -> Any:
     """The JSON body (only with Content-Type application/json, as Label Studio); ``default``
-    without one. Malformed JSON is a 400."""
+    without one. Malformed or too deeply nested JSON is a 400."""
     if not _is_json(request):
         return default
     raw = await request.body()
     if not raw.strip():
         return default
+    max_depth = request.app.state.settings.max_json_depth
     try:
         if len(raw) > LARGE_BODY:
-            return await anyio.to_thread.run_sync(_parse_large, raw)
-        return json.loads(raw)
+            return await anyio.to_thread.run_sync(_parse_large, raw, max_depth)
+        return _parse(raw, max_depth)
+    except DomainError as exc:
+        raise bad_request(exc.message) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"Malformed JSON body: {exc}") from None
 

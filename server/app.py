@@ -24,7 +24,9 @@ from server.cors import CrossOriginGuard, parse_origins
 from server.downloads import export_download
 from server.graphql_csrf import PreflightRequired
 from server.graphql_http import GraphQLOverHTTP
+from server.graphql_json import RefusedGraphQLBody, decode_graphql_json
 from server.host_check import HostCheck, host_rule
+from server.json_depth import DEFAULT_MAX_JSON_DEPTH
 from server.middleware import BodyReadTimeout, BodySizeLimit, LabelStudioHeaders
 from server.migrations import migrate
 from server.multi_session import COOKIE, MultiSession, session_key
@@ -39,13 +41,20 @@ log = logging.getLogger(__name__)
 
 
 class GraphQLApp(GraphQLOverHTTP[Context]):
+    max_json_depth = DEFAULT_MAX_JSON_DEPTH
+
     async def get_context(self, request: Any, response: Any) -> Context:
         return request_context(request, response)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return decode_graphql_json(data, self.max_json_depth)
 
     async def run(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         """Run the operation; then close uploaded files (multipart requests) at once."""
         try:
             return await super().run(request, *args, **kwargs)
+        except RefusedGraphQLBody as refused:
+            return refused.response()
         finally:
             if isinstance(request, Request):
                 await request.close()
@@ -103,6 +112,7 @@ def create_app(settings: Settings) -> Starlette:
                 pool.close_all()
 
     graphql_app = GraphQLApp(schema, graphql_ide="graphiql", multipart_uploads_enabled=True)
+    graphql_app.max_json_depth = settings.max_json_depth
     routes = [
         Route("/", index),
         Route("/graphql", PreflightRequired(graphql_app), methods=["GET", "POST"]),

@@ -37,6 +37,7 @@ IMPORT_LIMITS = (
     "max_import_tasks",
     "max_archive_members",
     "max_archive_size",
+    "max_json_depth",
     "url_import_timeout",
     "url_import_max_size",
     "import_staging_ttl",
@@ -165,10 +166,19 @@ class Settings:
         1_000_000, "Largest number of tasks one import may create (413 above it)", cast=int
     )
     max_archive_members: int = _setting(
-        10_000, "Largest number of files in an uploaded .zip archive (413 above it)", cast=int
+        10_000,
+        "Largest number of entries (files and directories) in an uploaded .zip archive "
+        "(413 above it)",
+        cast=int,
     )
     max_archive_size: int = _setting(
         1024 * MiB, "Largest unpacked size in bytes of an uploaded .zip archive (413)", cast=int
+    )
+    max_json_depth: int = _setting(
+        100,
+        "Deepest nesting of arrays and objects accepted in any JSON input: request bodies, "
+        "GraphQL variables, uploaded and downloaded files (400 above it)",
+        cast=int,
     )
     url_import_timeout: float = _setting(
         30.0, "Seconds a URL import may take to connect and download", cast=float

@@ -322,6 +322,28 @@ def test_archive_bombs_are_stopped(text_project: TestClient, settings: Settings)
         assert upload_files(small) == []
 
 
+def test_archive_directory_entries_count_toward_the_member_limit(settings: Settings) -> None:
+    small = dataclasses.replace(settings, max_archive_members=3)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as out:
+        for name in ("a/", "a/b/", "a/b/c/"):
+            out.writestr(zipfile.ZipInfo(name), b"")
+        out.writestr("a/b/c/one.txt", b"one\n")
+    with TestClient(create_app(small)) as client:
+        response = client.post(
+            "/api/project/import", files=[upload("d.zip", content=archive.getvalue())]
+        )
+        assert (response.status_code, response.json()) == (
+            413,
+            [
+                f"Failed to parse input file {stored_name('d.zip', archive.getvalue())}: the "
+                "archive has 4 entries, more than the limit of 3"
+            ],
+        )
+        assert upload_files(small) == []
+        assert client.get("/api/tasks").json()["total"] == 0
+
+
 def test_upload_names_cannot_leave_upload(text_project: TestClient, settings: Settings) -> None:
     response = text_project.post(
         "/api/project/import", files=[upload("../../escape.txt", content=b"hello\n")]

@@ -130,11 +130,13 @@ def _file_task_items(
     config: LabelConfig,
     keys: DataKeys,
     position: ReadPosition,
+    max_json_depth: int,
 ) -> Iterator[Any]:
     for staged in plan.files:
         first = True
         data_keys = len(config.data_types)
-        for item in file_items(staging, staged, selection.files_as_tasks_list, data_keys, position):
+        as_list = selection.files_as_tasks_list
+        for item in file_items(staging, staged, as_list, data_keys, position, max_json_depth):
             if first:
                 keys.check(staged.name, item)
                 first = False
@@ -246,7 +248,8 @@ def read_staging(
             config = parsed_config(project)
             plan = plan_files(staging, selection)
             keys = DataKeys(project)
-            items = _file_task_items(staging, plan, selection, config, keys, position)
+            depth = limits.max_json_depth
+            items = _file_task_items(staging, plan, selection, config, keys, position, depth)
             stored = store(
                 project, config, items, insert=insert, max_tasks=limits.max_tasks, progress=report
             )

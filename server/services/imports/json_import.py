@@ -11,6 +11,7 @@ from typing import Any
 from server.db import write_transaction
 from server.errors import DomainError
 from server.gc_pause import paused_gc
+from server.json_depth import DEFAULT_MAX_JSON_DEPTH
 from server.models import dump_json
 from server.services.imports.pipeline import data_is_empty, dry_result, finish, store, transaction
 from server.services.imports.readers import (
@@ -35,7 +36,7 @@ class SpooledJSON:
     path: Path
 
 
-def _spooled_items(body: SpooledJSON) -> Iterator[Any]:
+def _spooled_items(body: SpooledJSON, max_json_depth: int) -> Iterator[Any]:
     """The items of a spooled body, with the answers an in-memory body gets."""
     with body.path.open("rb") as handle:
         first = json_start(handle)
@@ -45,17 +46,17 @@ def _spooled_items(body: SpooledJSON) -> Iterator[Any]:
             message = "Incorrect input data type, it must be JSON dict or list"
             raise DomainError("invalid_tasks", message, {"errors": [message]})
         try:
-            yield from json_items(handle, "request body", file_rules=False)
+            yield from json_items(handle, "request body", False, max_json_depth)
         except FileError as exc:
             message = "Malformed JSON body: " + exc.message.split(": ", 1)[-1]
             raise DomainError("invalid", message, {"errors": [message]}) from None
 
 
-def as_task_list(payload: Any) -> Iterable[Any]:
+def as_task_list(payload: Any, max_json_depth: int = DEFAULT_MAX_JSON_DEPTH) -> Iterable[Any]:
     """A JSON body -> its items: a list as is, one object as a one-item list, a spooled body
     read incrementally."""
     if isinstance(payload, SpooledJSON):
-        return _spooled_items(payload)
+        return _spooled_items(payload, max_json_depth)
     if isinstance(payload, dict):
         return [payload]
     if isinstance(payload, list):
@@ -67,11 +68,15 @@ def as_task_list(payload: Any) -> Iterable[Any]:
 
 
 def import_tasks(
-    project_id: int, items: Any, *, max_tasks: int = ImportLimits.max_tasks
+    project_id: int,
+    items: Any,
+    *,
+    max_tasks: int = ImportLimits.max_tasks,
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
 ) -> ImportResult:
     """Validate and store tasks (with their completions and predictions) atomically."""
     started = time.perf_counter()
-    items = as_task_list(items)
+    items = as_task_list(items, max_json_depth)
     with paused_gc(), write_transaction():
         project = lock_project(project_id)
         config = parsed_config(project)
@@ -104,7 +109,7 @@ def read_staged_tasks(
     with paused_gc(), transaction(insert), staging.tasks_path.open("rb") as handle:
         project = lock_project(project_id) if insert else get_project(project_id)
         config = parsed_config(project)
-        items = json_items(handle, "tasks.json", file_rules=False)
+        items = json_items(handle, "tasks.json", False, limits.max_json_depth)
         stored = store(project, config, items, insert=insert, max_tasks=limits.max_tasks)
         result = finish(project, stored) if insert else dry_result(project, stored)
     result.duration = round(time.perf_counter() - started, 6)

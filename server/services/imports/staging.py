@@ -75,6 +75,7 @@ def staging_place(settings: Settings) -> StagingPlace:
             max_tasks=settings.max_import_tasks,
             max_archive_members=settings.max_archive_members,
             max_archive_size=settings.max_archive_size,
+            max_json_depth=settings.max_json_depth,
         ),
         policy=FetchPolicy(
             timeout=settings.url_import_timeout,
@@ -105,7 +106,13 @@ def import_now(
 ) -> ImportResult:
     """A direct import (``POST /api/project/import``) of any source."""
     if source.kind == "tasks":
-        return json_import.import_tasks(project_id, source.tasks, max_tasks=place.limits.max_tasks)
+        limits = place.limits
+        return json_import.import_tasks(
+            project_id,
+            source.tasks,
+            max_tasks=limits.max_tasks,
+            max_json_depth=limits.max_json_depth,
+        )
     started = time.perf_counter()
     staging = stage(source, place)
     try:

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from server.errors import DomainError
+from server.json_depth import DEFAULT_MAX_JSON_DEPTH
 
 COPY_CHUNK = 1024 * 1024
 ARCHIVE_FORMATS = (".zip",)
@@ -38,6 +39,7 @@ class ImportLimits:
     max_tasks: int = 1_000_000
     max_archive_members: int = 10_000
     max_archive_size: int = 1024 * 1024 * 1024
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
 
 
 @dataclass(frozen=True)
@@ -211,12 +213,14 @@ def _unpack_zip(staging: Staging, stored: str, limits: ImportLimits) -> None:
     root = staging.files_dir
     try:
         with zipfile.ZipFile(root / stored) as archive:
-            members = [info for info in archive.infolist() if not info.is_dir()]
-            if len(members) > limits.max_archive_members:
+            entries = archive.infolist()
+            # Directory entries count too: a million of them cost memory all the same.
+            if len(entries) > limits.max_archive_members:
                 raise too_large(
-                    f"Failed to parse input file {stored}: the archive has {len(members)} files, "
-                    f"more than the limit of {limits.max_archive_members}"
+                    f"Failed to parse input file {stored}: the archive has {len(entries)} "
+                    f"entries, more than the limit of {limits.max_archive_members}"
                 )
+            members = [info for info in entries if not info.is_dir()]
             declared = sum(info.file_size for info in members)
             if declared > limits.max_archive_size:
                 raise _archive_too_large(stored, limits)
