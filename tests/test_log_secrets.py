@@ -58,7 +58,8 @@ def test_storage_setup_and_sync_log_no_secret(
     assert 'INSERT INTO "storage"' in text  # the SQL log was on
     for secret in [*SECRETS.values(), REDIS_PASSWORD]:
         assert secret not in text
-    assert '"aws_secret_access_key": "********"' in text
+    if db.is_sqlite():  # PostgreSQL's driver logs JSON parameters as adapter objects
+        assert '"aws_secret_access_key": "********"' in text
 
 
 @pytest.mark.parametrize(
