@@ -16,6 +16,20 @@ log = logging.getLogger(__name__)
 Headers = list[tuple[bytes, bytes]]
 
 
+class TrackedSend:
+    """``send`` that remembers whether the answer has started: after that, a refusal is too
+    late and the error must propagate."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -36,7 +50,7 @@ class BodySizeLimit:
             await self._reject(send)
             return
         seen = 0
-        started = False
+        tracked = TrackedSend(send)
 
         async def counting_receive() -> Message:
             nonlocal seen
@@ -47,16 +61,10 @@ class BodySizeLimit:
                     raise BodyTooLarge()
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, tracked)
         except BodyTooLarge:
-            if started:
+            if tracked.started:
                 raise
             await self._reject(send)
 
@@ -96,11 +104,11 @@ class BodyReadTimeout:
             await self.app(scope, receive, send)
             return
         body_complete = False
-        started = False
+        tracked = TrackedSend(send)
 
         async def timed_receive() -> Message:
             nonlocal body_complete
-            if body_complete or started:
+            if body_complete or tracked.started:
                 return await receive()
             try:
                 with anyio.fail_after(self.timeout):
@@ -111,16 +119,10 @@ class BodyReadTimeout:
                 body_complete = True
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, timed_receive, tracking_send)
+            await self.app(scope, timed_receive, tracked)
         except BodyTimedOut:
-            if started:
+            if tracked.started:
                 raise
             log.warning("request body of %s %s timed out", scope["method"], scope["path"])
             detail = f"The request body did not arrive within {self.timeout:g} seconds"
