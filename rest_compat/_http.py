@@ -20,6 +20,7 @@ import anyio.to_thread
 from graphql import parse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Message
 
 from schema import schema
 from schema.context import request_context
@@ -170,20 +171,61 @@ async def read_json(request: Request, default: Any = None) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def spooled_body(request: Request, directory: Path) -> AsyncIterator[Path]:
-    """Write the request body to a temporary file in ``directory`` without holding it in
-    memory; the file is removed afterwards."""
+async def body_or_spool(
+    request: Request, directory: Path, threshold: int
+) -> AsyncIterator[bytes | Path]:
+    """The request body: in memory (bytes) while it is at most ``threshold`` bytes, else in a
+    temporary file in ``directory`` (its path; removed afterwards). A body declaring a larger
+    Content-Length is written to the file from its first byte; one without (``Transfer-Encoding:
+    chunked``) is moved there once it passes ``threshold`` while being read, so memory never
+    holds more than ``threshold`` bytes of it. The body size limit (``BodySizeLimit``) is
+    enforced on the same read, chunk by chunk."""
+    chunks: list[bytes] = []
+    size = 0
+    stream = request.stream()
+    if _declared_length(request) <= threshold:
+        async for chunk in stream:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > threshold:
+                break
+        else:
+            yield b"".join(chunks)
+            return
     directory.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=directory, prefix="body-", suffix=".json")
     os.close(handle)
     path = Path(name)
     try:
         async with await anyio.open_file(path, "wb") as out:
-            async for chunk in request.stream():
+            for chunk in chunks:
+                await out.write(chunk)
+            chunks.clear()
+            async for chunk in stream:
                 await out.write(chunk)
         yield path
     finally:
         path.unlink(missing_ok=True)
+
+
+def _declared_length(request: Request) -> int:
+    raw = request.headers.get("content-length", "")
+    return int(raw) if raw.isdigit() else 0
+
+
+def replayed(request: Request, body: bytes) -> Request:
+    """A request like ``request`` whose body (already read by :func:`body_or_spool`) is
+    ``body``."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, receive)
 
 
 def query_int(request: Request, name: str, default: int) -> int:

@@ -4,6 +4,7 @@ POST /api/project/import/<id>/apply (rest-api.md §6)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -16,12 +17,13 @@ from rest_compat._http import (
     OperationFailed,
     RestError,
     answer,
+    body_or_spool,
     content_type,
     endpoint,
     execute,
     path_id,
     read_json,
-    spooled_body,
+    replayed,
 )
 from server.services.imports.json_import import SpooledJSON
 
@@ -95,12 +97,15 @@ async def _import(request: Request, operation: Operation, invalid_status: int) -
             raise RestError(invalid_status, [NO_URL], operation)
         return await _run(request, operation, {"url": url}, invalid_status)
     if kind == "application/json":
-        if operation is IMPORT_TASKS and _declared_length(request) > SPOOL_JSON_BYTES:
-            # Large bodies go to a file and are parsed incrementally by the import.
+        if operation is IMPORT_TASKS:
+            # Large bodies, with a Content-Length or chunked, go to a file and are parsed
+            # incrementally by the import.
             spool_dir = request.app.state.settings.import_tmp_dir
-            async with spooled_body(request, spool_dir) as path:
-                variables = {"tasks": SpooledJSON(path)}
-                return await _run(request, operation, variables, invalid_status)
+            async with body_or_spool(request, spool_dir, SPOOL_JSON_BYTES) as body:
+                if isinstance(body, Path):
+                    variables = {"tasks": SpooledJSON(body)}
+                    return await _run(request, operation, variables, invalid_status)
+            request = replayed(request, body)
         try:
             tasks = await read_json(request)
         except RestError as exc:
@@ -109,11 +114,6 @@ async def _import(request: Request, operation: Operation, invalid_status: int) -
             raise RestError(400, ["data is empty"], operation)
         return await _run(request, operation, {"tasks": tasks}, invalid_status)
     raise RestError(invalid_status, [NO_DATA], operation)
-
-
-def _declared_length(request: Request) -> int:
-    raw = request.headers.get("content-length", "")
-    return int(raw) if raw.isdigit() else 0
 
 
 def _form_error(detail: str, limit: int) -> str:

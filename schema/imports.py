@@ -7,11 +7,13 @@ import datetime as dt
 from typing import Any
 
 import strawberry
+from graphql import VariableNode
 from strawberry.file_uploads import Upload
 
 from schema.context import Info
 from schema.scalars import JSON, from_seconds
 from server.errors import DomainError
+from server.json_depth import check_value_depth
 from server.services.imports import staging as import_staging
 from server.services.imports.report import ImportResult, Selection
 from server.services.imports.staging import ImportSource, Staged, staging_place
@@ -33,6 +35,18 @@ def _incoming(files: list[Upload] | None) -> list[IncomingFile] | None:
 
 def _source(tasks: Any, files: list[Upload] | None, url: str | None) -> ImportSource:
     return ImportSource(tasks=tasks, files=_incoming(files), url=url)
+
+
+def _check_inline_tasks(info: Info, tasks: Any, max_depth: int) -> None:
+    """Refuse ``tasks`` written inline in the document (a literal, not a ``$variable``) nested
+    deeper than ``max_depth`` (``INVALID``). Variables were checked as bytes with the request
+    body; literals never were (graphql-core itself only stops at ~250 levels)."""
+    if tasks is None:
+        return
+    arguments = info._raw_info.field_nodes[0].arguments or ()
+    node = next((a.value for a in arguments if a.name.value == "tasks"), None)
+    if node is not None and not isinstance(node, VariableNode):
+        check_value_depth(tasks, max_depth)
 
 
 @strawberry.type(description="What an import stored (or, for a staged import, would store).")
@@ -155,6 +169,7 @@ class ImportMutation:
     ) -> ImportReport:
         pid = info.context.resolve_project_id(project_id)
         place = staging_place(info.context.project_settings(pid))
+        _check_inline_tasks(info, tasks, place.limits.max_json_depth)
         selection = Selection(files_as_tasks_list=files_as_tasks_list)
         result = import_staging.import_now(pid, _source(tasks, files, url), place, selection)
         if result.completion_count:
@@ -175,6 +190,7 @@ class ImportMutation:
     ) -> StagedImport:
         pid = info.context.resolve_project_id(project_id)
         place = staging_place(info.context.project_settings(pid))
+        _check_inline_tasks(info, tasks, place.limits.max_json_depth)
         return StagedImport(staged=import_staging.prepare(pid, _source(tasks, files, url), place))
 
     @strawberry.mutation(

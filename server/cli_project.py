@@ -44,6 +44,7 @@ class ProjectFlags:
         ml_backends: Sequence[str] | None,
     ) -> ProjectFlags:
         """Read the files and check the ML backend URLs (OSError, ValueError, DomainError)."""
+        from server.json_depth import check_json_depth
         from server.services.config import label_config as label_config_service
         from server.services.ml import backends as ml
 
@@ -55,7 +56,9 @@ class ProjectFlags:
             label_config_service.parse(label_config_service.normalise(config_text))
         tasks = None
         if input_path is not None:
-            tasks = json.loads(Path(input_path).read_text(encoding="utf-8"))
+            raw = Path(input_path).read_bytes()
+            check_json_depth(raw, settings.max_json_depth)  # json.loads would recurse
+            tasks = json.loads(raw.decode("utf-8"))
         return cls(label_config_path, config_text, input_path, tasks, tuple(ml_backends or ()))
 
 

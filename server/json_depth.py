@@ -120,3 +120,23 @@ def check_json_file(handle: IO[bytes], limit: int = DEFAULT_MAX_JSON_DEPTH) -> N
     while chunk := handle.read(SCAN_CHUNK):
         scanner.feed(chunk)
     handle.seek(position)
+
+
+def check_value_depth(value: object, limit: int = DEFAULT_MAX_JSON_DEPTH) -> None:
+    """Refuse a decoded JSON value (lists and dicts) nested deeper than ``limit``, as
+    :func:`check_json_depth` refuses its text: for values that never were bytes here, such as
+    GraphQL literals written inline in a document. Iterative: no recursion, whatever the
+    depth."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children: Iterable[object]
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            raise json_too_deep(limit)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))

@@ -37,6 +37,7 @@ IMPORT_LIMITS = (
     "max_import_tasks",
     "max_archive_members",
     "max_archive_size",
+    "max_import_unpacked_size",
     "max_json_depth",
     "url_import_timeout",
     "url_import_max_size",
@@ -173,6 +174,12 @@ class Settings:
     )
     max_archive_size: int = _setting(
         1024 * MiB, "Largest unpacked size in bytes of an uploaded .zip archive (413)", cast=int
+    )
+    max_import_unpacked_size: int = _setting(
+        1024 * MiB,
+        "Largest unpacked size in bytes of all .zip archives of one import (one request) "
+        "together (413)",
+        cast=int,
     )
     max_json_depth: int = _setting(
         100,

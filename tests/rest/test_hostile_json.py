@@ -4,6 +4,7 @@ a RecursionError and a plain-text 500)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -87,10 +88,11 @@ def test_deep_json_archive_member_is_refused(client: TestClient) -> None:
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
         out.writestr("tasks/deep.json", nested(1_000_000))
     assert len(archive.getvalue()) < 4096  # the 2 KB bomb of the report
+    member_name = hashlib.md5(nested(1_000_000).encode()).hexdigest()[:6]
     response = client.post("/api/project/import", files={"file": ("bomb.zip", archive.getvalue())})
     assert (response.status_code, response.json()) == (
         422,
-        [f"Failed to parse input file tasks/deep.json: {TOO_DEEP}"],
+        [f"Failed to parse input file tasks/{member_name}-deep.json: {TOO_DEEP}"],
     )
     assert_nothing_stored(client)
 

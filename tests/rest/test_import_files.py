@@ -272,14 +272,11 @@ def test_zip_members_are_read_by_extension(client: TestClient, settings: Setting
     response = client.post("/api/project/import", files=[upload("pics.zip", content=archive)])
     assert response.status_code == 201, response.text
     assert response.json()["found_formats"] == {".png": 2}
-    assert tasks(client) == [
-        {"image": "/data/upload/images/a.png"},
-        {"image": "/data/upload/images/b_b.png"},
-    ]
-    assert client.get("/data/upload/images/b_b.png").content == png
-    assert upload_files(settings) == sorted(
-        ["images/a.png", "images/b_b.png", stored_name("pics.zip", archive)]
-    )
+    # Members get the hash prefix of single uploads, in their folders.
+    a_png, b_png = "images/" + stored_name("a.png", png), "images/" + stored_name("b_b.png", png)
+    assert tasks(client) == [{"image": f"/data/upload/{a_png}"}, {"image": f"/data/upload/{b_png}"}]
+    assert client.get(f"/data/upload/{b_png}").content == png
+    assert upload_files(settings) == sorted([a_png, b_png, stored_name("pics.zip", archive)])
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,17 @@ as small ones."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from rest_compat import imports as import_routes
+from server.app import create_app
+from server.settings import Settings
 from tests.conftest import fixture_json, fixture_text
 
 
@@ -60,3 +65,59 @@ def test_spooled_errors_match_in_memory_answers(spooling: TestClient) -> None:
     invalid = json.dumps(fixture_json("tasks/sentiment_invalid.json")).encode()
     assert post(spooling, invalid) == (422, fixture_json("tasks/sentiment_invalid.expected.json"))
     assert spooling.get("/api/tasks").json()["total"] == 0
+
+
+# --------------------------------------------------------------------------- chunked bodies
+
+
+def chunked(body: bytes, size: int = 10) -> Iterator[bytes]:
+    """``body`` sent with ``Transfer-Encoding: chunked`` (no Content-Length)."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+def post_chunked(client: TestClient, body: bytes) -> tuple[int, object]:
+    response = client.post(
+        "/api/project/import", content=chunked(body), headers={"content-type": "application/json"}
+    )
+    assert "content-length" not in response.request.headers
+    return response.status_code, response.json()
+
+
+def spool_files(client: TestClient) -> list[Path]:
+    return list(client.app.state.settings.import_tmp_dir.glob("body-*"))  # type: ignore[attr-defined]
+
+
+def test_chunked_body_past_the_threshold_is_spooled(spooling: TestClient) -> None:
+    body = json.dumps(fixture_json("tasks/sentiment_mixed.json")).encode()
+    status, report = post_chunked(spooling, body)
+    assert status == 201
+    assert report["task_count"] == 5  # type: ignore[index]
+    # The incremental parser (yajl) answered, not json.loads: the body went to the spool file.
+    truncated = b'[{"text": "a"}, {"text": ' + b" " * 100
+    assert post_chunked(spooling, truncated) == (
+        400,
+        ["Malformed JSON body: parse error: premature EOF"],
+    )
+    # Under the threshold, a chunked body stays in memory.
+    status, body_errors = post_chunked(spooling, b'[{"text": ')
+    assert status == 400
+    assert body_errors == ["Malformed JSON body: Expecting value: line 1 column 11 (char 10)"]
+    assert spooling.get("/api/tasks").json()["total"] == 5
+    assert spool_files(spooling) == []
+
+
+def test_chunked_body_over_the_size_limit_is_refused_while_spooling(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(import_routes, "SPOOL_JSON_BYTES", 64)
+    small = dataclasses.replace(settings, max_body_size=2000)
+    with TestClient(create_app(small)) as client:
+        body = json.dumps([{"text": "x" * 50} for _ in range(100)]).encode()
+        status, answer = post_chunked(client, body)
+        assert (status, answer) == (
+            413,
+            {"status": 413, "detail": "Request body is larger than the limit of 2000 bytes"},
+        )
+        assert client.get("/api/tasks").json()["total"] == 0
+        assert spool_files(client) == []

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from server.errors import DomainError
-from server.json_depth import DepthScanner, check_json_depth, check_json_file
+from server.json_depth import DepthScanner, check_json_depth, check_json_file, check_value_depth
 
 
 def reference_depth(text: bytes) -> int:
@@ -111,3 +111,29 @@ def test_depth_at_the_limit_passes_and_the_file_position_is_kept() -> None:
     assert handle.tell() == 2
     with pytest.raises(DomainError):
         check_json_depth("[" * 101 + "]" * 101, 100)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[]", "{}", '{"a": [1, {"b": []}]}', "[" * 100 + "]" * 100, "[" * 101 + "]" * 101],
+)
+def test_value_depth_agrees_with_the_byte_scanner(text: str) -> None:
+    def refused(check: Any) -> bool:
+        try:
+            check()
+        except DomainError:
+            return True
+        return False
+
+    value = json.loads(text)
+    assert refused(lambda: check_value_depth(value, 100)) == refused(
+        lambda: check_json_depth(text, 100)
+    )
+
+
+def test_value_depth_has_no_recursion_limit() -> None:
+    value: Any = []
+    for _ in range(50_000):
+        value = [value]
+    with pytest.raises(DomainError):
+        check_value_depth(value, 100)

@@ -8,9 +8,11 @@ empty labeling config may be generated from what was uploaded (§6.2 step 5).
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import mimetypes
 import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,16 +38,18 @@ from server.services.imports.readers import (
 )
 from server.services.imports.report import ImportResult, Progress, Selection
 from server.services.imports.staging_dir import (
+    COPY_CHUNK,
     FileError,
     ImportLimits,
     IncomingFile,
     StagedFile,
     Staging,
-    inside,
+    UnsafePath,
+    make_directories,
     new_staging,
-    stage_file,
     url_file_name,
 )
+from server.services.imports.unpacking import stage_file
 from server.services.projects import get_project, lock_project, parsed_config
 from server.services.url_fetch import FetchPolicy, fetch
 
@@ -179,21 +183,24 @@ def _auto_config(project: Project, text: str | None) -> None:
 
 
 def _store_uploads(project_id: int, staging: Staging, upload_dir: Path) -> list[Path]:
-    """Move the staged files into ``upload/``; record them. Returns the files it created
-    (removed again by the caller should the transaction fail)."""
+    """Put the staged files into ``upload/``; record them. Returns the files it created
+    (removed again by the caller should the transaction fail).
+
+    An existing upload is never replaced: a name already holding the same bytes is kept as
+    it is, one holding other bytes refuses the import. Folders of archive members are created
+    without going through links (:func:`make_directories`)."""
     upload_dir.mkdir(parents=True, exist_ok=True)
     created: list[Path] = []
     rows = []
     now = now_seconds()
     try:
         for staged in staging.files:
-            target = upload_dir / staged.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not inside(upload_dir, target.parent) or target.is_symlink():
-                raise FileError(staged.name, "unsafe file name")
-            existed = target.exists()
-            os.replace(staging.path(staged), target)
-            if not existed:
+            parts = staged.name.split("/")
+            try:
+                target = make_directories(upload_dir, parts[:-1]) / parts[-1]
+            except UnsafePath:
+                raise FileError(staged.name, "unsafe file name") from None
+            if _place_upload(staging.path(staged), target, staged.name):
                 created.append(target)
             kind = mimetypes.guess_type(staged.name)[0]
             rows.append((project_id, staged.name, staged.name, staged.size, kind, now))
@@ -215,6 +222,35 @@ def _store_uploads(project_id: int, staging: Staging, upload_dir: Path) -> list[
             preserve=[Upload.size, Upload.content_type, Upload.created_at],
         ).execute()
     return created
+
+
+def _place_upload(source: Path, target: Path, name: str) -> bool:
+    """Link (or copy) ``source`` to ``target`` unless ``target`` exists; True if it was
+    created. Creation is exclusive (``link``, ``open(..., "xb")``): an upload appearing at the
+    same moment is not replaced either."""
+    try:
+        try:
+            os.link(source, target)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here (another file system): copy
+            _copy_exclusive(source, target)
+    except FileExistsError:
+        if target.is_symlink() or not target.is_file():
+            raise FileError(name, "unsafe file name") from None
+        if not filecmp.cmp(source, target, shallow=False):
+            raise FileError(name, "another file of this name is already uploaded") from None
+        return False
+    return True
+
+
+def _copy_exclusive(source: Path, target: Path) -> None:
+    with source.open("rb") as src, target.open("xb") as out:
+        try:
+            shutil.copyfileobj(src, out, COPY_CHUNK)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
 
 
 def _remove(paths: Iterable[Path]) -> None:

@@ -75,6 +75,7 @@ def staging_place(settings: Settings) -> StagingPlace:
             max_tasks=settings.max_import_tasks,
             max_archive_members=settings.max_archive_members,
             max_archive_size=settings.max_archive_size,
+            max_unpacked_size=settings.max_import_unpacked_size,
             max_json_depth=settings.max_json_depth,
         ),
         policy=FetchPolicy(

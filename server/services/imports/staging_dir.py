@@ -2,10 +2,10 @@
 
 A request's files are first copied into a *staging* directory (never into ``upload/``
 directly), named as Label Studio names them (rest-api.md §6.5): ``<first 6 hex digits of the
-MD5 of the content>-<sanitised name>``; ``.zip`` archives are unpacked there too (member paths
-kept, sanitised, no hash prefix), with limits on member count and unpacked size. Only a
-successful import moves the staged files into ``upload/`` (see
-:mod:`server.services.imports.file_import`), served back through :func:`upload_path`.
+MD5 of the content>-<sanitised name>``; ``.zip`` archives are unpacked there too
+(:mod:`server.services.imports.unpacking`). Only a successful import moves the staged files
+into ``upload/`` (see :mod:`server.services.imports.file_import`), served back through
+:func:`upload_path`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import shutil
 import stat
 import unicodedata
 import uuid
-import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -28,7 +28,11 @@ COPY_CHUNK = 1024 * 1024
 ARCHIVE_FORMATS = (".zip",)
 UPLOAD_URL_PREFIX = "/data/upload/"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-MAX_NAME = 200
+MAX_NAME_BYTES = 200  # + "<md5[:6]>-" stays well under NAME_MAX (255 bytes)
+MAX_SUFFIX = 16
+NAME_HASH = 8
+NAME_MAX = 255  # bytes of one path component on Linux and macOS
+MAX_UPLOAD_PATH = 1024  # bytes of a name under upload/ (archive members keep their folders)
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class ImportLimits:
     max_tasks: int = 1_000_000
     max_archive_members: int = 10_000
     max_archive_size: int = 1024 * 1024 * 1024
+    max_unpacked_size: int = 1024 * 1024 * 1024  # all archives of one import together
     max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
 
 
@@ -73,6 +78,7 @@ class Staging:
 
     directory: Path
     files: list[StagedFile] = field(default_factory=list)
+    unpacked: int = 0  # bytes written so far unpacking this import's archives
 
     @property
     def files_dir(self) -> Path:
@@ -115,19 +121,35 @@ def file_format(name: str) -> str:
     return suffix.lower() if len(suffix) > 1 else ""
 
 
+def _clean(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    for separator in ("/", "\\"):
+        text = text.replace(separator, " ")
+    return _UNSAFE.sub("", "_".join(text.split())).strip("._")
+
+
 def safe_name(name: str) -> str:
     """A file name reduced to ``[A-Za-z0-9_.-]`` (werkzeug's ``secure_filename`` rules, as
     Label Studio used): path separators and spaces become ``_``, other characters are dropped,
-    leading/trailing dots and underscores are stripped. Never empty, never a path."""
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    for separator in ("/", "\\"):
-        text = text.replace(separator, " ")
-    text = _UNSAFE.sub("", "_".join(text.split())).strip("._")
+    leading/trailing dots and underscores are stripped. Never empty, never a path.
+
+    A name whose stem vanishes keeps its extension (``名前.txt`` -> ``file.txt``). Names are
+    bounded in bytes (:data:`MAX_NAME_BYTES`, so a stored name with its hash prefix stays under
+    the file system's 255-byte ``NAME_MAX``); a cut name keeps its extension and gets a hash of
+    the whole name, so two long names that differ only in their tails stay apart."""
+    text = _clean(name)
+    suffix = PurePosixPath(name.replace("\\", "/")).suffix
+    clean_suffix = "." + _clean(suffix) if len(suffix) > 1 and _clean(suffix) else ""
+    if clean_suffix and not text.endswith(clean_suffix):
+        stem = text.removesuffix(clean_suffix[1:]).rstrip("._")
+        text = (stem or "file") + clean_suffix
     if not text:
         text = "file"
-    if len(text) > MAX_NAME:
-        suffix = file_format(text)[:16]
-        text = text[: MAX_NAME - len(suffix)] + suffix
+    if len(text.encode("ascii")) > MAX_NAME_BYTES:
+        kept_suffix = PurePosixPath(text).suffix[:MAX_SUFFIX]
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:NAME_HASH]
+        stem = text[: MAX_NAME_BYTES - len(kept_suffix) - NAME_HASH - 1].rstrip("._")
+        text = f"{stem}-{digest}{kept_suffix}"
     return text
 
 
@@ -135,20 +157,6 @@ def url_file_name(url: str) -> str:
     """The name a URL import's file gets before the hash prefix: the URL without its query or
     fragment, sanitised (``https://example.com/a/b.csv`` -> ``https_example.com_a_b.csv``)."""
     return safe_name(url.split("#", 1)[0].split("?", 1)[0])
-
-
-def _member_path(raw: str) -> str | None:
-    """An archive member's path made safe for ``upload/``; None for entries to skip (macOS
-    resource forks and hidden files). Traversal and absolute paths are refused."""
-    text = raw.replace("\\", "/")
-    if text.startswith("/") or re.match(r"^[A-Za-z]:", text):
-        raise ValueError(f"absolute member path {raw!r}")
-    parts = [p for p in text.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ValueError(f"member path {raw!r} leaves the archive")
-    if not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts):
-        return None
-    return "/".join(safe_name(p) for p in parts)
 
 
 def inside(root: Path, path: Path) -> bool:
@@ -174,101 +182,28 @@ def too_large(message: str) -> DomainError:
     return DomainError("too_large", message, {"errors": [message]})
 
 
-def _copy_hashed(stream: IO[bytes], target: Path) -> tuple[str, int]:
-    digest = hashlib.md5(usedforsecurity=False)
-    size = 0
-    with target.open("wb") as out:
-        while chunk := stream.read(COPY_CHUNK):
-            digest.update(chunk)
-            out.write(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+class UnsafePath(ValueError):
+    """A path that would leave its root or go through a link or a file."""
 
 
-def stage_file(staging: Staging, name: str, stream: IO[bytes], limits: ImportLimits) -> None:
-    """Copy one uploaded (or downloaded) file into ``staging`` as ``<md5[:6]>-<name>``; unpack
-    ``.zip`` archives beside it."""
-    clean = safe_name(PurePosixPath(name.replace("\\", "/")).name or name)
-    incoming = staging.directory / f"incoming-{uuid.uuid4().hex}"
-    try:
-        md5, size = _copy_hashed(stream, incoming)
-        stored = f"{md5[:6]}-{clean}"
-        incoming.replace(staging.files_dir / stored)
-    finally:
-        incoming.unlink(missing_ok=True)
-    fmt = file_format(stored)
-    staging.add(StagedFile(stored, fmt, size, parse=fmt not in ARCHIVE_FORMATS))
-    if fmt == ".rar":
-        raise FileError(stored, "RAR archives are not supported; upload a .zip archive")
-    if fmt in ARCHIVE_FORMATS:
-        _unpack_zip(staging, stored, limits)
-
-
-def _is_link(info: zipfile.ZipInfo) -> bool:
-    mode = info.external_attr >> 16
-    return bool(mode) and stat.S_ISLNK(mode)
-
-
-def _unpack_zip(staging: Staging, stored: str, limits: ImportLimits) -> None:
-    root = staging.files_dir
-    try:
-        with zipfile.ZipFile(root / stored) as archive:
-            entries = archive.infolist()
-            # Directory entries count too: a million of them cost memory all the same.
-            if len(entries) > limits.max_archive_members:
-                raise too_large(
-                    f"Failed to parse input file {stored}: the archive has {len(entries)} "
-                    f"entries, more than the limit of {limits.max_archive_members}"
-                )
-            members = [info for info in entries if not info.is_dir()]
-            declared = sum(info.file_size for info in members)
-            if declared > limits.max_archive_size:
-                raise _archive_too_large(stored, limits)
-            unpacked = 0
-            for info in members:
-                if _is_link(info):
-                    raise FileError(stored, f"member {info.filename!r} is a link")
-                try:
-                    relative = _member_path(info.filename)
-                except ValueError as exc:
-                    raise FileError(stored, f"unsafe {exc}") from None
-                if relative is None:
-                    continue
-                target = root / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if not inside(root, target.parent) or target.is_symlink():
-                    raise FileError(stored, f"unsafe member path {info.filename!r}")
-                unpacked = _extract(archive, info, target, unpacked, stored, limits)
-                staging.add(StagedFile(relative, file_format(relative), info.file_size))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError) as exc:
-        raise FileError(stored, str(exc) or type(exc).__name__) from None
-    except (EOFError, OSError) as exc:
-        raise FileError(stored, f"the archive is damaged ({exc})") from None
-
-
-def _archive_too_large(stored: str, limits: ImportLimits) -> DomainError:
-    return too_large(
-        f"Failed to parse input file {stored}: the archive unpacks to more than "
-        f"{limits.max_archive_size} bytes"
-    )
-
-
-def _extract(
-    archive: zipfile.ZipFile,
-    info: zipfile.ZipInfo,
-    target: Path,
-    unpacked: int,
-    stored: str,
-    limits: ImportLimits,
-) -> int:
-    """Copy one member out, counting real bytes (declared sizes may lie)."""
-    with archive.open(info) as source, target.open("wb") as out:
-        while chunk := source.read(COPY_CHUNK):
-            unpacked += len(chunk)
-            if unpacked > limits.max_archive_size:
-                raise _archive_too_large(stored, limits)
-            out.write(chunk)
-    return unpacked
+def make_directories(root: Path, parts: Sequence[str]) -> Path:
+    """``root/parts[0]/parts[1]/…``, its missing directories created one level at a time.
+    Each level is checked (without following links) before anything is created below it: a
+    link or a file on the way is refused (:class:`UnsafePath`), so nothing is ever created
+    through a symlink; a level is created only when absent, then checked again."""
+    current = root
+    for part in parts:
+        if part in ("", ".", "..") or "/" in part or "\\" in part:
+            raise UnsafePath(f"unsafe path part {part!r}")
+        current = current / part
+        try:
+            mode = current.lstat().st_mode
+        except FileNotFoundError:
+            current.mkdir(exist_ok=True)
+            mode = current.lstat().st_mode  # whatever won a race must be a directory too
+        if not stat.S_ISDIR(mode):
+            raise UnsafePath(f"{'/'.join(parts)} goes through a link or a file")
+    return current
 
 
 def upload_path(upload_dir: Path, name: str) -> Path | None:
@@ -276,10 +211,17 @@ def upload_path(upload_dir: Path, name: str) -> Path | None:
     file, or a name that would leave ``upload/`` (``..``, absolute, hidden, links out)."""
     if not name or "\x00" in name or "\\" in name or name.startswith("/"):
         return None
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_UPLOAD_PATH:
+        return None
     parts = name.split("/")
     if any(part in ("", ".", "..") or part.startswith(".") for part in parts):
         return None
+    if any(len(part.encode("utf-8", "surrogatepass")) > NAME_MAX for part in parts):
+        return None  # no such file can exist (and asking the file system is ENAMETOOLONG)
     path = upload_dir.joinpath(*parts)
-    if not inside(upload_dir, path) or not path.is_file():
+    try:
+        if not inside(upload_dir, path) or not path.is_file():
+            return None
+    except (OSError, ValueError):
         return None
     return path
