@@ -4,7 +4,12 @@ completions written out, a bucket/container that disappears, unreachable ones, s
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
+import logging
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +17,14 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from server.logs import configure_logging, redact_text
+from server.services import net_guard
+from server.services.storage.backends import StorageFailure, StorageSpec
+from server.services.storage.gcs import GCSStore
 from server.settings import Settings
 from tests.cloud_emulators import AzureContainer, GcsBucket
 from tests.test_s3_storage import RESULT, configure, idle, set_config
+from tests.test_storage_security import listener
 
 Cloud = GcsBucket | AzureContainer
 
@@ -24,6 +34,20 @@ def cloud_store(request: pytest.FixtureRequest) -> Cloud:
     name = "gcs_bucket" if request.param == "gcs" else "azure_container"
     store: Cloud = request.getfixturevalue(name)
     return store
+
+
+@pytest.fixture
+def debug_log() -> Iterator[io.StringIO]:
+    """The log as ``labelgraph --log-level DEBUG`` writes it."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    level = root.level
+    handler = configure_logging("DEBUG", stream)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def secret_of(store: Cloud) -> str:
@@ -262,3 +286,69 @@ def test_by_default_emulators_on_loopback_are_refused(
         "Error while storage update: Azure endpoint not allowed: 127.0.0.1 resolves to the "
         "non-public address 127.0.0.1"
     )
+
+
+def test_setup_sync_and_signed_urls_log_no_secret(
+    client: TestClient, cloud_store: Cloud, debug_log: io.StringIO
+) -> None:
+    set_config(client, "configs/image_bbox.xml")
+    cloud_store.put("a.jpg", b"image")
+    body = cloud_store.settings(regex=".*")
+    assert configure(client, "source", cloud_store.source_type, body).status_code == 201
+    idle(client)
+    url = client.get("/api/tasks").json()["tasks"][0]["data"]["image"]
+    assert httpx.get(url).content == b"image"  # httpx logs the signed URL it fetches
+    text = debug_log.getvalue()
+    assert 'INSERT INTO "storage"' in text and cloud_store.name in text
+    signature = url.split(cloud_store.signature, 1)[1].split("&", 1)[0]
+    secrets = [secret_of(cloud_store), signature]
+    if isinstance(cloud_store, GcsBucket):
+        secrets.append(json.loads(cloud_store.key)["private_key"].splitlines()[1])
+    for secret in secrets:
+        assert secret not in text
+
+
+def test_new_secret_names_are_masked_in_any_text() -> None:
+    line = (
+        "account_key=abc google_application_credentials: 'xyz' "
+        "GET http://h/b/k?X-Goog-Credential=c%2Fd&X-Goog-Signature=0123 "
+        "https://h/c/k?se=1&sig=SIGNATURE&sp=r AccountName=a;AccountKey=KEY;"
+    )
+    assert redact_text(line) == (
+        "account_key=******** google_application_credentials: '********' "
+        "GET http://h/b/k?X-Goog-Credential=********&X-Goog-Signature=******** "
+        "https://h/c/k?se=1&sig=********&sp=r AccountName=a;AccountKey=********;"
+    )
+
+
+def test_gcs_connections_go_to_the_vetted_address(
+    settings: Settings, gcs_bucket: GcsBucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding, as for S3: the endpoint's name is checked when the client is made and
+    again for each connection of its requests session (the one the Azure client gets too),
+    which goes to the address that was checked. Later answers point at 127.0.0.2."""
+    port = int(gcs_bucket.endpoint.rsplit(":", 1)[1])
+    lookups: list[str] = []
+    real = socket.getaddrinfo
+    with listener("127.0.0.2") as (internal_port, received):
+
+        def fake(host: str, *args: Any, **kwargs: Any) -> Any:
+            if host == "gcs.example":
+                first = len(lookups) < 2  # the check, then the first connection
+                lookups.append("127.0.0.1" if first else "127.0.0.2")
+                sockaddr = ("127.0.0.1", port) if first else ("127.0.0.2", internal_port)
+                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", sockaddr)]
+            return real(host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", fake)
+        monkeypatch.setattr(net_guard, "is_public", lambda address: address == "127.0.0.1")
+        guarded = dataclasses.replace(settings, storage_allow_private=False)
+        params = {"endpoint_url": f"http://gcs.example:{port}"}
+        store = GCSStore(StorageSpec("gcs", gcs_bucket.name, params, "/p"), guarded)
+        store.check()
+        assert lookups == ["127.0.0.1", "127.0.0.1"]
+        store.client._http.close()  # the next call needs a new connection
+        with pytest.raises(StorageFailure):
+            store.check()
+        assert "127.0.0.2" in lookups  # the new answer was looked at, and refused
+        assert received == []  # nothing reached the other address
