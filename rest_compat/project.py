@@ -65,13 +65,16 @@ NEXT_TASK = Operation(
     "query RestNextTask { project { nextTask { lsSourceJson(livePredictions: true) } } }"
 )
 
-# Label Studio's list in its order, without the types this server does not implement
-# (GCS, Azure: compat Q-25, report the truth).
+# Label Studio's list in its order (by description, then registration).
 AVAILABLE_STORAGES = [
     [name, TYPES[name].description]
     for name in (
         "s3",
         "s3-completions",
+        "azure-blob",
+        "azure-blob-completions",
+        "gcs",
+        "gcs-completions",
         "completions-dir",
         "tasks-json",
         "redis-completions",

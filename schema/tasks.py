@@ -20,7 +20,7 @@ from server.services.config.model import UNDEFINED_KEY
 from server.services.imports.validation import rename_undefined
 from server.services.ml import predictions as ml_predictions
 from server.services.ml.backends import notify_tasks_deleted
-from server.services.storage.presign import has_s3_uri
+from server.services.storage.presign import has_blob_uri
 from server.services.tasks import tasks as task_service
 
 
@@ -54,9 +54,9 @@ class Task:
         return data
 
     def _served(self, context: Context, data: dict[str, Any]) -> dict[str, Any]:
-        """The data as served to labelers: s3:// URIs presigned when the project has an S3
-        storage (only data that holds one is looked at)."""
-        if not has_s3_uri(data):
+        """The data as served to labelers: s3:// (gs://, azure-blob://) URIs presigned when
+        the project has a storage of theirs (only data that holds one is looked at)."""
+        if not has_blob_uri(data):
             return data
         resolver = context.data_resolver(self.row.project_id)
         return data if resolver is None else resolver(data)

@@ -1,11 +1,13 @@
 """Logging set-up for the ``labelgraph`` command, with secrets kept out of every log line.
 
-Storage credentials (``aws_*``, Redis ``password``) live in ``storage.params``: at DEBUG the SQL
-log (peewee's ``(sql, params)`` records) would print them, and botocore's DEBUG output shows
-request headers with session tokens. :class:`SecretFilter`, on every handler
-:func:`configure_logging` installs, masks secret values in SQL parameters (JSON objects),
-``key: value`` / ``key=value`` pairs, AWS headers and query parameters and URL passwords;
-botocore and urllib3 never log below INFO, so their request dumps are not written at all.
+Storage credentials (``aws_*``, Redis ``password``, GCS ``google_application_credentials``,
+Azure ``account_key``) live in ``storage.params``: at DEBUG the SQL log (peewee's
+``(sql, params)`` records) would print them, and botocore's DEBUG output shows request headers
+with session tokens. :class:`SecretFilter`, on every handler :func:`configure_logging`
+installs, masks secret values in SQL parameters (JSON objects), ``key: value`` / ``key=value``
+pairs, AWS, Google and Azure signature headers and query parameters, Azure connection-string
+keys and URL passwords; botocore, urllib3, google-auth and azure-core never log below INFO
+(Azure's HTTP logging policy below WARNING), so their request dumps are not written at all.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from typing import IO, Any
 MASK = "********"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SECRET_KEYS = frozenset(
-    {"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "password"}
+    {
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "password",
+        "google_application_credentials",
+        "account_key",
+        "private_key",
+    }
 )
 _KEYS = "|".join(sorted(SECRET_KEYS))
 _PATTERNS = (
@@ -31,11 +41,16 @@ _PATTERNS = (
         r"""((?:X-Amz-Security-Token|Authorization)["']?\s*:\s*b?)(["'])(?:\\.|(?!\2).)*\2""",
         re.IGNORECASE,
     ),
-    re.compile(r"""((?:X-Amz-Security-Token|X-Amz-Credential|X-Amz-Signature)=)[^\s&'"]+"""),
+    re.compile(
+        r"""(\b(?:X-Amz-Security-Token|X-Amz-Credential|X-Amz-Signature|X-Goog-Credential|"""
+        r"""X-Goog-Signature|sig|AccountKey)=)[^\s&;'"]+"""
+    ),
     # scheme://user:password@host
     re.compile(r"""(\w+://[^\s:/@'"]*:)[^\s@/'"]+(?=@)"""),
 )
-QUIET_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
+QUIET_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "google", "azure")
+# Logs each request's URL and headers at INFO.
+AZURE_HTTP_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
 
 
 def _mask(match: re.Match[str]) -> str:
@@ -96,4 +111,7 @@ def configure_logging(level: str, stream: IO[str] | None = None) -> logging.Hand
         logger = logging.getLogger(name)
         if logger.getEffectiveLevel() < logging.INFO:
             logger.setLevel(logging.INFO)
+    azure_http = logging.getLogger(AZURE_HTTP_LOGGER)
+    if azure_http.getEffectiveLevel() < logging.WARNING:
+        azure_http.setLevel(logging.WARNING)
     return handler

@@ -45,8 +45,10 @@ IMPORT_LIMITS = (
 )
 
 
-def _setting(default: Any, help: str, *, cast: Callable[[str], Any] = str) -> Any:
-    return field(default=default, metadata={"help": help, "cast": cast})
+def _setting(
+    default: Any, help: str, *, cast: Callable[[str], Any] = str, secret: bool = False
+) -> Any:
+    return field(default=default, repr=not secret, metadata={"help": help, "cast": cast})
 
 
 def boolean(raw: str) -> bool:
@@ -256,13 +258,13 @@ class Settings:
     )
     storage_timeout: float = _setting(
         10.0,
-        "Seconds to wait for each call to an S3 or Redis storage (connect and answer)",
+        "Seconds to wait for each call to an S3, GCS, Azure or Redis storage (connect and answer)",
         cast=float,
     )
     storage_sync_interval: float = _setting(
         30.0,
-        "Seconds between background syncs of S3/Redis source storages (and retries of failed "
-        "target writes)",
+        "Seconds between background syncs of S3/GCS/Azure/Redis source storages (and retries of "
+        "failed target writes)",
         cast=float,
     )
     storage_sync_concurrency: int = _setting(
@@ -275,12 +277,26 @@ class Settings:
     )
     storage_allow_private: bool = _setting(
         False,
-        "Let S3 endpoint_url and Redis host of storages reach loopback, private, link-local and "
-        "other non-public addresses (LABELGRAPH_S3_ENDPOINT always may)",
+        "Let the endpoint_url (S3, GCS, Azure) and Redis host of storages reach loopback, "
+        "private, link-local and other non-public addresses (LABELGRAPH_S3_ENDPOINT always may)",
         cast=boolean,
     )
     s3_presign_ttl: int = _setting(
-        3600, "Seconds a presigned URL served for s3:// task data stays valid", cast=int
+        3600,
+        "Seconds a presigned URL served for s3:// (also gs:// and azure-blob://) task data "
+        "stays valid",
+        cast=int,
+    )
+    azure_blob_account_name: str = _setting(
+        "",
+        "Azure storage account of azure-blob storages that name no account_key (Label Studio's "
+        "AZURE_BLOB_ACCOUNT_NAME)",
+    )
+    azure_blob_account_key: str = _setting(
+        "",
+        "Key of that account (Label Studio's AZURE_BLOB_ACCOUNT_KEY); used only at the account's "
+        "own endpoint",
+        secret=True,
     )
 
     @property

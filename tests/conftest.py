@@ -20,6 +20,13 @@ from schema.context import Context
 from server import db
 from server.app import create_app
 from server.settings import Settings
+from tests.cloud_emulators import (  # noqa: F401  (fixtures)
+    azure_container,
+    azurite_endpoint,
+    gcs_bucket,
+    gcs_endpoint,
+    gcs_service_account_key,
+)
 from tests.ml_backend import (  # noqa: F401  (fixtures)
     app_with_settings,
     ml_backend,
@@ -81,7 +88,17 @@ def fresh_postgres_schema() -> None:
 # Tests that use these local servers (on 127.0.0.1) switch the address policy off for them:
 # every other test runs with the default, which refuses non-public addresses.
 LOCAL_ML_FIXTURES = {"ml_backend", "start_ml_backend", "sdk_backend"}
-LOCAL_STORAGE_FIXTURES = {"s3_endpoint", "s3_bucket", "redis_url", "redis_store"}
+LOCAL_STORAGE_FIXTURES = {
+    "s3_endpoint",
+    "s3_bucket",
+    "redis_url",
+    "redis_store",
+    "gcs_endpoint",
+    "gcs_bucket",
+    "azurite_endpoint",
+    "azure_container",
+    "cloud_store",  # tests/test_gcs_azure_storage.py: either of the two above
+}
 
 
 def _allow_local(request: pytest.FixtureRequest) -> dict[str, Any]:

@@ -37,8 +37,12 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _process(command: list[str], ready: Any, what: str) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _process(
+    command: list[str], ready: Any, what: str, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd
+    )
     try:
         deadline = time.monotonic() + 30
         while not ready():

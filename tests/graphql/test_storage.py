@@ -47,9 +47,15 @@ def test_set_storage_errors(client: TestClient, gql: GraphQL) -> None:
         "path": ["This field is required."],
         "regex": ["([ is not a valid regular expression"],
     }
-    error = gql.error(SET, {"role": "TARGET", "type": "gcs-completions", "values": {}})
+    error = gql.error(SET, {"role": "TARGET", "type": "gcs", "values": {}})
     assert error["code"] == "INVALID"
-    assert error["supported"] == ["completions-dir", "s3-completions", "redis-completions"]
+    assert error["supported"] == [
+        "completions-dir",
+        "s3-completions",
+        "gcs-completions",
+        "azure-blob-completions",
+        "redis-completions",
+    ]
     values = {"path": "p", "host": "127.0.0.1", "port": "1"}
     error = gql.error(SET, {"role": "SOURCE", "type": "redis", "values": values})
     assert error["code"] == "STORAGE"  # by default a storage must be on a public address

@@ -43,8 +43,14 @@ def test_forms_of_the_supported_types(client: TestClient) -> None:
     response = client.get("/api/project/storage-settings")
     assert response.status_code == 200
     body = response.json()
-    assert list(body["source"]) == ["tasks-json", "s3", "redis"]
-    assert list(body["target"]) == ["completions-dir", "s3-completions", "redis-completions"]
+    assert list(body["source"]) == ["tasks-json", "s3", "gcs", "azure-blob", "redis"]
+    assert list(body["target"]) == [
+        "completions-dir",
+        "s3-completions",
+        "gcs-completions",
+        "azure-blob-completions",
+        "redis-completions",
+    ]
     assert body["source"]["tasks-json"] == {
         "type": "tasks-json",
         "current": True,
@@ -85,12 +91,32 @@ def test_forms_of_the_supported_types(client: TestClient) -> None:
     assert body["source"]["redis"]["fields"][4]["default"] == 1
     completions = body["target"]["s3-completions"]
     assert [f["name"] for f in completions["fields"]] == ["path", "prefix", "create_local_copy"]
+    # GCS and Azure (rest-api.md §9.2): the cloud form without region; targets alike.
+    for name, description in (
+        ("gcs", "Google Cloud Storage"),
+        ("azure-blob", "Azure Blob Storage"),
+    ):
+        source = body["source"][name]
+        assert source["description"] == description and source["current"] is False
+        assert source["fields"] == s3["fields"][:4]
+        target = body["target"][f"{name}-completions"]
+        assert target["description"] == description
+        assert [f["name"] for f in target["fields"]] == ["path", "prefix", "create_local_copy"]
+        assert [f["default"] for f in target["fields"]] == [None, None, True]
+    assert body["target"]["gcs-completions"]["fields"][1]["description"] == "GCS Bucket prefix"
+    assert body["target"]["azure-blob-completions"]["fields"][1]["description"] == (
+        "Azure Blob prefix"
+    )
     assert body["target"]["completions-dir"]["current"] is True
     assert body["target"]["completions-dir"]["path"] == "completions"
     project = client.get("/api/project").json()
     assert [t for t, _ in project["available_storages"]] == [
         "s3",
         "s3-completions",
+        "azure-blob",
+        "azure-blob-completions",
+        "gcs",
+        "gcs-completions",
         "completions-dir",
         "tasks-json",
         "redis-completions",
@@ -121,6 +147,32 @@ def test_forms_of_the_supported_types(client: TestClient) -> None:
             {"db": ["Not a valid integer value"]},
         ),
         ("target", "s3-completions", {"path": ""}, {"path": ["This field is required."]}),
+        (
+            "source",
+            "gcs",
+            {"regex": "(["},
+            {
+                "path": ["This field is required."],
+                "regex": ["([ is not a valid regular expression"],
+            },
+        ),
+        (
+            "target",
+            "gcs-completions",
+            {"path": "b", "google_application_credentials": '{"type": "user"}'},
+            {
+                "google_application_credentials": [
+                    "Not a service account key (JSON with type, client_email and private_key)"
+                ]
+            },
+        ),
+        (
+            "source",
+            "azure-blob",
+            {"path": "c", "use_blob_urls": "x"},
+            {"use_blob_urls": ["Not a valid boolean value"]},
+        ),
+        ("target", "azure-blob-completions", {}, {"path": ["This field is required."]}),
     ],
 )
 def test_field_errors(
@@ -131,18 +183,18 @@ def test_field_errors(
     assert response.json() == {"errors": errors}
 
 
-def test_unsupported_and_unknown_types(client: TestClient) -> None:
-    response = post(client, "source", "gcs", {"type": "gcs", "path": "b"})
+def test_unknown_types(client: TestClient) -> None:
+    response = post(client, "target", "gcs", {"path": "b"})
     assert response.status_code == 400
-    detail = response.json()["detail"]
-    assert detail == (
-        "Storage type gcs is not supported by this server; supported source types: "
-        "tasks-json, s3, redis"
+    assert response.json()["detail"] == (
+        "Unknown target storage type 'gcs'; use one of: completions-dir, s3-completions, "
+        "gcs-completions, azure-blob-completions, redis-completions"
     )
-    response = post(client, "target", "azure-blob-completions", {"path": "b"})
-    assert (
-        "supported target types: completions-dir, s3-completions, redis-completions"
-        in (response.json()["detail"])
+    response = post(client, "source", "azure-blob", {"path": "c", "account_name": "Bad.Name"})
+    assert response.status_code == 400  # no endpoint_url: the account names the host
+    assert response.json()["detail"] == (
+        "Error while storage update: Azure account name 'Bad.Name' is not valid (3-24 "
+        "lowercase letters and digits)"
     )
     assert post(client, "source", "s3-completions", {"path": "b"}).status_code == 400
     assert post(client, "source", "ftp", {}).json()["detail"].startswith("Unknown source storage")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,7 +12,7 @@ from server.errors import DomainError
 from server.services.storage import config as storage_config
 from server.services.storage.backends import S3Store, StorageSpec
 from server.services.storage.config import clean
-from server.services.storage.presign import DataResolver, has_s3_uri
+from server.services.storage.presign import DataResolver, has_blob_uri
 from server.services.storage.runtime import BATCH_LIMIT, Work
 from server.services.storage.storage_types import MASK, storage_type
 from server.services.storage.target_sync import _task_id_of
@@ -72,12 +73,36 @@ def test_masked_secrets_keep_the_stored_value() -> None:
     }
 
 
-def test_unsupported_types_name_the_supported_ones() -> None:
+def test_unknown_types_name_the_supported_ones() -> None:
     with pytest.raises(DomainError) as exc:
-        storage_type("source", "azure-blob")
-    assert "supported source types: tasks-json, s3, redis" in exc.value.message
+        storage_type("source", "azure-blob-completions")
+    assert exc.value.message.endswith("use one of: tasks-json, s3, gcs, azure-blob, redis")
     with pytest.raises(DomainError):
         storage_type("target", "s3")
+
+
+def test_gcs_keys_are_checked_and_kept_as_json_text() -> None:
+    key = {"type": "service_account", "client_email": "a@b", "private_key": "K"}
+    result = clean("source", "gcs", {"path": "b", "google_application_credentials": key})
+    assert json.loads(result.params["google_application_credentials"]) == key
+    current: Any = SimpleNamespace(type="gcs", path="b", params=dict(result.params))
+    kept = clean("source", "gcs", {"path": "b", "google_application_credentials": MASK}, current)
+    assert (
+        kept.params["google_application_credentials"]
+        == result.params["google_application_credentials"]
+    )
+    with pytest.raises(DomainError) as exc:
+        clean("source", "gcs", {"path": "other", "google_application_credentials": MASK}, current)
+    assert fields_of(exc) == {
+        "google_application_credentials": [
+            "Enter the google_application_credentials again: a stored secret is not sent to a "
+            "changed path"
+        ]
+    }
+    assert storage_config.masked({"account_key": "k", "account_name": "a"}) == {
+        "account_key": MASK,
+        "account_name": "a",
+    }
 
 
 def test_settings_document_shows_current_values_masked() -> None:
@@ -118,7 +143,7 @@ def test_presigning_is_local_and_replaces_uris_in_text() -> None:
         "n": 3,
         "plain": "no uri",
     }
-    assert has_s3_uri(data) and not has_s3_uri({"x": "http://h/s3"})
+    assert has_blob_uri(data) and not has_blob_uri({"x": "http://h/s3"})
     served = resolver(data)
     assert served["image"].startswith("http://127.0.0.1:1/bucket/a/b.jpg?X-Amz-Algorithm=")
     assert served["html"].startswith('<img src="http://127.0.0.1:1/bucket/c.png?')

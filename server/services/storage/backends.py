@@ -1,4 +1,6 @@
-"""Clients of the storages themselves: S3 (boto3), Redis (redis-py) and a local directory.
+"""Clients of the storages themselves: S3 (boto3), Redis (redis-py) and a local directory;
+GCS and Azure in :mod:`~server.services.storage.gcs` and
+:mod:`~server.services.storage.azure_blob`.
 
 Every call has a timeout (``LABELGRAPH_STORAGE_TIMEOUT``) and every failure becomes a
 :class:`StorageFailure` whose message names the problem without credentials. boto3 and redis
@@ -20,15 +22,19 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 
 from server.services.net_guard import AddressRefused
 from server.services.storage.config import redis_prefix
 from server.services.storage.guard import check_endpoint, guard_boto3_client, vetted_address
-from server.services.storage.storage_types import S3_TYPES
+from server.services.storage.storage_types import AZURE_TYPES, GCS_TYPES, S3_TYPES
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from server.services.storage.azure_blob import AzureBlobStore
+    from server.services.storage.gcs import GCSStore
 
 MISSING_BOTO3 = "S3 storages need boto3: pip install 'labelgraph[storage]'"
 MISSING_REDIS = "Redis storages need redis-py: pip install 'labelgraph[storage]'"
@@ -61,6 +67,8 @@ class StorageSpec:
 
 
 class S3Store:
+    scheme = "s3"
+
     def __init__(self, spec: StorageSpec, settings: Settings) -> None:
         try:
             import boto3
@@ -150,6 +158,10 @@ class S3Store:
     def target_key(self, task_id: int) -> str:
         return f"{self.prefix.rstrip('/')}/{task_id}" if self.prefix else str(task_id)
 
+    @property
+    def can_presign(self) -> bool:
+        return self.presign_enabled
+
     def presign(self, bucket: str, key: str) -> str:
         """A presigned GET URL: local computation, no network call."""
         return str(
@@ -157,6 +169,11 @@ class S3Store:
                 "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=self.ttl
             )
         )
+
+
+# The object stores (bucket/container, prefix, blob URLs, presigning) and every client.
+CloudStore: TypeAlias = "S3Store | GCSStore | AzureBlobStore"
+Store: TypeAlias = "S3Store | GCSStore | AzureBlobStore | RedisStore"
 
 
 # --- Redis ---------------------------------------------------------------------------------
@@ -282,7 +299,7 @@ class ClientCache:
         self._lock = threading.Lock()
         self._size = size
 
-    def get(self, spec: StorageSpec, settings: Settings) -> S3Store | RedisStore:
+    def get(self, spec: StorageSpec, settings: Settings) -> Store:
         key = (spec.type, spec.version, spec.project_dir)
         with self._lock:
             found = self._items.get(key)
@@ -303,15 +320,21 @@ class ClientCache:
                 store.close()
 
 
-def open_store(spec: StorageSpec, settings: Settings) -> S3Store | RedisStore:
+def open_store(spec: StorageSpec, settings: Settings) -> Store:
     if spec.type in S3_TYPES:
         return S3Store(spec, settings)
+    if spec.type in GCS_TYPES:
+        from server.services.storage.gcs import GCSStore
+
+        return GCSStore(spec, settings)
+    if spec.type in AZURE_TYPES:
+        from server.services.storage.azure_blob import AzureBlobStore
+
+        return AzureBlobStore(spec, settings)
     return RedisStore(spec, settings)
 
 
-def client_for(
-    spec: StorageSpec, settings: Settings, cache: ClientCache | None
-) -> S3Store | RedisStore:
+def client_for(spec: StorageSpec, settings: Settings, cache: ClientCache | None) -> Store:
     return cache.get(spec, settings) if cache is not None else open_store(spec, settings)
 
 

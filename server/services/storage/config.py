@@ -4,12 +4,14 @@ credentials, the views and the rows that keep a project's source and target stor
 Tasks and completions always live in the database; the types are described in
 :mod:`server.services.storage.storage_types`, syncs in
 :mod:`server.services.storage.source_sync` and :mod:`server.services.storage.target_sync`.
-Credentials (``aws_*``, ``password``) are stored in the row's ``params`` and never leave the
+Credentials (``aws_*``, ``password``, ``google_application_credentials``, ``account_key``) are
+stored in the row's ``params`` and never leave the
 server: every view of a storage masks them.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,15 +23,16 @@ from server.models import Project, Storage, StorageKey, now_seconds
 from server.services.projects import lock_project
 from server.services.storage.key_filter import compile_key_regex
 from server.services.storage.storage_types import (
+    CLOUD_TYPES,
     DEFAULT_TYPES,
     MASK,
     REDIS_TYPES,
     ROLES,
-    S3_TYPES,
     SECRET_PARAMS,
     SOURCE,
     TARGET,
     TYPES,
+    URI_SCHEMES,
     FormField,
     check_role,
     storage_type,
@@ -42,12 +45,17 @@ REQUIRED = "This field is required."
 DESTINATION = {
     "s3": ("path", "endpoint_url", "region"),
     "s3-completions": ("path", "endpoint_url", "region"),
+    "gcs": ("path", "endpoint_url"),
+    "gcs-completions": ("path", "endpoint_url"),
+    "azure-blob": ("path", "endpoint_url", "account_name"),
+    "azure-blob-completions": ("path", "endpoint_url", "account_name"),
     "redis": ("host", "port"),
     "redis-completions": ("host", "port"),
 }
 NOT_INTEGER = "Not a valid integer value"
 NOT_BOOLEAN = "Not a valid boolean value"
 NOT_STRING = "Not a valid string value"
+NOT_KEY = "Not a service account key (JSON with type, client_email and private_key)"
 
 
 # --- validation ----------------------------------------------------------------------------
@@ -85,6 +93,31 @@ def _integer(value: Any) -> int:
     if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
         return int(value)
     raise ValueError(NOT_INTEGER)
+
+
+def _service_account_key(value: Any) -> str:
+    """A GCS service-account key, given as its JSON text or as the object itself."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError(NOT_KEY) from None
+    if not (
+        isinstance(value, dict)
+        and value.get("type") == "service_account"
+        and isinstance(value.get("client_email"), str)
+        and isinstance(value.get("private_key"), str)
+    ):
+        raise ValueError(NOT_KEY)
+    return json.dumps(value, sort_keys=True)
+
+
+def _clean_extra(name: str, raw: Any) -> Any:
+    if name == "presign":
+        return _boolean(raw)
+    if name == "google_application_credentials":
+        return _service_account_key(raw) if raw != "" else ""
+    return _text(raw)
 
 
 def _clean_field(spec: FormField, raw: Any) -> Any:
@@ -146,7 +179,7 @@ def clean(
                 continue
             reused.append(name)
         try:
-            result[name] = _boolean(raw) if name == "presign" else _text(raw)
+            result[name] = _clean_extra(name, raw)
         except ValueError as exc:
             errors[name] = [str(exc)]
     if reused and current is not None and not errors:
@@ -214,8 +247,8 @@ def redis_prefix(path: str | None, project_dir: str) -> str:
 def readable_path(
     role: str, type_name: str, path: str | None, params: Mapping[str, Any], project_dir: str
 ) -> str:
-    if type_name in S3_TYPES:
-        return f"s3://{path}/{params.get('prefix') or ''}"
+    if type_name in CLOUD_TYPES:
+        return f"{URI_SCHEMES[type_name]}://{path}/{params.get('prefix') or ''}"
     if type_name in REDIS_TYPES:
         return redis_prefix(path, project_dir) + "/"
     return TYPES[type_name].readable

@@ -1,10 +1,11 @@
-"""Storages are hosts a client names (an S3 ``endpoint_url``, a Redis ``host``): unless the
-operator allows it (``LABELGRAPH_STORAGE_ALLOW_PRIVATE``), or configured the endpoint
+"""Storages are hosts a client names (an S3, GCS or Azure ``endpoint_url``, a Redis ``host``):
+unless the operator allows it (``LABELGRAPH_STORAGE_ALLOW_PRIVATE``), or configured the endpoint
 (``LABELGRAPH_S3_ENDPOINT``), their addresses must be public (:mod:`server.services.net_guard`).
 
-Redis clients get the vetted address itself; boto3 clients get connection classes that resolve
-the host once per connection and connect to a vetted address (TLS and request signing keep
-the host name), so DNS rebinding cannot take them elsewhere.
+Redis clients get the vetted address itself; boto3 clients, and the ``requests`` sessions that
+the GCS and Azure clients are given, get connection classes that resolve the host once per
+connection and connect to a vetted address (TLS and request signing keep the host name), so
+DNS rebinding cannot take them elsewhere.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def vetted_address(host: str, port: int) -> str:
 
 
 def check_endpoint(endpoint: str) -> None:
-    """Refuse an S3 endpoint URL whose host is not public (before any request is made)."""
+    """Refuse an endpoint URL whose host is not public (before any request is made)."""
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AddressRefused(f"the endpoint URL {endpoint!r} is not an http(s) URL")
@@ -72,3 +73,32 @@ def guard_boto3_client(client: Any) -> None:
             (pool,),
             {"ConnectionCls": _vetted_connection(pool.ConnectionCls)},
         )
+
+
+def prepare_session(session: Any, *, guarded: bool) -> Any:
+    """Set up a ``requests`` session (google-auth's ``AuthorizedSession`` included) for the GCS
+    and Azure clients: environment proxies ignored (a proxy would make the connection, not us)
+    and, when ``guarded``, connections made only to vetted addresses."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    session.trust_env = False
+    if not guarded:
+        return session
+    pools = {
+        scheme: type(
+            f"Vetted{pool.__name__}",
+            (pool,),
+            {"ConnectionCls": _vetted_connection(pool.ConnectionCls)},
+        )
+        for scheme, pool in (("http", HTTPConnectionPool), ("https", HTTPSConnectionPool))
+    }
+
+    class VettedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pools
+
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, VettedAdapter())
+    return session

@@ -1,4 +1,5 @@
-"""Serving ``s3://`` task data as presigned GET URLs (rest-api.md §9.3)."""
+"""Serving ``s3://``, ``gs://`` and ``azure-blob://`` task data as presigned (signed, SAS) GET
+URLs (rest-api.md §9.3)."""
 
 from __future__ import annotations
 
@@ -8,46 +9,53 @@ from typing import Any
 from server.models import Project, Storage
 from server.services.storage.backends import (
     ClientCache,
-    S3Store,
+    CloudStore,
+    RedisStore,
     StorageFailure,
     client_for,
 )
 from server.services.storage.config import summary
-from server.services.storage.storage_types import SOURCE, TARGET
+from server.services.storage.storage_types import CLOUD_SOURCES, CLOUD_TARGETS, SOURCE, TARGET
 from server.services.storage.sync_env import spec_of
 from server.settings import Settings
 
-S3_URI = re.compile(r"s3://([^/\s\"'<>]+)/([^\s\"'<>]+)")
+SCHEMES = ("s3://", "gs://", "azure-blob://")
+URI = re.compile(r"(s3|gs|azure-blob)://([^/\s\"'<>]+)/([^\s\"'<>]+)")
 
 
-def has_s3_uri(data: Any) -> bool:
+def has_blob_uri(data: Any) -> bool:
+    """Whether task data holds a cloud URI in a top-level string value (cheap: no regex)."""
     return isinstance(data, dict) and any(
-        isinstance(v, str) and "s3://" in v for v in data.values()
+        isinstance(v, str) and any(scheme in v for scheme in SCHEMES) for v in data.values()
     )
 
 
 class DataResolver:
-    """Replaces ``s3://bucket/key`` in top-level string values of task data (whole values
-    and URIs inside longer text) with presigned GET URLs; values it cannot sign stay. Only
-    objects of the storage's own bucket, under its prefix, are signed: a URL signed for any
-    bucket named in task data would lend the storage's credentials (and show its access key
-    id and session token) to whoever writes task data."""
+    """Replaces ``<scheme>://bucket/key`` in top-level string values of task data (whole
+    values and URIs inside longer text) with presigned GET URLs; values it cannot sign stay.
+    Only URIs of the storage's own scheme, bucket (container) and prefix are signed: a URL
+    signed for any bucket named in task data would lend the storage's credentials (and, for
+    S3, show its access key id and session token) to whoever writes task data."""
 
-    def __init__(self, store: S3Store) -> None:
+    def __init__(self, store: CloudStore) -> None:
         self.store = store
         prefix = store.prefix.strip("/")
         self.key_prefix = f"{prefix}/" if prefix else ""
+        self.marker = f"{store.scheme}://"
 
-    def signable(self, bucket: str, key: str) -> bool:
-        if bucket != self.store.bucket or not key.startswith(self.key_prefix):
+    def signable(self, scheme: str, bucket: str, key: str) -> bool:
+        if scheme != self.store.scheme or bucket != self.store.bucket:
+            return False
+        if not key.startswith(self.key_prefix):
             return False
         return not any(part in ("..", ".") for part in key.split("/"))
 
     def _sign(self, match: re.Match[str]) -> str:
-        if not self.signable(match.group(1), match.group(2)):
+        scheme, bucket, key = match.groups()
+        if not self.signable(scheme, bucket, key):
             return match.group(0)
         try:
-            return self.store.presign(match.group(1), match.group(2))
+            return self.store.presign(bucket, key)
         except Exception:  # no credentials and the like: serve the URI as stored
             return match.group(0)
 
@@ -56,8 +64,8 @@ class DataResolver:
             return data
         out = None
         for key, value in data.items():
-            if isinstance(value, str) and "s3://" in value:
-                signed = S3_URI.sub(self._sign, value)
+            if isinstance(value, str) and self.marker in value:
+                signed = URI.sub(self._sign, value)
                 if signed != value:
                     out = dict(data) if out is None else out
                     out[key] = signed
@@ -66,24 +74,24 @@ class DataResolver:
 
 def needs_resolver(project: Project) -> bool:
     kinds = summary(project)
-    return kinds.get(SOURCE) == "s3" or kinds.get(TARGET) == "s3-completions"
+    return kinds.get(SOURCE) in CLOUD_SOURCES or kinds.get(TARGET) in CLOUD_TARGETS
 
 
 def data_resolver(
     project: Project, rows: dict[str, Storage], settings: Settings, clients: ClientCache | None
 ) -> DataResolver | None:
-    """The presigner for a project's ``s3://`` data: its S3 source, else its S3 target; None
-    when it has neither or ``presign`` is false."""
+    """The presigner for a project's cloud URIs: its cloud source, else its cloud target; None
+    when it has neither, ``presign`` is false or the storage holds no key to sign with."""
     row = rows.get(SOURCE)
-    if row is None or row.type != "s3":
+    if row is None or row.type not in CLOUD_SOURCES:
         row = rows.get(TARGET)
-        if row is None or row.type != "s3-completions":
+        if row is None or row.type not in CLOUD_TARGETS:
             return None
     spec = spec_of(row, settings.for_project(project.name).project_dir)
     try:
         store = client_for(spec, settings, clients)
     except StorageFailure:
         return None
-    if not isinstance(store, S3Store) or not store.presign_enabled:
+    if isinstance(store, RedisStore) or not store.can_presign:
         return None
     return DataResolver(store)

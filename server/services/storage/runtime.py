@@ -5,9 +5,9 @@ import with completions or a storage change only note what needs doing
 (:meth:`StorageRuntime.sync_source`, :meth:`StorageRuntime.write_completions`). Each project's
 work runs on a thread of its own (one per project at a time, at most
 ``LABELGRAPH_STORAGE_SYNC_CONCURRENCY`` at once), target writes first. A ticker thread re-syncs
-S3/Redis sources every ``LABELGRAPH_STORAGE_SYNC_INTERVAL`` seconds and retries target writes
+cloud and Redis sources every ``LABELGRAPH_STORAGE_SYNC_INTERVAL`` seconds and retries target writes
 that failed or found the storage busy. At start-up every target is brought up to date (writes
-noted by a process that stopped, or made by the CLI) and every S3/Redis source synced.
+noted by a process that stopped, or made by the CLI) and every cloud and Redis source synced.
 
 State (``syncing``, last error, last sync) lives in the database: any worker process reports it.
 """

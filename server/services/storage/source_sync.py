@@ -1,12 +1,15 @@
-"""Source sync (``s3``, ``redis``; rest-api.md §9.3): storage objects -> tasks.
+"""Source sync (``s3``, ``gcs``, ``azure-blob``, ``redis``; rest-api.md §9.3): storage objects
+-> tasks.
 
-List the objects (S3: under ``prefix``, one level, keys matching ``regex`` from their start
-(RE2, linear time), none when ``regex`` is empty, as Label Studio; Redis: every key
-``<path>/*``), then import the objects not seen before, in chunks, each chunk in one
-transaction with the keys it came from (:class:`~server.models.StorageKey`), so a key becomes
-one task once, also when syncs race. S3 objects become ``{"<data_key>": "s3://bucket/key"}``
-tasks (``use_blob_urls``, the default) or are read as one JSON task each; Redis values are
-JSON tasks. Objects that are not valid tasks are skipped and named in ``last_error``.
+List the objects (cloud stores: under ``prefix`` (S3: one level; GCS, Azure: every depth, as
+Label Studio), keys matching ``regex`` from their start (RE2, linear time), none when ``regex``
+is empty, as Label Studio; Redis: every key ``<path>/*``), then import the objects not seen
+before, in chunks, each chunk in one transaction with the keys it came from
+(:class:`~server.models.StorageKey`), so a key becomes one task once, also when syncs race.
+Cloud objects become ``{"<data_key>": "s3://bucket/key"}`` tasks (``gs://``,
+``azure-blob://``; ``use_blob_urls``, the default) or are read as one JSON task each; Redis
+values are JSON tasks. Objects that are not valid tasks are skipped and named in
+``last_error``.
 """
 
 from __future__ import annotations
@@ -28,13 +31,13 @@ from server.services.imports.validation import ItemError, validate_item
 from server.services.projects import get_project, lock_project, parsed_config
 from server.services.storage.backends import (
     RedisStore,
-    S3Store,
     StorageFailure,
     StorageSpec,
+    Store,
     client_for,
 )
 from server.services.storage.key_filter import compile_key_regex
-from server.services.storage.storage_types import SOURCE, SYNCED_SOURCES
+from server.services.storage.storage_types import CLOUD_SOURCES, SOURCE, SYNCED_SOURCES
 from server.services.storage.sync_env import (
     UNEXPECTED,
     SyncEnv,
@@ -68,7 +71,7 @@ def _source_plan(project_id: int, row: Storage, env: SyncEnv) -> SourcePlan:
     return SourcePlan(spec_of(row, env.project_dir(project)), parsed_config(project), known)
 
 
-def _listing(store: S3Store | RedisStore, spec: StorageSpec) -> Iterator[str]:
+def _listing(store: Store, spec: StorageSpec) -> Iterator[str]:
     if isinstance(store, RedisStore):
         yield from store.list_keys()
         return
@@ -84,11 +87,9 @@ def _listing(store: S3Store | RedisStore, spec: StorageSpec) -> Iterator[str]:
             yield key
 
 
-def _task_item(
-    store: S3Store | RedisStore, spec: StorageSpec, key: str, config: LabelConfig
-) -> dict[str, Any]:
+def _task_item(store: Store, spec: StorageSpec, key: str, config: LabelConfig) -> dict[str, Any]:
     """The task an object makes (validated); ItemError when it is not one."""
-    if isinstance(store, S3Store) and spec.params.get("use_blob_urls", True) is not False:
+    if spec.type in CLOUD_SOURCES and spec.params.get("use_blob_urls", True) is not False:
         data_key = spec.params.get("data_key") or UNDEFINED_KEY
         item: Any = {"data": {data_key: store.uri(key)}}
     else:
@@ -136,7 +137,7 @@ def _store_tasks(project_id: int, items: list[tuple[str, dict[str, Any]]]) -> in
 def sync_source(
     project_id: int, env: SyncEnv, stopping: threading.Event | None = None
 ) -> SyncOutcome:
-    """Sync a project's S3 or Redis source once (see the module doc)."""
+    """Sync a project's cloud or Redis source once (see the module doc)."""
     row, busy = with_connection(claim, project_id, SOURCE)
     if busy:
         return SyncOutcome("busy")

@@ -1,9 +1,9 @@
 """The storage types (rest-api.md §9.2): roles, each type's form fields and which are secret.
 
-A **source** storage other than the default ``tasks-json`` (``s3``, ``redis``) adds tasks by
-background sync; a **target** storage (``completions-dir``, ``s3-completions``,
-``redis-completions``) gets each labeled task's completions document written. GCS and Azure
-are not implemented: asking for them is a clear 400 naming the supported types.
+A **source** storage other than the default ``tasks-json`` (``s3``, ``gcs``, ``azure-blob``,
+``redis``) adds tasks by background sync; a **target** storage (``completions-dir``,
+``s3-completions``, ``gcs-completions``, ``azure-blob-completions``, ``redis-completions``) gets
+each labeled task's completions document written.
 """
 
 from __future__ import annotations
@@ -18,9 +18,15 @@ ROLES = (SOURCE, TARGET)
 DEFAULT_TYPES = {SOURCE: "tasks-json", TARGET: "completions-dir"}
 MASK = "********"
 SECRET_PARAMS = frozenset(
-    {"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "password"}
+    {
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "password",
+        "google_application_credentials",
+        "account_key",
+    }
 )
-NOT_IMPLEMENTED = ("gcs", "azure-blob", "gcs-completions", "azure-blob-completions")
 BLOB_URLS_HELP = (
     "Generate task data with URLs pointed to your bucket objects (for resources like jpg, mp3 "
     "& other BLOBs). This could be used for label configs with <b>one data key only</b>. If "
@@ -68,6 +74,12 @@ S3_EXTRAS = (
     "data_key",
     "presign",
 )
+# GCS: a service-account key (JSON) that signs URLs and, without an endpoint_url, authorizes
+# the calls (else Application Default Credentials); endpoint_url: an emulator (anonymous calls).
+GCS_EXTRAS = ("google_application_credentials", "endpoint_url", "data_key", "presign")
+# Azure: the storage account and its key (else the operator's LABELGRAPH_AZURE_BLOB_ACCOUNT_*);
+# endpoint_url: another blob endpoint than https://<account>.blob.core.windows.net (Azurite).
+AZURE_EXTRAS = ("account_name", "account_key", "endpoint_url", "data_key", "presign")
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,31 @@ class StorageType:
 
 def _path(description: str = "Storage path (e.g. bucket/container name)") -> FormField:
     return FormField("path", "StringField", description, required=True)
+
+
+def _cloud_source_fields(*extra: FormField) -> tuple[FormField, ...]:
+    return (
+        _path(),
+        FormField("prefix", "StringField", "File prefix"),
+        FormField(
+            "regex",
+            "StringField",
+            "File filter by regex, example: .* (If not specified, all files will be skipped)",
+            regex=True,
+        ),
+        FormField("use_blob_urls", "BooleanField", BLOB_URLS_HELP, default=True),
+        *extra,
+    )
+
+
+def _cloud_target_fields(prefix_help: str) -> tuple[FormField, ...]:
+    return (
+        _path(),
+        FormField("prefix", "StringField", prefix_help),
+        FormField(
+            "create_local_copy", "BooleanField", "Create a local copy on your disk", default=True
+        ),
+    )
 
 
 def _redis_fields(db: int) -> tuple[FormField, ...]:
@@ -112,22 +149,16 @@ TYPES: dict[str, StorageType] = {
             "s3",
             SOURCE,
             "Amazon S3",
-            (
-                _path(),
-                FormField("prefix", "StringField", "File prefix"),
-                FormField(
-                    "regex",
-                    "StringField",
-                    "File filter by regex, example: .* (If not specified, all files will be "
-                    "skipped)",
-                    regex=True,
-                ),
-                FormField("use_blob_urls", "BooleanField", BLOB_URLS_HELP, default=True),
+            _cloud_source_fields(
                 FormField(
                     "region", "StringField", "AWS region name for S3 bucket", default="us-east-1"
-                ),
+                )
             ),
             S3_EXTRAS,
+        ),
+        StorageType("gcs", SOURCE, "Google Cloud Storage", _cloud_source_fields(), GCS_EXTRAS),
+        StorageType(
+            "azure-blob", SOURCE, "Azure Blob Storage", _cloud_source_fields(), AZURE_EXTRAS
         ),
         StorageType("redis", SOURCE, "Redis database connection", _redis_fields(1)),
         StorageType(
@@ -140,24 +171,40 @@ TYPES: dict[str, StorageType] = {
             "s3-completions",
             TARGET,
             "Amazon S3",
-            (
-                _path(),
-                FormField("prefix", "StringField", "S3 Bucket prefix"),
-                FormField(
-                    "create_local_copy",
-                    "BooleanField",
-                    "Create a local copy on your disk",
-                    default=True,
-                ),
-            ),
+            _cloud_target_fields("S3 Bucket prefix"),
             (*S3_EXTRAS, "region"),
+        ),
+        StorageType(
+            "gcs-completions",
+            TARGET,
+            "Google Cloud Storage",
+            _cloud_target_fields("GCS Bucket prefix"),
+            GCS_EXTRAS,
+        ),
+        StorageType(
+            "azure-blob-completions",
+            TARGET,
+            "Azure Blob Storage",
+            _cloud_target_fields("Azure Blob prefix"),
+            AZURE_EXTRAS,
         ),
         StorageType("redis-completions", TARGET, "Redis Completions Storage", _redis_fields(2)),
     )
 }
 S3_TYPES = ("s3", "s3-completions")
+GCS_TYPES = ("gcs", "gcs-completions")
+AZURE_TYPES = ("azure-blob", "azure-blob-completions")
 REDIS_TYPES = ("redis", "redis-completions")
-SYNCED_SOURCES = ("s3", "redis")
+CLOUD_SOURCES = ("s3", "gcs", "azure-blob")  # object stores: blob URLs or JSON objects
+CLOUD_TARGETS = ("s3-completions", "gcs-completions", "azure-blob-completions")
+CLOUD_TYPES = CLOUD_SOURCES + CLOUD_TARGETS
+SYNCED_SOURCES = (*CLOUD_SOURCES, "redis")
+# The URI scheme of each cloud type's objects (rest-api.md §9.3).
+URI_SCHEMES = {
+    **dict.fromkeys(S3_TYPES, "s3"),
+    **dict.fromkeys(GCS_TYPES, "gs"),
+    **dict.fromkeys(AZURE_TYPES, "azure-blob"),
+}
 
 
 def types_for(role: str) -> list[StorageType]:
@@ -169,18 +216,12 @@ def supported_names(role: str) -> list[str]:
 
 
 def storage_type(role: str, name: str) -> StorageType:
-    """The type ``name`` for ``role``; a clear error for unknown and unimplemented types."""
+    """The type ``name`` for ``role``; a clear error for unknown types."""
     found = TYPES.get(name)
     if found is not None and found.role == role:
         return found
     supported = ", ".join(supported_names(role))
-    if name in NOT_IMPLEMENTED:
-        message = (
-            f"Storage type {name} is not supported by this server; supported {role} types: "
-            f"{supported}"
-        )
-    else:
-        message = f"Unknown {role} storage type {name!r}; use one of: {supported}"
+    message = f"Unknown {role} storage type {name!r}; use one of: {supported}"
     raise DomainError("invalid", message, {"field": "type", "supported": supported_names(role)})
 
 

@@ -23,7 +23,7 @@ from server.services.storage.backends import (
     client_for,
 )
 from server.services.storage.config import SYNC_LEASE
-from server.services.storage.storage_types import S3_TYPES
+from server.services.storage.storage_types import CLOUD_TYPES, REDIS_TYPES
 from server.settings import Settings
 
 UNEXPECTED = "Unexpected error; see the server log"
@@ -54,9 +54,10 @@ def spec_of(row: Storage, project_dir: str) -> StorageSpec:
 
 
 def check_connection(spec: StorageSpec, settings: Settings) -> None:
-    """Ask a storage whether it answers (S3: the bucket exists; Redis: PING): the check of
-    ``POST /api/project/storage-settings``. Local types need none."""
-    if spec.type in S3_TYPES or spec.type in ("redis", "redis-completions"):
+    """Ask a storage whether it answers (S3, GCS: the bucket exists; Azure: the container;
+    Redis: PING): the check of ``POST /api/project/storage-settings``. Local types need
+    none."""
+    if spec.type in CLOUD_TYPES or spec.type in REDIS_TYPES:
         store = client_for(spec, settings, None)
         try:
             store.check()

@@ -1,9 +1,10 @@
-"""Target writes (``completions-dir``, ``s3-completions``, ``redis-completions``; rest-api.md
-§9.3): completions documents -> storage objects.
+"""Target writes (``completions-dir``, ``s3-completions``, ``gcs-completions``,
+``azure-blob-completions``, ``redis-completions``; rest-api.md §9.3): completions documents ->
+storage objects.
 
 For the tasks given (or all), the completions document of each labeled task
 (export-formats.md §1.1) is written when it differs from what was last written (a digest per
-key), and the object of a task that lost its completions (or was deleted) is removed. S3
+key), and the object of a task that lost its completions (or was deleted) is removed. Cloud
 targets also keep a local copy in ``<project>/completions/`` when ``create_local_copy`` is set.
 """
 
@@ -27,15 +28,14 @@ from server.services.imports.validation import rename_undefined
 from server.services.projects import get_project, parsed_config
 from server.services.storage.backends import (
     LocalDir,
-    RedisStore,
-    S3Store,
     StorageFailure,
     StorageSpec,
+    Store,
     client_for,
     completions_dir,
     json_document,
 )
-from server.services.storage.storage_types import S3_TYPES, TARGET
+from server.services.storage.storage_types import CLOUD_TARGETS, TARGET
 from server.services.storage.sync_env import (
     UNEXPECTED,
     SyncEnv,
@@ -67,13 +67,13 @@ class TargetWriter:
 
     def __init__(self, plan: TargetPlan, env: SyncEnv) -> None:
         local = LocalDir(completions_dir(plan.project_dir))
-        self.remote: S3Store | RedisStore | None = None
+        self.remote: Store | None = None
         self.local: LocalDir | None = None
         if plan.spec.type == "completions-dir":
             self.local = local
         else:
             self.remote = client_for(plan.spec, env.settings, env.clients)
-            if plan.spec.type in S3_TYPES and plan.spec.params.get("create_local_copy", True):
+            if plan.spec.type in CLOUD_TARGETS and plan.spec.params.get("create_local_copy", True):
                 self.local = local
 
     def key(self, task_id: int) -> str:
