@@ -27,6 +27,7 @@ from schema.context import request_context
 from server.errors import DomainError
 from server.gc_pause import paused_gc
 from server.json_depth import check_json_depth
+from server.json_values import loads_storable
 
 OPERATION_HEADER = "X-Labelgraph-Operation"
 LARGE_BODY = 64 * 1024  # parse bigger JSON bodies on a worker thread
@@ -142,8 +143,9 @@ def content_type(request: Request) -> str:
 
 
 def _parse(raw: bytes, max_depth: int) -> Any:
+    """Decode a body; lone surrogates and non-finite numbers are refused naming the field."""
     check_json_depth(raw, max_depth)
-    return json.loads(raw)
+    return loads_storable(raw)
 
 
 def _parse_large(raw: bytes, max_depth: int) -> Any:
@@ -153,7 +155,8 @@ def _parse_large(raw: bytes, max_depth: int) -> Any:
 
 async def read_json(request: Request, default: Any = None) -> Any:
     """The JSON body (only with Content-Type application/json, as Label Studio); ``default``
-    without one. Malformed or too deeply nested JSON is a 400."""
+    without one. Malformed or too deeply nested JSON, lone UTF-16 surrogates and non-finite
+    numbers are a 400."""
     if not _is_json(request):
         return default
     raw = await request.body()
@@ -228,22 +231,35 @@ def replayed(request: Request, body: bytes) -> Request:
     return Request(request.scope, receive)
 
 
+# GraphQL's Int: the range of every id the server hands out (PostgreSQL's SERIAL columns).
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
 def query_int(request: Request, name: str, default: int) -> int:
+    """An integer query parameter, clamped to GraphQL's Int range (a page beyond the last
+    one is an empty page however far beyond it is)."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise bad_request(f"{name} must be an integer, not {raw!r}") from None
+        raise bad_request(f"{name} must be an integer, not {raw[:40]!r}") from None
+    return min(max(value, INT_MIN), INT_MAX)
 
 
 def path_id(request: Request, name: str, what: str) -> int:
+    """An id from the path; one that is no integer, or outside the range of ids (GraphQL's
+    Int), names nothing: 404, as any other unknown id."""
     raw = request.path_params[name]
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise RestError(404, error_body(404, f"{what} {raw} not found")) from None
+        value = None
+    if value is None or not INT_MIN <= value <= INT_MAX:
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise RestError(404, error_body(404, f"{what} {shown} not found")) from None
+    return value
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from rest_compat._http import (
+    INT_MAX,
+    INT_MIN,
     Operation,
     OperationFailed,
     RestError,
@@ -90,11 +92,14 @@ def _task_ids(raw: Any) -> list[int] | None:
     ids = []
     for item in items:
         if isinstance(item, bool) or not isinstance(item, int | str):
-            raise bad_request(f"task_ids must be integers, not {item!r}")
+            raise bad_request(f"task_ids must be integers, not {repr(item)[:40]}")
         try:
-            ids.append(int(item))
+            task_id = int(item)
         except ValueError:
-            raise bad_request(f"task_ids must be integers, not {item!r}") from None
+            raise bad_request(f"task_ids must be integers, not {repr(item)[:40]}") from None
+        if not INT_MIN <= task_id <= INT_MAX:  # beyond every id: as any unknown task
+            raise RestError(404, error_body(404, f"Task {task_id} not found"), PREDICT)
+        ids.append(task_id)
     return ids
 
 

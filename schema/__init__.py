@@ -12,6 +12,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.scalars import JSON
 from strawberry.types.execution import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -25,6 +26,7 @@ from schema.limits import GuardedDocuments, stored_operation
 from schema.meta import MetaQuery
 from schema.ml import MLMutation, MLQuery
 from schema.projects import ProjectMutation, ProjectQuery
+from schema.scalars import CHECKED_JSON
 from schema.storage import StorageMutation
 from schema.tasks import TaskMutation, TaskQuery
 from server.db import run_db
@@ -102,4 +104,5 @@ schema = ThreadedSchema(
     query=Query,
     mutation=Mutation,
     extensions=[GuardedDocuments, DomainErrors, SessionWrites],
+    scalar_overrides={JSON: CHECKED_JSON},
 )

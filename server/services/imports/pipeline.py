@@ -16,6 +16,7 @@ from typing import Any
 
 from server.db import bulk_insert, database, write_transaction
 from server.errors import DomainError
+from server.int_ranges import is_timestamp
 from server.ls_json import completion_json, is_cancelled, mean_score
 from server.models import Completion, Prediction, Project, Task, dump_json, now_seconds
 from server.services.config.model import LabelConfig
@@ -155,7 +156,7 @@ def _count_children(chunk: list[ValidTask]) -> tuple[int, int, int]:
 def _completion_payload(completion: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     payload = {k: v for k, v in completion.items() if k not in ("id", "created_at")}
     created = completion.get("created_at")
-    if not isinstance(created, int) or isinstance(created, bool) or created < 0:
+    if not is_timestamp(created):
         created = now_seconds()
     return created, payload
 

@@ -8,6 +8,7 @@ import peewee
 
 from server.db import write_transaction
 from server.errors import DomainError, not_found
+from server.int_ranges import fits_query, is_timestamp
 from server.ls_json import is_cancelled
 from server.models import COMPLETED, Completion, Project, Task, now_seconds
 from server.services.config import derived_schema
@@ -89,7 +90,7 @@ def create_completion(
     with write_transaction():
         task = get_task(task_id, project_id, for_update=True)
         existing_id = body.get("id")
-        if isinstance(existing_id, int) and not isinstance(existing_id, bool):
+        if fits_query(existing_id):
             existing = Completion.get_or_none(
                 (Completion.id == existing_id) & (Completion.task == task.id)
             )
@@ -135,7 +136,7 @@ def _merge(
     elif "was_cancelled" not in payload and merged.get("was_cancelled"):
         merged["was_cancelled"] = False
     created_at = completion.created_at
-    if isinstance(merged.get("created_at"), int):
+    if is_timestamp(merged.get("created_at")):
         created_at = merged.pop("created_at")
     merged.pop("created_at", None)
     completion.payload = merged
