@@ -121,3 +121,28 @@ def test_chunked_body_over_the_size_limit_is_refused_while_spooling(
         )
         assert client.get("/api/tasks").json()["total"] == 0
         assert spool_files(client) == []
+
+
+def test_spooled_body_with_an_infinite_number_is_refused(spooling: TestClient) -> None:
+    """``1e999`` would be infinity, which the database would keep as null: the incremental
+    parser refuses the overflow."""
+    body = b'[{"text": "fine"}, {"text": "x", "score": 1e999}]' + b" " * 100
+    status, answer = post(spooling, body)
+    assert status == 400
+    assert "overflow" in answer[0]  # type: ignore[index]
+    assert spooling.get("/api/tasks").json()["total"] == 0
+
+
+def test_uploaded_file_with_an_infinite_number_is_refused(spooling: TestClient) -> None:
+    upload = {"file": ("tasks.json", b'[{"text": "x", "score": 2e+400}]', "application/json")}
+    response = spooling.post("/api/project/import", files=upload)
+    assert response.status_code == 422
+    assert "tasks.json" in response.json()[0] and "overflow" in response.json()[0]
+    assert spooling.get("/api/tasks").json()["total"] == 0
+
+
+def test_big_finite_numbers_and_lookalike_strings_are_stored(spooling: TestClient) -> None:
+    body = b'[{"text": "3e456 1e999", "score": 1.5e+308}]' + b" " * 100
+    assert post(spooling, body)[0] == 201
+    task = spooling.get("/api/tasks").json()["tasks"][0]
+    assert task["data"] == {"text": "3e456 1e999", "score": 1.5e308}
