@@ -354,60 +354,10 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        if self.sampling not in SAMPLING_MODES:
-            raise ValueError(
-                f"sampling must be one of {', '.join(SAMPLING_MODES)}, not {self.sampling!r}"
-            )
-        if self.export_fetch_timeout <= 0:
-            raise ValueError("export_fetch_timeout must be a positive number of seconds")
-        for name in ("max_body_size", "max_page_size", "db_pool_size", "port", "export_ttl"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer")
-        for name in GRAPHQL_LIMITS:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer")
-        if self.port > 65535:
-            raise ValueError(f"port must be 1-65535, not {self.port}")
-        if self.max_label_config_size < 1:
-            raise ValueError("max_label_config_size must be a positive integer")
-        for name in IMPORT_LIMITS:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
-        self._check_ml()
-        self._check_storage()
-        self._check_http()
+        """Raise ValueError naming the first setting out of its range."""
+        from server.settings_checks import check_settings
 
-    def _check_ml(self) -> None:
-        for name in ML_TIMEOUTS:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds")
-        if self.ml_retry_after < 0:
-            raise ValueError("ml_retry_after must not be negative")
-        for name in ("ml_live_concurrency", "ml_batch_size", "ml_job_concurrency"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer")
-
-    def _check_storage(self) -> None:
-        for name in ("storage_timeout", "storage_sync_interval"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds")
-        for name in ("storage_sync_concurrency", "s3_presign_ttl"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer")
-        if self.session_max_age < 0:
-            raise ValueError("session_max_age must not be negative")
-
-    def _check_http(self) -> None:
-        from server.cors import parse_origins
-        from server.host_check import parse_allowed_hosts
-
-        for name in ("max_header_size", "max_header_count"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer")
-        if self.body_timeout <= 0:
-            raise ValueError("body_timeout must be a positive number of seconds")
-        parse_origins(self.cors_origins)
-        parse_allowed_hosts(self.allowed_hosts)
+        check_settings(self)
 
     @classmethod
     def documented(cls) -> list[tuple[str, str, Any, str]]:

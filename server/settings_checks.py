@@ -1,0 +1,62 @@
+"""Ranges of the settings: checked once, when :class:`~server.settings.Settings` are built."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from server.settings import GRAPHQL_LIMITS, IMPORT_LIMITS, ML_TIMEOUTS, SAMPLING_MODES
+
+if TYPE_CHECKING:
+    from server.settings import Settings
+
+POSITIVE_INTEGERS = (
+    "max_body_size",
+    "max_page_size",
+    "db_pool_size",
+    "port",
+    "export_ttl",
+    "max_label_config_size",
+    *GRAPHQL_LIMITS,
+    "ml_live_concurrency",
+    "ml_batch_size",
+    "ml_job_concurrency",
+    "storage_sync_concurrency",
+    "s3_presign_ttl",
+    "max_header_size",
+    "max_header_count",
+)
+POSITIVE_SECONDS = (
+    "export_fetch_timeout",
+    *ML_TIMEOUTS,
+    "storage_timeout",
+    "storage_sync_interval",
+    "body_timeout",
+)
+NOT_NEGATIVE = ("ml_retry_after", "session_max_age")
+
+
+def check_settings(settings: Settings) -> None:
+    """Raise ValueError naming the first setting out of its range."""
+    from server.cors import parse_origins
+    from server.host_check import parse_allowed_hosts
+
+    if settings.sampling not in SAMPLING_MODES:
+        raise ValueError(
+            f"sampling must be one of {', '.join(SAMPLING_MODES)}, not {settings.sampling!r}"
+        )
+    for name in POSITIVE_INTEGERS:
+        if getattr(settings, name) < 1:
+            raise ValueError(f"{name} must be a positive integer")
+    for name in POSITIVE_SECONDS:
+        if getattr(settings, name) <= 0:
+            raise ValueError(f"{name} must be a positive number of seconds")
+    for name in IMPORT_LIMITS:
+        if getattr(settings, name) <= 0:
+            raise ValueError(f"{name} must be positive")
+    for name in NOT_NEGATIVE:
+        if getattr(settings, name) < 0:
+            raise ValueError(f"{name} must not be negative")
+    if settings.port > 65535:
+        raise ValueError(f"port must be 1-65535, not {settings.port}")
+    parse_origins(settings.cors_origins)
+    parse_allowed_hosts(settings.allowed_hosts)
