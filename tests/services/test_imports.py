@@ -83,6 +83,53 @@ def test_large_import_keeps_positions_and_counters(client: TestClient, project_i
     assert preview["n"] == 0 and isinstance(preview["id"], int)
 
 
+def test_bulk_completion_import_sets_every_counter(client: TestClient, project_id: int) -> None:
+    """Completions are converted once per chunk and inserted in bulk: each task's counters
+    and each completion row still match what the items say, across chunk boundaries."""
+    run(with_text_config, project_id)
+    items: list[dict[str, Any]] = []
+    for i in range(CHUNK + 5):
+        completions: list[dict[str, Any]] = [{"result": [], "n": i, "created_at": 1_000 + i}]
+        if i % 4 == 1:
+            completions.append({"result": [], "n": i, "was_cancelled": True, "id": 99})
+        if i % 4 == 2:
+            completions.append({"result": [], "n": i, "skipped": True, "created_at": 5_000 + i})
+        items.append({"data": {"text": f"t{i}"}, "completions": completions})
+    items.append({"text": "plain"})
+    result = run(import_tasks, project_id, items)
+    expected_completions = sum(len(item.get("completions", [])) for item in items)
+    assert result.completion_count == expected_completions
+
+    def check() -> None:
+        tasks = list(Task.select().where(Task.project == project_id).order_by(Task.position))
+        for i, task in enumerate(tasks[:-1]):
+            assert task.total_completions == 1 + (i % 4 in (1, 2)), i
+            assert task.cancelled_completions == (i % 4 in (1, 2)), i
+            assert task.is_labeled
+            created = [c.created_at for c in task.completions]
+            assert task.completed_at == max(created), i
+            if i % 4 == 1:  # no created_at: the import's time
+                assert max(created) > 1_000_000_000
+            else:
+                assert max(created) == (5_000 + i if i % 4 == 2 else 1_000 + i), i
+        plain = tasks[-1]
+        assert (plain.total_completions, plain.is_labeled, plain.completed_at) == (0, False, None)
+        rows = list(Completion.select().order_by(Completion.id))
+        assert len(rows) == expected_completions
+        by_task = {task.id: i for i, task in enumerate(tasks)}
+        for row in rows:
+            i = by_task[row.task_id]
+            assert row.payload["n"] == i
+            assert "id" not in row.payload and "created_at" not in row.payload
+            cancelled = row.payload.get("was_cancelled") or row.payload.get("skipped")
+            assert row.was_cancelled == bool(cancelled)
+        project = Project.get_by_id(project_id)
+        assert project.completion_count == expected_completions
+        assert project.labeled_task_count == len(items) - 1
+
+    run(check)
+
+
 def test_too_many_tasks_stores_nothing(client: TestClient, project_id: int) -> None:
     with pytest.raises(DomainError) as caught:
         run(import_tasks, project_id, [{"x": i} for i in range(CHUNK + 5)], max_tasks=CHUNK)

@@ -153,21 +153,33 @@ def _count_children(chunk: list[ValidTask]) -> tuple[int, int, int]:
     return labeled, completions, predictions
 
 
-def _completion_payload(completion: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    payload = {k: v for k, v in completion.items() if k not in ("id", "created_at")}
+def _completion_payload(completion: dict[str, Any], now: int) -> tuple[int, dict[str, Any]]:
+    """(created_at, the stored payload: the completion without ``id`` and ``created_at``)."""
     created = completion.get("created_at")
     if not is_timestamp(created):
-        created = now_seconds()
-    return created, payload
+        created = now
+    if "id" in completion or "created_at" in completion:
+        completion = {k: v for k, v in completion.items() if k not in ("id", "created_at")}
+    return created, completion
 
 
-def _task_row(project_id: int, position: int, task: ValidTask, now: int) -> tuple[Any, ...]:
+# A task's completions as rows still missing their task id: (created_at, cancelled, payload).
+PartialCompletion = tuple[int, bool, str]
+
+
+def _task_row(
+    project_id: int, position: int, task: ValidTask, now: int, completions: list[PartialCompletion]
+) -> tuple[Any, ...]:
+    """The task's row; its completions' partial rows are appended to ``completions`` (each
+    completion is converted once, for the task's counters and its own row)."""
     completed_at = None
     cancelled = 0
     for completion in task.completions:
-        created, payload = _completion_payload(completion)
-        completed_at = created if completed_at is None else max(completed_at, created)
-        cancelled += is_cancelled(payload)
+        created, payload = _completion_payload(completion, now)
+        completed_at = created if completed_at is None or created > completed_at else completed_at
+        was_cancelled = is_cancelled(payload)
+        cancelled += was_cancelled
+        completions.append((created, was_cancelled, dump_json(payload)))
     return (
         project_id,
         position,
@@ -180,7 +192,7 @@ def _task_row(project_id: int, position: int, task: ValidTask, now: int) -> tupl
         len(task.predictions),
         bool(task.completions),
         completed_at,
-        mean_score(task.predictions),
+        mean_score(task.predictions) if task.predictions else None,
     )
 
 
@@ -189,12 +201,15 @@ def _insert_chunk(
 ) -> tuple[int, int, int]:
     """Insert tasks at ``position``… in order (ids rise with positions), then their
     completions and predictions; returns (labeled tasks, completions, predictions).
-    Consecutive plain tasks use the short column list."""
+    Consecutive plain tasks use the short column list; each kind of row is inserted in one
+    ``executemany``/multi-row ``VALUES`` per chunk, and the counters are computed here."""
     start = position
     run: list[tuple[Any, ...]] = []
     run_is_plain = True
-    labeled = completions = predictions = 0
-    for task in chunk:
+    labeled = predictions = 0
+    completions: list[PartialCompletion] = []
+    owners: list[int] = []  # per completion: the task's index in the chunk
+    for index, task in enumerate(chunk):
         plain = not (task.completions or task.predictions or task.meta is not None)
         if plain != run_is_plain and run:
             bulk_insert(Task, PLAIN_TASK_COLUMNS if run_is_plain else TASK_COLUMNS, run)
@@ -205,14 +220,21 @@ def _insert_chunk(
         else:
             if task.completions:
                 labeled += 1
-                completions += len(task.completions)
+                owners.extend([index] * len(task.completions))
             predictions += len(task.predictions)
-            run.append(_task_row(project_id, position, task, now))
+            run.append(_task_row(project_id, position, task, now, completions))
         position += 1
     bulk_insert(Task, PLAIN_TASK_COLUMNS if run_is_plain else TASK_COLUMNS, run)
     if completions or predictions:
-        _insert_children(project_id, chunk, _ids_between(project_id, start, position), now)
-    return labeled, completions, predictions
+        task_ids = _ids_between(project_id, start, position)
+        completion_rows = [
+            (project_id, task_ids[owner], created, now, cancelled, payload)
+            for owner, (created, cancelled, payload) in zip(owners, completions, strict=True)
+        ]
+        bulk_insert(Completion, COMPLETION_COLUMNS, completion_rows)
+        if predictions:
+            _insert_predictions(project_id, chunk, task_ids, now)
+    return labeled, len(completions), predictions
 
 
 def _ids_between(project_id: int, start: int, stop: int | None = None) -> list[int]:
@@ -222,21 +244,14 @@ def _ids_between(project_id: int, start: int, stop: int | None = None) -> list[i
     return [row[0] for row in database.execute(query.order_by(Task.position)).fetchall()]
 
 
-def _insert_children(
+def _insert_predictions(
     project_id: int, chunk: list[ValidTask], task_ids: list[int], now: int
 ) -> None:
-    completion_rows: list[tuple[Any, ...]] = []
-    prediction_rows_: list[tuple[Any, ...]] = []
+    rows: list[tuple[Any, ...]] = []
     for task, task_id in zip(chunk, task_ids, strict=True):
-        for completion in task.completions:
-            created, payload = _completion_payload(completion)
-            completion_rows.append(
-                (project_id, task_id, created, now, is_cancelled(payload), dump_json(payload))
-            )
         if task.predictions:
-            prediction_rows_.extend(prediction_rows(project_id, task_id, task.predictions, now))
-    bulk_insert(Completion, COMPLETION_COLUMNS, completion_rows)
-    bulk_insert(Prediction, PREDICTION_COLUMNS, prediction_rows_)
+            rows.extend(prediction_rows(project_id, task_id, task.predictions, now))
+    bulk_insert(Prediction, PREDICTION_COLUMNS, rows)
 
 
 def finish(project: Project, stored: Stored) -> ImportResult:
