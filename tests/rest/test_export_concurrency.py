@@ -27,13 +27,13 @@ def anyio_backend() -> str:
 async def test_health_answers_while_an_export_runs(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = export_writers.JsonWriter.add
+    original = export_writers.JsonWriter.document
 
-    def slow_add(self: Any, task: Any) -> bool:
+    def slow_document(self: Any, task: Any) -> Any:
         time.sleep(0.005)  # a blocking writer: only harmless off the event loop
         return original(self, task)
 
-    monkeypatch.setattr(export_writers.JsonWriter, "add", slow_add)
+    monkeypatch.setattr(export_writers.JsonWriter, "document", slow_document)
     app = create_app(settings)
     tasks = [{"data": {"text": f"t{i}"}, "completions": [{"result": []}]} for i in range(200)]
     async with app.router.lifespan_context(app):

@@ -2,8 +2,10 @@
 
 Tasks are read in pages by keyset (``Task.id > last_id``), each page in its own short database
 access, and handed to the format's writer, which streams into the zip. Memory does not grow with
-the project. The zip is written as ``<name>.part`` and renamed when complete; a failed export
-leaves nothing behind. Finished exports are served by ``GET /data/export/<name>`` until they
+the project. The cyclic garbage collector is paused meanwhile (a page is a tree of small JSON
+objects without cycles, freed by reference counting): its scans took half the export's time.
+The zip is written as ``<name>.part`` and renamed when complete; a failed export leaves nothing
+behind. Finished exports are served by ``GET /data/export/<name>`` until they
 expire (``LABELGRAPH_EXPORT_TTL``); every new export sweeps expired ones.
 """
 
@@ -25,6 +27,7 @@ import orjson
 
 from server.db import database, with_connection
 from server.errors import DomainError, not_found
+from server.gc_pause import paused_gc
 from server.models import COMPLETED, Completion, Task
 from server.services.config.model import LabelConfig
 from server.services.export.formats import FORMAT_NAMES, available_formats
@@ -38,7 +41,7 @@ from server.services.export.text_writers import (
     JsonWriter,
     TsvWriter,
 )
-from server.services.export.writer_base import ExportTask, Writer, WriterContext
+from server.services.export.writer_base import ZIP_LEVEL, ExportTask, Writer, WriterContext
 from server.services.imports.validation import rename_undefined
 from server.services.projects import get_project, parsed_config
 from server.settings import Settings
@@ -131,7 +134,10 @@ def export_project(
     )
     count = done = 0
     try:
-        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        with (
+            paused_gc(),
+            zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as archive,
+        ):
             context = WriterContext(
                 zip=archive,
                 config=config,
@@ -144,8 +150,7 @@ def export_project(
             try:
                 writer = WRITERS[name](context)
                 for page in task_pages(project_id, only_completed, config):
-                    for task in page:
-                        count += writer.add(task)
+                    count += writer.add_page(page)
                     done += len(page)
                     if progress is not None:
                         progress(done, max(total, done))
@@ -198,8 +203,9 @@ def task_pages(
 def read_page(project_id: int, after_id: int, only_completed: bool, limit: int) -> list[ExportTask]:
     """Up to ``limit`` tasks with ids above ``after_id``, with their completions (2 queries).
 
-    Rows are read raw and JSON text is parsed with orjson (PostgreSQL's driver hands ``json``
-    columns over parsed already): peewee's per-row conversion would double the export's time.
+    Rows are read raw as tuples of the needed columns and JSON text is parsed with orjson
+    (PostgreSQL's driver hands ``json`` columns over parsed already): peewee's per-row
+    conversion would double the export's time.
     """
     query = Task.select(Task.id, Task.data, Task.meta).where(
         Task.project == project_id, Task.id > after_id
@@ -209,7 +215,8 @@ def read_page(project_id: int, after_id: int, only_completed: bool, limit: int) 
     rows = database.execute(query.order_by(Task.id).limit(limit)).fetchall()
     if not rows:
         return []
-    tasks = {row[0]: ExportTask(row[0], _json(row[1]), _json(row[2]), []) for row in rows}
+    tasks = [ExportTask(task_id, _json(data), _json(meta), []) for task_id, data, meta in rows]
+    by_id = {task.id: task.completions for task in tasks}
     completions = (
         Completion.select(Completion.task, Completion.id, Completion.created_at, Completion.payload)
         .where(
@@ -220,13 +227,13 @@ def read_page(project_id: int, after_id: int, only_completed: bool, limit: int) 
         .order_by(Completion.task, Completion.id)
     )
     for task_id, completion_id, created_at, payload in database.execute(completions).fetchall():
-        task = tasks.get(task_id)
-        if task is not None:
+        owner = by_id.get(task_id)
+        if owner is not None:
             completion = _json(payload)
             completion["id"] = completion_id
             completion["created_at"] = created_at
-            task.completions.append(completion)
-    return list(tasks.values())
+            owner.append(completion)
+    return tasks
 
 
 def _json(value: Any) -> Any:

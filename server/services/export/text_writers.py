@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from server.services.export.writer_base import (
+    BUFFER_SIZE,
     ExportTask,
     Item,
     JsonArray,
@@ -61,14 +62,22 @@ class JsonWriter(Writer):
         self.array = JsonArray(self.stream)
 
     def add(self, task: ExportTask) -> bool:
+        return self.add_page([task]) == 1
+
+    def add_page(self, tasks: list[ExportTask]) -> int:
+        documents = [self.document(task) for task in tasks]
+        kept = [document for document in documents if document is not None]
+        self.array.extend(kept, sort_keys=True)
+        return len(kept)
+
+    def document(self, task: ExportTask) -> dict[str, Any] | None:
         if not task.completions and not self.ctx.include_unlabeled:
-            return False
+            return None
         document: dict[str, Any] = {"completions": task.completions, "data": task.data}
         document["id"] = task.id
         if task.meta is not None:
             document["meta"] = task.meta
-        self.array.append(json_indented(document, sort_keys=True))
-        return True
+        return document
 
     def finish(self) -> None:
         self.array.close()
@@ -117,10 +126,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
-def escape_formula(cell: str) -> str:
-    if cell.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(cell):
-        return "'" + cell
-    return cell
+_FORMULA_FIRST = frozenset(_FORMULA_START)
 
 
 class _RowWriter:
@@ -128,21 +134,36 @@ class _RowWriter:
 
     With ``lineterminator="\n"`` the csv module leaves a bare ``\r`` unquoted, and readers
     take it for a line break that splits the row; a writer whose terminator is ``\r\n``
-    quotes both characters, so rows are written with it and their ending is rewritten."""
+    quotes both characters, so such rows are written one by one with it and their ending is
+    rewritten. Rows without any ``\r`` (nearly all) go through ``writerows`` in batches."""
 
     def __init__(self, sink: _TextSink, delimiter: str, escape_formulas: bool) -> None:
         self.sink = sink
         self.buffer = io.StringIO()
         self.writer = csv.writer(self.buffer, delimiter=delimiter, lineterminator="\r\n")
+        self.plain_writer = csv.writer(self.buffer, delimiter=delimiter, lineterminator="\n")
         self.escape_formulas = escape_formulas
 
+    def escape(self, row: list[str]) -> list[str]:
+        if not self.escape_formulas:
+            return row
+        return [
+            "'" + cell if cell[:1] in _FORMULA_FIRST and not _PLAIN_NUMBER.fullmatch(cell) else cell
+            for cell in row
+        ]
+
     def writerow(self, row: list[str]) -> None:
-        if self.escape_formulas:
-            row = [escape_formula(cell) for cell in row]
         self.buffer.seek(0)
         self.buffer.truncate()
-        self.writer.writerow(row)
+        self.writer.writerow(self.escape(row))
         self.sink.write(self.buffer.getvalue()[:-2] + "\n")
+
+    def writerows(self, rows: list[list[str]]) -> None:
+        """Rows none of whose cells holds a ``\r``."""
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        self.plain_writer.writerows([self.escape(row) for row in rows])
+        self.sink.write(self.buffer.getvalue())
 
 
 class CsvWriter(Writer):
@@ -188,9 +209,17 @@ class CsvWriter(Writer):
             width = len(self.columns)
             writer.writerow(list(self.columns))
             with self.spool_path.open("rb") as spool:
-                for line in spool:
-                    row = orjson.loads(line)
-                    writer.writerow(row + [""] * (width - len(row)))
+                while lines := spool.readlines(BUFFER_SIZE):
+                    rows = [orjson.loads(line) for line in lines]
+                    for row in rows:
+                        row.extend([""] * (width - len(row)))
+                    # orjson writes a \r in a cell as the escape \\r: its absence in a
+                    # batch's lines means no cell needs the per-row path
+                    if any(b"\\r" in line for line in lines):
+                        for row in rows:
+                            writer.writerow(row)
+                    else:
+                        writer.writerows(rows)
         stream.close()
 
 

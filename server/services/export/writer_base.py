@@ -29,6 +29,10 @@ from server.services.export.media import Media, MediaResolver
 log = logging.getLogger(__name__)
 
 BUFFER_SIZE = 1024 * 1024
+# Deflate level of every zip entry. Level 1 compresses a JSON export about 3x faster than the
+# default (6) for a zip ~40% larger (still ~15x smaller than stored entries, which would make
+# a 1M-task JSON export ~850 MB on disk): see bench/export_workload.py.
+ZIP_LEVEL = 1
 
 
 @dataclass
@@ -117,6 +121,7 @@ def file_info(name: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
     info.external_attr = 0o644 << 16
     info.compress_type = zipfile.ZIP_DEFLATED
+    info._compresslevel = ZIP_LEVEL  # type: ignore[attr-defined]  # no public name before 3.13
     return info
 
 
@@ -150,6 +155,10 @@ class Writer:
 
     def add(self, task: ExportTask) -> bool:
         raise NotImplementedError
+
+    def add_page(self, tasks: list[ExportTask]) -> int:
+        """Add a page of tasks; returns how many contributed to the output."""
+        return sum(self.add(task) for task in tasks)
 
     def finish(self) -> None:
         raise NotImplementedError
@@ -240,6 +249,27 @@ class JsonArray:
         self.out.write((b"[" if self.count == 0 else b",") + self.inner)
         self.out.write(element.replace(b"\n", self.inner))
         self.count += 1
+
+    def extend(self, elements: list[Any], *, sort_keys: bool = False) -> None:
+        """Append many values at once: one ``orjson.dumps`` of the whole list, whose indented
+        layout is the array's own at depth 0, spliced in (per element when orjson refuses)."""
+        if not elements:
+            return
+        if self.outer != b"\n":
+            for element in elements:
+                self.append(json_indented(element, sort_keys=sort_keys))
+            return
+        option = orjson.OPT_INDENT_2 | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+        try:
+            text = orjson.dumps(elements, option=option)
+        except (orjson.JSONEncodeError, TypeError):
+            for element in elements:
+                self.append(json_indented(element, sort_keys=sort_keys))
+            return
+        # text is b"[\n  A,\n  B\n]": drop the closing b"\n]" and, after earlier elements,
+        # turn the opening b"[" into the separating b",".
+        self.out.write(text[:-2] if self.count == 0 else b"," + text[1:-2])
+        self.count += len(elements)
 
     def close(self) -> None:
         self.out.write(self.outer + b"]" if self.count else b"[]")

@@ -1,0 +1,117 @@
+"""Export fast paths: whole pages serialised at once, zip entries at a fast deflate level."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+import zlib
+from typing import Any
+
+import pytest
+
+from server import db
+from server.services import projects
+from server.services.export import exporter as export_service
+from server.services.export.writer_base import ZIP_LEVEL, JsonArray
+from server.services.imports import json_import as imports
+from server.settings import Settings
+from tests.export_support import run_export
+
+CONFIG = (
+    '<View><Text name="text" value="$text"/><Choices name="sent" toName="text">'
+    '<Choice value="Pos"/><Choice value="Neg"/></Choices></View>'
+)
+
+
+@pytest.fixture
+def project_id(client: Any) -> int:
+    return int(client.app.state.project_id)
+
+
+def test_json_array_pages_are_laid_out_as_json_dumps() -> None:
+    pages: list[list[Any]] = [
+        [{"b": 1, "a": ["é", {"z": None, "y": 1.5}]}, []],
+        [],
+        [{"big": 2**70}],  # orjson refuses it: that page goes element by element
+        [{}, "text\nwith newline", 3],
+    ]
+    out = io.BytesIO()
+    array = JsonArray(out)
+    for page in pages:
+        array.extend(page, sort_keys=True)
+    array.close()
+    everything = [value for page in pages for value in page]
+    expected = json.dumps(everything, indent=2, ensure_ascii=False, sort_keys=True)
+    assert out.getvalue().decode("utf-8") == expected
+
+
+def test_json_array_nested_and_empty() -> None:
+    out = io.BytesIO()
+    array = JsonArray(out, depth=1)
+    array.extend([{"k": [1, 2]}, 2])
+    array.close()
+    assert out.getvalue() == json.dumps([{"k": [1, 2]}, 2], indent=2).replace("\n", "\n  ").encode(
+        "utf-8"
+    )
+    empty = io.BytesIO()
+    nothing = JsonArray(empty)
+    nothing.extend([])
+    nothing.close()
+    assert empty.getvalue() == b"[]"
+
+
+def setup_project(project_id: int, count: int) -> list[int]:
+    def run() -> list[int]:
+        projects.set_label_config(project_id, CONFIG)
+        tasks = [
+            {
+                "data": {"text": f"tâche {i} " * 20, "n": i, "z": {"b": i, "a": [i]}},
+                "meta": {"source": "bench"} if i % 2 else None,
+                "completions": [
+                    {"result": [], "lead_time": i / 3, "created_at": 1_700_000_000 + i},
+                    {"result": [], "was_cancelled": True},
+                ]
+                if i % 5
+                else [],
+            }
+            for i in range(count)
+        ]
+        return imports.import_tasks(project_id, tasks).task_ids
+
+    return db.with_connection(run)
+
+
+def test_paged_json_export_is_json_dumps_of_all_tasks(
+    settings: Settings, project_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages serialised by one ``orjson.dumps`` each join into one document, byte for byte
+    the ``json.dumps(indent=2, sort_keys=True)`` of the whole list; unlabeled tasks skipped."""
+    monkeypatch.setattr(export_service, "PAGE_SIZE", 3)
+    task_ids = setup_project(project_id, 11)
+    result, files = run_export(settings, project_id, "JSON")
+    documents = json.loads(files["result.json"])
+    assert [d["id"] for d in documents] == [t for i, t in enumerate(task_ids) if i % 5]
+    assert result.task_count == len(documents) == 8
+    expected = json.dumps(documents, indent=2, sort_keys=True, ensure_ascii=False)
+    assert files["result.json"] == expected.encode("utf-8")
+    assert documents[0]["data"]["text"].startswith("tâche 1 ")
+    assert [len(d["completions"]) for d in documents] == [2] * 8
+
+
+def test_zip_entries_use_the_fast_deflate_level(settings: Settings, project_id: int) -> None:
+    setup_project(project_id, 40)
+    for fmt in ("JSON", "CSV"):
+        result, files = run_export(settings, project_id, fmt)
+        with zipfile.ZipFile(result.path) as archive:
+            infos = [info for info in archive.infolist() if not info.is_dir()]
+        assert infos
+        for info in infos:
+            assert info.compress_type == zipfile.ZIP_DEFLATED
+            content = files[info.filename]
+            sizes = {}
+            for level in (ZIP_LEVEL, 6):
+                deflate = zlib.compressobj(level, zlib.DEFLATED, -15)
+                sizes[level] = len(deflate.compress(content) + deflate.flush())
+            assert sizes[ZIP_LEVEL] != sizes[6]  # the content tells the levels apart
+            assert info.compress_size == sizes[ZIP_LEVEL], (fmt, info.filename)
