@@ -41,7 +41,7 @@ from server.services.export.text_writers import (
     JsonWriter,
     TsvWriter,
 )
-from server.services.export.writer_base import ZIP_LEVEL, ExportTask, Writer, WriterContext
+from server.services.export.writer_base import ExportTask, Writer, WriterContext
 from server.services.imports.validation import rename_undefined
 from server.services.projects import get_project, parsed_config
 from server.settings import Settings
@@ -136,7 +136,7 @@ def export_project(
     try:
         with (
             paused_gc(),
-            zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as archive,
+            zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive,
         ):
             context = WriterContext(
                 zip=archive,

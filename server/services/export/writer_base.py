@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 BUFFER_SIZE = 1024 * 1024
 # Deflate level of every zip entry. Level 1 compresses a JSON export about 3x faster than the
 # default (6) for a zip ~40% larger (still ~15x smaller than stored entries, which would make
-# a 1M-task JSON export ~850 MB on disk): see bench/export_workload.py.
+# a 1M-task JSON export ~850 MB on disk): see bench/export_workload.py. 0 stores entries.
 ZIP_LEVEL = 1
 
 
@@ -120,7 +120,7 @@ class WriterContext:
 def file_info(name: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
     info.external_attr = 0o644 << 16
-    info.compress_type = zipfile.ZIP_DEFLATED
+    info.compress_type = zipfile.ZIP_DEFLATED if ZIP_LEVEL else zipfile.ZIP_STORED
     info._compresslevel = ZIP_LEVEL  # type: ignore[attr-defined]  # no public name before 3.13
     return info
 
