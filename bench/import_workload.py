@@ -6,6 +6,9 @@ Each workload starts its own fresh server process (``labelgraph start <tmp>/benc
 
 * ``json-body``: one JSON body of N tasks (default 100,000), about 100 characters of text each,
   every 10th with a scored prediction (the body ``rest_workload.py`` sends);
+* ``json-completions``: one JSON body of N tasks (``--body-tasks``) that each carry one
+  completion (a choice, ``lead_time`` and ``created_at``): the bulk completion insert and the
+  task counters computed from it;
 * ``json-file``: a JSON file of N tasks (default 1,000,000, about 100 MB) uploaded as
   ``multipart/form-data`` (field ``FileUpload``), streamed from disk by the client;
 * ``csv-file``: a CSV file of N rows (default 1,000,000; columns ``text,score``) uploaded the
@@ -16,7 +19,7 @@ the server's peak RSS and the database size. No assertions: it only reports figu
 the repository root with the project's venv::
 
     python bench/import_workload.py [--body-tasks 100000] [--file-tasks 1000000] [--db URL]
-                                    [--only json-body json-file csv-file]
+                                    [--only json-body json-completions json-file csv-file]
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rest_workload import (  # a sibling script
+    CHOICE_RESULT,
     HOST,
     IMPORT_TIMEOUT,
     SEED,
@@ -48,7 +52,7 @@ from rest_workload import (  # a sibling script
     task_text,
 )
 
-WORKLOADS = ("json-body", "json-file", "csv-file")
+WORKLOADS = ("json-body", "json-completions", "json-file", "csv-file")
 FILE_CHUNK = 1024 * 1024
 BODY_TARGET = 100_000.0  # tasks/s for the JSON body
 RSS_TARGET_KIB = 1024 * 1024  # 1 GiB for the 1M-task file
@@ -67,6 +71,20 @@ class Figures:
     @property
     def rate(self) -> float:
         return self.tasks / self.wall_seconds
+
+
+def make_completed_tasks(count: int, rng: random.Random) -> bytes:
+    """``count`` tasks as a JSON body, each with one completion."""
+    items = [
+        {
+            "data": {"text": task_text(rng, index)},
+            "completions": [
+                {"result": CHOICE_RESULT, "lead_time": 1.5, "created_at": 1_700_000_000 + index}
+            ],
+        }
+        for index in range(count)
+    ]
+    return json.dumps(items, separators=(",", ":")).encode()
 
 
 def write_json_file(path: Path, count: int, rng: random.Random) -> None:
@@ -138,15 +156,18 @@ def post_body(port: int, body: bytes) -> tuple[float, dict[str, Any]]:
 @dataclass
 class Sources:
     body: bytes | None
+    completed_body: bytes | None
     json_file: Path | None
     csv_file: Path | None
 
 
 def prepare_sources(args: argparse.Namespace, workdir: Path) -> Sources:
     rng = random.Random(SEED)
-    body = json_file = csv_file = None
+    body = completed_body = json_file = csv_file = None
     if "json-body" in args.only:
         body = make_tasks(0, args.body_tasks, 10, rng)
+    if "json-completions" in args.only:
+        completed_body = make_completed_tasks(args.body_tasks, rng)
     if "json-file" in args.only:
         json_file = workdir / "tasks.json"
         print(f"writing {args.file_tasks:,} tasks to {json_file.name} …", flush=True)
@@ -155,7 +176,7 @@ def prepare_sources(args: argparse.Namespace, workdir: Path) -> Sources:
         csv_file = workdir / "tasks.csv"
         print(f"writing {args.file_tasks:,} rows to {csv_file.name} …", flush=True)
         write_csv_file(csv_file, args.file_tasks, rng)
-    return Sources(body, json_file, csv_file)
+    return Sources(body, completed_body, json_file, csv_file)
 
 
 def run_workload(name: str, sources: Sources, args: argparse.Namespace, workdir: Path) -> Figures:
@@ -173,6 +194,10 @@ def run_workload(name: str, sources: Sources, args: argparse.Namespace, workdir:
             assert sources.body is not None
             payload_bytes = len(sources.body)
             wall, report = post_body(server.port, sources.body)
+        elif name == "json-completions":
+            assert sources.completed_body is not None
+            payload_bytes = len(sources.completed_body)
+            wall, report = post_body(server.port, sources.completed_body)
         elif name == "json-file":
             assert sources.json_file is not None
             payload_bytes = sources.json_file.stat().st_size
@@ -202,7 +227,7 @@ def run_workload(name: str, sources: Sources, args: argparse.Namespace, workdir:
 def print_figures(results: list[Figures]) -> None:
     print()
     header = (
-        f"{'workload':<10} {'tasks':>10} {'payload':>10} {'wall s':>8} {'tasks/s':>10} "
+        f"{'workload':<16} {'tasks':>10} {'payload':>10} {'wall s':>8} {'tasks/s':>10} "
         f"{'server s':>9} {'peak RSS':>10} {'db':>10}"
     )
     print(header)
@@ -211,14 +236,14 @@ def print_figures(results: list[Figures]) -> None:
         rss = f"{r.peak_rss_kib / 1024:,.0f} MiB" if r.peak_rss_kib else "n/a"
         db = f"{r.db_bytes / 1e6:,.0f} MB" if r.db_bytes else "n/a"
         print(
-            f"{r.workload:<10} {r.tasks:>10,} {r.payload_bytes / 1e6:>8,.1f}MB "
+            f"{r.workload:<16} {r.tasks:>10,} {r.payload_bytes / 1e6:>8,.1f}MB "
             f"{r.wall_seconds:>8.2f} {r.rate:>10,.0f} {r.server_seconds:>9.2f} {rss:>10} {db:>10}"
         )
     print()
     for r in results:
-        if r.workload == "json-body":
+        if r.workload in ("json-body", "json-completions"):
             verdict = "meets" if r.rate >= BODY_TARGET else "MISSES"
-            print(f"json-body: {r.rate:,.0f} tasks/s {verdict} the target of {BODY_TARGET:,.0f}")
+            print(f"{r.workload}: {r.rate:,.0f} tasks/s {verdict} the target of {BODY_TARGET:,.0f}")
         elif r.peak_rss_kib is not None:
             verdict = "under" if r.peak_rss_kib < RSS_TARGET_KIB else "OVER"
             print(f"{r.workload}: peak RSS {r.peak_rss_kib / 1024:,.0f} MiB, {verdict} 1 GiB")
