@@ -8,7 +8,8 @@ a Text + Choices + Labels config and imports N tasks through the import service,
 characters of text and one completion (a choice and a span). Then each export runs in its own
 ``python`` subprocess, so that the figures are independent: the subprocess reports the export's
 wall time, the zip's size, the bytes of the files inside it (uncompressed) and its peak RSS
-(``VmHWM``). MB/s is the uncompressed output per second. A baseline subprocess that only opens
+(``VmHWM``), and the export's CPU seconds (steadier than wall time on a shared machine).
+MB/s is the uncompressed output per second. A baseline subprocess that only opens
 the project gives the fixed memory floor. With several sizes, the last line compares the peak
 RSS of the largest export with the smallest (the target: at most 1.2x). ``--zip-levels`` runs
 each export once per deflate level of the zip entries (0: stored; the server's is
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -137,14 +139,18 @@ def child_export(project_dir: str, fmt: str, db_url: str | None, zip_level: int 
     if fmt == "BASELINE":
         print(json.dumps({"rss_mib": peak_rss_mib()}))
         return
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = usage.ru_utime + usage.ru_stime
     started = time.perf_counter()
     result = export.export_project(project_id, fmt, settings)
     seconds = time.perf_counter() - started
     with zipfile.ZipFile(result.path) as archive:
         raw = sum(info.file_size for info in archive.infolist())
     result.path.unlink()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     figures = {
         "seconds": seconds,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime - cpu_before,
         "tasks": result.task_count,
         "zip_bytes": result.size,
         "raw_bytes": raw,
@@ -187,8 +193,8 @@ def main() -> None:
         f"python {sys.version.split()[0]}, {os.cpu_count()} cores, database: {args.db or 'SQLite'}"
     )
     print(
-        f"{'tasks':>9} {'format':>7} {'zip':>4} {'seconds':>8} {'MB out':>8} {'MB/s':>7} "
-        f"{'zip MB':>7} {'tasks/s':>9} {'peak RSS MiB':>13}"
+        f"{'tasks':>9} {'format':>7} {'zip':>4} {'seconds':>8} {'cpu s':>6} {'MB out':>8} "
+        f"{'MB/s':>7} {'zip MB':>7} {'tasks/s':>9} {'peak RSS MiB':>13}"
     )
     peaks: dict[int, float] = {}
     for size in args.tasks:
@@ -206,7 +212,8 @@ def main() -> None:
                 mb = f["raw_bytes"] / 1e6
                 shown = "dflt" if level is None else str(level)
                 print(
-                    f"{size:>9} {fmt:>7} {shown:>4} {f['seconds']:8.2f} {mb:8.1f} "
+                    f"{size:>9} {fmt:>7} {shown:>4} {f['seconds']:8.2f} {f['cpu_seconds']:6.2f} "
+                    f"{mb:8.1f} "
                     f"{mb / f['seconds']:7.1f} {f['zip_bytes'] / 1e6:7.1f} "
                     f"{f['tasks'] / f['seconds']:9,.0f} {f['rss_mib']:13.1f}"
                 )
