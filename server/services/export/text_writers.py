@@ -178,25 +178,42 @@ class CsvWriter(Writer):
         self.spool_path = ctx.work_dir / "rows.jsonl"
         self.spool = ctx.spool("rows.jsonl")
         self.rows = 0
+        self.last_keys: tuple[str, ...] = ()
+        self.last_indexes: list[int] = []
 
     def add(self, task: ExportTask) -> bool:
+        return self.add_page([task]) == 1
+
+    def add_page(self, tasks: list[ExportTask]) -> int:
+        rows = [row for row in map(self.row, tasks) if row is not None]
+        if rows:
+            self.spool.write(b"".join([orjson.dumps(row) + b"\n" for row in rows]))
+            self.rows += len(rows)
+        return len(rows)
+
+    def row(self, task: ExportTask) -> list[str] | None:
+        """The task's cells by column (data keys, ``id``, controls; a later cell of the same
+        name wins), the columns it brings appended; None when the task has no item."""
         item = extract_item(task, self.ctx.config, unlabeled=self.ctx.include_unlabeled)
         if item is None:
-            return False
-        cells: dict[str, str] = {key: data_cell(value) for key, value in item.data.items()}
-        cells["id"] = str(item.task_id)
-        for name, values in item.output.items():
-            cells[name] = control_cell(pretty(values))
+            return None
+        keys = (*item.data, "id", *item.output)
+        cells = [data_cell(value) for value in item.data.values()]
+        cells.append(str(item.task_id))
+        cells.extend(control_cell(pretty(values)) for values in item.output.values())
+        if keys != self.last_keys:  # tasks mostly share their keys: their column indexes too
+            self.last_keys = keys
+            self.last_indexes = [self.column(key) for key in keys]
         row: list[str] = [""] * len(self.columns)
-        for key, cell in cells.items():
-            index = self.columns.get(key)
-            if index is None:
-                index = self.columns[key] = len(self.columns)
-                row.append("")
+        for index, cell in zip(self.last_indexes, cells, strict=True):
             row[index] = cell
-        self.spool.write(orjson.dumps(row) + b"\n")
-        self.rows += 1
-        return True
+        return row
+
+    def column(self, key: str) -> int:
+        index = self.columns.get(key)
+        if index is None:
+            index = self.columns[key] = len(self.columns)
+        return index
 
     def finish(self) -> None:
         self.spool.close()
