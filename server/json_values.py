@@ -19,6 +19,8 @@ import math
 import re
 from typing import Any
 
+import orjson
+
 from server.errors import DomainError
 
 # A surrogate escape (``\uD800``-``\uDFFF``) or the UTF-8-style bytes of one, which
@@ -58,9 +60,22 @@ def _has_lone_surrogate(text: str) -> bool:
     return _SURROGATE.search(text) is not None
 
 
+def _surely_storable(value: object) -> bool:
+    """A C-speed screen: True when ``value`` holds no lone surrogate (orjson refuses text that
+    is not valid UTF-8) and no non-finite float (``allow_nan=False``); False means "walk it"."""
+    try:
+        orjson.dumps(value)
+        json.dumps(value, allow_nan=False, check_circular=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def refuse_unstorable(value: object, path: str = "") -> None:
     """Raise ``invalid`` naming the first string (or key) holding a lone surrogate or the first
     non-finite float in ``value``, a decoded JSON value; ``path`` names ``value`` itself."""
+    if _surely_storable(value):
+        return
     stack: list[tuple[object, str]] = [(value, path)]
     while stack:
         item, where = stack.pop()
@@ -99,7 +114,9 @@ def loads_storable(raw: bytes | str, path: str = "") -> Any:
 
     value = json.loads(raw, parse_constant=constant, parse_float=number)
     if isinstance(raw, bytes):
-        suspicious = suspicious or _SURROGATE_HINT.search(raw) is not None
+        # ``in`` is a C-speed scan; the regex (no literal prefix) is run only when it hits.
+        hint = b"\\u" in raw or b"\xed" in raw
+        suspicious = suspicious or (hint and _SURROGATE_HINT.search(raw) is not None)
     else:
         suspicious = suspicious or _SURROGATE_HINT_TEXT.search(raw) is not None
     if suspicious:
