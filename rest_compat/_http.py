@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+import orjson
 from graphql import parse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -104,6 +105,17 @@ def bad_request(detail: str, status: int = 400) -> RestError:
     return RestError(status, error_body(status, detail))
 
 
+class FastJSONResponse(JSONResponse):
+    """JSON rendered by orjson (compact UTF-8, as Starlette's); values orjson does not take
+    (integers beyond 64 bits) fall back to the standard library."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        except (TypeError, orjson.JSONEncodeError):
+            return super().render(content)
+
+
 def answer(
     body: Any, status: int = 200, operation: Operation | None = None, indent: int | None = None
 ) -> Response:
@@ -113,7 +125,7 @@ def answer(
     if indent is not None:
         text = json.dumps(body, ensure_ascii=False, indent=indent)
         return Response(text, status, headers=headers, media_type="application/json")
-    return JSONResponse(body, status, headers=headers)
+    return FastJSONResponse(body, status, headers=headers)
 
 
 async def execute(
@@ -181,7 +193,7 @@ async def body_or_spool(
     temporary file in ``directory`` (its path; removed afterwards). A body declaring a larger
     Content-Length is written to the file from its first byte; one without (``Transfer-Encoding:
     chunked``) is moved there once it passes ``threshold`` while being read, so memory never
-    holds more than ``threshold`` bytes of it. The body size limit (``BodySizeLimit``) is
+    holds more than ``threshold`` bytes of it. The body size limit (``BodyGuard``) is
     enforced on the same read, chunk by chunk."""
     chunks: list[bytes] = []
     size = 0
