@@ -6,6 +6,8 @@ from __future__ import annotations
 from playhouse.test_utils import count_queries
 from starlette.testclient import TestClient
 
+from rest_compat._http import ENDPOINTS
+
 RESULT = [
     {
         "from_name": "sentiment",
@@ -23,9 +25,12 @@ def _unlabeled_task_id(client: TestClient) -> int:
     return int(answer.json()["new_task_ids"][0])
 
 
-def test_health_needs_no_query(client: TestClient) -> None:
+def test_operations_run_on_the_event_loop_make_no_query(client: TestClient) -> None:
+    on_loop = {e.path for e in ENDPOINTS if e.operation.on_loop}
+    assert on_loop == {"/api/health", "/version"}
     with count_queries() as counter:
         assert client.get("/api/health").json() == {"status": "up"}
+        assert client.get("/version").json()["labelgraph"]
     assert counter.count == 0
 
 
