@@ -9,6 +9,7 @@ from starlette.testclient import TestClient
 from server import db
 from server.errors import DomainError
 from server.models import Task
+from server.services.tasks import lookup
 from server.services.tasks import tasks as task_service
 from server.services.tasks.lookup import find_task
 from tests.conftest import fixture_json
@@ -42,3 +43,9 @@ def test_a_prepared_select_needs_each_argument_once(client: TestClient) -> None:
     )
     with pytest.raises(ValueError, match="exactly once"):
         twice._sql()
+
+
+def test_the_locked_lookup_locks_the_row_on_postgresql_only(client: TestClient) -> None:
+    sql = lookup._LOCKED_BY_ID_IN_PROJECT._sql()[0]
+    assert ("FOR UPDATE" in sql) is (not db.is_sqlite())
+    assert "FOR UPDATE" not in lookup._BY_ID_IN_PROJECT._sql()[0]
