@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from rest_compat import (  # noqa: F401  (register)
     completions,
@@ -35,6 +35,7 @@ from rest_compat._http import (
     answer,
     error_body,
 )
+from rest_compat.route_table import RouteTable
 
 log = logging.getLogger(__name__)
 ALLOWED_METHODS = "GET, POST, PATCH, PUT, DELETE"
@@ -54,7 +55,8 @@ def _dispatcher(by_method: dict[str, Endpoint]) -> Any:
     return dispatch
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
+    """The REST routes: one :class:`RouteTable` entry for the router."""
     by_path: dict[str, dict[str, Endpoint]] = defaultdict(dict)
     for ep in ENDPOINTS:
         by_path[ep.path][ep.method] = ep
@@ -64,7 +66,7 @@ def routes() -> list[Route]:
         methods = [*by_method, "OPTIONS", "PUT", "PATCH", "POST", "DELETE", "GET"]
         result.append(Route(path, dispatch, methods=sorted(set(methods))))
         result.append(Route(path + "/", dispatch, methods=sorted(set(methods))))
-    return result
+    return [RouteTable(result)]
 
 
 def _headers(operation: Any) -> dict[str, str]:

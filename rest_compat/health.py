@@ -7,11 +7,12 @@ from starlette.responses import Response
 
 from rest_compat._http import Operation, answer, endpoint, execute
 
-HEALTH = Operation("query RestHealth { health }")
+HEALTH = Operation("query RestHealth { health }", on_loop=True)
 VERSION = Operation(
     "query RestVersion { version { labelgraph labelStudioBackend"
     " labelStudioFrontend { branch commit date message }"
-    " labelStudioDatamanager { branch commit date message } } }"
+    " labelStudioDatamanager { branch commit date message } } }",
+    on_loop=True,
 )
 
 

@@ -22,12 +22,13 @@ from schema.errors import DomainErrors
 from schema.export import ExportMutation, ExportQuery
 from schema.imports import ImportMutation, ImportQuery
 from schema.label_config import LabelConfigQuery
-from schema.limits import GuardedDocuments, stored_operation
+from schema.limits import GuardedDocuments
 from schema.meta import MetaQuery
 from schema.ml import MLMutation, MLQuery
 from schema.projects import ProjectMutation, ProjectQuery
 from schema.scalars import CHECKED_JSON
 from schema.storage import StorageMutation
+from schema.stored import StoredOperations
 from schema.tasks import TaskMutation, TaskQuery
 from server.db import run_db
 
@@ -53,6 +54,10 @@ class Mutation(
 
 
 class ThreadedSchema(strawberry.Schema):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stored_operations = StoredOperations(self._schema)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -87,17 +92,11 @@ class ThreadedSchema(strawberry.Schema):
         context_value: Any,
         operation_name: str,
     ) -> ExecutionResult:
-        """Run one of the server's own stored operations (the REST facade): the query limits
-        that guard /graphql do not apply (see :mod:`schema.limits`)."""
+        """Run one of the server's own stored operations (the REST facade) on a worker thread:
+        parsed and validated once per document, no query limits (see :mod:`schema.stored`)."""
         return await run_db(
-            self._execute_stored_sync, document, variable_values, context_value, operation_name
+            self.stored_operations.execute, document, variable_values, context_value, operation_name
         )
-
-    def _execute_stored_sync(
-        self, document: str, variable_values: dict[str, Any], context_value: Any, name: str
-    ) -> ExecutionResult:
-        with stored_operation():
-            return self.execute_sync(document, variable_values, context_value, operation_name=name)
 
 
 schema = ThreadedSchema(

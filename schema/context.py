@@ -30,6 +30,7 @@ from server.services.storage import presign
 from server.services.storage.presign import DataResolver
 from server.services.storage.runtime import StorageRuntime
 from server.services.tasks import completions as completion_service
+from server.services.tasks import lookup as task_lookup
 from server.services.tasks import tasks as task_service
 from server.settings import Settings
 
@@ -168,7 +169,7 @@ class Context:
     def task(self, task_id: int) -> TaskRow:
         """A task the request may see (NOT_FOUND otherwise). Resolvers pass its
         ``project_id`` on to the services, which then act only within that project."""
-        row = task_service.get_task(task_id, self.task_scope())
+        row = task_lookup.find_task(task_id, self.task_scope())
         self._check_visible(row.project_id, not_found("Task", task_id))
         return row
 

@@ -24,7 +24,7 @@ def error_code(error: GraphQLError) -> str:
     return str((error.extensions or {}).get("code", INTERNAL))
 
 
-def _process(error: GraphQLError) -> GraphQLError:
+def process_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, DomainError):
         extensions = {**original.details, "code": original.code.upper()}
@@ -60,4 +60,4 @@ class DomainErrors(SchemaExtension):
         yield
         result = self.execution_context.result
         if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
-            result.errors = [_process(e) for e in result.errors]
+            result.errors = [process_error(e) for e in result.errors]

@@ -16,17 +16,16 @@ Refusals carry ``extensions.code`` plus ``limit`` (which one), ``max`` and, wher
 ``found``. Only documents up to ``CACHEABLE_DOCUMENT_SIZE`` characters enter the parse and
 validation caches: a parsed document costs ~400 bytes per token, so huge ones must not stay.
 
-The server's own stored operations (the REST facade, :meth:`schema.ThreadedSchema.execute_stored`)
-are trusted: no limits apply to them (their page sizes are checked by the resolvers against
-``max_page_size``); a test keeps them within the default limits all the same.
+The server's own stored operations (the REST facade, :mod:`schema.stored`) do not pass through
+here: they are trusted, parsed and validated once per document, and no limits apply to them
+(their page sizes are checked by the resolvers against ``max_page_size``); a test keeps them
+within the default limits all the same.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,8 +53,6 @@ CACHE_ENTRIES = 128
 TOKEN_LIMIT_MESSAGE = "tokens. Parsing aborted."
 NESTING_LIMIT_MESSAGE = "nested too deeply"
 
-_stored_operation: ContextVar[bool] = ContextVar("stored_operation", default=False)
-
 
 @dataclass(frozen=True)
 class QueryLimits:
@@ -81,20 +78,8 @@ class QueryLimits:
 DEFAULT_LIMITS = QueryLimits.of(Settings())
 
 
-@contextlib.contextmanager
-def stored_operation() -> Iterator[None]:
-    """Within this block, operations are the server's own: no query limits apply."""
-    token = _stored_operation.set(True)
-    try:
-        yield
-    finally:
-        _stored_operation.reset(token)
-
-
-def limits_for(context: Any) -> QueryLimits | None:
-    """The limits of an operation run with ``context`` (its settings'), None when trusted."""
-    if _stored_operation.get():
-        return None
+def limits_for(context: Any) -> QueryLimits:
+    """The limits of an operation run with ``context`` (its settings')."""
     settings = getattr(context, "settings", None)
     return QueryLimits.of(settings) if isinstance(settings, Settings) else DEFAULT_LIMITS
 
@@ -191,8 +176,7 @@ class GuardedDocuments(SchemaExtension):
         if context.query and context.graphql_document is None:
             limits = limits_for(context.context)
             document = parse_document(context.query, limits)
-            if limits is not None:
-                check_shape(measure(document, context.schema._schema, context.variables), limits)
+            check_shape(measure(document, context.schema._schema, context.variables), limits)
             context.graphql_document = document
         yield
 

@@ -27,7 +27,7 @@ from server.graphql_http import GraphQLOverHTTP
 from server.graphql_json import RefusedGraphQLBody, decode_graphql_json
 from server.host_check import HostCheck, host_rule
 from server.json_depth import DEFAULT_MAX_JSON_DEPTH
-from server.middleware import BodyReadTimeout, BodySizeLimit, LabelStudioHeaders
+from server.middleware import BodyGuard, LabelStudioHeaders
 from server.migrations import migrate
 from server.multi_session import COOKIE, MultiSession, session_key
 from server.sample_media import sample_media
@@ -150,8 +150,7 @@ def front_door(settings: Settings) -> list[Middleware]:
     return [
         *layers,
         Middleware(CrossOriginGuard, allowed_origins=parse_origins(settings.cors_origins)),
-        Middleware(BodyReadTimeout, timeout=settings.body_timeout),
-        Middleware(BodySizeLimit, limit=settings.max_body_size),
+        Middleware(BodyGuard, limit=settings.max_body_size, timeout=settings.body_timeout),
     ]
 
 

@@ -34,27 +34,66 @@ class BodyTooLarge(Exception):
     pass
 
 
-class BodySizeLimit:
-    """Answer 413 for bodies over ``limit`` bytes, by Content-Length or while streaming."""
+class BodyTimedOut(Exception):
+    pass
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+
+def declares_body(headers: Headers) -> tuple[bool, bytes | None]:
+    """(whether the request may have a body, its declared Content-Length). An HTTP/1.1
+    request has a body only with a Content-Length above 0 or a Transfer-Encoding."""
+    length = None
+    chunked = False
+    for name, value in headers:
+        if name == b"content-length":
+            length = value
+        elif name == b"transfer-encoding":
+            chunked = True
+    return chunked or (length is not None and length.strip(b" \t0") != b""), length
+
+
+class BodyGuard:
+    """The request body's limits, in one layer:
+
+    * size: 413 for bodies over ``limit`` bytes, by Content-Length or while streaming;
+    * read timeout: 408 and the connection closed when the body stalls, no data for
+      ``timeout`` seconds while the application waits for it (as nginx's
+      client_body_timeout). Only the body is timed: once it is complete, or the answer has
+      started, ``receive`` waits as long as the application wants (disconnect listeners).
+
+    Requests without a body (most GETs) pass untouched."""
+
+    def __init__(self, app: ASGIApp, limit: int, timeout: float) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        has_body, declared = declares_body(scope["headers"])
+        if not has_body:
+            await self.app(scope, receive, send)
+            return
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._reject(send)
             return
         seen = 0
+        body_complete = False
         tracked = TrackedSend(send)
 
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+        async def guarded_receive() -> Message:
+            nonlocal seen, body_complete
+            if body_complete or tracked.started:
+                message = await receive()
+            else:
+                try:
+                    with anyio.fail_after(self.timeout):
+                        message = await receive()
+                except TimeoutError:
+                    raise BodyTimedOut() from None
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    body_complete = True
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
@@ -62,11 +101,17 @@ class BodySizeLimit:
             return message
 
         try:
-            await self.app(scope, counting_receive, tracked)
+            await self.app(scope, guarded_receive, tracked)
         except BodyTooLarge:
             if tracked.started:
                 raise
             await self._reject(send)
+        except BodyTimedOut:
+            if tracked.started:
+                raise
+            log.warning("request body of %s %s timed out", scope["method"], scope["path"])
+            detail = f"The request body did not arrive within {self.timeout:g} seconds"
+            await send_refusal(scope, send, 408, "BODY_TIMEOUT", detail, close=True)
 
     async def _reject(self, send: Send) -> None:
         detail = f"Request body is larger than the limit of {self.limit} bytes"
@@ -85,52 +130,20 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class BodyTimedOut(Exception):
-    pass
-
-
-class BodyReadTimeout:
-    """Answer 408 and close the connection when the request body stalls: no data for
-    ``timeout`` seconds while the application waits for it (as nginx's client_body_timeout).
-    Only the body is timed: once it is complete, or the answer has started, ``receive`` waits
-    as long as the application wants (disconnect listeners)."""
-
-    def __init__(self, app: ASGIApp, timeout: float) -> None:
-        self.app = app
-        self.timeout = timeout
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        body_complete = False
-        tracked = TrackedSend(send)
-
-        async def timed_receive() -> Message:
-            nonlocal body_complete
-            if body_complete or tracked.started:
-                return await receive()
-            try:
-                with anyio.fail_after(self.timeout):
-                    message = await receive()
-            except TimeoutError:
-                raise BodyTimedOut() from None
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_complete = True
-            return message
-
-        try:
-            await self.app(scope, timed_receive, tracked)
-        except BodyTimedOut:
-            if tracked.started:
-                raise
-            log.warning("request body of %s %s timed out", scope["method"], scope["path"])
-            detail = f"The request body did not arrive within {self.timeout:g} seconds"
-            await send_refusal(scope, send, 408, "BODY_TIMEOUT", detail, close=True)
+_LS_HEADERS: Headers = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET,POST,PATCH,PUT,DELETE"),
+]
+_LS_WRITE_HEADERS: Headers = [
+    *_LS_HEADERS,
+    (b"allow", b"GET, POST, PATCH, PUT, DELETE"),
+    (b"access-control-allow-headers", b"Content-Type"),
+]
 
 
 class LabelStudioHeaders:
-    """The CORS and Allow headers Label Studio sends on every /api response (rest-api.md §1)."""
+    """The CORS and Allow headers Label Studio sends on every /api response (rest-api.md §1);
+    a header the answer already has is kept."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -139,15 +152,7 @@ class LabelStudioHeaders:
         if scope["type"] != "http" or not scope["path"].startswith("/api"):
             await self.app(scope, receive, send)
             return
-        extra: Headers = [
-            (b"access-control-allow-origin", b"*"),
-            (b"access-control-allow-methods", b"GET,POST,PATCH,PUT,DELETE"),
-        ]
-        if scope["method"] != "GET":
-            extra += [
-                (b"allow", b"GET, POST, PATCH, PUT, DELETE"),
-                (b"access-control-allow-headers", b"Content-Type"),
-            ]
+        extra = _LS_HEADERS if scope["method"] == "GET" else _LS_WRITE_HEADERS
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -1,5 +1,5 @@
 """Request header limits and the body read timeout (server/http_protocol.py,
-server/middleware.py: BodyReadTimeout): in-process, then against a live uvicorn with raw
+server/middleware.py: BodyGuard): in-process, then against a live uvicorn with raw
 sockets."""
 
 from __future__ import annotations

@@ -18,7 +18,12 @@ from typing import Any
 from server.db import released
 from server.errors import DomainError
 from server.models import MLBackend, Prediction, now_seconds
-from server.services.ml.backends import NO_ML_BACKEND, list_backends, setup_version
+from server.services.ml.backends import (
+    NO_ML_BACKEND,
+    has_backends,
+    list_backends,
+    setup_version,
+)
 from server.services.ml.client import MLClient, Reply
 from server.services.projects import get_project, parsed_config
 
@@ -121,7 +126,7 @@ def live_predictions(
     """Predictions to serve with a task (``GET /api/tasks/<id>``, the label stream), asked now
     and not stored, as Label Studio does (§4.1). None when the project has no backend (one
     indexed query, nothing else). When no backend answers, the stored predictions are served."""
-    if client is None:
+    if client is None or not has_backends(project_id):
         return None
     backends = list_backends(project_id)
     if not backends:

@@ -13,6 +13,7 @@ from server.ls_json import is_cancelled
 from server.models import COMPLETED, Completion, Project, Task, now_seconds
 from server.services.config import derived_schema
 from server.services.projects import get_project, lock_project
+from server.services.tasks.lookup import find_task
 from server.services.tasks.tasks import get_task
 
 _SERVER_KEYS = ("id", "created_at")
@@ -88,7 +89,7 @@ def create_completion(
         payload.pop("was_cancelled", None)
         payload.pop("skipped", None)
     with write_transaction():
-        task = get_task(task_id, project_id, for_update=True)
+        task = find_task(task_id, project_id, for_update=True)
         existing_id = body.get("id")
         if fits_query(existing_id):
             existing = Completion.get_or_none(

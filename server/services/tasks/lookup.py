@@ -1,0 +1,50 @@
+"""A task by id on the request path (every task GET and task write looks one up first), with
+its SQL built once (:class:`server.db.PreparedSelect`): the same lookup as
+:func:`server.services.tasks.tasks.get_task`."""
+
+from __future__ import annotations
+
+import peewee
+
+from server.db import PreparedSelect, is_sqlite
+from server.errors import not_found
+from server.models import Task
+
+_BY_ID = PreparedSelect(Task, lambda task_id: Task.select().where(Task.id == task_id).limit(1), 1)
+_BY_ID_IN_PROJECT = PreparedSelect(
+    Task,
+    lambda task_id, project_id: (
+        Task.select().where((Task.id == task_id) & (Task.project == project_id)).limit(1)
+    ),
+    2,
+)
+
+
+def _locked(query: peewee.ModelSelect[Task]) -> peewee.ModelSelect[Task]:
+    """Lock the row on PostgreSQL; SQLite's write transactions are already serialised."""
+    return query if is_sqlite() else query.for_update()
+
+
+_LOCKED_BY_ID = PreparedSelect(
+    Task, lambda task_id: _locked(Task.select().where(Task.id == task_id).limit(1)), 1
+)
+_LOCKED_BY_ID_IN_PROJECT = PreparedSelect(
+    Task,
+    lambda task_id, project_id: _locked(
+        Task.select().where((Task.id == task_id) & (Task.project == project_id)).limit(1)
+    ),
+    2,
+)
+
+
+def find_task(task_id: int, project_id: int | None = None, *, for_update: bool = False) -> Task:
+    """A task by id (only within ``project_id`` when given); NOT_FOUND when there is none.
+    ``for_update`` locks its row on PostgreSQL for the rest of the transaction."""
+    if project_id is None:
+        task = (_LOCKED_BY_ID if for_update else _BY_ID).first(task_id)
+    else:
+        prepared = _LOCKED_BY_ID_IN_PROJECT if for_update else _BY_ID_IN_PROJECT
+        task = prepared.first(task_id, project_id)
+    if task is None:
+        raise not_found("Task", task_id)
+    return task

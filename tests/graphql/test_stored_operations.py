@@ -1,0 +1,76 @@
+"""Stored operations (the REST facade's documents) run parsed and validated once per document,
+with the per-request work of the schema's extensions done by :mod:`schema.stored`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import graphql
+import pytest
+from starlette.testclient import TestClient
+
+import schema.stored as stored_module
+from rest_compat.health import HEALTH
+from schema import schema
+from schema.context import Context, SessionWrites
+from schema.errors import DomainErrors
+from schema.limits import GuardedDocuments
+from schema.stored import StoredOperations
+from server.settings import Settings
+
+
+def test_the_schema_extensions_are_the_ones_stored_operations_stand_in_for() -> None:
+    """An extension added to the schema must get its stored-operation counterpart in
+    schema/stored.py (it would not run for REST requests otherwise)."""
+    assert list(schema.extensions) == [GuardedDocuments, DomainErrors, SessionWrites]
+
+
+def test_a_stored_document_is_parsed_and_validated_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parses: list[str] = []
+    validations: list[graphql.DocumentNode] = []
+    real_parse, real_validate = stored_module.parse, stored_module.validate
+
+    def counting_parse(source: str, *args: Any, **kwargs: Any) -> graphql.DocumentNode:
+        parses.append(source)
+        return real_parse(source, *args, **kwargs)
+
+    def counting_validate(
+        schema: graphql.GraphQLSchema, document: graphql.DocumentNode, *args: Any, **kwargs: Any
+    ) -> list[graphql.GraphQLError]:
+        validations.append(document)
+        return real_validate(schema, document, *args, **kwargs)
+
+    monkeypatch.setattr(stored_module, "parse", counting_parse)
+    monkeypatch.setattr(stored_module, "validate", counting_validate)
+    monkeypatch.setattr(schema, "stored_operations", StoredOperations(schema._schema))
+    for _ in range(3):
+        answer = client.get("/api/health")
+        assert answer.json() == {"status": "up"}
+        assert answer.headers["X-Labelgraph-Operation"] == "RestHealth"
+    assert parses == [HEALTH.document]
+    assert len(validations) == 1
+
+
+def test_an_invalid_stored_document_answers_a_validation_error(settings: Settings) -> None:
+    operations = StoredOperations(schema._schema)
+    result = operations.execute("query Broken { noSuchField }", {}, None, "Broken")
+    assert result.data is None
+    assert result.errors is not None
+    assert result.errors[0].extensions == {"code": "GRAPHQL_VALIDATION_FAILED"}
+    assert "noSuchField" in result.errors[0].message
+
+
+def test_a_stored_mutation_marks_the_context_as_writing(settings: Settings) -> None:
+    """As SessionWrites does: a stored query never writes, a mutation does."""
+    operations = StoredOperations(schema._schema)
+    context = Context(settings=settings, writes=True)
+    operations.execute("query Read { health }", {}, context, "Read")
+    assert context.writes is False
+    mutation = "mutation Write($id: Int!) { deleteTask(id: $id) }"
+    result = operations.execute(mutation, {"id": 1}, context, "Write")
+    assert context.writes is True
+    assert result.errors is not None  # no database here: the error is coded, not raised
+    assert result.errors[0].extensions is not None
+    assert "code" in result.errors[0].extensions
