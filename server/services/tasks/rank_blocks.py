@@ -1,0 +1,342 @@
+"""Counted key blocks: the k-th task of a project in one order, without OFFSET over k rows.
+
+Page N of size S is "S tasks from the k-th on", k = S*(N-1), counted over the tasks that exist
+now. An index finds a key in O(log n) but not the k-th key; OFFSET walks k rows, and a dense
+rank column (the former ``position``) must be renumbered after every deletion or change of
+``completed_at`` (O(n) writes). Cached page-boundary keys would be invalidated by any change
+before them and rebuilt in O(n). Instead each order of a project's tasks is cut into
+contiguous key ranges (blocks) whose sizes are stored in :class:`TaskRankBlock`:
+
+- finding the k-th task sums block sizes in key order until k is passed (one indexed scan of
+  about n / TARGET small rows, summed by a window function in SQL), then skips what is left
+  inside that block on the task index (fewer than ``MAX_SIZE`` entries);
+- adding or removing a task changes one block's size (one indexed row update). A block that
+  grows past ``MAX_SIZE`` is cut into ``TARGET``-sized blocks by reading its own keys (O(block),
+  amortised O(1) per task); one that shrinks under ``MIN_SIZE`` joins a neighbour. So blocks
+  hold MIN..MAX tasks (a lone or trailing one may hold fewer) and there are at most
+  n / MIN_SIZE + 1 of them.
+
+At 1M tasks that is about 2,000 block rows and under 1,024 index entries per lookup: a bounded
+cost whatever the page, and a deletion touches one or two block rows.
+
+Three orders are kept: every task by id, labeled tasks by ``(completed_at, id)``, unlabeled
+tasks by id (completion-order listings show labeled tasks, then unlabeled ones by id).
+Descending pages use the same blocks: the k-th from the end is the (n-1-k)-th from the start.
+Keys are ``(at, id)`` pairs, ``at`` being 0 in the id orders.
+
+Writers call these functions inside their write transaction, after changing the task rows and
+holding the project's lock (:func:`server.services.projects.lock_project`), so blocks and rows
+change together.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import Counter
+from enum import IntEnum
+
+import peewee
+
+from server.db import bulk_insert, database
+from server.models import COMPLETED, UNLABELED, Task, TaskRankBlock
+
+Key = tuple[int, int]
+
+MAX_SIZE = 1024
+TARGET = 512
+MIN_SIZE = 128
+
+_BLOCK_COLUMNS = ["project_id", "ordering", "start_at", "start_id", "size"]
+
+
+class Ordering(IntEnum):
+    ID = 0
+    COMPLETED = 1
+    UNLABELED = 2
+
+
+def orderings_of(is_labeled: bool) -> tuple[Ordering, Ordering]:
+    """The orders a task belongs to."""
+    return (Ordering.ID, Ordering.COMPLETED if is_labeled else Ordering.UNLABELED)
+
+
+def key_of(ordering: Ordering, task_id: int, completed_at: int | None) -> Key:
+    if ordering is Ordering.COMPLETED:
+        return (int(completed_at or 0), task_id)
+    return (0, task_id)
+
+
+# --- the task side: members of an order and their keys ------------------------------------
+
+
+def members(project_id: int, ordering: Ordering) -> list[peewee.Node]:
+    """Conditions selecting the tasks of an order (the literal partial-index conditions)."""
+    conditions: list[peewee.Node] = [Task.project == project_id]
+    if ordering is Ordering.COMPLETED:
+        conditions.append(COMPLETED)
+    elif ordering is Ordering.UNLABELED:
+        conditions.append(UNLABELED)
+    return conditions
+
+
+def key_columns(ordering: Ordering) -> tuple[peewee.Field, ...]:
+    if ordering is Ordering.COMPLETED:
+        return (Task.completed_at, Task.id)
+    return (Task.id,)
+
+
+def key_from(ordering: Ordering, key: Key, operator: str) -> peewee.Expression:
+    """``task key <operator> key`` for ``>=``, ``>``, ``<=`` or ``<`` in an order."""
+    if ordering is Ordering.COMPLETED:
+        left: peewee.Node = peewee.Tuple(Task.completed_at, Task.id)
+        right: object = peewee.Tuple(*key)
+    else:
+        left, right = Task.id, key[1]
+    return peewee.Expression(left, operator, right)
+
+
+def _task_keys(project_id: int, ordering: Ordering, start: Key, end: Key | None) -> list[Key]:
+    query = Task.select(*key_columns(ordering)).where(
+        *members(project_id, ordering), key_from(ordering, start, ">=")
+    )
+    if end is not None:
+        query = query.where(key_from(ordering, end, "<"))
+    rows = database.execute(query.order_by(*key_columns(ordering))).fetchall()
+    if ordering is Ordering.COMPLETED:
+        return [(int(at), int(task_id)) for at, task_id in rows]
+    return [(0, int(task_id)) for (task_id,) in rows]
+
+
+# --- the block side --------------------------------------------------------------------------
+
+
+def _blocks(project_id: int, ordering: Ordering) -> peewee.ModelSelect[TaskRankBlock]:
+    return TaskRankBlock.select().where(
+        TaskRankBlock.project == project_id, TaskRankBlock.ordering == int(ordering)
+    )
+
+
+def _start() -> peewee.Tuple:
+    return peewee.Tuple(TaskRankBlock.start_at, TaskRankBlock.start_id)
+
+
+def _ascending() -> tuple[peewee.Field, peewee.Field]:
+    return (TaskRankBlock.start_at, TaskRankBlock.start_id)
+
+
+def _descending() -> tuple[peewee.Ordering, peewee.Ordering]:
+    return (TaskRankBlock.start_at.desc(), TaskRankBlock.start_id.desc())
+
+
+def _start_of(block: TaskRankBlock) -> Key:
+    return (int(block.start_at), int(block.start_id))
+
+
+def _block_of(project_id: int, ordering: Ordering, key: Key) -> TaskRankBlock | None:
+    """The block whose range holds ``key``: the last one starting at or before it, else the
+    first one (a key below every start belongs to the first block)."""
+    blocks = _blocks(project_id, ordering)
+    block: TaskRankBlock | None = (
+        blocks.where(_start() <= peewee.Tuple(*key)).order_by(*_descending()).first()
+    )
+    if block is None:
+        block = blocks.order_by(*_ascending()).first()
+    return block
+
+
+def _neighbour(block: TaskRankBlock, after: bool) -> TaskRankBlock | None:
+    blocks = _blocks(block.project_id, Ordering(block.ordering))
+    start = peewee.Tuple(*_start_of(block))
+    if after:
+        found: TaskRankBlock | None = blocks.where(_start() > start).order_by(*_ascending()).first()
+    else:
+        found = blocks.where(_start() < start).order_by(*_descending()).first()
+    return found
+
+
+def _set_size(block_id: int, size: int) -> None:
+    TaskRankBlock.update(size=size).where(TaskRankBlock.id == block_id).execute()
+
+
+def _split(block: TaskRankBlock) -> None:
+    """Recount an overfull block from the task index and cut it into TARGET-sized blocks."""
+    ordering = Ordering(block.ordering)
+    after = _neighbour(block, after=True)
+    end = _start_of(after) if after is not None else None
+    keys = _task_keys(block.project_id, ordering, _start_of(block), end)
+    pieces = [keys[i : i + TARGET] for i in range(0, len(keys), TARGET)]
+    if len(pieces) > 1 and len(pieces[-1]) < MIN_SIZE:
+        tail = pieces.pop()
+        pieces[-1] = pieces[-1] + tail
+    if not pieces:
+        block.delete_instance()
+        return
+    _set_size(block.id, len(pieces[0]))
+    rows = [(block.project_id, int(ordering), p[0][0], p[0][1], len(p)) for p in pieces[1:]]
+    bulk_insert(TaskRankBlock, _BLOCK_COLUMNS, rows)
+
+
+def _join(block: TaskRankBlock, size: int) -> None:
+    """Merge an underfull block (now holding ``size``) into the block before it, or the first
+    block with the one after it."""
+    before = _neighbour(block, after=False)
+    if before is not None:
+        keep, keep_size, gone_id, gone_size = before, before.size, block.id, size
+    else:
+        after = _neighbour(block, after=True)
+        if after is None:
+            return
+        keep, keep_size, gone_id, gone_size = block, size, after.id, after.size
+    TaskRankBlock.delete().where(TaskRankBlock.id == gone_id).execute()
+    _set_size(keep.id, keep_size + gone_size)
+    if keep_size + gone_size > MAX_SIZE:
+        _split(TaskRankBlock.get_by_id(keep.id))
+
+
+def add(project_id: int, ordering: Ordering, key: Key) -> None:
+    """Count a task that joined an order (its row already holds ``key``)."""
+    block = _block_of(project_id, ordering, key)
+    if block is None:
+        bulk_insert(TaskRankBlock, _BLOCK_COLUMNS, [(project_id, int(ordering), *key, 1)])
+        return
+    changes: dict[peewee.Field, object] = {TaskRankBlock.size: TaskRankBlock.size + 1}
+    if key < _start_of(block):
+        changes.update({TaskRankBlock.start_at: key[0], TaskRankBlock.start_id: key[1]})
+    TaskRankBlock.update(changes).where(TaskRankBlock.id == block.id).execute()
+    if block.size + 1 > MAX_SIZE:
+        _split(TaskRankBlock.get_by_id(block.id))
+
+
+def remove(project_id: int, ordering: Ordering, key: Key) -> None:
+    """Uncount a task that left an order (``key`` is the key it had)."""
+    block = _block_of(project_id, ordering, key)
+    if block is None:
+        return
+    size = block.size - 1
+    if size <= 0:
+        block.delete_instance()
+        return
+    _set_size(block.id, size)
+    if size < MIN_SIZE:
+        _join(block, size)
+
+
+def move(
+    project_id: int, task_id: int, old: tuple[bool, int | None], new: tuple[bool, int | None]
+) -> None:
+    """Recount a task whose ``(is_labeled, completed_at)`` changed from ``old`` to ``new``."""
+    if old == new:
+        return
+    for labeled, completed_at, change in ((*old, remove), (*new, add)):
+        ordering = Ordering.COMPLETED if labeled else Ordering.UNLABELED
+        change(project_id, ordering, key_of(ordering, task_id, completed_at))
+
+
+def add_many(project_id: int, ordering: Ordering, keys: list[Key]) -> None:
+    """Count many new tasks of an order at once (bulk imports)."""
+    if not keys:
+        return
+    keys = sorted(keys)
+    last = _blocks(project_id, ordering).order_by(*_descending()).first()
+    if last is None:
+        bulk_insert(TaskRankBlock, _BLOCK_COLUMNS, [(project_id, int(ordering), *keys[0], 0)])
+        last = _blocks(project_id, ordering).first()
+    assert last is not None
+    if keys[0] >= _start_of(last):  # appended after every key (ids only grow)
+        _grow({last.id: len(keys)}, {last.id: last})
+        return
+    blocks = list(_blocks(project_id, ordering).order_by(*_ascending()))
+    starts = [_start_of(b) for b in blocks]
+    if keys[0] < starts[0]:
+        TaskRankBlock.update(start_at=keys[0][0], start_id=keys[0][1]).where(
+            TaskRankBlock.id == blocks[0].id
+        ).execute()
+    counts = Counter(blocks[max(0, bisect_right(starts, key) - 1)].id for key in keys)
+    _grow(dict(counts), {b.id: b for b in blocks})
+
+
+def _grow(counts: dict[int, int], blocks: dict[int, TaskRankBlock]) -> None:
+    for block_id, count in counts.items():
+        block = blocks[block_id]
+        _set_size(block_id, block.size + count)
+        if block.size + count > MAX_SIZE:
+            _split(TaskRankBlock.get_by_id(block_id))
+
+
+def clear(project_id: int, *orderings: Ordering) -> None:
+    TaskRankBlock.delete().where(
+        TaskRankBlock.project == project_id,
+        TaskRankBlock.ordering.in_([int(o) for o in orderings]),
+    ).execute()
+
+
+def rebuild(ordering: Ordering, project_id: int | None = None) -> None:
+    """Write an order's blocks from the task table in one statement (migrations, bulk resets):
+    every TARGET-th key in the order starts a block. The caller cleared the old blocks."""
+    columns = key_columns(ordering)
+    partition = [Task.project]
+    number = peewee.fn.ROW_NUMBER().over(partition_by=partition, order_by=list(columns))
+    total = peewee.fn.COUNT(Task.id).over(partition_by=partition)
+    at = Task.completed_at if ordering is Ordering.COMPLETED else peewee.Value(0)
+    conditions = members(0, ordering)[1:]
+    if project_id is not None:
+        conditions.append(Task.project == project_id)
+    ranked_rows = Task.select(
+        Task.project.alias("project_id"),
+        at.alias("start_at"),
+        Task.id.alias("start_id"),
+        number.alias("rn"),
+        total.alias("total"),
+    )
+    if conditions:
+        ranked_rows = ranked_rows.where(*conditions)
+    ranked = ranked_rows.alias("ranked")
+    c = ranked.c
+    left = c.total - c.rn + 1
+    size = peewee.Case(None, [(left < TARGET, left)], TARGET)
+    first_of_block = (c.rn - 1) - ((c.rn - 1) / TARGET) * TARGET == 0
+    select = peewee.Select(
+        [ranked], [c.project_id, peewee.Value(int(ordering)), c.start_at, c.start_id, size]
+    ).where(first_of_block)
+    fields = [getattr(TaskRankBlock, name) for name in _BLOCK_COLUMNS]
+    fields[0] = TaskRankBlock.project
+    TaskRankBlock.insert_from(select, fields).execute()
+
+
+def kth_key(project_id: int, ordering: Ordering, k: int) -> Key | None:
+    """The key of the k-th (0-based) task of an order, or None past its end."""
+    if k < 0:
+        return None
+    upto = peewee.fn.SUM(TaskRankBlock.size).over(order_by=list(_ascending()))
+    sums = (
+        _blocks(project_id, ordering)
+        .select(
+            TaskRankBlock.start_at, TaskRankBlock.start_id, TaskRankBlock.size, upto.alias("upto")
+        )
+        .alias("sums")
+    )
+    c = sums.c
+    query = (
+        peewee.Select([sums], [c.start_at, c.start_id, c.size, c.upto])
+        .where(c.upto > k)
+        .order_by(c.start_at, c.start_id)
+        .limit(1)
+    )
+    row = database.execute(query).fetchone()
+    if row is None:
+        return None
+    start_at, start_id, size, upto_k = (int(v) for v in row)
+    skip = k - (upto_k - size)
+    key_query = (
+        Task.select(*key_columns(ordering))
+        .where(*members(project_id, ordering), key_from(ordering, (start_at, start_id), ">="))
+        .order_by(*key_columns(ordering))
+        .limit(1)
+        .offset(skip)
+    )
+    found = database.execute(key_query).fetchone()
+    if found is None:
+        return None
+    if ordering is Ordering.COMPLETED:
+        return (int(found[0]), int(found[1]))
+    return (0, int(found[0]))
