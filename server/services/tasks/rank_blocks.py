@@ -34,6 +34,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import Counter
 from enum import IntEnum
+from functools import cache
 
 import peewee
 
@@ -303,38 +304,47 @@ def rebuild(ordering: Ordering, project_id: int | None = None) -> None:
     TaskRankBlock.insert_from(select, fields).execute()
 
 
+_MEMBER_CONDITION = {
+    Ordering.ID: "",
+    Ordering.COMPLETED: ' AND "completed_at" IS NOT NULL',
+    Ordering.UNLABELED: ' AND "is_labeled" = FALSE',
+}
+
+
+@cache
+def _kth_statements(param: str, ordering: Ordering) -> tuple[str, str]:
+    """SQL of the two lookups (written once: building them with peewee per call costs more
+    than running them). The conditions are the partial indexes' literal ones."""
+    block = (
+        'SELECT "start_at", "start_id", "size", "upto" FROM ('
+        'SELECT "start_at", "start_id", "size", '
+        'SUM("size") OVER (ORDER BY "start_at", "start_id") AS "upto" '
+        f'FROM "task_rank_block" WHERE "project_id" = {param} AND "ordering" = {param}'
+        f') AS "sums" WHERE "upto" > {param} ORDER BY "start_at", "start_id" LIMIT 1'
+    )
+    if ordering is Ordering.COMPLETED:
+        columns, seek = '"completed_at", "id"', f'("completed_at", "id") >= ({param}, {param})'
+    else:
+        columns, seek = '"id"', f'"id" >= {param}'
+    key = (
+        f'SELECT {columns} FROM "task" WHERE "project_id" = {param}'
+        f"{_MEMBER_CONDITION[ordering]} AND {seek} ORDER BY {columns} LIMIT 1 OFFSET {param}"
+    )
+    return block, key
+
+
 def kth_key(project_id: int, ordering: Ordering, k: int) -> Key | None:
     """The key of the k-th (0-based) task of an order, or None past its end."""
     if k < 0:
         return None
-    upto = peewee.fn.SUM(TaskRankBlock.size).over(order_by=list(_ascending()))
-    sums = (
-        _blocks(project_id, ordering)
-        .select(
-            TaskRankBlock.start_at, TaskRankBlock.start_id, TaskRankBlock.size, upto.alias("upto")
-        )
-        .alias("sums")
-    )
-    c = sums.c
-    query = (
-        peewee.Select([sums], [c.start_at, c.start_id, c.size, c.upto])
-        .where(c.upto > k)
-        .order_by(c.start_at, c.start_id)
-        .limit(1)
-    )
-    row = database.execute(query).fetchone()
+    block_sql, key_sql = _kth_statements(database.param, ordering)
+    row = database.execute_sql(block_sql, (project_id, int(ordering), k)).fetchone()
     if row is None:
         return None
-    start_at, start_id, size, upto_k = (int(v) for v in row)
-    skip = k - (upto_k - size)
-    key_query = (
-        Task.select(*key_columns(ordering))
-        .where(*members(project_id, ordering), key_from(ordering, (start_at, start_id), ">="))
-        .order_by(*key_columns(ordering))
-        .limit(1)
-        .offset(skip)
-    )
-    found = database.execute(key_query).fetchone()
+    start_at, start_id, size, upto = (int(v) for v in row)
+    skip = k - (upto - size)
+    seek = (start_at, start_id) if ordering is Ordering.COMPLETED else (start_id,)
+    found = database.execute_sql(key_sql, (project_id, *seek, skip)).fetchone()
     if found is None:
         return None
     if ordering is Ordering.COMPLETED:
