@@ -35,11 +35,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server import db, migrations  # noqa: E402
-from server.models import Project, Task  # noqa: E402
-from server.services import projects  # noqa: E402
-from server.services.imports.json_import import import_tasks  # noqa: E402
-from server.services.tasks.tasks import (  # noqa: E402
+from server import db, migrations
+from server.models import Project, Task
+from server.services import projects
+from server.services.imports.json_import import import_tasks
+from server.services.tasks.tasks import (
     TaskOrder,
     delete_all_tasks,
     delete_task,
@@ -137,7 +137,7 @@ def run(url: str, sizes: list[int], deletes: int, reps: int) -> None:
         if size == max(sizes):
             db.with_connection(_pages, project_id, reps, rng)
         db.with_connection(delete_all_tasks, project_id)
-        db.with_connection(lambda: Project.delete_by_id(project_id))
+        db.with_connection(Project.delete_by_id, project_id)
 
 
 def main() -> None:
