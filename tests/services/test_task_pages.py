@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
@@ -102,6 +102,7 @@ def _check_pages(project_id: int) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(operations=OPERATIONS)
+@example(operations=[("import", [TIMES[1]]), ("import", [TIMES[0]] * 7)])  # a split of block 1
 def test_pages_equal_a_brute_force_ordering(
     client: TestClient, project_id: int, tiny_blocks: None, operations: list[Any]
 ) -> None:

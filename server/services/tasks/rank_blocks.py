@@ -40,8 +40,8 @@ import peewee
 
 from server.db import bulk_insert, database
 from server.models import COMPLETED, UNLABELED, Task, TaskRankBlock
-
-Key = tuple[int, int]
+from server.services.tasks import rank_block_rows as rows
+from server.services.tasks.rank_block_rows import Block, Key
 
 MAX_SIZE = 1024
 TARGET = 512
@@ -108,123 +108,77 @@ def _task_keys(project_id: int, ordering: Ordering, start: Key, end: Key | None)
     return [(0, int(task_id)) for (task_id,) in rows]
 
 
-# --- the block side --------------------------------------------------------------------------
+# --- the block side (rows through :mod:`rank_block_rows`) -----------------------------------
 
 
-def _blocks(project_id: int, ordering: Ordering) -> peewee.ModelSelect[TaskRankBlock]:
-    return TaskRankBlock.select().where(
-        TaskRankBlock.project == project_id, TaskRankBlock.ordering == int(ordering)
-    )
-
-
-def _start() -> peewee.Tuple:
-    return peewee.Tuple(TaskRankBlock.start_at, TaskRankBlock.start_id)
-
-
-def _ascending() -> tuple[peewee.Field, peewee.Field]:
-    return (TaskRankBlock.start_at, TaskRankBlock.start_id)
-
-
-def _descending() -> tuple[peewee.Ordering, peewee.Ordering]:
-    return (TaskRankBlock.start_at.desc(), TaskRankBlock.start_id.desc())
-
-
-def _start_of(block: TaskRankBlock) -> Key:
-    return (int(block.start_at), int(block.start_id))
-
-
-def _block_of(project_id: int, ordering: Ordering, key: Key) -> TaskRankBlock | None:
-    """The block whose range holds ``key``: the last one starting at or before it, else the
-    first one (a key below every start belongs to the first block)."""
-    blocks = _blocks(project_id, ordering)
-    block: TaskRankBlock | None = (
-        blocks.where(_start() <= peewee.Tuple(*key)).order_by(*_descending()).first()
-    )
-    if block is None:
-        block = blocks.order_by(*_ascending()).first()
-    return block
-
-
-def _neighbour(block: TaskRankBlock, after: bool) -> TaskRankBlock | None:
-    blocks = _blocks(block.project_id, Ordering(block.ordering))
-    start = peewee.Tuple(*_start_of(block))
-    if after:
-        found: TaskRankBlock | None = blocks.where(_start() > start).order_by(*_ascending()).first()
-    else:
-        found = blocks.where(_start() < start).order_by(*_descending()).first()
-    return found
-
-
-def _set_size(block_id: int, size: int) -> None:
-    TaskRankBlock.update(size=size).where(TaskRankBlock.id == block_id).execute()
-
-
-def _split(block: TaskRankBlock) -> None:
+def _split(project_id: int, ordering: Ordering, block: Block) -> None:
     """Recount an overfull block from the task index and cut it into TARGET-sized blocks."""
-    ordering = Ordering(block.ordering)
-    after = _neighbour(block, after=True)
-    end = _start_of(after) if after is not None else None
-    keys = _task_keys(block.project_id, ordering, _start_of(block), end)
+    after = rows.neighbour(project_id, ordering, block, after=True)
+    keys = _task_keys(project_id, ordering, block.start, after.start if after else None)
     pieces = [keys[i : i + TARGET] for i in range(0, len(keys), TARGET)]
     if len(pieces) > 1 and len(pieces[-1]) < MIN_SIZE:
         tail = pieces.pop()
         pieces[-1] = pieces[-1] + tail
     if not pieces:
-        block.delete_instance()
+        rows.delete(block.id)
         return
-    _set_size(block.id, len(pieces[0]))
-    rows = [(block.project_id, int(ordering), p[0][0], p[0][1], len(p)) for p in pieces[1:]]
-    bulk_insert(TaskRankBlock, _BLOCK_COLUMNS, rows)
+    rows.set_size(block.id, len(pieces[0]))
+    new = [(project_id, int(ordering), p[0][0], p[0][1], len(p)) for p in pieces[1:]]
+    bulk_insert(TaskRankBlock, _BLOCK_COLUMNS, new)
 
 
-def _join(block: TaskRankBlock, size: int) -> None:
-    """Merge an underfull block (now holding ``size``) into the block before it, or the first
-    block with the one after it."""
-    before = _neighbour(block, after=False)
+def _resize(project_id: int, ordering: Ordering, block: Block, size: int) -> None:
+    """Store a block's new size; split it past MAX_SIZE."""
+    rows.set_size(block.id, size)
+    if size > MAX_SIZE:
+        _split(project_id, ordering, Block(block.id, block.start, size))
+
+
+def _join(project_id: int, ordering: Ordering, block: Block) -> None:
+    """Merge an underfull block into the block before it, or the first block with the one
+    after it."""
+    before = rows.neighbour(project_id, ordering, block, after=False)
     if before is not None:
-        keep, keep_size, gone_id, gone_size = before, before.size, block.id, size
+        keep, gone = before, block
     else:
-        after = _neighbour(block, after=True)
+        after = rows.neighbour(project_id, ordering, block, after=True)
         if after is None:
             return
-        keep, keep_size, gone_id, gone_size = block, size, after.id, after.size
-    TaskRankBlock.delete().where(TaskRankBlock.id == gone_id).execute()
-    _set_size(keep.id, keep_size + gone_size)
-    if keep_size + gone_size > MAX_SIZE:
-        _split(TaskRankBlock.get_by_id(keep.id))
+        keep, gone = block, after
+    rows.delete(gone.id)
+    _resize(project_id, ordering, keep, keep.size + gone.size)
 
 
 def add(project_id: int, ordering: Ordering, key: Key) -> None:
     """Count a task that joined an order (its row already holds ``key``)."""
-    block = _block_of(project_id, ordering, key)
+    block = rows.block_of(project_id, ordering, key)
     if block is None:
-        bulk_insert(TaskRankBlock, _BLOCK_COLUMNS, [(project_id, int(ordering), *key, 1)])
+        rows.insert(project_id, ordering, key, 1)
         return
-    changes: dict[peewee.Field, object] = {TaskRankBlock.size: TaskRankBlock.size + 1}
-    if key < _start_of(block):
-        changes.update({TaskRankBlock.start_at: key[0], TaskRankBlock.start_id: key[1]})
-    TaskRankBlock.update(changes).where(TaskRankBlock.id == block.id).execute()
-    if block.size + 1 > MAX_SIZE:
-        _split(TaskRankBlock.get_by_id(block.id))
+    if key < block.start:
+        rows.set_start(block.id, key)
+        block = Block(block.id, key, block.size)
+    _resize(project_id, ordering, block, block.size + 1)
 
 
 def remove(project_id: int, ordering: Ordering, key: Key) -> None:
     """Uncount a task that left an order (``key`` is the key it had)."""
-    block = _block_of(project_id, ordering, key)
+    block = rows.block_of(project_id, ordering, key)
     if block is None:
         return
     size = block.size - 1
     if size <= 0:
-        block.delete_instance()
+        rows.delete(block.id)
         return
-    _set_size(block.id, size)
+    rows.set_size(block.id, size)
     if size < MIN_SIZE:
-        _join(block, size)
+        _join(project_id, ordering, Block(block.id, block.start, size))
 
 
-def move(
-    project_id: int, task_id: int, old: tuple[bool, int | None], new: tuple[bool, int | None]
-) -> None:
+State = tuple[bool, int | None]  # (is_labeled, completed_at)
+
+
+def move(project_id: int, task_id: int, old: State, new: State) -> None:
     """Recount a task whose ``(is_labeled, completed_at)`` changed from ``old`` to ``new``."""
     if old == new:
         return
@@ -238,30 +192,24 @@ def add_many(project_id: int, ordering: Ordering, keys: list[Key]) -> None:
     if not keys:
         return
     keys = sorted(keys)
-    last = _blocks(project_id, ordering).order_by(*_descending()).first()
+    last = rows.last_block(project_id, ordering)
     if last is None:
-        bulk_insert(TaskRankBlock, _BLOCK_COLUMNS, [(project_id, int(ordering), *keys[0], 0)])
-        last = _blocks(project_id, ordering).first()
-    assert last is not None
-    if keys[0] >= _start_of(last):  # appended after every key (ids only grow)
-        _grow({last.id: len(keys)}, {last.id: last})
+        rows.insert(project_id, ordering, keys[0], len(keys))
+        last = rows.last_block(project_id, ordering)
+        if last is not None and last.size > MAX_SIZE:
+            _split(project_id, ordering, last)
         return
-    blocks = list(_blocks(project_id, ordering).order_by(*_ascending()))
-    starts = [_start_of(b) for b in blocks]
+    if keys[0] >= last.start:  # appended after every key (ids only grow)
+        _resize(project_id, ordering, last, last.size + len(keys))
+        return
+    blocks = rows.all_blocks(project_id, ordering)
+    starts = [b.start for b in blocks]
     if keys[0] < starts[0]:
-        TaskRankBlock.update(start_at=keys[0][0], start_id=keys[0][1]).where(
-            TaskRankBlock.id == blocks[0].id
-        ).execute()
-    counts = Counter(blocks[max(0, bisect_right(starts, key) - 1)].id for key in keys)
-    _grow(dict(counts), {b.id: b for b in blocks})
-
-
-def _grow(counts: dict[int, int], blocks: dict[int, TaskRankBlock]) -> None:
-    for block_id, count in counts.items():
-        block = blocks[block_id]
-        _set_size(block_id, block.size + count)
-        if block.size + count > MAX_SIZE:
-            _split(TaskRankBlock.get_by_id(block_id))
+        rows.set_start(blocks[0].id, keys[0])
+        blocks[0] = Block(blocks[0].id, keys[0], blocks[0].size)
+    counts = Counter(max(0, bisect_right(starts, key) - 1) for key in keys)
+    for index, count in counts.items():
+        _resize(project_id, ordering, blocks[index], blocks[index].size + count)
 
 
 def clear(project_id: int, *orderings: Ordering) -> None:

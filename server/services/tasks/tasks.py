@@ -330,8 +330,10 @@ def update_task(task_id: int, body: Any, project_id: int | None = None) -> Task:
 def delete_task(task_id: int, project_id: int | None = None) -> int:
     """Delete a task with its completions and predictions, and uncount it from its blocks."""
     with write_transaction():
-        lock_project(get_task(task_id, project_id).project_id)
-        task = get_task(task_id, project_id, for_update=True)  # as it is now, under the lock
+        task = get_task(task_id, project_id)
+        lock_project(task.project_id)
+        if not is_sqlite():  # re-read under the lock: a completion may have changed it since
+            task = get_task(task_id, project_id, for_update=True)
         Completion.delete().where(Completion.task == task.id).execute()
         Prediction.delete().where(Prediction.task == task.id).execute()
         Task.delete().where(Task.id == task.id).execute()
