@@ -152,3 +152,16 @@ def test_a_key_below_every_block_start_is_found(
 
     db.with_connection(projects.set_label_config, project_id, _text_config())
     db.with_connection(run)
+
+
+def test_a_huge_page_number_is_empty_in_every_order(client: TestClient, project_id: int) -> None:
+    def run() -> None:
+        projects.set_label_config(project_id, _text_config())
+        import_tasks(project_id, [_item(TIMES[0], 0), _item(None, 1)])
+        project = Project.get_by_id(project_id)
+        for order in TaskOrder:
+            assert list_page(project, 2**70, 2**40, order).tasks == []
+            second = "t0" if order is TaskOrder.ID_DESC else "t1"
+            assert [t.data["text"] for t in list_page(project, 2, 1, order).tasks] == [second]
+
+    db.with_connection(run)

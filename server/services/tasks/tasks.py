@@ -133,7 +133,9 @@ def list_page(project: Project, page: int, page_size: int, order: TaskOrder) -> 
     project_id = project.id
     offset = (page - 1) * page_size
     tasks: list[Task]
-    if order in (TaskOrder.ID_ASC, TaskOrder.ID_DESC):
+    if offset >= project.task_count:  # past the end (also keeps huge numbers out of SQL)
+        tasks = []
+    elif order in (TaskOrder.ID_ASC, TaskOrder.ID_DESC):
         desc = order is TaskOrder.ID_DESC
         tasks = _id_page(project_id, project.task_count, offset, page_size, desc)
     else:
