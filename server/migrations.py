@@ -22,7 +22,7 @@ from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply
 
 from server.db import database, is_sqlite, write_transaction
-from server.models import ALL_MODELS, STORAGE_MODELS
+from server.models import ALL_MODELS, RANK_MODELS, STORAGE_MODELS, TaskRankBlock
 
 log = logging.getLogger(__name__)
 MIGRATION_LOCK_ID = 0x1A8E1
@@ -55,10 +55,24 @@ def _ml_backend_trusted() -> None:
     apply(migrator.add_column("ml_backend", "trusted", peewee.BooleanField(null=True)))
 
 
+def _task_rank_blocks() -> None:
+    """Page lookups without renumbering or OFFSET: the counted key blocks of every project's
+    tasks in each order (:mod:`server.services.tasks.rank_blocks`), built from the existing
+    rows. Existing positions are dense, which the new rule (ascending with id, gaps allowed)
+    accepts as they are."""
+    from server.services.tasks import rank_blocks
+
+    database.create_tables(RANK_MODELS, safe=True)
+    TaskRankBlock.delete().execute()
+    for ordering in rank_blocks.Ordering:
+        rank_blocks.rebuild(ordering)
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
     _ml_backend_trusted,
+    _task_rank_blocks,
 ]
 
 

@@ -1,8 +1,10 @@
 """Peewee models. Schema creation and migrations live in :mod:`server.migrations`.
 
 Tasks carry denormalised counters (completions, predictions, completed_at, mean score) and a
-dense per-project ``position`` in id order; projects carry totals. Services keep them in step
-inside the same transaction, so listings, counts and the label stream never scan the table.
+per-project ``position`` (insertion sequence, ascending with id, gaps left by deletions);
+projects carry totals and :class:`TaskRankBlock` rows count tasks per key range for the page
+lookups (:mod:`server.services.tasks.rank_blocks`). Services keep them in step inside the same
+transaction, so listings, counts and the label stream never scan the table.
 """
 
 from __future__ import annotations
@@ -150,6 +152,23 @@ Task.add_index(
     )
 )
 Task.add_index(Task.index(Task.project, Task.id, name="task_predicted").where(UNLABELED, PREDICTED))
+
+
+class TaskRankBlock(BaseModel):
+    """How many of a project's tasks fall in one key range of one order: the range starts at
+    ``(start_at, start_id)`` and ends where the next block of the same order starts. Orders:
+    see :class:`server.services.tasks.rank_blocks.Ordering`. Created by migration 4."""
+
+    id = IdField()
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
+    project_id: int
+    ordering = peewee.SmallIntegerField()
+    start_at = peewee.BigIntegerField()
+    start_id = peewee.BigIntegerField()
+    size = peewee.IntegerField()
+
+    class Meta:
+        indexes = ((("project", "ordering", "start_at", "start_id"), True),)
 
 
 class Completion(BaseModel):
@@ -342,3 +361,5 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
 )
 # Tables created by migration 2 (server.migrations), not by the initial schema.
 STORAGE_MODELS: tuple[type[BaseModel], ...] = (Storage, StorageKey)
+# Created by migration 4.
+RANK_MODELS: tuple[type[BaseModel], ...] = (TaskRankBlock,)

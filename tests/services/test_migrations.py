@@ -90,3 +90,37 @@ def test_a_version_2_database_gets_ml_backend_trusted(sentiment_project: TestCli
         assert rows == [("old", None)]
 
     db.with_connection(downgrade_and_migrate)
+
+
+def test_a_version_3_database_gets_the_task_rank_blocks(sentiment_project: TestClient) -> None:
+    """Databases made before the counted key blocks get them built from their tasks: every
+    order's pages and deletions work on the migrated data."""
+    before = {
+        order: sentiment_project.get(f"/api/tasks?page_size=100&order={order}").json()["tasks"]
+        for order in ("id", "-id", "completed_at", "-completed_at")
+    }
+
+    def downgrade_and_migrate() -> None:
+        db.database.execute_sql('DROP TABLE "task_rank_block"')
+        migrations.SchemaVersion.delete().where(migrations.SchemaVersion.version > 3).execute()
+        assert migrations.migrate() == len(migrations.MIGRATIONS)
+        assert _task_total() == 5
+        sizes = db.database.execute_sql(
+            'SELECT ordering, SUM(size) FROM "task_rank_block" GROUP BY ordering ORDER BY 1'
+        ).fetchall()
+        labeled = int(
+            db.database.execute_sql('SELECT COUNT(*) FROM "task" WHERE is_labeled').fetchone()[0]
+        )
+        assert 0 < labeled < 5
+        assert [(int(o), int(s)) for o, s in sizes] == [(0, 5), (1, labeled), (2, 5 - labeled)]
+
+    db.with_connection(downgrade_and_migrate)
+    for order, tasks in before.items():
+        ids = [t["id"] for t in tasks]
+        for page in (1, 2, 3):
+            response = sentiment_project.get(f"/api/tasks?page={page}&page_size=2&order={order}")
+            assert [t["id"] for t in response.json()["tasks"]] == ids[(page - 1) * 2 : page * 2]
+    first = before["id"][0]["id"]
+    assert sentiment_project.delete(f"/api/tasks/{first}").status_code == 204
+    response = sentiment_project.get("/api/tasks?page=2&page_size=2")
+    assert [t["id"] for t in response.json()["tasks"]] == [t["id"] for t in before["id"][3:5]]

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import peewee
+
 from server.db import bulk_insert, database, write_transaction
 from server.errors import DomainError
 from server.int_ranges import is_timestamp
@@ -31,6 +33,8 @@ from server.services.imports.validation import (
     ValidTask,
     validate_item,
 )
+from server.services.tasks import rank_blocks
+from server.services.tasks.rank_blocks import Ordering
 from server.services.tasks.tasks import PREDICTION_COLUMNS, prediction_rows
 
 CHUNK = 2000
@@ -86,7 +90,7 @@ def store(
     progress: Callable[[int], None] | None = None,
 ) -> Stored:
     """Validate ``items`` one by one and (``insert``) store them in chunks."""
-    stored = Stored(start=project.task_count)
+    stored = Stored(start=_next_position(project.id))
     errors: list[str] = []
     pending: list[ValidTask] = []
     now = now_seconds()
@@ -225,8 +229,9 @@ def _insert_chunk(
             run.append(_task_row(project_id, position, task, now, completions))
         position += 1
     bulk_insert(Task, PLAIN_TASK_COLUMNS if run_is_plain else TASK_COLUMNS, run)
+    keys = _keys_between(project_id, start, position)
     if completions or predictions:
-        task_ids = _ids_between(project_id, start, position)
+        task_ids = [task_id for task_id, _ in keys]
         completion_rows = [
             (project_id, task_ids[owner], created, now, cancelled, payload)
             for owner, (created, cancelled, payload) in zip(owners, completions, strict=True)
@@ -234,7 +239,33 @@ def _insert_chunk(
         bulk_insert(Completion, COMPLETION_COLUMNS, completion_rows)
         if predictions:
             _insert_predictions(project_id, chunk, task_ids, now)
+    _count_in_blocks(project_id, keys)
     return labeled, len(completions), predictions
+
+
+def _next_position(project_id: int) -> int:
+    """Positions only grow (deletions leave gaps), so new tasks go after the highest."""
+    highest = Task.select(peewee.fn.MAX(Task.position)).where(Task.project == project_id)
+    value = highest.scalar()
+    return 0 if value is None else int(value) + 1
+
+
+def _keys_between(project_id: int, start: int, stop: int) -> list[tuple[int, int | None]]:
+    """(id, completed_at) of the tasks at positions start..stop-1, in order."""
+    query = Task.select(Task.id, Task.completed_at).where(
+        Task.project == project_id, Task.position >= start, Task.position < stop
+    )
+    return [(r[0], r[1]) for r in database.execute(query.order_by(Task.position)).fetchall()]
+
+
+def _count_in_blocks(project_id: int, keys: list[tuple[int, int | None]]) -> None:
+    """Count new tasks in the rank blocks (ids are new, so these are appends but for the
+    completion order)."""
+    labeled = [(at, task_id) for task_id, at in keys if at is not None]
+    unlabeled = [(0, task_id) for task_id, at in keys if at is None]
+    rank_blocks.add_many(project_id, Ordering.ID, [(0, task_id) for task_id, _ in keys])
+    rank_blocks.add_many(project_id, Ordering.COMPLETED, labeled)
+    rank_blocks.add_many(project_id, Ordering.UNLABELED, unlabeled)
 
 
 def _ids_between(project_id: int, start: int, stop: int | None = None) -> list[int]:

@@ -13,7 +13,9 @@ from server.ls_json import is_cancelled
 from server.models import COMPLETED, Completion, Project, Task, now_seconds
 from server.services.config import derived_schema
 from server.services.projects import get_project, lock_project
+from server.services.tasks import rank_blocks
 from server.services.tasks.lookup import find_task
+from server.services.tasks.rank_blocks import Ordering
 from server.services.tasks.tasks import get_task
 
 _SERVER_KEYS = ("id", "created_at")
@@ -60,6 +62,16 @@ def refresh_task_stats(task: Task) -> None:
             labeled_task_count=Project.labeled_task_count + labeled_delta,
             completion_count=Project.completion_count + completions_delta,
         ).where(Project.id == task.project_id).execute()
+    _recount(task, labeled, newest if labeled else None)
+
+
+def _recount(task: Task, labeled: bool, completed_at: int | None) -> None:
+    """Move the task between the completion-order blocks when its key changed (under the
+    project's lock, which orders these block updates across writers)."""
+    old = (bool(task.is_labeled), task.completed_at)
+    if old != (labeled, completed_at):
+        lock_project(task.project_id)
+        rank_blocks.move(task.project_id, task.id, old, (labeled, completed_at))
 
 
 def get_completion(completion_id: int, task_id: int | None = None) -> Completion:
@@ -126,6 +138,7 @@ def _count_new_completion(task: Task, completion: Completion) -> None:
         labeled_task_count=Project.labeled_task_count + (0 if task.is_labeled else 1),
         completion_count=Project.completion_count + 1,
     ).where(Project.id == task.project_id).execute()
+    _recount(task, True, newest)
 
 
 def _merge(
@@ -209,6 +222,8 @@ def delete_all_completions(project_id: int) -> int:
         Project.update(labeled_task_count=0, completion_count=0).where(
             Project.id == project_id
         ).execute()
+        rank_blocks.clear(project_id, Ordering.COMPLETED, Ordering.UNLABELED)
+        rank_blocks.rebuild(Ordering.UNLABELED, project_id)
         derived_schema.mark_stale(project_id)
         return int(deleted)
 

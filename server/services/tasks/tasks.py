@@ -1,8 +1,11 @@
 """Tasks: listing (page numbers and keyset cursors), lookup, update, deletion.
 
-Every listing is index-backed: id order pages seek on the dense ``position`` column, so page
-N costs the same as page 1; keyset cursors seek on ``(project, id)`` or
-``(project, completed_at, id)``.
+Every listing is index-backed. Page numbers keep Label Studio's meaning (page N of size S is
+the tasks S*(N-1)+1 .. S*N of those that exist now, in the order asked): the first task of a
+page is found through the counted key blocks of :mod:`server.services.tasks.rank_blocks` (a
+bounded cost at any depth, see there why), then the page is one index seek from its key.
+Deleting a task uncounts it from its blocks: no later task is renumbered. Keyset cursors seek
+on ``(project, id)`` or ``(project, completed_at, id)``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from server.services.config import derived_schema
 from server.services.config.model import LabelConfig
 from server.services.imports.validation import ROOT_MESSAGE, ItemError, ValidTask, validate_item
 from server.services.projects import get_project, lock_project, parsed_config
+from server.services.tasks import rank_blocks
+from server.services.tasks.rank_blocks import Ordering
 
 
 class TaskOrder(Enum):
@@ -89,6 +94,38 @@ def _unlabeled_group(project_id: int) -> peewee.ModelSelect[Task]:
     return Task.select().where(_in_project(project_id), UNLABELED).order_by(Task.id)
 
 
+def _id_page(project_id: int, total: int, offset: int, size: int, desc: bool) -> list[Task]:
+    index = total - 1 - offset if desc else offset
+    key = rank_blocks.kth_key(project_id, Ordering.ID, index)
+    if key is None:
+        return []
+    query = Task.select().where(_in_project(project_id))
+    if desc:
+        query = query.where(Task.id <= key[1]).order_by(Task.id.desc())
+    else:
+        query = query.where(Task.id >= key[1]).order_by(Task.id)
+    return list(query.limit(size))
+
+
+def _completed_page(
+    project_id: int, labeled: int, offset: int, size: int, desc: bool
+) -> list[Task]:
+    index = labeled - 1 - offset if desc else offset
+    key = rank_blocks.kth_key(project_id, Ordering.COMPLETED, index)
+    if key is None:
+        return []
+    query = _completed_group(project_id, desc)
+    query = query.where(rank_blocks.key_from(Ordering.COMPLETED, key, "<=" if desc else ">="))
+    return list(query.limit(size))
+
+
+def _unlabeled_page(project_id: int, offset: int, size: int) -> list[Task]:
+    key = rank_blocks.kth_key(project_id, Ordering.UNLABELED, offset)
+    if key is None:
+        return []
+    return list(_unlabeled_group(project_id).where(Task.id >= key[1]).limit(size))
+
+
 def list_page(project: Project, page: int, page_size: int, order: TaskOrder) -> TaskPage:
     """Page ``page`` (1-based) of a project's tasks, with the project's totals."""
     if page < 1 or page_size < 1:
@@ -96,23 +133,20 @@ def list_page(project: Project, page: int, page_size: int, order: TaskOrder) -> 
     project_id = project.id
     offset = (page - 1) * page_size
     tasks: list[Task]
-    if order in (TaskOrder.ID_ASC, TaskOrder.ID_DESC):
-        if order is TaskOrder.ID_ASC:
-            query = Task.select().where(_in_project(project_id), Task.position >= offset)
-            query = query.order_by(Task.position)
-        else:
-            top = project.task_count - 1 - offset
-            query = Task.select().where(_in_project(project_id), Task.position <= top)
-            query = query.order_by(Task.position.desc())
-        tasks = list(query.limit(page_size))
+    if offset >= project.task_count:  # past the end (also keeps huge numbers out of SQL)
+        tasks = []
+    elif order in (TaskOrder.ID_ASC, TaskOrder.ID_DESC):
+        desc = order is TaskOrder.ID_DESC
+        tasks = _id_page(project_id, project.task_count, offset, page_size, desc)
     else:
         labeled = project.labeled_task_count
-        first = _completed_group(project_id, order is TaskOrder.COMPLETED_AT_DESC)
-        tasks = list(first.limit(page_size).offset(offset)) if offset < labeled else []
+        desc = order is TaskOrder.COMPLETED_AT_DESC
+        tasks = []
+        if offset < labeled:
+            tasks = _completed_page(project_id, labeled, offset, page_size, desc)
         if len(tasks) < page_size:
-            rest = page_size - len(tasks)
-            second = _unlabeled_group(project_id)
-            tasks += list(second.limit(rest).offset(max(0, offset - labeled)))
+            start = max(0, offset - labeled)
+            tasks += _unlabeled_page(project_id, start, page_size - len(tasks))
     return TaskPage(
         tasks=tasks,
         total=project.task_count,
@@ -296,16 +330,18 @@ def update_task(task_id: int, body: Any, project_id: int | None = None) -> Task:
 
 
 def delete_task(task_id: int, project_id: int | None = None) -> int:
-    """Delete a task with its completions and predictions; close the gap in positions."""
+    """Delete a task with its completions and predictions, and uncount it from its blocks."""
     with write_transaction():
         task = get_task(task_id, project_id)
         lock_project(task.project_id)
+        if not is_sqlite():  # re-read under the lock: a completion may have changed it since
+            task = get_task(task_id, project_id, for_update=True)
         Completion.delete().where(Completion.task == task.id).execute()
         Prediction.delete().where(Prediction.task == task.id).execute()
         Task.delete().where(Task.id == task.id).execute()
-        Task.update(position=Task.position - 1).where(
-            _in_project(task.project_id), Task.position > task.position
-        ).execute()
+        for ordering in rank_blocks.orderings_of(task.is_labeled):
+            key = rank_blocks.key_of(ordering, task.id, task.completed_at)
+            rank_blocks.remove(task.project_id, ordering, key)
         Project.update(
             task_count=Project.task_count - 1,
             labeled_task_count=Project.labeled_task_count - (1 if task.is_labeled else 0),
@@ -323,6 +359,7 @@ def delete_all_tasks(project_id: int) -> int:
         Completion.delete().where(Completion.project == project_id).execute()
         Prediction.delete().where(Prediction.project == project_id).execute()
         Task.delete().where(_in_project(project_id)).execute()
+        rank_blocks.clear(project_id, *Ordering)
         Project.update(
             task_count=0, labeled_task_count=0, completion_count=0, prediction_count=0
         ).where(Project.id == project_id).execute()

@@ -1,0 +1,158 @@
+"""Task deletion and deep pages: the cost of ``DELETE /api/tasks/<id>`` and of page N in every
+order, measured on the services in-process (no HTTP), at 100k and 1M tasks.
+
+For each size it builds a fresh project through the bulk import service (chunks of 100,000,
+every third task imported with a completion whose ``created_at`` is spread over a few days, so
+the completion orders have many labeled tasks and ties), then times:
+
+* ``delete_task`` of random tasks (random positions in id order), each in its own transaction;
+* ``list_page`` (with the project read, as a request does) of page 1, the middle page, the last
+  page and random deep pages of size 10, in each order (``id``, ``-id``, ``completed_at``,
+  ``-completed_at``).
+
+It prints median / p95 / max per row in milliseconds against the 5 ms target. On PostgreSQL
+the tables are vacuumed and analysed after the build (what autovacuum does on a live server).
+No assertions: it only reports figures. Run from the repository root with the project's venv::
+
+    python bench/task_pages.py [--sizes 100000 1000000] [--deletes 50] [--db URL]
+
+Without ``--db`` it uses a SQLite file in a temporary folder. With ``--db postgresql://…`` it
+creates its own project in that (already migrated or empty) database and deletes it at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from server import db, migrations
+from server.models import Project, Task
+from server.services import projects
+from server.services.imports.json_import import import_tasks
+from server.services.tasks.tasks import (
+    TaskOrder,
+    delete_all_tasks,
+    delete_task,
+    list_page,
+)
+
+CHUNK = 100_000
+PAGE_SIZE = 10
+TARGET_MS = 5.0
+SEED = 20240901
+LABEL_CONFIG = (
+    '<View><Text name="text" value="$text"/>'
+    '<Choices name="sentiment" toName="text">'
+    '<Choice value="Positive"/><Choice value="Negative"/></Choices></View>'
+)
+
+
+def _items(start: int, count: int, rng: random.Random) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for n in range(start, start + count):
+        text = f"task {n}: " + "lorem ipsum " * 8
+        if n % 3 == 0:
+            at = 1_700_000_000 + rng.randrange(0, 4 * 86_400, 60)
+            completion = {"result": [], "created_at": at}
+            items.append({"data": {"text": text}, "completions": [completion]})
+        else:
+            items.append({"text": text})
+    return items
+
+
+def _build(size: int, rng: random.Random) -> int:
+    project, _ = projects.ensure_project(f"bench-{uuid.uuid4().hex[:8]}")
+    projects.set_label_config(project.id, LABEL_CONFIG)
+    started = time.perf_counter()
+    for start in range(0, size, CHUNK):
+        import_tasks(project.id, _items(start, min(CHUNK, size - start), rng))
+    took = time.perf_counter() - started
+    print(f"  built {size:,} tasks in {took:.1f} s ({size / took:,.0f} tasks/s)")
+    if not db.is_sqlite():
+        for table in ("task", "task_rank_block", "completion"):
+            if table in db.database.get_tables():
+                db.database.execute_sql(f'VACUUM ANALYZE "{table}"')
+    return int(project.id)
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    db.with_connection(fn)
+    return (time.perf_counter() - started) * 1000
+
+
+def _row(name: str, samples: list[float]) -> None:
+    samples = sorted(samples)
+    p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+    flag = "ok" if p95 <= TARGET_MS else "SLOW"
+    print(
+        f"  {name:<34} median {statistics.median(samples):8.2f}  p95 {p95:8.2f}"
+        f"  max {samples[-1]:8.2f} ms  {flag}"
+    )
+
+
+def _deletes(project_id: int, count: int, rng: random.Random) -> None:
+    ids = list(Task.select(Task.id).where(Task.project == project_id).scalars())
+    victims = rng.sample(ids, min(count, len(ids)))
+    _row(f"delete_task x{len(victims)}", [_timed(lambda i=i: delete_task(i)) for i in victims])
+
+
+def _pages(project_id: int, reps: int, rng: random.Random) -> None:
+    total = Project.get_by_id(project_id).task_count
+    last = max(1, -(-total // PAGE_SIZE))
+    for order in TaskOrder:
+        for label, pages in (
+            ("page 1", [1] * reps),
+            ("middle page", [last // 2] * reps),
+            ("last page", [last] * reps),
+            ("random deep pages", [rng.randint(last // 2, last) for _ in range(reps)]),
+        ):
+
+            def one(page: int, order: TaskOrder = order) -> None:
+                list_page(projects.get_project(project_id), page, PAGE_SIZE, order)
+
+            one(pages[0])  # warm-up
+            samples = [_timed(lambda p=p: one(p)) for p in pages]
+            _row(f"order={order.value} {label}", samples)
+
+
+def run(url: str, sizes: list[int], deletes: int, reps: int) -> None:
+    db.connect(url)
+    db.with_connection(migrations.migrate)
+    rng = random.Random(SEED)
+    for size in sizes:
+        print(f"{size:,} tasks ({'SQLite' if db.is_sqlite() else 'PostgreSQL'})")
+        project_id = db.with_connection(_build, size, rng)
+        db.with_connection(_deletes, project_id, deletes, rng)
+        if size == max(sizes):
+            db.with_connection(_pages, project_id, reps, rng)
+        db.with_connection(delete_all_tasks, project_id)
+        db.with_connection(Project.delete_by_id, project_id)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--deletes", type=int, default=50)
+    parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--db", help="postgresql://… (default: a temporary SQLite file)")
+    args = parser.parse_args()
+    if args.db:
+        run(args.db, args.sizes, args.deletes, args.reps)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        run(f"sqlite:///{folder}/bench.db", args.sizes, args.deletes, args.reps)
+
+
+if __name__ == "__main__":
+    main()
