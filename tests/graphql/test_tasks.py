@@ -1,5 +1,5 @@
 import pytest
-from playhouse.test_utils import count_queries
+from tests.query_log import count_queries
 from starlette.testclient import TestClient
 
 from tests.conftest import GraphQL, fixture_text

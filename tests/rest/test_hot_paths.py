@@ -3,7 +3,7 @@ bench/hot_paths.py for those)."""
 
 from __future__ import annotations
 
-from playhouse.test_utils import count_queries
+from tests.query_log import count_queries
 from starlette.testclient import TestClient
 
 from rest_compat._http import ENDPOINTS
