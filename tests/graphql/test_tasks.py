@@ -1,8 +1,8 @@
 import pytest
-from tests.query_log import count_queries
 from starlette.testclient import TestClient
 
 from tests.conftest import GraphQL, fixture_text
+from tests.query_log import count_queries
 
 RESULT = [{"from_name": "s", "to_name": "text", "type": "choices", "value": {"choices": ["A"]}}]
 

@@ -3,10 +3,10 @@ bench/hot_paths.py for those)."""
 
 from __future__ import annotations
 
-from tests.query_log import count_queries
 from starlette.testclient import TestClient
 
 from rest_compat._http import ENDPOINTS
+from tests.query_log import count_queries
 
 RESULT = [
     {
