@@ -20,6 +20,8 @@ import rest_compat
 from schema import schema
 from schema.context import Context, request_context
 from server import db
+from server.auth_state import AuthState
+from server.authentication import Authentication
 from server.cors import CrossOriginGuard, parse_origins
 from server.downloads import export_download
 from server.graphql_csrf import PreflightRequired
@@ -98,6 +100,8 @@ def create_app(settings: Settings) -> Starlette:
         else:
             app.state.project_id, _ = prepare_database(settings)
             log.info("project %s ready (database %s)", settings.project_name, _safe_url(settings))
+        app.state.auth = auth
+        auth.open()
         app.state.ml = MLRuntime.open(settings)
         app.state.storage = StorageRuntime.open(settings)
         try:
@@ -105,12 +109,14 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             # Let running prediction jobs finish their batch (bounded by the ML timeouts), and
             # storage syncs their current call (bounded by the storage timeout).
+            auth.close()
             await anyio.to_thread.run_sync(app.state.ml.close)
             await anyio.to_thread.run_sync(app.state.storage.close, settings.storage_timeout + 1)
             pool = db.database.obj
             if pool is not None and hasattr(pool, "close_all"):
                 pool.close_all()
 
+    auth = AuthState(settings)
     graphql_app = GraphQLApp(schema, graphql_ide="graphiql", multipart_uploads_enabled=True)
     graphql_app.max_json_depth = settings.max_json_depth
     routes = [
@@ -121,7 +127,11 @@ def create_app(settings: Settings) -> Starlette:
         Route("/static/samples/{name}", sample_media, methods=["GET", "HEAD"]),
         *rest_compat.routes(),
     ]
-    middleware = [*front_door(settings), Middleware(LabelStudioHeaders)]
+    middleware = [
+        *front_door(settings),
+        Middleware(LabelStudioHeaders),
+        Middleware(Authentication, auth=auth),
+    ]
     if settings.multi_session:
         middleware.append(
             Middleware(

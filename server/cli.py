@@ -54,6 +54,7 @@ def add_server_options(sub: argparse.ArgumentParser) -> None:
 
 
 HTTP_OPTIONS = ("cors_origins", "allowed_hosts")
+AUTH_OPTIONS = ("username", "password", "proxy_headers")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,10 +96,20 @@ def _parser() -> argparse.ArgumentParser:
             metavar="HOSTS",
             help="comma-separated extra names accepted in the Host header (* = any)",
         )
+        sub.add_argument(
+            "--proxy-headers",
+            action="store_true",
+            default=None,
+            help="trust X-Forwarded-Proto/-For (only behind a proxy that sets them)",
+        )
 
     start = commands.add_parser("start", help="start the server")
     project_options(start)
     start.add_argument("--init", action="store_true", help="create the project if needed")
+    start.add_argument("--username", help="HTTP Basic auth user name (default ls)")
+    start.add_argument(
+        "--password", help="HTTP Basic auth password; non-empty = Basic auth on (as Label Studio)"
+    )
     add_server_options(start)
     http_options(start)
     init = commands.add_parser("init", help="create a project without starting the server")
@@ -136,7 +147,15 @@ def _settings(args: argparse.Namespace) -> Settings:
         if not project_dir:
             raise ValueError(f"no project directory: give PROJECT_DIR or set {PROJECT_DIR_ENV}")
         overrides = {"project_dir": project_dir, "root_dir": ""}
-    for name in ("database_url", "sampling", "log_level", "host", "port", *HTTP_OPTIONS):
+    for name in (
+        "database_url",
+        "sampling",
+        "log_level",
+        "host",
+        "port",
+        *HTTP_OPTIONS,
+        *AUTH_OPTIONS,
+    ):
         overrides[name] = getattr(args, name, None)
     return Settings.from_env(**overrides)
 
@@ -248,6 +267,7 @@ def serve(settings: Settings, workers: int = 1) -> int:
             port=settings.port,
             workers=workers,
             log_level=settings.log_level.lower(),
+            proxy_headers=settings.proxy_headers,
             **limits,
         )
         return 0
@@ -258,6 +278,7 @@ def serve(settings: Settings, workers: int = 1) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        proxy_headers=settings.proxy_headers,
         **limits,
     )
     return 0

@@ -68,11 +68,23 @@ def _task_rank_blocks() -> None:
         rank_blocks.rebuild(ordering)
 
 
+def _users_and_tokens() -> None:
+    """Users and API tokens (new tables), and ``completion.completed_by`` (nullable: no table
+    rebuild on SQLite; databases made by a later ``_initial_schema`` already have it)."""
+    from server.auth_models import AUTH_MODELS
+
+    database.create_tables(AUTH_MODELS, safe=True)
+    if "completed_by" not in {c.name for c in database.get_columns("completion")}:
+        migrator = SchemaMigrator.from_database(database.obj)
+        apply(migrator.add_column("completion", "completed_by", peewee.IntegerField(null=True)))
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
     _ml_backend_trusted,
     _task_rank_blocks,
+    _users_and_tokens,
 ]
 
 

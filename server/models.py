@@ -182,6 +182,9 @@ class Completion(BaseModel):
     was_cancelled = peewee.BooleanField(default=False)
     # The completion as the client sent it, without ``id`` and ``created_at``.
     payload = JSONField()
+    # The id of the user who made it (null without users); added by the users-and-tokens
+    # migration (server.migrations._users_and_tokens).
+    completed_by = peewee.IntegerField(null=True)
 
     class Meta:
         indexes = (

@@ -299,6 +299,37 @@ class Settings:
         secret=True,
     )
 
+    username: str = _setting(
+        "ls",
+        "User name of Label Studio's HTTP Basic auth (with a non-empty password; `start` only)",
+    )
+    password: str = _setting(
+        "",
+        "Password of Label Studio's HTTP Basic auth: non-empty = every route but /api/health and "
+        "/static/ needs it (`start` only; never in multi-session mode, as Label Studio)",
+        secret=True,
+    )
+    secret_key: str = _setting(
+        "",
+        "Key signing login cookies; empty = generated into session.key in the project (or root) "
+        "directory; give all processes of one server the same",
+        secret=True,
+    )
+    login_max_age: int = _setting(
+        14 * 24 * 3600, "Seconds a login (its signed cookie) lasts", cast=int
+    )
+    proxy_headers: bool = _setting(
+        False,
+        "Trust X-Forwarded-Proto and X-Forwarded-For (set only behind a proxy that sets them): "
+        "Secure cookies behind HTTPS and rate limits per real client",
+        cast=boolean,
+    )
+    auth_rate_limit: int = _setting(
+        10,
+        "Failed logins or bad tokens per client address per minute before 429 answers",
+        cast=int,
+    )
+
     @property
     def multi_session(self) -> bool:
         """``start-multi-session``: one project per browser session, all under ``root_dir``."""

@@ -24,6 +24,8 @@ POSITIVE_INTEGERS = (
     "s3_presign_ttl",
     "max_header_size",
     "max_header_count",
+    "login_max_age",
+    "auth_rate_limit",
 )
 POSITIVE_SECONDS = (
     "export_fetch_timeout",

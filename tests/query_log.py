@@ -11,7 +11,8 @@ import logging
 
 from playhouse.test_utils import count_queries as _count_all_queries
 
-BACKGROUND_THREAD_PREFIX = "labelgraph-storage"
+# The storage runtime's ticker and the users-exist watcher (server/auth_state.py).
+BACKGROUND_THREAD_PREFIX = ("labelgraph-storage", "labelgraph-auth")
 
 
 class _NotBackground(logging.Filter):

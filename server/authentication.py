@@ -1,0 +1,214 @@
+"""Who is calling: the ASGI layer that puts a :class:`~server.principal.Principal` into every
+request's scope (``scope["labelgraph.principal"]``).
+
+Credentials, first match wins:
+
+* ``Authorization: Basic`` with Label Studio's shared credential (``--username/--password``):
+  an admin;
+* ``Authorization: Token <t>`` (Label Studio 1.x's header) or ``Bearer <t>``: the token's user;
+* the signed login cookie: its user (then unsafe methods need a CSRF header, below).
+
+Without one: with a Basic password set, Label Studio's 401 challenge (every path but
+``/api/health`` and ``/static/``); with users, an anonymous principal that routes and fields
+refuse (401 / ``UNAUTHENTICATED``); otherwise the open principal (everything allowed, as
+before authentication existed). A wrong token or Basic credential is refused at once and
+counted by the per-address failure limiter (429 once over ``--auth-rate-limit`` a minute).
+Credentials are never logged.
+
+**CSRF.** A browser sends the login cookie with any request to this server, also one a foreign
+page triggers. Cookie-authenticated POST/PUT/PATCH/DELETE therefore need a non-empty
+``X-CSRF-Protection`` (or ``apollo-require-preflight`` / ``x-apollo-operation-name``) header:
+a page on another origin can only send a custom header after a CORS preflight, which
+:mod:`server.cors` refuses unless ``--cors-origins`` lists that origin. The login and logout
+form posts are exempt (the cross-origin guard refuses foreign form posts; they need none).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server.auth_state import AuthState
+from server.basic_auth import decode_basic, send_basic_challenge
+from server.db import run_db
+from server.http_refusal import send_refusal
+from server.login_cookie import COOKIE
+from server.principal import ANONYMOUS, OPEN, SCOPE_KEY, Principal, Role
+from server.services.auth import tokens, users
+
+log = logging.getLogger(__name__)
+
+OPEN_PATHS = frozenset({"/api/health", "/api/health/"})
+OPEN_PREFIXES = ("/static/",)
+FORM_PATHS = frozenset({"/login", "/logout"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADERS = (b"x-csrf-protection", b"apollo-require-preflight", b"x-apollo-operation-name")
+TOKEN_SCHEMES = (b"token", b"bearer")
+
+
+def is_open_path(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def client_address(scope: Scope, proxy_headers: bool) -> str:
+    """The caller's address; behind a trusted proxy the last X-Forwarded-For hop (the one
+    the proxy itself saw: earlier entries are the client's own claims)."""
+    if proxy_headers:
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-for":
+                hop = value.decode("latin-1").rsplit(",", 1)[-1].strip()
+                if hop:
+                    return hop[:100]
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def is_https(scope: Scope, proxy_headers: bool) -> bool:
+    if scope.get("scheme") in ("https", "wss"):
+        return True
+    if proxy_headers:
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-proto":
+                return value.decode("latin-1").split(",")[0].strip().lower() == "https"
+    return False
+
+
+def read_cookie(scope: Scope, name: str) -> str | None:
+    for header, value in scope["headers"]:
+        if header != b"cookie":
+            continue
+        for part in value.decode("latin-1").split(";"):
+            key, _, found = part.strip().partition("=")
+            if key == name:
+                return found.strip().strip('"')
+    return None
+
+
+class Refused(Exception):
+    def __init__(self, status: int, code: str, detail: str, retry_after: int = 0) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class Authentication:
+    def __init__(self, app: ASGIApp, auth: AuthState) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = await self._principal(scope)
+        except Refused as refused:
+            await self._refuse(scope, send, refused)
+            return
+        if principal is None:  # Label Studio's Basic auth wants its credential
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 4401})
+            else:
+                await send_basic_challenge(send)
+            return
+        scope[SCOPE_KEY] = principal
+        if (
+            principal.via == "session"
+            and scope["type"] == "http"
+            and scope["method"] not in SAFE_METHODS
+            and scope["path"] not in FORM_PATHS
+            and not _has_csrf_header(scope)
+        ):
+            detail = (
+                "Requests that change something with a login cookie need a non-empty "
+                "X-CSRF-Protection header (cross-site request forgery protection)"
+            )
+            await send_refusal(scope, send, 403, "CSRF", detail)
+            return
+        await self.app(scope, receive, send)
+
+    async def _principal(self, scope: Scope) -> Principal | None:
+        """The request's principal; None when Label Studio's Basic challenge is the answer."""
+        auth = self.auth
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+                break
+        if authorization is not None:
+            scheme = authorization.strip().split(b" ", 1)[0].lower()
+            if scheme in TOKEN_SCHEMES:
+                return await self._token_principal(scope, authorization)
+            if scheme == b"basic" and auth.basic is not None:
+                self._check_rate(scope)
+                if auth.basic.matches(authorization):
+                    name = decode_basic(authorization)
+                    shown = name[0].decode("utf-8", "replace") if name else ""
+                    return Principal(Role.ADMIN, "basic", None, shown)
+                self._failed(scope, "Basic credential")
+                return None if not is_open_path(scope["path"]) else ANONYMOUS
+        cookie = read_cookie(scope, COOKIE) if auth.cookies is not None else None
+        if cookie:
+            found = await self._session_principal(cookie)
+            if found is not None:
+                return found
+        if auth.basic is not None:
+            return ANONYMOUS if is_open_path(scope["path"]) else None
+        return ANONYMOUS if auth.users_exist else OPEN
+
+    async def _token_principal(self, scope: Scope, authorization: bytes) -> Principal:
+        self._check_rate(scope)
+        token = authorization.strip().split(b" ", 1)[-1].strip().decode("latin-1")
+        user = await run_db(tokens.user_for_token, token) if token else None
+        if user is None:
+            self._failed(scope, "API token")
+            raise Refused(401, "UNAUTHENTICATED", "Invalid or expired token")
+        return Principal(users.role_of(user), "token", user.id, user.username)
+
+    async def _session_principal(self, cookie: str) -> Principal | None:
+        assert self.auth.cookies is not None
+        parsed = self.auth.cookies.read(cookie)
+        if parsed is None:
+            return None
+        user_id, epoch = parsed
+        user = await run_db(users.get_user, user_id)
+        if user is None or user.auth_epoch != epoch:
+            return None
+        return Principal(users.role_of(user), "session", user.id, user.username)
+
+    def _check_rate(self, scope: Scope) -> None:
+        client = client_address(scope, self.auth.proxy_headers)
+        wait = self.auth.limiter.retry_after(client)
+        if wait:
+            raise Refused(
+                429,
+                "TOO_MANY_ATTEMPTS",
+                f"Too many failed sign-in attempts from this address; retry in {wait} seconds",
+                wait,
+            )
+
+    def _failed(self, scope: Scope, what: str) -> None:
+        client = client_address(scope, self.auth.proxy_headers)
+        self.auth.limiter.failed(client)
+        log.warning("refused a wrong %s from %s for %s", what, client, scope["path"])
+
+    async def _refuse(self, scope: Scope, send: Send, refused: Refused) -> None:
+        if scope["type"] == "websocket":
+            code = 4401 if refused.status == 401 else 4429
+            await send({"type": "websocket.close", "code": code})
+            return
+        headers = []
+        if refused.retry_after:
+            headers.append((b"retry-after", str(refused.retry_after).encode()))
+        if refused.status == 401:
+            headers.append((b"www-authenticate", b'Token realm="labelgraph"'))
+        await send_refusal(
+            scope, send, refused.status, refused.code, refused.detail, headers=headers
+        )
+
+
+def _has_csrf_header(scope: Scope) -> bool:
+    return any(name in CSRF_HEADERS and value.strip() for name, value in scope["headers"])

@@ -1,0 +1,74 @@
+"""Users: create, look up, verify a password, end all sessions of one."""
+
+from __future__ import annotations
+
+import re
+
+from server.auth_models import User
+from server.db import write_transaction
+from server.errors import DomainError
+from server.principal import Role
+from server.services.auth.passwords import check_password_rules, hash_password, verify_password
+
+USERNAME = re.compile(r"[A-Za-z0-9_.@+-]{1,150}")
+
+
+def check_username(username: str) -> str:
+    if not USERNAME.fullmatch(username):
+        raise DomainError(
+            "invalid",
+            "A user name has 1-150 characters: letters, digits and _ . @ + -",
+        )
+    return username
+
+
+def add_user(username: str, password: str, role: str = "annotator") -> User:
+    """Create a user with an argon2id hash of ``password``."""
+    check_username(username)
+    try:
+        parsed = Role.parse(role)
+        check_password_rules(password)
+    except ValueError as exc:
+        raise DomainError("invalid", str(exc)) from None
+    password_hash = hash_password(password)
+    with write_transaction():
+        if User.select().where(User.username == username).exists():
+            raise DomainError("conflict", f"User {username} already exists")
+        return User.create(username=username, password_hash=password_hash, role=parsed.name.lower())
+
+
+def any_user_exists() -> bool:
+    """One indexed probe: whether the server has users (then anonymous requests are refused)."""
+    return User.select(User.id).limit(1).exists()
+
+
+def get_user(user_id: int) -> User | None:
+    return User.get_or_none(User.id == user_id)
+
+
+def find_user(username: str) -> User:
+    found = User.get_or_none(User.username == username)
+    if found is None:
+        raise DomainError("not_found", f"User {username} not found")
+    return found
+
+
+def list_users() -> list[User]:
+    return list(User.select().order_by(User.id))
+
+
+def authenticate(username: str, password: str) -> User | None:
+    """The user whose name and password these are, else None (same cost either way)."""
+    user = User.get_or_none(User.username == username) if USERNAME.fullmatch(username) else None
+    ok = verify_password(user.password_hash if user is not None else None, password)
+    return user if ok and user is not None else None
+
+
+def end_sessions(user_id: int) -> None:
+    """Invalidate every login cookie of the user (sign out everywhere)."""
+    with write_transaction():
+        User.update(auth_epoch=User.auth_epoch + 1).where(User.id == user_id).execute()
+
+
+def role_of(user: User) -> Role:
+    return Role.ADMIN if user.role == "admin" else Role.ANNOTATOR
