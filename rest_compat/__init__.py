@@ -36,6 +36,7 @@ from rest_compat._http import (
     error_body,
 )
 from rest_compat.route_table import RouteTable
+from server.principal import OPEN, SCOPE_KEY
 
 log = logging.getLogger(__name__)
 ALLOWED_METHODS = "GET, POST, PATCH, PUT, DELETE"
@@ -50,9 +51,22 @@ def _dispatcher(by_method: dict[str, Endpoint]) -> Any:
             allowed = ", ".join(sorted(by_method))
             body = error_body(405, f"Method {request.method} not allowed; use {allowed}")
             return answer(body, 405) if request.method != "OPTIONS" else Response(status_code=200)
+        refusal = request.scope.get(SCOPE_KEY, OPEN).refusal(found.required_role)
+        if refusal is not None:
+            return refused(refusal)
         return await found.handler(request)
 
     return dispatch
+
+
+def refused(refusal: str) -> Response:
+    """401 (nobody signed in) or 403 (a role that may not), in Label Studio's error shape."""
+    if refusal == "unauthenticated":
+        detail = "Authentication required: send an API token (Authorization: Token …) or log in"
+        response = answer(error_body(401, detail), 401)
+        response.headers["WWW-Authenticate"] = 'Token realm="labelgraph"'
+        return response
+    return answer(error_body(403, "Your role may not do this"), 403)
 
 
 def routes() -> list[BaseRoute]:

@@ -29,6 +29,7 @@ from server.errors import DomainError
 from server.gc_pause import paused_gc
 from server.json_depth import check_json_depth
 from server.json_values import loads_storable
+from server.principal import Role
 
 OPERATION_HEADER = "X-Labelgraph-Operation"
 LARGE_BODY = 64 * 1024  # parse bigger JSON bodies on a worker thread
@@ -48,6 +49,9 @@ STATUS_BY_CODE = {
     "GRAPHQL_PARSE_FAILED": 400,
     "QUERY_TOO_COMPLEX": 400,
     "DOCUMENT_TOO_LARGE": 413,
+    "UNAUTHENTICATED": 401,
+    "FORBIDDEN": 403,
+    "TOO_MANY_ATTEMPTS": 429,
 }
 
 
@@ -308,19 +312,32 @@ class Endpoint:
     method: str
     operation: Operation
     handler: Handler
+    # The least role that may call it; None (undeclared) counts as admin-only, and a test
+    # fails on any undeclared endpoint.
+    permission: Role | None = None
+
+    @property
+    def required_role(self) -> Role:
+        return Role.ADMIN if self.permission is None else self.permission
 
 
 ENDPOINTS: list[Endpoint] = []
 
 
 def endpoint(
-    path: str, method: str, operation: Operation, *, under_api: bool = True
+    path: str,
+    method: str,
+    operation: Operation,
+    *,
+    under_api: bool = True,
+    permission: Role | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Register ``handler`` as the answer to ``method /api<path>``, running ``operation``."""
+    """Register ``handler`` as the answer to ``method /api<path>``, running ``operation``, for
+    callers with at least the role ``permission`` (see :mod:`server.principal`)."""
 
     def register(handler: Handler) -> Handler:
         full_path = "/api" + path if under_api else path
-        ENDPOINTS.append(Endpoint(full_path, method, operation, handler))
+        ENDPOINTS.append(Endpoint(full_path, method, operation, handler, permission))
         return handler
 
     return register

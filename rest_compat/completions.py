@@ -17,6 +17,7 @@ from rest_compat._http import (
     path_id,
     read_json,
 )
+from server.principal import Role
 
 CREATE_COMPLETION = Operation(
     "mutation RestCompletionCreate($taskId: Int!, $completion: JSON!, $wasCancelled: Boolean) {"
@@ -53,7 +54,7 @@ def _is_null(request: Request) -> bool:
 _NULL_ID = {"detail": "completion id is null"}
 
 
-@endpoint("/tasks/{task_id}/completions", "POST", CREATE_COMPLETION)
+@endpoint("/tasks/{task_id}/completions", "POST", CREATE_COMPLETION, permission=Role.ANNOTATOR)
 async def task_completions_post(request: Request) -> Response:
     task_id = path_id(request, "task_id", "Task")
     body = await _completion_body(request)
@@ -63,7 +64,7 @@ async def task_completions_post(request: Request) -> Response:
     return answer({"id": data["createCompletion"]["id"]}, 201, CREATE_COMPLETION)
 
 
-@endpoint("/tasks/{task_id}/completions", "DELETE", DELETE_TASK_COMPLETIONS)
+@endpoint("/tasks/{task_id}/completions", "DELETE", DELETE_TASK_COMPLETIONS, permission=Role.ADMIN)
 async def task_completions_delete(request: Request) -> Response:
     task_id = path_id(request, "task_id", "Task")
     await execute(request, DELETE_TASK_COMPLETIONS, {"taskId": task_id})
@@ -87,15 +88,26 @@ async def _completion_update(request: Request) -> Response:
     return answer({"detail": "created"}, 201, UPDATE_COMPLETION)
 
 
-endpoint("/tasks/{task_id}/completions/{completion_id}", "PATCH", UPDATE_COMPLETION)(
-    _completion_update
-)
-endpoint("/tasks/{task_id}/completions/{completion_id}", "POST", UPDATE_COMPLETION)(
-    _completion_update
-)
+endpoint(
+    "/tasks/{task_id}/completions/{completion_id}",
+    "PATCH",
+    UPDATE_COMPLETION,
+    permission=Role.ANNOTATOR,
+)(_completion_update)
+endpoint(
+    "/tasks/{task_id}/completions/{completion_id}",
+    "POST",
+    UPDATE_COMPLETION,
+    permission=Role.ANNOTATOR,
+)(_completion_update)
 
 
-@endpoint("/tasks/{task_id}/completions/{completion_id}", "DELETE", DELETE_COMPLETION)
+@endpoint(
+    "/tasks/{task_id}/completions/{completion_id}",
+    "DELETE",
+    DELETE_COMPLETION,
+    permission=Role.ANNOTATOR,
+)
 async def completion_delete(request: Request) -> Response:
     if _is_null(request):
         return answer(_NULL_ID, 200, DELETE_COMPLETION)
@@ -105,13 +117,13 @@ async def completion_delete(request: Request) -> Response:
     return answer(None, 204, DELETE_COMPLETION)
 
 
-@endpoint("/completions", "GET", LABELED_TASK_IDS)
+@endpoint("/completions", "GET", LABELED_TASK_IDS, permission=Role.ANNOTATOR)
 async def completions_get(request: Request) -> Response:
     data = await execute(request, LABELED_TASK_IDS)
     return answer({"ids": data["project"]["labeledTaskIds"]}, 200, LABELED_TASK_IDS)
 
 
-@endpoint("/completions", "DELETE", DELETE_ALL_COMPLETIONS)
+@endpoint("/completions", "DELETE", DELETE_ALL_COMPLETIONS, permission=Role.ADMIN)
 async def completions_delete(request: Request) -> Response:
     await execute(request, DELETE_ALL_COMPLETIONS)
     return answer({"detail": "done"}, 201, DELETE_ALL_COMPLETIONS)

@@ -25,6 +25,7 @@ from rest_compat._http import (
 )
 from server.downloads import attachment_headers
 from server.multi_session import request_settings
+from server.principal import Role
 from server.services.export import exporter as export_service
 
 EXPORT = Operation(
@@ -60,19 +61,19 @@ async def _export(request: Request) -> Response:
     )
 
 
-@endpoint("/project/export", "GET", EXPORT)
+@endpoint("/project/export", "GET", EXPORT, permission=Role.ADMIN)
 async def project_export_get(request: Request) -> Response:
     """The zip of the project's export in ``?format=`` (export-formats.md §3)."""
     return await _export(request)
 
 
-@endpoint("/export", "GET", EXPORT)
+@endpoint("/export", "GET", EXPORT, permission=Role.ADMIN)
 async def export_get(request: Request) -> Response:
     """Label Studio's deprecated alias of ``/api/project/export``."""
     return await _export(request)
 
 
-@endpoint("/project/export/formats", "GET", EXPORT_FORMATS)
+@endpoint("/project/export/formats", "GET", EXPORT_FORMATS, permission=Role.ADMIN)
 async def project_export_formats_get(request: Request) -> Response:
     """Every format with its title, description and whether the config offers it (new)."""
     data = await execute(request, EXPORT_FORMATS)

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from rest_compat._http import Operation, answer, endpoint, execute
+from server.principal import Role
 
 HEALTH = Operation("query RestHealth { health }", on_loop=True)
 VERSION = Operation(
@@ -16,13 +17,13 @@ VERSION = Operation(
 )
 
 
-@endpoint("/health", "GET", HEALTH)
+@endpoint("/health", "GET", HEALTH, permission=Role.PUBLIC)
 async def health_get(request: Request) -> Response:
     data = await execute(request, HEALTH)
     return answer({"status": data["health"]}, 200, HEALTH)
 
 
-@endpoint("/version", "GET", VERSION, under_api=False)
+@endpoint("/version", "GET", VERSION, under_api=False, permission=Role.ANNOTATOR)
 async def version_get(request: Request) -> Response:
     """``GET /version`` (outside /api): versions of the backend and the bundled UIs."""
     version = (await execute(request, VERSION))["version"]

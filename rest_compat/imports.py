@@ -25,6 +25,7 @@ from rest_compat._http import (
     read_json,
     replayed,
 )
+from server.principal import Role
 from server.services.imports.json_import import SpooledJSON
 
 SOURCE_VARIABLES = "$tasks: JSON, $files: [Upload!], $url: String"
@@ -122,26 +123,26 @@ def _form_error(detail: str, limit: int) -> str:
     return f"Malformed multipart body: {detail}"
 
 
-@endpoint("/project/import", "POST", IMPORT_TASKS)
+@endpoint("/project/import", "POST", IMPORT_TASKS, permission=Role.ADMIN)
 async def project_import_post(request: Request) -> Response:
     data = await _import(request, IMPORT_TASKS, 422)
     return answer(data["importTasks"]["lsJson"], 201, IMPORT_TASKS)
 
 
-@endpoint("/project/import/prepare", "POST", PREPARE_IMPORT)
+@endpoint("/project/import/prepare", "POST", PREPARE_IMPORT, permission=Role.ADMIN)
 async def project_import_prepare_post(request: Request) -> Response:
     data = await _import(request, PREPARE_IMPORT, 400)
     return answer({"id": data["prepareImport"]["id"]}, 201, PREPARE_IMPORT)
 
 
-@endpoint("/project/import/{import_id}", "GET", STAGED_IMPORT)
+@endpoint("/project/import/{import_id}", "GET", STAGED_IMPORT, permission=Role.ADMIN)
 async def project_import_get(request: Request) -> Response:
     import_id = path_id(request, "import_id", "Import")
     data = await execute(request, STAGED_IMPORT, {"id": import_id})
     return answer(data["stagedImport"]["report"]["lsJson"], 200, STAGED_IMPORT)
 
 
-@endpoint("/project/import/{import_id}", "PATCH", UPDATE_STAGED_IMPORT)
+@endpoint("/project/import/{import_id}", "PATCH", UPDATE_STAGED_IMPORT, permission=Role.ADMIN)
 async def project_import_patch(request: Request) -> Response:
     import_id = path_id(request, "import_id", "Import")
     operation = UPDATE_STAGED_IMPORT
@@ -169,7 +170,7 @@ async def project_import_patch(request: Request) -> Response:
     return answer(data["updateStagedImport"]["report"]["lsJson"], 200, operation)
 
 
-@endpoint("/project/import/{import_id}/apply", "POST", APPLY_STAGED_IMPORT)
+@endpoint("/project/import/{import_id}/apply", "POST", APPLY_STAGED_IMPORT, permission=Role.ADMIN)
 async def project_import_apply_post(request: Request) -> Response:
     import_id = path_id(request, "import_id", "Import")
     data = await _run(request, APPLY_STAGED_IMPORT, {"id": import_id}, 422)

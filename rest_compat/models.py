@@ -27,6 +27,7 @@ from rest_compat._http import (
     execute,
     read_json,
 )
+from server.principal import Role
 
 LIST_MODELS = Operation("query RestModels { project { mlBackends { name } } }")
 REMOVE_MODEL = Operation(
@@ -46,14 +47,14 @@ NOT_CONNECTED = "Training is not started: seems that you don't have any ML backe
 POLL_FIRST, POLL_MAX = 0.01, 0.25
 
 
-@endpoint("/models", "GET", LIST_MODELS)
+@endpoint("/models", "GET", LIST_MODELS, permission=Role.ADMIN)
 async def models_get(request: Request) -> Response:
     data = await execute(request, LIST_MODELS)
     names = [backend["name"] for backend in data["project"]["mlBackends"]]
     return answer({"models": names}, 200, LIST_MODELS)
 
 
-@endpoint("/models", "DELETE", REMOVE_MODEL)
+@endpoint("/models", "DELETE", REMOVE_MODEL, permission=Role.ADMIN)
 async def models_delete(request: Request) -> Response:
     body = await _json_or_form(request)
     name = body.get("name") if isinstance(body, dict) else None
@@ -63,7 +64,7 @@ async def models_delete(request: Request) -> Response:
     return answer(None, 204, REMOVE_MODEL)
 
 
-@endpoint("/models/train", "POST", TRAIN)
+@endpoint("/models/train", "POST", TRAIN, permission=Role.ADMIN)
 async def models_train_post(request: Request) -> Response:
     outcomes = (await execute(request, TRAIN))["trainMlBackends"]
     failed = [o for o in outcomes if o["status"] == "FAILED"]
@@ -147,5 +148,5 @@ async def _wait_for(request: Request, job_id: int) -> None:
         delay = min(POLL_MAX, delay * 2)
 
 
-endpoint("/models/predictions", "GET", PREDICT)(_predictions)
-endpoint("/models/predictions", "POST", PREDICT)(_predictions)
+endpoint("/models/predictions", "GET", PREDICT, permission=Role.ADMIN)(_predictions)
+endpoint("/models/predictions", "POST", PREDICT, permission=Role.ADMIN)(_predictions)

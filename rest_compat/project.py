@@ -21,6 +21,7 @@ from rest_compat._http import (
     read_json,
 )
 from schema.projects import NEW_NEEDS_MULTI_SESSION
+from server.principal import OPEN, SCOPE_KEY, Role
 from server.services.session_projects import NOT_A_UUID
 from server.services.storage.storage_types import TYPES
 
@@ -29,16 +30,18 @@ fragment LsProject on Project {
   name title description instruction labelConfigLine dataTypes configHasControlTags
   sampling allowDeleteCompletions showInstruction showSkipButton enableEmptyCompletion
   showProjectLinksInMultisession labelConfigUpdated taskCount labeledTaskCount
-  mlBackends { name url }
-  sourceStorage { ...LsStorage }
-  targetStorage { ...LsStorage }
+  mlBackends @include(if: $admin) { name url }
+  sourceStorage @include(if: $admin) { ...LsStorage }
+  targetStorage @include(if: $admin) { ...LsStorage }
 }
 fragment LsStorage on Storage { type configured path params readablePath syncing }
 """
 
-GET_PROJECT = Operation("query RestProject { project { ...LsProject } }" + PROJECT_FIELDS)
+GET_PROJECT = Operation(
+    "query RestProject($admin: Boolean! = true) { project { ...LsProject } }" + PROJECT_FIELDS
+)
 UPDATE_PROJECT = Operation(
-    "mutation RestProjectPatch($input: ProjectSettingsInput!, "
+    "mutation RestProjectPatch($input: ProjectSettingsInput!, $admin: Boolean! = true, "
     '$mlBackend: String! = "", $addBackend: Boolean! = false, '
     "$mlBackends: [MlBackendInput!]! = [], $setBackends: Boolean! = false) {"
     " setMlBackends(backends: $mlBackends) @include(if: $setBackends) { name }"
@@ -54,16 +57,25 @@ VALIDATE_CONFIG = Operation(
     "{ validateLabelConfig(labelConfig: $config) { ok errors { message } } }"
 )
 NEW_PROJECT = Operation(
-    "mutation RestProjectNew($description: String!) "
+    "mutation RestProjectNew($description: String!, $admin: Boolean! = true) "
     "{ createProject(description: $description) { ...LsProject } }" + PROJECT_FIELDS
 )
 SWITCH_PROJECT = Operation(
-    "mutation RestProjectSwitch($uuid: String!) { selectProject(uuid: $uuid) { ...LsProject } }"
-    + PROJECT_FIELDS
+    "mutation RestProjectSwitch($uuid: String!, $admin: Boolean! = true) "
+    "{ selectProject(uuid: $uuid) { ...LsProject } }" + PROJECT_FIELDS
 )
 NEXT_TASK = Operation(
     "query RestNextTask { project { nextTask { lsSourceJson(livePredictions: true) } } }"
 )
+
+HIDDEN_STORAGE = {
+    "type": None,
+    "configured": False,
+    "path": None,
+    "params": {},
+    "readablePath": "",
+    "syncing": False,
+}
 
 # Label Studio's list in its order (by description, then registration).
 AVAILABLE_STORAGES = [
@@ -95,8 +107,11 @@ _SETTING_KEYS = {
 
 
 def ls_project(project: dict[str, Any], request: Request) -> dict[str, Any]:
-    """GraphQL Project -> Label Studio's ``GET /api/project`` body (rest-api.md §7.1)."""
+    """GraphQL Project -> Label Studio's ``GET /api/project`` body (rest-api.md §7.1).
+    Annotators get no ML backends and storages (admin-only: ``$admin`` false), in the same
+    shape: an empty list and storages of type null."""
     settings = request.app.state.settings
+    project = {"sourceStorage": HIDDEN_STORAGE, "targetStorage": HIDDEN_STORAGE, **project}
     config = {
         "title": project["title"],
         "description": project["description"],
@@ -113,7 +128,9 @@ def ls_project(project: dict[str, Any], request: Request) -> dict[str, Any]:
         "templates_dir": "examples",
         "editor": {"debug": False},
         "sampling": project["sampling"],
-        "ml_backends": [{"url": b["url"], "name": b["name"]} for b in project["mlBackends"]],
+        "ml_backends": [
+            {"url": b["url"], "name": b["name"]} for b in project.get("mlBackends", [])
+        ],
         "task_page_auto_update_timer": 10000,
         "show_project_links_in_multisession": project["showProjectLinksInMultisession"],
         "show_instruction": project["showInstruction"],
@@ -158,13 +175,18 @@ def _config_entry(storage: dict[str, Any], default_name: str) -> dict[str, Any]:
     }
 
 
-@endpoint("/project", "GET", GET_PROJECT)
+def _role_variables(request: Request) -> dict[str, Any]:
+    """``$admin``: whether the caller may see the admin-only project fields."""
+    return {"admin": request.scope.get(SCOPE_KEY, OPEN).role >= Role.ADMIN}
+
+
+@endpoint("/project", "GET", GET_PROJECT, permission=Role.ANNOTATOR)
 async def project_get(request: Request) -> Response:
-    data = await execute(request, GET_PROJECT)
+    data = await execute(request, GET_PROJECT, _role_variables(request))
     return answer(ls_project(data["project"], request), operation=GET_PROJECT)
 
 
-@endpoint("/project", "POST", GET_PROJECT)
+@endpoint("/project", "POST", GET_PROJECT, permission=Role.ADMIN)
 async def project_post(request: Request) -> Response:
     """Like GET; with ``new=…`` (multi-session mode) a new project for the session's user,
     selected, ``desc`` its description: 201 (``NEW_PROJECT``)."""
@@ -189,15 +211,17 @@ async def _project_switch(request: Request) -> Response:
     project_uuid = request.query_params.get("uuid")
     if not project_uuid:
         raise RestError(400, error_body(400, NOT_A_UUID), SWITCH_PROJECT)
-    data = await execute(request, SWITCH_PROJECT, {"uuid": project_uuid})
+    data = await execute(
+        request, SWITCH_PROJECT, {"uuid": project_uuid, **_role_variables(request)}
+    )
     if request.method == "GET":
         headers = {OPERATION_HEADER: SWITCH_PROJECT.name}
         return RedirectResponse(SWITCH_REDIRECT, status_code=302, headers=headers)
     return answer(ls_project(data["selectProject"], request), 200, SWITCH_PROJECT)
 
 
-endpoint("/project-switch", "GET", SWITCH_PROJECT)(_project_switch)
-endpoint("/project-switch", "POST", SWITCH_PROJECT)(_project_switch)
+endpoint("/project-switch", "GET", SWITCH_PROJECT, permission=Role.ANNOTATOR)(_project_switch)
+endpoint("/project-switch", "POST", SWITCH_PROJECT, permission=Role.ANNOTATOR)(_project_switch)
 
 
 def ml_backend_variables(body: dict[str, Any]) -> dict[str, Any]:
@@ -222,7 +246,7 @@ def ml_backend_variables(body: dict[str, Any]) -> dict[str, Any]:
     return variables
 
 
-@endpoint("/project", "PATCH", UPDATE_PROJECT)
+@endpoint("/project", "PATCH", UPDATE_PROJECT, permission=Role.ADMIN)
 async def project_patch(request: Request) -> Response:
     body = await read_json(request)
     if not isinstance(body, dict):
@@ -253,7 +277,7 @@ async def read_label_config(request: Request) -> str | None:
     return None
 
 
-@endpoint("/project/config", "POST", SET_CONFIG)
+@endpoint("/project/config", "POST", SET_CONFIG, permission=Role.ADMIN)
 async def project_config_post(request: Request) -> Response:
     text = await read_label_config(request)
     if text is None:
@@ -278,7 +302,7 @@ def saved_config_body(project: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@endpoint("/validate-config", "POST", VALIDATE_CONFIG)
+@endpoint("/validate-config", "POST", VALIDATE_CONFIG, permission=Role.ADMIN)
 async def validate_config_post(request: Request) -> Response:
     text = await read_label_config(request)
     if text is None:
@@ -292,7 +316,7 @@ async def validate_config_post(request: Request) -> Response:
     return answer(None, 204, VALIDATE_CONFIG)
 
 
-@endpoint("/project/next", "GET", NEXT_TASK)
+@endpoint("/project/next", "GET", NEXT_TASK, permission=Role.ANNOTATOR)
 async def project_next_get(request: Request) -> Response:
     data = await execute(request, NEXT_TASK)
     task = data["project"]["nextTask"]

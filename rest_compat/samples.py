@@ -17,6 +17,7 @@ from rest_compat._http import (
     execute,
 )
 from rest_compat.project import read_label_config
+from server.principal import Role
 
 SAMPLE_TASK = Operation(
     "query RestImportExample($config: String!) { sampleTask(labelConfig: $config) }"
@@ -55,11 +56,11 @@ async def import_example(request: Request) -> Response:
     return answer(data["sampleTask"], 200, SAMPLE_TASK)
 
 
-endpoint("/import-example", "GET", SAMPLE_TASK)(import_example)
-endpoint("/import-example", "POST", SAMPLE_TASK)(import_example)
+endpoint("/import-example", "GET", SAMPLE_TASK, permission=Role.ADMIN)(import_example)
+endpoint("/import-example", "POST", SAMPLE_TASK, permission=Role.ADMIN)(import_example)
 
 
-@endpoint("/import-example-file", "GET", SAMPLE_FILE)
+@endpoint("/import-example-file", "GET", SAMPLE_FILE, permission=Role.ADMIN)
 async def import_example_file_get(request: Request) -> Response:
     """Two sample tasks for the project's config as a file; an attachment unless ``raw`` is
     given and not ``0`` (as Label Studio)."""
@@ -73,7 +74,7 @@ async def import_example_file_get(request: Request) -> Response:
     return Response(sample["content"], 200, headers=headers, media_type=sample["mediaType"])
 
 
-@endpoint("/samples/time-series.csv", "GET", TIME_SERIES, under_api=False)
+@endpoint("/samples/time-series.csv", "GET", TIME_SERIES, under_api=False, permission=Role.ADMIN)
 async def time_series_csv_get(request: Request) -> Response:
     """The CSV a time-series sample task points to (labeling-config.md §8.4)."""
     params = request.query_params

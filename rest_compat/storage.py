@@ -18,6 +18,7 @@ from rest_compat._http import (
     execute,
     read_json,
 )
+from server.principal import Role
 
 STORAGE_SETTINGS = Operation("query RestStorageSettings { project { storageSettings } }")
 SET_STORAGE = Operation(
@@ -26,13 +27,13 @@ SET_STORAGE = Operation(
 )
 
 
-@endpoint("/project/storage-settings", "GET", STORAGE_SETTINGS)
+@endpoint("/project/storage-settings", "GET", STORAGE_SETTINGS, permission=Role.ADMIN)
 async def storage_settings_get(request: Request) -> Response:
     data = await execute(request, STORAGE_SETTINGS)
     return answer(data["project"]["storageSettings"], 200, STORAGE_SETTINGS)
 
 
-@endpoint("/project/storage-settings", "POST", SET_STORAGE)
+@endpoint("/project/storage-settings", "POST", SET_STORAGE, permission=Role.ADMIN)
 async def storage_settings_post(request: Request) -> Response:
     """``?storage_for=source|target&type=…`` with the field values (and ``type``, what is
     stored) as a JSON body: 201 ``{"result": "ok"}``; field errors 400 ``{"errors": {…}}``; a

@@ -18,6 +18,7 @@ from rest_compat._http import (
     query_int,
     read_json,
 )
+from server.principal import Role
 
 LIST_TASKS = Operation(
     "query RestTasks($page: Int!, $pageSize: Int!, $order: TaskOrder!) {"
@@ -47,7 +48,7 @@ ORDERS.update(
 )
 
 
-@endpoint("/tasks", "GET", LIST_TASKS)
+@endpoint("/tasks", "GET", LIST_TASKS, permission=Role.ANNOTATOR)
 async def tasks_get(request: Request) -> Response:
     order = request.query_params.get("order") or "id"
     if order not in ORDERS:
@@ -68,13 +69,13 @@ async def tasks_get(request: Request) -> Response:
     return answer(body, 200, LIST_TASKS)
 
 
-@endpoint("/tasks", "DELETE", DELETE_TASKS)
+@endpoint("/tasks", "DELETE", DELETE_TASKS, permission=Role.ADMIN)
 async def tasks_delete(request: Request) -> Response:
     await execute(request, DELETE_TASKS)
     return answer(None, 204, DELETE_TASKS)
 
 
-@endpoint("/tasks/{task_id}", "GET", GET_TASK)
+@endpoint("/tasks/{task_id}", "GET", GET_TASK, permission=Role.ANNOTATOR)
 async def task_get(request: Request) -> Response:
     task_id = path_id(request, "task_id", "Task")
     data = await execute(request, GET_TASK, {"id": task_id})
@@ -102,11 +103,11 @@ async def _task_patch(request: Request) -> Response:
     return answer({"detail": "Task patched", "data": body}, 200, UPDATE_TASK)
 
 
-endpoint("/tasks/{task_id}", "PATCH", UPDATE_TASK)(_task_patch)
-endpoint("/tasks/{task_id}", "POST", UPDATE_TASK)(_task_patch)
+endpoint("/tasks/{task_id}", "PATCH", UPDATE_TASK, permission=Role.ADMIN)(_task_patch)
+endpoint("/tasks/{task_id}", "POST", UPDATE_TASK, permission=Role.ADMIN)(_task_patch)
 
 
-@endpoint("/tasks/{task_id}", "DELETE", DELETE_TASK)
+@endpoint("/tasks/{task_id}", "DELETE", DELETE_TASK, permission=Role.ADMIN)
 async def task_delete(request: Request) -> Response:
     task_id = path_id(request, "task_id", "Task")
     await execute(request, DELETE_TASK, {"id": task_id})

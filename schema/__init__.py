@@ -16,6 +16,7 @@ from strawberry.scalars import JSON
 from strawberry.types.execution import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from schema.auth import AuthMutation, AuthQuery
 from schema.completions import CompletionMutation
 from schema.context import SessionWrites
 from schema.errors import DomainErrors
@@ -35,7 +36,14 @@ from server.db import run_db
 
 @strawberry.type
 class Query(
-    ProjectQuery, TaskQuery, MetaQuery, ExportQuery, LabelConfigQuery, ImportQuery, MLQuery
+    ProjectQuery,
+    TaskQuery,
+    MetaQuery,
+    ExportQuery,
+    LabelConfigQuery,
+    ImportQuery,
+    MLQuery,
+    AuthQuery,
 ):
     pass
 
@@ -49,6 +57,7 @@ class Mutation(
     ExportMutation,
     MLMutation,
     StorageMutation,
+    AuthMutation,
 ):
     pass
 

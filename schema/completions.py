@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from schema.context import Info
+from schema.permissions import IsAdmin, IsAnnotator, inherits_access
 from schema.scalars import JSON, from_seconds
 from server.ls_json import completion_json, prediction_json
 from server.models import Completion as CompletionRow
 from server.models import Prediction as PredictionRow
+from server.principal import Role
 from server.services.tasks import completions as completion_service
 
+if TYPE_CHECKING:
+    from schema.auth import User
 
+
+@inherits_access(Role.ANNOTATOR)
 @strawberry.type(description="A completion (annotation) of a task.")
 class Completion:
     row: strawberry.Private[CompletionRow]
@@ -51,7 +58,17 @@ class Completion:
     def ls_json(self) -> JSON:
         return completion_json(self.row)
 
+    @strawberry.field(description="The user who made it (null when made without users).")
+    def created_by(self, info: Info) -> Annotated[User, strawberry.lazy("schema.auth")] | None:
+        from schema.auth import User
 
+        if self.row.completed_by is None:
+            return None
+        row = info.context.user(self.row.completed_by)
+        return User(row=row) if row is not None else None
+
+
+@inherits_access(Role.ANNOTATOR)
 @strawberry.type(description="A prediction (pre-annotation) of a task.")
 class Prediction:
     row: strawberry.Private[PredictionRow]
@@ -92,22 +109,32 @@ class Prediction:
 @strawberry.type
 class CompletionMutation:
     @strawberry.mutation(
+        permission_classes=[IsAnnotator],
         description="Add a completion to a task. `wasCancelled: true` stores a cancelled "
         "(skipped) completion. If `completion.id` names a completion of this task, that "
-        "completion is updated instead."
+        "completion is updated instead.",
     )
     def create_completion(
         self, info: Info, task_id: int, completion: JSON, was_cancelled: bool | None = None
     ) -> Completion:
         ctx = info.context
         project_id = ctx.task(task_id).project_id
-        row = completion_service.create_completion(task_id, completion, was_cancelled, project_id)
+        principal = ctx.principal
+        row = completion_service.create_completion(
+            task_id,
+            completion,
+            was_cancelled,
+            project_id,
+            completed_by=principal.user_id,
+            only_own=principal.role < Role.ADMIN,
+        )
         ctx.children.forget(task_id)
         ctx.completions_changed(row.project_id, [row.task_id])
         return Completion(row=row)
 
     @strawberry.mutation(
-        description="Shallow-merge fields into a completion; `createdAt` is kept unless sent."
+        permission_classes=[IsAnnotator],
+        description="Shallow-merge fields into a completion; `createdAt` is kept unless sent.",
     )
     def update_completion(
         self,
@@ -118,7 +145,7 @@ class CompletionMutation:
         task_id: int | None = None,
     ) -> Completion:
         ctx = info.context
-        project_id = ctx.completion(id, task_id).project_id
+        project_id = ctx.own_completion(id, task_id).project_id
         row = completion_service.update_completion(
             id, completion, was_cancelled, task_id, project_id
         )
@@ -126,15 +153,20 @@ class CompletionMutation:
         ctx.completions_changed(row.project_id, [row.task_id])
         return Completion(row=row)
 
-    @strawberry.mutation(description="Delete a completion; returns its id.")
+    @strawberry.mutation(
+        permission_classes=[IsAnnotator], description="Delete a completion; returns its id."
+    )
     def delete_completion(self, info: Info, id: int, task_id: int | None = None) -> int:
         ctx = info.context
-        row = ctx.completion(id, task_id)
+        row = ctx.own_completion(id, task_id)
         deleted = completion_service.delete_completion(id, task_id, row.project_id)
         ctx.completions_changed(row.project_id, [row.task_id])
         return deleted
 
-    @strawberry.mutation(description="Delete all completions of a task; returns how many.")
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Delete all completions of a task; returns how many.",
+    )
     def delete_task_completions(self, info: Info, task_id: int) -> int:
         ctx = info.context
         task = ctx.task(task_id)
@@ -142,7 +174,10 @@ class CompletionMutation:
         ctx.completions_changed(task.project_id, [task_id])
         return deleted
 
-    @strawberry.mutation(description="Delete all completions of a project; returns how many.")
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Delete all completions of a project; returns how many.",
+    )
     def delete_all_completions(self, info: Info, project_id: int | None = None) -> int:
         pid = info.context.resolve_project_id(project_id)
         deleted = completion_service.delete_all_completions(pid)

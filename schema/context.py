@@ -20,6 +20,7 @@ from server.errors import DomainError, not_found
 from server.models import Completion, Job, Prediction, Project, Storage
 from server.models import Task as TaskRow
 from server.multi_session import SessionProject, session_project
+from server.principal import OPEN, SCOPE_KEY, Principal
 from server.services import projects as project_service
 from server.services import session_projects
 from server.services.config.model import LabelConfig
@@ -100,6 +101,9 @@ class Context:
     confined: bool = False
     # True while a mutation runs (set by SessionWrites): only writes store a session's project.
     writes: bool = False
+    # Who is calling (server.authentication); in-process callers (tests, the CLI) are OPEN.
+    principal: Principal = OPEN
+    _users: dict[int, Any] = field(default_factory=dict)
     _storages: dict[int, dict[str, Storage]] = field(default_factory=dict)
     _resolvers: dict[int, DataResolver | None] = field(default_factory=dict)
 
@@ -181,6 +185,22 @@ class Context:
             raise not_found("Completion", completion_id)
         self._check_visible(row.project_id, not_found("Completion", completion_id))
         return row
+
+    def own_completion(self, completion_id: int, task_id: int | None = None) -> Completion:
+        """A completion the caller may change: any for admins, else only one they made
+        (FORBIDDEN otherwise; NOT_FOUND as :meth:`completion`)."""
+        row = self.completion(completion_id, task_id)
+        if not self.principal.owns(row.completed_by):
+            raise DomainError("forbidden", "You may change only your own completions")
+        return row
+
+    def user(self, user_id: int) -> Any:
+        """UserByIdLoader: a user row (None when gone), read once per request."""
+        if user_id not in self._users:
+            from server.services.auth.users import get_user
+
+            self._users[user_id] = get_user(user_id)
+        return self._users[user_id]
 
     def job(self, job_id: int) -> Job:
         row = ml_jobs.get_job(job_id)
@@ -286,6 +306,7 @@ def request_context(request: Any, response: Any = None, *, confined: bool = Fals
         storage=getattr(state, "storage", None),
         session=session_project(request),
         confined=confined,
+        principal=request.scope.get(SCOPE_KEY, OPEN),
     )
 
 

@@ -7,13 +7,16 @@ import datetime as dt
 import strawberry
 
 from schema.context import Info
+from schema.permissions import IsAdmin, inherits_access
 from schema.scalars import from_seconds
+from server.principal import Role
 from server.services.export import exporter as export_service
 from server.services.export import formats as export_formats
 
 EXPORT_URL_PREFIX = "/data/export/"
 
 
+@inherits_access(Role.ADMIN)
 @strawberry.type(
     description="An export format, and whether the project's labeling config offers it."
 )
@@ -26,6 +29,7 @@ class ExportFormat:
     )
 
 
+@inherits_access(Role.ADMIN)
 @strawberry.type(description="A finished export: a zip file to download from `url`.")
 class ExportFile:
     result: strawberry.Private[export_service.ExportResult]
@@ -68,8 +72,9 @@ class ExportFile:
 @strawberry.type
 class ExportQuery:
     @strawberry.field(
+        permission_classes=[IsAdmin],
         description="Every export format, in Label Studio's order (YOLO, an extension, last), "
-        "with whether the project's config offers it."
+        "with whether the project's config offers it.",
     )
     def export_formats(self, info: Info, project_id: int | None = None) -> list[ExportFormat]:
         config = info.context.label_config(info.context.resolve_project_id(project_id))
@@ -85,11 +90,12 @@ class ExportQuery:
 @strawberry.type
 class ExportMutation:
     @strawberry.mutation(
+        permission_classes=[IsAdmin],
         description="Export the project's tasks in `format` (one of `exportFormats` that is "
         "available) to a zip file and return its download URL. Unknown or unavailable formats "
         "fail with extensions.code INVALID and the offered names in extensions.formats; data "
         "a format cannot represent fails with CONFLICT. `onlyCompleted: false` lists every task "
-        "in JSON, JSON_MIN, CSV and TSV, also those without (non-cancelled) completions."
+        "in JSON, JSON_MIN, CSV and TSV, also those without (non-cancelled) completions.",
     )
     def export_project(
         self,

@@ -11,9 +11,11 @@ from graphql import VariableNode
 from strawberry.file_uploads import Upload
 
 from schema.context import Info
+from schema.permissions import IsAdmin, inherits_access
 from schema.scalars import JSON, from_seconds
 from server.errors import DomainError
 from server.json_depth import check_value_depth
+from server.principal import Role
 from server.services.imports import staging as import_staging
 from server.services.imports.report import ImportResult, Selection
 from server.services.imports.staging import ImportSource, Staged, staging_place
@@ -49,6 +51,7 @@ def _check_inline_tasks(info: Info, tasks: Any, max_depth: int) -> None:
         check_value_depth(tasks, max_depth)
 
 
+@inherits_access(Role.ADMIN)
 @strawberry.type(description="What an import stored (or, for a staged import, would store).")
 class ImportReport:
     result: strawberry.Private[ImportResult]
@@ -112,6 +115,7 @@ class ImportReport:
         return self.result.ls_json(staged_id=self.staged_id)
 
 
+@inherits_access(Role.ADMIN)
 @strawberry.type(description="An import prepared but not applied yet; expires unless applied.")
 class StagedImport:
     staged: strawberry.Private[Staged]
@@ -133,7 +137,10 @@ class StagedImport:
 
 @strawberry.type
 class ImportQuery:
-    @strawberry.field(description="A staged import of the project (NOT_FOUND once applied).")
+    @strawberry.field(
+        permission_classes=[IsAdmin],
+        description="A staged import of the project (NOT_FOUND once applied).",
+    )
     def staged_import(self, info: Info, id: int, project_id: int | None = None) -> StagedImport:
         pid = info.context.resolve_project_id(project_id)
         return StagedImport(staged=import_staging.get(pid, id))
@@ -150,13 +157,14 @@ _SOURCES = (
 @strawberry.type
 class ImportMutation:
     @strawberry.mutation(
+        permission_classes=[IsAdmin],
         description="Import tasks. "
         + _SOURCES
         + "Files are read by extension as Label Studio does (json, csv, tsv, txt, html/htm/xml, "
         "zip archives, media files hosted under /data/upload/). All or nothing: invalid tasks "
         "or files fail with extensions.code INVALID_TASKS and Label Studio's messages in "
         "extensions.errors; limits with TOO_LARGE; a refused or failed download with "
-        "FETCH_FAILED."
+        "FETCH_FAILED.",
     )
     def import_tasks(
         self,
@@ -177,8 +185,9 @@ class ImportMutation:
         return ImportReport(result=result)
 
     @strawberry.mutation(
+        permission_classes=[IsAdmin],
         description="Stage an import to review it before applying it (Label Studio's UI "
-        "flow). " + _SOURCES + "Validates everything; stores no task."
+        "flow). " + _SOURCES + "Validates everything; stores no task.",
     )
     def prepare_import(
         self,
@@ -194,9 +203,10 @@ class ImportMutation:
         return StagedImport(staged=import_staging.prepare(pid, _source(tasks, files, url), place))
 
     @strawberry.mutation(
+        permission_classes=[IsAdmin],
         description="Change what a staged import reads: `selectedFormats` (extensions with "
         "their dot; empty or null: all) and `filesAsTasksList` (false: csv/tsv/txt files "
-        "become single hosted assets). Checked again; on error nothing changes."
+        "become single hosted assets). Checked again; on error nothing changes.",
     )
     def update_staged_import(
         self,
@@ -219,7 +229,10 @@ class ImportMutation:
         )
         return StagedImport(staged=staged)
 
-    @strawberry.mutation(description="Import a staged import (all or nothing); it is then gone.")
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Import a staged import (all or nothing); it is then gone.",
+    )
     def apply_staged_import(
         self, info: Info, id: int, project_id: int | None = None
     ) -> ImportReport:

@@ -7,7 +7,9 @@ from enum import Enum
 import strawberry
 
 from schema.context import Info
+from schema.permissions import IsAdmin, IsAnnotator, inherits_access
 from schema.scalars import JSON
+from server.principal import Role
 from server.services import projects as project_service
 from server.services.config import issues as config_issues
 from server.services.config import sample_tasks
@@ -47,6 +49,7 @@ class ConfigErrorCode(Enum):
     )
 
 
+@inherits_access(Role.ADMIN)
 @strawberry.type(description="One reason a labeling config is refused.")
 class ConfigError:
     message: str = strawberry.field(description="Label Studio's message.")
@@ -66,12 +69,14 @@ class ConfigError:
         )
 
 
+@inherits_access(Role.ADMIN)
 @strawberry.type(description="Outcome of validating a labeling config.")
 class ConfigValidation:
     ok: bool
     errors: list[ConfigError]
 
 
+@inherits_access(Role.ADMIN)
 @strawberry.type(description="An existing completion that a new config could not load.")
 class BrokenCompletion:
     completion_id: int
@@ -83,6 +88,7 @@ class BrokenCompletion:
         return cls(completion_id=row.completion_id, task_id=row.task_id, reasons=list(row.reasons))
 
 
+@inherits_access(Role.ADMIN)
 @strawberry.type(description="What saving a labeling config would do to a project's data.")
 class ConfigChangeImpact:
     ok: bool = strawberry.field(description="True when `setLabelConfig` would accept it.")
@@ -97,6 +103,7 @@ class ConfigChangeImpact:
     )
 
 
+@inherits_access(Role.ANNOTATOR)
 @strawberry.type(description="An object tag: shows task data.")
 class ObjectTag:
     name: str
@@ -105,6 +112,7 @@ class ObjectTag:
     is_variable: bool = strawberry.field(description="True when `value` was a `$variable`.")
 
 
+@inherits_access(Role.ANNOTATOR)
 @strawberry.type(description="A control tag: produces results for objects.")
 class ControlTag:
     name: str
@@ -114,6 +122,7 @@ class ControlTag:
     labels: list[str] = strawberry.field(description="Label texts (alias or value).")
 
 
+@inherits_access(Role.ANNOTATOR)
 @strawberry.type(description="A parsed labeling config: what the server derives from the XML.")
 class ParsedLabelConfig:
     model: strawberry.Private[LabelConfig]
@@ -166,6 +175,7 @@ class ParsedLabelConfig:
         return self.model.line
 
 
+@inherits_access(Role.ADMIN)
 @strawberry.type(description="Sample tasks as an import file.")
 class SampleTaskFile:
     filename: str
@@ -180,8 +190,9 @@ class SampleTaskFile:
 @strawberry.type
 class LabelConfigQuery:
     @strawberry.field(
+        permission_classes=[IsAdmin],
         description="Check a labeling config without saving it: the config itself and, unless "
-        "`checkProjectData` is false, whether the project's tasks and completions fit it."
+        "`checkProjectData` is false, whether the project's tasks and completions fit it.",
     )
     def validate_label_config(
         self,
@@ -199,16 +210,18 @@ class LabelConfigQuery:
         return ConfigValidation(ok=not issues, errors=[ConfigError.of(i) for i in issues])
 
     @strawberry.field(
+        permission_classes=[IsAnnotator],
         description="Parse a labeling config. Invalid configs fail with extensions.code "
-        "INVALID_LABEL_CONFIG."
+        "INVALID_LABEL_CONFIG.",
     )
     def parse_label_config(self, info: Info, label_config: str) -> ParsedLabelConfig:
         max_bytes = info.context.settings.max_label_config_size
         return ParsedLabelConfig(model=parse(label_config, max_bytes))
 
     @strawberry.field(
+        permission_classes=[IsAdmin],
         description="Sample task data for a labeling config (the editor preview set), with the "
-        "config's `<!-- {...} -->` task over it. Depends only on the config."
+        "config's `<!-- {...} -->` task over it. Depends only on the config.",
     )
     def sample_task(self, info: Info, label_config: str) -> JSON:
         return project_service.sample_task(
@@ -216,7 +229,8 @@ class LabelConfigQuery:
         )
 
     @strawberry.field(
-        description="`/samples/time-series.csv`: 100 random rows for a time series sample."
+        permission_classes=[IsAdmin],
+        description="`/samples/time-series.csv`: 100 random rows for a time series sample.",
     )
     def sample_time_series_csv(
         self,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import strawberry
 
+from schema.permissions import IsAnnotator, Public, inherits_access
+from server.principal import Role
 from server.version import LS_BACKEND_VERSION, __version__
 
 
+@inherits_access(Role.ANNOTATOR)
 @strawberry.type
 class BuildInfo:
     branch: str
@@ -15,6 +18,7 @@ class BuildInfo:
     message: str
 
 
+@inherits_access(Role.ANNOTATOR)
 @strawberry.type
 class VersionInfo:
     labelgraph: str
@@ -28,11 +32,11 @@ _NO_BUNDLED_UI = BuildInfo(branch="", commit="", date="", message="not bundled")
 
 @strawberry.type
 class MetaQuery:
-    @strawberry.field(description='"up" while the server can answer.')
+    @strawberry.field(permission_classes=[Public], description='"up" while the server can answer.')
     def health(self) -> str:
         return "up"
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[IsAnnotator])
     def version(self) -> VersionInfo:
         return VersionInfo(
             labelgraph=__version__,

@@ -9,15 +9,18 @@ from pathlib import Path
 import strawberry
 
 from schema.context import Info
+from schema.permissions import IsAdmin, inherits_access
 from schema.scalars import JSON, from_seconds
 from server.models import Job as JobRow
 from server.models import MLBackend as MLBackendRow
+from server.principal import Role
 from server.services.ml import backends as ml_service
 from server.services.ml import job_rows as ml_jobs
 from server.services.ml import predictions as ml_predictions
 from server.services.ml import training as ml_training
 
 
+@inherits_access(Role.ADMIN)
 @strawberry.type(
     name="MlBackendStatus",
     description="What a backend answers now (GET /health, POST /setup, GET /is_training), "
@@ -31,6 +34,7 @@ class MLBackendStatus:
     error: str | None
 
 
+@inherits_access(Role.ADMIN)
 @strawberry.type(name="MlBackend", description="An ML backend connected to a project.")
 class MLBackend:
     row: strawberry.Private[MLBackendRow]
@@ -82,6 +86,7 @@ class JobState(Enum):
     FAILED = "failed"
 
 
+@inherits_access(Role.ADMIN)
 @strawberry.type(
     description="A background job (prediction jobs). Poll `job(id)` until `state` is DONE "
     "or FAILED."
@@ -151,6 +156,7 @@ class TrainStatus(Enum):
     FAILED = "failed"
 
 
+@inherits_access(Role.ADMIN)
 @strawberry.type(name="MlTrainOutcome", description="What one backend did with a training call.")
 class MLTrainOutcome:
     name: str
@@ -167,7 +173,7 @@ class MLBackendInput:
 
 @strawberry.type
 class MLQuery:
-    @strawberry.field(description="A background job by id.")
+    @strawberry.field(permission_classes=[IsAdmin], description="A background job by id.")
     def job(self, info: Info, id: int) -> Job:
         return Job(row=info.context.job(id))
 
@@ -175,9 +181,10 @@ class MLQuery:
 @strawberry.type
 class MLMutation:
     @strawberry.mutation(
+        permission_classes=[IsAdmin],
         description="Connect an ML backend: `url` is `URL` or `NAME=URL`, or pass `name`. "
         "Without a name it is the project name and 4 random hex digits. The backend must "
-        "answer GET /health."
+        "answer GET /health.",
     )
     def add_ml_backend(
         self, info: Info, url: str, name: str | None = None, project_id: int | None = None
@@ -187,9 +194,10 @@ class MLMutation:
         return MLBackend(row=ml_service.add_backend(client, pid, url, name))
 
     @strawberry.mutation(
+        permission_classes=[IsAdmin],
         description="Replace the project's ML backends by this list (in order), without "
         "asking them anything: backends that cannot be reached are kept, as in Label "
-        "Studio's settings file."
+        "Studio's settings file.",
     )
     def set_ml_backends(
         self, info: Info, backends: list[MLBackendInput], project_id: int | None = None
@@ -198,13 +206,17 @@ class MLMutation:
         rows = ml_service.set_backends(pid, [(b.name, b.url) for b in backends])
         return [MLBackend(row=row) for row in rows]
 
-    @strawberry.mutation(description="Disconnect an ML backend by name; returns the name.")
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Disconnect an ML backend by name; returns the name.",
+    )
     def remove_ml_backend(self, info: Info, name: str, project_id: int | None = None) -> str:
         return ml_service.remove_backend(info.context.resolve_project_id(project_id), name)
 
     @strawberry.mutation(
+        permission_classes=[IsAdmin],
         description="Send every task with completions to each backend's /train. A backend "
-        "that is not connected or refuses does not stop the others."
+        "that is not connected or refuses does not stop the others.",
     )
     def train_ml_backends(self, info: Info, project_id: int | None = None) -> list[MLTrainOutcome]:
         ctx = info.context
@@ -217,8 +229,9 @@ class MLMutation:
         ]
 
     @strawberry.mutation(
+        permission_classes=[IsAdmin],
         description="Predictions for a task (or bare task data) from every backend, not "
-        "stored: the task with its `predictions`."
+        "stored: the task with its `predictions`.",
     )
     def predict_task_data(
         self, info: Info, task: JSON | None = None, project_id: int | None = None
@@ -228,8 +241,9 @@ class MLMutation:
         return ml_predictions.predict_task_data(ctx.ml_runtime().client, pid, task)
 
     @strawberry.mutation(
+        permission_classes=[IsAdmin],
         description="Start a background job that asks every backend for predictions of the "
-        "given tasks (or all tasks) and stores them; poll `job(id)`."
+        "given tasks (or all tasks) and stores them; poll `job(id)`.",
     )
     def start_prediction_job(
         self,

@@ -15,11 +15,13 @@ from schema.label_config import (
     SampleTaskFile,
 )
 from schema.ml import MLBackend
+from schema.permissions import IsAdmin, IsAnnotator, inherits_access
 from schema.scalars import JSON, from_seconds
 from schema.storage import Storage, storage_view
 from schema.tasks import Task, TaskConnection, TaskOrder, TaskPage, task_connection, task_page
 from server.errors import DomainError
 from server.models import Project as ProjectRow
+from server.principal import Role
 from server.services import projects as project_service
 from server.services import session_projects
 from server.services.ml import backends as ml_service
@@ -34,6 +36,7 @@ NEW_NEEDS_MULTI_SESSION = (
 )
 
 
+@inherits_access(Role.ANNOTATOR)
 @strawberry.type(description="A labeling project: config, settings, counters and tasks.")
 class Project:
     row: strawberry.Private[ProjectRow]
@@ -91,8 +94,9 @@ class Project:
         return ParsedLabelConfig(model=project_service.parsed_config(self.row))
 
     @strawberry.field(
+        permission_classes=[IsAdmin],
         description="Dry run of `setLabelConfig`: would the config be accepted, and which "
-        "existing completions could it no longer load (the first `first` of them)."
+        "existing completions could it no longer load (the first `first` of them).",
     )
     def label_config_impact(
         self, info: Info, label_config: str, first: int = 20
@@ -115,7 +119,8 @@ class Project:
         )
 
     @strawberry.field(
-        description="Two sample tasks for the config as an import file: json, csv, tsv or txt."
+        permission_classes=[IsAdmin],
+        description="Two sample tasks for the config as an import file: json, csv, tsv or txt.",
     )
     def sample_task_file(self, format: str = "json") -> SampleTaskFile:
         return SampleTaskFile.of(project_service.sample_file(self.row, format))
@@ -196,25 +201,33 @@ class Project:
     def labeled_task_ids(self) -> list[int]:
         return completion_service.labeled_task_ids(self.row.id)
 
-    @strawberry.field(description="Connected ML backends, in the order they were added.")
+    @strawberry.field(
+        permission_classes=[IsAdmin],
+        description="Connected ML backends, in the order they were added.",
+    )
     def ml_backends(self) -> list[MLBackend]:
         return [MLBackend(row=row) for row in ml_service.list_backends(self.row.id)]
 
-    @strawberry.field(description="Where tasks come from: tasks-json (the database), s3, redis.")
+    @strawberry.field(
+        permission_classes=[IsAdmin],
+        description="Where tasks come from: tasks-json (the database), s3, redis.",
+    )
     def source_storage(self, info: Info) -> Storage:
         return Storage(view=storage_view(info, self.row.id, storage_types.SOURCE))
 
     @strawberry.field(
+        permission_classes=[IsAdmin],
         description="Where completions are also written: completions-dir, s3-completions, "
-        "redis-completions (default: only the database)."
+        "redis-completions (default: only the database).",
     )
     def target_storage(self, info: Info) -> Storage:
         return Storage(view=storage_view(info, self.row.id, storage_types.TARGET))
 
     @strawberry.field(
+        permission_classes=[IsAdmin],
         description="Label Studio's storage settings document (GET "
         "/api/project/storage-settings): every supported type's form per role, the current "
-        "type's fields with their values (credentials masked)."
+        "type's fields with their values (credentials masked).",
     )
     def storage_settings(self, info: Info) -> JSON:
         ctx = info.context
@@ -238,9 +251,10 @@ class ProjectSettingsInput:
 @strawberry.type
 class ProjectQuery:
     @strawberry.field(
+        permission_classes=[IsAnnotator],
         description="A project by id or uuid; without either, the server's current project. "
         "In multi-session mode only the session's own projects, its current one and those "
-        "it selected by uuid (others are NOT_FOUND, as unknown ones)."
+        "it selected by uuid (others are NOT_FOUND, as unknown ones).",
     )
     def project(self, info: Info, id: int | None = None, uuid: str | None = None) -> Project:
         if uuid is not None:
@@ -248,8 +262,9 @@ class ProjectQuery:
         return Project(row=info.context.project(id))
 
     @strawberry.field(
+        permission_classes=[IsAnnotator],
         description="All projects; in multi-session mode the session's own projects and the "
-        "ones shared with it."
+        "ones shared with it.",
     )
     def projects(self, info: Info) -> list[Project]:
         return [Project(row=row) for row in info.context.visible_projects()]
@@ -257,7 +272,7 @@ class ProjectQuery:
 
 @strawberry.type
 class ProjectMutation:
-    @strawberry.mutation(description="Change project settings.")
+    @strawberry.mutation(permission_classes=[IsAdmin], description="Change project settings.")
     def update_project(
         self, info: Info, input: ProjectSettingsInput, project_id: int | None = None
     ) -> Project:
@@ -266,8 +281,9 @@ class ProjectMutation:
         return Project(row=info.context.remember_project(row))
 
     @strawberry.mutation(
+        permission_classes=[IsAdmin],
         description="Multi-session mode: create a project for the session's user and make it "
-        "the session's current project (`POST /api/project?new=1&desc=…`)."
+        "the session's current project (`POST /api/project?new=1&desc=…`).",
     )
     def create_project(self, info: Info, description: str = "") -> Project:
         session = info.context.session
@@ -280,10 +296,11 @@ class ProjectMutation:
         return Project(row=info.context.remember_project(row))
 
     @strawberry.mutation(
+        permission_classes=[IsAnnotator],
         description="Make the project with this uuid the session's current project "
         "(multi-session mode; another user's project becomes shared with the session). An "
         "unknown uuid is NOT_FOUND and changes nothing. In single-project mode only the "
-        "current project can be selected."
+        "current project can be selected.",
     )
     def select_project(self, info: Info, uuid: str) -> Project:
         ctx = info.context
@@ -298,10 +315,11 @@ class ProjectMutation:
         return Project(row=ctx.remember_project(row))
 
     @strawberry.mutation(
+        permission_classes=[IsAdmin],
         description="Validate and save the labeling config. Invalid configs, and configs the "
         "project's tasks or completions could not be loaded with, fail with extensions.code "
         "INVALID_LABEL_CONFIG, Label Studio's message in extensions.errors and the structured "
-        "error (message, code, tag, attribute, line) in extensions.configErrors."
+        "error (message, code, tag, attribute, line) in extensions.configErrors.",
     )
     def set_label_config(
         self, info: Info, label_config: str, project_id: int | None = None

@@ -8,9 +8,11 @@ from enum import Enum
 import strawberry
 
 from schema.context import Info
+from schema.permissions import IsAdmin, inherits_access
 from schema.scalars import JSON, from_seconds
 from server.db import released
 from server.errors import DomainError
+from server.principal import Role
 from server.services import projects as project_service
 from server.services.storage import config as storage_config
 from server.services.storage import sync_env
@@ -25,6 +27,7 @@ class StorageRole(Enum):
     TARGET = "target"
 
 
+@inherits_access(Role.ADMIN)
 @strawberry.type(
     description="A project's source or target storage (rest-api.md §9) and its background "
     "sync state. Credentials are never shown: `params` masks them."
@@ -90,6 +93,7 @@ def storage_view(info: Info, project_id: int, role: str) -> StorageView:
 @strawberry.type
 class StorageMutation:
     @strawberry.mutation(
+        permission_classes=[IsAdmin],
         description="Set a project's source or target storage: `values` are the form fields "
         "of `type` (default: the current type; see `Project.storageSettings`) and extras "
         "(S3: aws_access_key_id, aws_secret_access_key, aws_session_token, endpoint_url, "
@@ -97,7 +101,7 @@ class StorageMutation:
         "presign; Azure: account_name, account_key, endpoint_url, data_key, presign). Field "
         "errors fail with INVALID and `extensions.fields` ({field: [message]}); a storage "
         "that cannot be reached fails with STORAGE. A source syncs at once, in the "
-        "background; a target gets every labeled task's completions written."
+        "background; a target gets every labeled task's completions written.",
     )
     def set_storage(
         self,
@@ -130,8 +134,9 @@ class StorageMutation:
         return Storage(view=storage_view(info, pid, role.value))
 
     @strawberry.mutation(
+        permission_classes=[IsAdmin],
         description="Sync a source storage (or rewrite a target's completions) now, in the "
-        "background; returns the storage with its current state."
+        "background; returns the storage with its current state.",
     )
     def sync_storage(
         self, info: Info, role: StorageRole = StorageRole.SOURCE, project_id: int | None = None

@@ -10,12 +10,14 @@ import strawberry
 
 from schema.completions import Completion, Prediction
 from schema.context import Context, Info
+from schema.permissions import IsAdmin, IsAnnotator, inherits_access
 from schema.scalars import JSON, from_seconds
 from server.errors import DomainError
 from server.ls_json import prediction_json, source_task_json, task_json
 from server.models import Prediction as PredictionRow
 from server.models import Project as ProjectRow
 from server.models import Task as TaskRow
+from server.principal import Role
 from server.services.config.model import UNDEFINED_KEY
 from server.services.imports.validation import rename_undefined
 from server.services.ml import predictions as ml_predictions
@@ -38,6 +40,7 @@ class TaskOrder(Enum):
         return task_service.TaskOrder(self.value)
 
 
+@inherits_access(Role.ANNOTATOR)
 @strawberry.type(description="A task: one item of data to label.")
 class Task:
     row: strawberry.Private[TaskRow]
@@ -166,18 +169,21 @@ class Task:
         return stored if live is None else live
 
 
+@inherits_access(Role.ANNOTATOR)
 @strawberry.type
 class TaskEdge:
     cursor: str
     node: Task
 
 
+@inherits_access(Role.ANNOTATOR)
 @strawberry.type
 class PageInfo:
     has_next_page: bool
     end_cursor: str | None
 
 
+@inherits_access(Role.ANNOTATOR)
 @strawberry.type(description="A keyset-paginated list of tasks.")
 class TaskConnection:
     edges: list[TaskEdge]
@@ -189,6 +195,7 @@ class TaskConnection:
         return [edge.node for edge in self.edges]
 
 
+@inherits_access(Role.ANNOTATOR)
 @strawberry.type(description="One numbered page of tasks with the project's totals.")
 class TaskPage:
     tasks: list[Task]
@@ -231,7 +238,7 @@ def task_page(
 
 @strawberry.type
 class TaskQuery:
-    @strawberry.field(description="A task by id.")
+    @strawberry.field(permission_classes=[IsAnnotator], description="A task by id.")
     def task(self, info: Info, id: int) -> Task:
         return Task.many(info.context, [info.context.task(id)])[0]
 
@@ -239,8 +246,9 @@ class TaskQuery:
 @strawberry.type
 class TaskMutation:
     @strawberry.mutation(
+        permission_classes=[IsAdmin],
         description="Replace the data, predictions and/or meta of a task (only the arguments "
-        "given). Data is validated against the labeling config."
+        "given). Data is validated against the labeling config.",
     )
     def update_task(
         self,
@@ -262,7 +270,10 @@ class TaskMutation:
             ctx.completions_changed(row.project_id, [row.id])
         return Task.many(ctx, [row])[0]
 
-    @strawberry.mutation(description="Delete a task with its completions; returns its id.")
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Delete a task with its completions; returns its id.",
+    )
     def delete_task(self, info: Info, id: int) -> int:
         ctx = info.context
         task = ctx.task(id)
@@ -271,7 +282,10 @@ class TaskMutation:
             ctx.completions_changed(task.project_id, [task.id])
         return deleted
 
-    @strawberry.mutation(description="Delete every task of a project; returns how many.")
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Delete every task of a project; returns how many.",
+    )
     def delete_all_tasks(self, info: Info, project_id: int | None = None) -> int:
         pid = info.context.resolve_project_id(project_id)
         deleted = task_service.delete_all_tasks(pid)

@@ -32,6 +32,8 @@ from server.json_depth import DEFAULT_MAX_JSON_DEPTH
 from server.middleware import BodyGuard, LabelStudioHeaders
 from server.migrations import migrate
 from server.multi_session import COOKIE, MultiSession, session_key
+from server.principal import Role
+from server.route_guard import guarded
 from server.sample_media import sample_media
 from server.services import projects as project_service
 from server.services.ml.job_runner import MLRuntime
@@ -120,11 +122,21 @@ def create_app(settings: Settings) -> Starlette:
     graphql_app = GraphQLApp(schema, graphql_ide="graphiql", multipart_uploads_enabled=True)
     graphql_app.max_json_depth = settings.max_json_depth
     routes = [
-        Route("/", index),
-        Route("/graphql", PreflightRequired(graphql_app), methods=["GET", "POST"]),
-        Route("/data/export/{name}", export_download, methods=["GET", "HEAD"]),
-        Route("/data/upload/{name:path}", upload_file, methods=["GET", "HEAD"]),
-        Route("/static/samples/{name}", sample_media, methods=["GET", "HEAD"]),
+        Route("/", guarded(Role.PUBLIC, index)),
+        Route(
+            "/graphql",
+            guarded(Role.PUBLIC, PreflightRequired(graphql_app)),  # fields: schema.permissions
+            methods=["GET", "POST"],
+        ),
+        Route("/data/export/{name}", guarded(Role.ADMIN, export_download), methods=["GET", "HEAD"]),
+        Route(
+            "/data/upload/{name:path}",
+            guarded(Role.ANNOTATOR, upload_file),
+            methods=["GET", "HEAD"],
+        ),
+        Route(
+            "/static/samples/{name}", guarded(Role.PUBLIC, sample_media), methods=["GET", "HEAD"]
+        ),
         *rest_compat.routes(),
     ]
     middleware = [

@@ -24,6 +24,8 @@ from server.cli_checks import (
     port_number,
 )
 from server.settings import ENV_PREFIX, SAMPLING_MODES, Settings
+from server.user_cli import COMMANDS as USER_COMMANDS
+from server.user_cli import location_overrides
 
 log = logging.getLogger("labelgraph")
 PROJECT_DIR_ENV = ENV_PREFIX + "PROJECT_DIR"
@@ -134,6 +136,9 @@ def _parser() -> argparse.ArgumentParser:
     from server.import_cli import add_import_parser
 
     add_import_parser(commands)
+    from server.user_cli import add_user_parsers
+
+    add_user_parsers(commands)
     return parser
 
 
@@ -141,6 +146,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     if args.command == "start-multi-session":
         root = str(Path(args.root_dir or os.environ.get(ROOT_DIR_ENV) or ".").resolve())
         overrides: dict[str, Any] = {"project_dir": root, "root_dir": root}
+    elif args.command in USER_COMMANDS and args.root_dir:
+        overrides = location_overrides(args)
     else:
         # Single-project commands never run in multi-session mode, whatever the environment.
         project_dir = args.project_dir or os.environ.get(PROJECT_DIR_ENV)
@@ -200,6 +207,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from server.import_cli import run_import
 
         return run_import(args, settings)
+    if args.command in USER_COMMANDS:
+        from server.user_cli import run_user_command
+
+        return run_user_command(args, settings)
     if args.command == "start-multi-session":
         return _start_multi_session(args, settings)
     return _start_or_init(args, settings)

@@ -11,7 +11,12 @@ from server.models import Completion, Prediction, Task
 
 
 def completion_json(completion: Completion) -> dict[str, Any]:
-    return {**completion.payload, "id": completion.id, "created_at": completion.created_at}
+    """``completed_by`` (the user's id, Label Studio 1.x's field) only when a signed-in user
+    made it: without users the JSON stays Label Studio 0.9's."""
+    body = {**completion.payload, "id": completion.id, "created_at": completion.created_at}
+    if completion.completed_by is not None:
+        body["completed_by"] = completion.completed_by
+    return body
 
 
 def prediction_json(prediction: Prediction) -> dict[str, Any]:

@@ -222,7 +222,13 @@ def read_page(project_id: int, after_id: int, only_completed: bool, limit: int) 
     ]
     by_id = {task.id: task.completions for task in tasks}
     completions = (
-        Completion.select(Completion.task, Completion.id, Completion.created_at, Completion.payload)
+        Completion.select(
+            Completion.task,
+            Completion.id,
+            Completion.created_at,
+            Completion.payload,
+            Completion.completed_by,
+        )
         .where(
             Completion.project == project_id,
             Completion.task >= rows[0][0],
@@ -232,11 +238,15 @@ def read_page(project_id: int, after_id: int, only_completed: bool, limit: int) 
     )
     found = database.execute(completions).fetchall()
     payloads = _parse_all([row[3] for row in found])
-    for (task_id, completion_id, created_at, _), completion in zip(found, payloads, strict=True):
+    for (task_id, completion_id, created_at, _, by), completion in zip(
+        found, payloads, strict=True
+    ):
         owner = by_id.get(task_id)
         if owner is not None:
             completion["id"] = completion_id
             completion["created_at"] = created_at
+            if by is not None:  # made by a signed-in user (Label Studio's later field)
+                completion["completed_by"] = by
             owner.append(completion)
     return tasks
 

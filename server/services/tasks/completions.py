@@ -85,13 +85,19 @@ def get_completion(completion_id: int, task_id: int | None = None) -> Completion
 
 
 def create_completion(
-    task_id: int, body: Any, was_cancelled: bool | None = None, project_id: int | None = None
+    task_id: int,
+    body: Any,
+    was_cancelled: bool | None = None,
+    project_id: int | None = None,
+    completed_by: int | None = None,
+    only_own: bool = False,
 ) -> Completion:
-    """Add a completion to a task (rest-api.md §3.2).
+    """Add a completion to a task (rest-api.md §3.2), made by the user ``completed_by``.
 
     ``was_cancelled=True`` stores a cancelled (skipped) completion; otherwise the body's
     ``was_cancelled``/``skipped`` keys are dropped. A body ``id`` naming an existing completion
-    of the task updates that completion instead.
+    of the task updates that completion instead (with ``only_own``, only one of
+    ``completed_by``'s own: FORBIDDEN otherwise).
     """
     body = _check_body(body)
     payload = _payload(body)
@@ -108,6 +114,8 @@ def create_completion(
                 (Completion.id == existing_id) & (Completion.task == task.id)
             )
             if existing is not None:
+                if only_own and existing.completed_by != completed_by:
+                    raise DomainError("forbidden", "You may change only your own completions")
                 return _merge(
                     existing, task, payload, was_cancelled=True if was_cancelled else None
                 )
@@ -119,6 +127,7 @@ def create_completion(
             updated_at=now,
             was_cancelled=is_cancelled(payload),
             payload=payload,
+            completed_by=completed_by,
         )
         _count_new_completion(task, completion)
         return completion
