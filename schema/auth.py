@@ -25,7 +25,7 @@ from server.services.auth import tokens as token_service
 from server.services.auth import users as user_service
 
 
-@inherits_access(Role.ANNOTATOR)
+@inherits_access(Role.PUBLIC)  # `me` and `login` answer the caller's own user
 @strawberry.type(description="A user of this server.")
 class User:
     row: strawberry.Private[UserRow]

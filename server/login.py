@@ -41,7 +41,7 @@ def login(auth: AuthState, client: str, username: str, password: str, secure: bo
     if user is None:
         auth.limiter.failed(client)
         log.warning("failed sign-in from %s", client)
-        raise DomainError("unauthenticated", "Wrong user name or password")
+        raise DomainError("invalid_credentials", "Wrong user name or password")
     assert auth.cookies is not None
     value = auth.cookies.make(user.id, user.auth_epoch)
     log.info("user %s signed in from %s", user.id, client)
