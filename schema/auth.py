@@ -163,8 +163,9 @@ class AuthMutation:
 
     @strawberry.mutation(
         permission_classes=[Public],
-        description="Sign in: sets the signed login cookie (HttpOnly, SameSite=Lax). Later "
-        "cookie-authenticated mutations need an `X-CSRF-Protection: 1` header.",
+        description="Sign in: sets the signed login cookie (HttpOnly, SameSite=Lax). With the "
+        "cookie, multipart (upload) and other non-JSON POSTs need an `X-CSRF-Protection: 1` "
+        "header.",
     )
     def login(self, info: Info, username: str, password: str) -> User:
         auth = _auth_state(info)

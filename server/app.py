@@ -29,10 +29,11 @@ from server.graphql_http import GraphQLOverHTTP
 from server.graphql_json import RefusedGraphQLBody, decode_graphql_json
 from server.host_check import HostCheck, host_rule
 from server.json_depth import DEFAULT_MAX_JSON_DEPTH
+from server.login_page import login_page, logout_post
 from server.middleware import BodyGuard, LabelStudioHeaders
 from server.migrations import migrate
 from server.multi_session import COOKIE, MultiSession, session_key
-from server.principal import Role
+from server.principal import OPEN, SCOPE_KEY, Role
 from server.route_guard import guarded
 from server.sample_media import sample_media
 from server.services import projects as project_service
@@ -85,6 +86,9 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 
 async def index(request: Request) -> Response:
+    """The GraphQL IDE; the login page first for anonymous callers of a server with users."""
+    if not request.scope.get(SCOPE_KEY, OPEN).authenticated:
+        return RedirectResponse("/login?next=/graphql")
     return RedirectResponse("/graphql")
 
 
@@ -137,6 +141,8 @@ def create_app(settings: Settings) -> Starlette:
         Route(
             "/static/samples/{name}", guarded(Role.PUBLIC, sample_media), methods=["GET", "HEAD"]
         ),
+        Route("/login", guarded(Role.PUBLIC, login_page), methods=["GET", "POST"]),
+        Route("/logout", guarded(Role.PUBLIC, logout_post), methods=["POST"]),
         *rest_compat.routes(),
     ]
     middleware = [

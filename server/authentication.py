@@ -16,11 +16,14 @@ counted by the per-address failure limiter (429 once over ``--auth-rate-limit`` 
 Credentials are never logged.
 
 **CSRF.** A browser sends the login cookie with any request to this server, also one a foreign
-page triggers. Cookie-authenticated POST/PUT/PATCH/DELETE therefore need a non-empty
-``X-CSRF-Protection`` (or ``apollo-require-preflight`` / ``x-apollo-operation-name``) header:
-a page on another origin can only send a custom header after a CORS preflight, which
-:mod:`server.cors` refuses unless ``--cors-origins`` lists that origin. The login and logout
-form posts are exempt (the cross-origin guard refuses foreign form posts; they need none).
+page triggers. A foreign page can send without a CORS preflight only "simple" requests: GET,
+HEAD, and POST with a form, multipart or text/plain body (or none). So a cookie-authenticated
+POST of that kind needs a non-empty ``X-CSRF-Protection`` (or ``apollo-require-preflight`` /
+``x-apollo-operation-name``) header, as :mod:`server.graphql_csrf` does for GraphQL uploads:
+a custom header forces the preflight, which :mod:`server.cors` refuses unless
+``--cors-origins`` lists the origin. JSON POSTs, PUT, PATCH and DELETE always need that
+preflight, and the cross-origin guard also refuses writes whose ``Origin`` is foreign. The
+login and logout form posts are exempt (the cross-origin guard refuses foreign form posts).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server.auth_state import AuthState
 from server.basic_auth import decode_basic, send_basic_challenge
 from server.db import run_db
+from server.graphql_csrf import PREFLIGHT_HEADERS, SIMPLE_CONTENT_TYPES
 from server.http_refusal import send_refusal
 from server.login_cookie import COOKIE
 from server.principal import ANONYMOUS, OPEN, SCOPE_KEY, Principal, Role
@@ -42,8 +46,7 @@ log = logging.getLogger(__name__)
 OPEN_PATHS = frozenset({"/api/health", "/api/health/"})
 OPEN_PREFIXES = ("/static/",)
 FORM_PATHS = frozenset({"/login", "/logout"})
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-CSRF_HEADERS = (b"x-csrf-protection", b"apollo-require-preflight", b"x-apollo-operation-name")
+CSRF_HEADERS = (b"x-csrf-protection", *PREFLIGHT_HEADERS)
 TOKEN_SCHEMES = (b"token", b"bearer")
 
 
@@ -118,12 +121,11 @@ class Authentication:
         if (
             principal.via == "session"
             and scope["type"] == "http"
-            and scope["method"] not in SAFE_METHODS
             and scope["path"] not in FORM_PATHS
-            and not _has_csrf_header(scope)
+            and is_forgeable(scope)
         ):
             detail = (
-                "Requests that change something with a login cookie need a non-empty "
+                "A form, multipart or text POST with a login cookie needs a non-empty "
                 "X-CSRF-Protection header (cross-site request forgery protection)"
             )
             await send_refusal(scope, send, 403, "CSRF", detail)
@@ -210,5 +212,15 @@ class Authentication:
         )
 
 
-def _has_csrf_header(scope: Scope) -> bool:
-    return any(name in CSRF_HEADERS and value.strip() for name, value in scope["headers"])
+def is_forgeable(scope: Scope) -> bool:
+    """Whether a foreign page could have sent this request without a preflight: a POST with
+    a simple content type (or none) and no preflight-forcing header."""
+    if scope["method"] != "POST":
+        return False  # GET/HEAD are safe; PUT, PATCH, DELETE always need a preflight
+    kind = b""
+    for name, value in scope["headers"]:
+        if name in CSRF_HEADERS and value.strip():
+            return False
+        if name == b"content-type":
+            kind = value.split(b";")[0].strip().lower()
+    return kind == b"" or kind in SIMPLE_CONTENT_TYPES
