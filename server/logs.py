@@ -47,13 +47,20 @@ _PATTERNS = (
     ),
     # scheme://user:password@host
     re.compile(r"""(\w+://[^\s:/@'"]*:)[^\s@/'"]+(?=@)"""),
+    # users' password hashes, API tokens (lg_…) and their SHA-256 hashes (SQL parameters)
+    re.compile(r"""(\$argon2(?:id|i|d)\$)[^\s'"]+"""),
+    re.compile(r"""(\blg_)[A-Za-z0-9_-]{16,}"""),
+    re.compile(r"""(['"])[0-9a-f]{64}(?=\1)"""),
 )
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 QUIET_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "google", "azure")
 # Logs each request's URL and headers at INFO.
 AZURE_HTTP_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
 
 
 def _mask(match: re.Match[str]) -> str:
+    if match.re.groups == 1 and match.group(1) in ("'", '"'):  # a quoted SHA-256 hex digest
+        return f"{match.group(1)}{MASK}"
     quote = match.group(2) if match.re.groups >= 2 else ""
     return f"{match.group(1)}{quote}{MASK}{quote}"
 
@@ -65,6 +72,10 @@ def redact_text(text: str) -> str:
 
 
 def _redact_value(value: Any) -> Any:
+    if isinstance(value, str) and (
+        _HEX_DIGEST.fullmatch(value) or value.startswith(("$argon2", "lg_"))
+    ):
+        return MASK  # a token hash, password hash or token as an SQL parameter
     if isinstance(value, dict):
         return {k: (MASK if k in SECRET_KEYS and v else _redact_value(v)) for k, v in value.items()}
     if isinstance(value, str) and value.startswith("{") and any(k in value for k in SECRET_KEYS):
@@ -93,6 +104,9 @@ class SecretFilter(logging.Filter):
         return True
 
 
+_SQL_FILTER = SecretFilter()
+
+
 def configure_logging(level: str, stream: IO[str] | None = None) -> logging.Handler:
     """Log to ``stream`` (stderr) at ``level`` through a :class:`SecretFilter`; returns the
     handler (tests remove it). Without a stream, a second call reuses the first handler."""
@@ -107,6 +121,9 @@ def configure_logging(level: str, stream: IO[str] | None = None) -> logging.Hand
         handler.addFilter(SecretFilter())
         handler.labelgraph_stderr = stream is None  # type: ignore[attr-defined]
         root.addHandler(handler)
+    # On the SQL logger itself, so every handler (also ones added later) gets masked records.
+    if _SQL_FILTER not in logging.getLogger("peewee").filters:
+        logging.getLogger("peewee").addFilter(_SQL_FILTER)
     for name in QUIET_LOGGERS:
         logger = logging.getLogger(name)
         if logger.getEffectiveLevel() < logging.INFO:
