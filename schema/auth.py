@@ -21,6 +21,7 @@ from server.auth_state import AuthState
 from server.authentication import client_address, is_https
 from server.errors import DomainError
 from server.principal import Role
+from server.services.auth import shares as share_service
 from server.services.auth import tokens as token_service
 from server.services.auth import users as user_service
 
@@ -160,6 +161,14 @@ class AuthMutation:
         if auth is not None and hasattr(auth, "auth"):
             auth.auth.refresh()  # anonymous requests are refused from now on
         return User(row=row)
+
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Multi-session mode with users: let a user select and use a project of "
+        "another user (by its uuid); returns the project's uuid.",
+    )
+    def share_project(self, uuid: str, username: str) -> str:
+        return share_service.share_project(uuid, username).uuid
 
     @strawberry.mutation(
         permission_classes=[Public],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import peewee
 
-from server.models import BaseModel, IdField, now_seconds
+from server.models import BaseModel, IdField, Project, now_seconds
 
 
 class User(BaseModel):
@@ -42,4 +42,19 @@ class ApiToken(BaseModel):
         table_name = "api_token"
 
 
-AUTH_MODELS: tuple[type[BaseModel], ...] = (User, ApiToken)
+class ProjectShare(BaseModel):
+    """Multi-session mode with users: another user's project an admin shared with a user."""
+
+    id = IdField()
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE", index=False)
+    user_id: int
+    created_at = peewee.IntegerField(default=now_seconds)
+
+    class Meta:
+        table_name = "project_share"
+        indexes = ((("user", "project"), True),)
+
+
+AUTH_MODELS: tuple[type[BaseModel], ...] = (User, ApiToken, ProjectShare)

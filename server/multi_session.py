@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from server.db import run_db
+from server.errors import DomainError
 from server.models import Project
+from server.principal import OPEN, SCOPE_KEY, Role
 from server.services import session_projects
 from server.settings import Settings
 
@@ -81,15 +83,36 @@ class MultiSession:
 
 
 class SessionProject:
-    """One request's session: its user and current project (resolved once, lazily)."""
+    """One request's session: its user and current project (resolved once, lazily).
 
-    def __init__(self, runtime: MultiSession, session: MutableMapping[str, Any]) -> None:
+    With users (``account``: the signed-in user's id) the session's user is that account
+    (``user-<id>``), so its projects follow the person, not the browser; it reaches its own
+    projects and those an admin shared with it (admins: every project). Without users a
+    session is a uuid4 and reaches any project whose uuid it knows, as in Label Studio."""
+
+    def __init__(
+        self,
+        runtime: MultiSession,
+        session: MutableMapping[str, Any],
+        account: int | None = None,
+        admin: bool = False,
+    ) -> None:
         self.runtime = runtime
         self.session = session
+        self.account = account
+        self.admin = admin
         self._current: tuple[int, str] | None = None
+        self._shares: list[str] | None = None
+        if account is not None and session.get("account") != account:
+            # Another account (or none) used this browser session before: start afresh.
+            for key in ("user", "session_id", "project", "shared_projects"):
+                session.pop(key, None)
+            session["account"] = account
 
     @property
     def user(self) -> str:
+        if self.account is not None:
+            return f"user-{self.account}"
         if "user" not in self.session:
             self.session["user"] = str(uuid.uuid4())
         if "session_id" not in self.session:
@@ -105,6 +128,12 @@ class SessionProject:
 
     @property
     def shared(self) -> list[str]:
+        if self.account is not None:  # shared by an admin (database work: a worker thread)
+            if self._shares is None:
+                from server.services.auth.shares import shared_with
+
+                self._shares = shared_with(self.account)
+            return self._shares
         value = self.session.get("shared_projects")
         return list(value) if isinstance(value, dict) else []
 
@@ -141,6 +170,9 @@ class SessionProject:
 
     def may_see(self, project: Project) -> bool:
         """Whether this session reaches ``project`` by id (its user's, current or shared)."""
+        if self.account is not None:
+            owned = session_projects.owner_of(project) == self.user
+            return self.admin or owned or project.uuid in self.shared
         user = self.session.get("user")
         current = self.session.get("project")
         return session_projects.may_see(
@@ -151,8 +183,14 @@ class SessionProject:
         )
 
     def select(self, project: Project) -> None:
-        """Make ``project`` the session's current project (shared when another user's)."""
-        if session_projects.owner_of(project) != self.user:
+        """Make ``project`` the session's current project (shared when another user's;
+        with users only a project the account may see: FORBIDDEN otherwise)."""
+        if self.account is not None:
+            if not self.may_see(project):
+                raise DomainError(
+                    "forbidden", "This project is not shared with you; an admin can share it"
+                )
+        elif session_projects.owner_of(project) != self.user:
             shared = dict(self.session.get("shared_projects") or {})
             shared[project.uuid] = {}
             self.session["shared_projects"] = shared
@@ -168,7 +206,9 @@ def session_project(request: Any) -> SessionProject | None:
         return None
     found = getattr(request.state, "session_project", None)
     if found is None:
-        found = SessionProject(runtime, request.session)
+        principal = request.scope.get(SCOPE_KEY, OPEN)
+        admin = principal.role >= Role.ADMIN
+        found = SessionProject(runtime, request.session, principal.user_id, admin)
         request.state.session_project = found
     return found
 

@@ -54,8 +54,10 @@ ARGUMENT_KIND = {
 # A uuid is the secret that shares a project: selecting one is how a session reaches another
 # user's project (tests/rest/test_multi_session.py covers it).
 SHARES_BY_UUID = {"selectProject"}
-# Users and tokens belong to users, not to projects (tests/auth/ covers who reaches them).
+# Users and tokens belong to users, not to projects; sharing a project is an admin's act on
+# any project (tests/auth/ covers who reaches them).
 USER_SCOPED = {
+    "shareProject",
     "me",
     "myTokens",
     "users",
