@@ -68,7 +68,7 @@ NEXT_TASK = Operation(
     "query RestNextTask { project { nextTask { lsSourceJson(livePredictions: true) } } }"
 )
 
-HIDDEN_STORAGE = {
+HIDDEN_STORAGE: dict[str, Any] = {
     "type": None,
     "configured": False,
     "path": None,

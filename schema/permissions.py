@@ -27,13 +27,13 @@ from typing import Any, ClassVar, TypeVar
 
 from strawberry.permission import BasePermission
 
-from server.errors import DomainError
-from server.principal import OPEN, Role
+from server.errors import DomainError, ErrorCode
+from server.principal import OPEN, Principal, Role
 
 ACCESS_ATTRIBUTE = "__labelgraph_access__"
 T = TypeVar("T")
 
-MESSAGES = {
+MESSAGES: dict[ErrorCode, str] = {
     "unauthenticated": "Sign in first: send an API token (Authorization: Token …) or log in",
     "forbidden": "Your role may not do this",
 }
@@ -41,7 +41,7 @@ MESSAGES = {
 
 def check_role(context: Any, required: Role) -> None:
     """Raise UNAUTHENTICATED / FORBIDDEN unless the context's principal has ``required``."""
-    principal = getattr(context, "principal", OPEN)
+    principal: Principal = getattr(context, "principal", OPEN)
     refusal = principal.refusal(required)
     if refusal is not None:
         raise DomainError(refusal, MESSAGES[refusal], {"requiredRole": required.name})

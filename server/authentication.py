@@ -60,7 +60,8 @@ def client_address(scope: Scope, proxy_headers: bool) -> str:
     if proxy_headers:
         for name, value in scope["headers"]:
             if name == b"x-forwarded-for":
-                hop = value.decode("latin-1").rsplit(",", 1)[-1].strip()
+                forwarded: str = value.decode("latin-1")
+                hop = forwarded.rsplit(",", 1)[-1].strip()
                 if hop:
                     return hop[:100]
     client = scope.get("client")
@@ -73,7 +74,8 @@ def is_https(scope: Scope, proxy_headers: bool) -> bool:
     if proxy_headers:
         for name, value in scope["headers"]:
             if name == b"x-forwarded-proto":
-                return value.decode("latin-1").split(",")[0].strip().lower() == "https"
+                proto: str = value.decode("latin-1")
+                return proto.split(",")[0].strip().lower() == "https"
     return False
 
 
@@ -81,7 +83,8 @@ def read_cookie(scope: Scope, name: str) -> str | None:
     for header, value in scope["headers"]:
         if header != b"cookie":
             continue
-        for part in value.decode("latin-1").split(";"):
+        text: str = value.decode("latin-1")
+        for part in text.split(";"):
             key, _, found = part.strip().partition("=")
             if key == name:
                 return found.strip().strip('"')

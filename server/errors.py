@@ -18,6 +18,10 @@ ErrorCode = Literal[
     "ml_backend",  # an ML backend failed
     "fetch_failed",  # a URL import could not be downloaded (or was refused)
     "storage",  # a storage (S3, Redis) could not be reached or refused
+    "unauthenticated",  # nobody signed in, and the action needs someone (REST 401)
+    "forbidden",  # the signed-in user's role or ownership does not allow it (REST 403)
+    "invalid_credentials",  # a wrong user name or password at sign-in (REST 401)
+    "too_many_attempts",  # too many failed sign-ins from this address (REST 429)
 ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Literal
 
 SCOPE_KEY = "labelgraph.principal"
 
@@ -45,7 +46,7 @@ class Principal:
     def authenticated(self) -> bool:
         return self.role > Role.PUBLIC
 
-    def refusal(self, required: Role) -> str | None:
+    def refusal(self, required: Role) -> Literal["unauthenticated", "forbidden"] | None:
         """None when the principal may act with ``required``, else the error code:
         ``unauthenticated`` (nobody signed in) or ``forbidden`` (a role too small)."""
         if self.role >= required:
