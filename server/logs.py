@@ -104,7 +104,18 @@ class SecretFilter(logging.Filter):
         return True
 
 
-_SQL_FILTER = SecretFilter()
+class SQLParamsFilter(logging.Filter):
+    """Masks secret SQL parameters of peewee's ``(sql, params)`` records in place, keeping the
+    record's form (query counters read ``record.msg[0]``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        if isinstance(msg, tuple) and len(msg) == 2 and isinstance(msg[1], list | tuple):
+            record.msg = (msg[0], [_redact_value(p) for p in msg[1]])
+        return True
+
+
+_SQL_FILTER = SQLParamsFilter()
 
 
 def configure_logging(level: str, stream: IO[str] | None = None) -> logging.Handler:
