@@ -145,7 +145,9 @@ class Authentication:
                 break
         if authorization is not None:
             scheme = authorization.strip().split(b" ", 1)[0].lower()
-            if scheme in TOKEN_SCHEMES:
+            if scheme in TOKEN_SCHEMES and auth.users_exist:
+                # Without users there are no tokens: the header is ignored (no query), as
+                # before authentication existed.
                 return await self._token_principal(scope, authorization)
             if scheme == b"basic" and auth.basic is not None:
                 self._check_rate(scope)
@@ -155,7 +157,7 @@ class Authentication:
                     return Principal(Role.ADMIN, "basic", None, shown)
                 self._failed(scope, "Basic credential")
                 return None if not is_open_path(scope["path"]) else ANONYMOUS
-        cookie = read_cookie(scope, COOKIE) if auth.cookies is not None else None
+        cookie = read_cookie(scope, COOKIE) if auth.users_exist and auth.cookies else None
         if cookie:
             found = await self._session_principal(cookie)
             if found is not None:

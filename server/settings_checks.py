@@ -60,5 +60,7 @@ def check_settings(settings: Settings) -> None:
             raise ValueError(f"{name} must not be negative")
     if settings.port > 65535:
         raise ValueError(f"port must be 1-65535, not {settings.port}")
+    if settings.secret_key and len(settings.secret_key) < 32:
+        raise ValueError("secret_key must have at least 32 characters (or be empty)")
     parse_origins(settings.cors_origins)
     parse_allowed_hosts(settings.allowed_hosts)

@@ -142,3 +142,8 @@ def test_never_in_multi_session_mode(multi_settings: Settings) -> None:
 def test_decode_basic_splits_at_the_first_colon() -> None:
     header = b"Basic " + base64.b64encode(b"ls:pa:ss")
     assert decode_basic(header) == (b"ls", b"pa:ss")
+
+
+def test_a_short_secret_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="secret_key"):
+        Settings.from_env({"LABELGRAPH_SECRET_KEY": "short"})

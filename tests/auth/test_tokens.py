@@ -13,11 +13,17 @@ from server import db
 from server.auth_models import ApiToken, User
 from server.services.auth import tokens
 from tests.auth.support import PASSWORD, add_user, as_token, error_code, gql
+from tests.query_log import count_queries
 
 
 def test_without_users_nothing_changes(client: TestClient) -> None:
     assert client.get("/api/project").status_code == 200
     assert gql(client, "{ me { id } }")["data"] == {"me": None}
+    # Clients that send a token anyway (Label Studio 1.x SDKs) are served as before.
+    with count_queries() as counter:
+        answer = client.get("/api/health", headers=as_token("lg_from-another-server"))
+    assert answer.status_code == 200 and counter.count == 0
+    assert client.get("/api/project", headers=as_token("anything")).status_code == 200
 
 
 def test_once_a_user_exists_anonymous_requests_are_refused(client: TestClient) -> None:
