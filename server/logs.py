@@ -92,8 +92,11 @@ class SecretFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.msg
-        if isinstance(msg, tuple) and len(msg) == 2 and isinstance(msg[1], list | tuple):
-            record.msg = (msg[0], [_redact_value(p) for p in msg[1]])  # peewee: (sql, params)
+        if _is_sql(msg):
+            # peewee's (sql, params): masked in place, kept a tuple (query counters that
+            # collect these records read ``msg[0]`` after other handlers saw them).
+            record.msg = (msg[0], [_redact_param(p) for p in msg[1]])
+            return True
         try:
             message = record.getMessage()
         except (TypeError, ValueError):
@@ -110,9 +113,18 @@ class SQLParamsFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.msg
-        if isinstance(msg, tuple) and len(msg) == 2 and isinstance(msg[1], list | tuple):
-            record.msg = (msg[0], [_redact_value(p) for p in msg[1]])
+        if _is_sql(msg):
+            record.msg = (msg[0], [_redact_param(p) for p in msg[1]])
         return True
+
+
+def _is_sql(msg: Any) -> bool:
+    return isinstance(msg, tuple) and len(msg) == 2 and isinstance(msg[1], list | tuple)
+
+
+def _redact_param(value: Any) -> Any:
+    redacted = _redact_value(value)
+    return redact_text(redacted) if isinstance(redacted, str) else redacted
 
 
 _SQL_FILTER = SQLParamsFilter()

@@ -92,6 +92,7 @@ def test_no_secret_reaches_logs_errors_or_answers(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     stream = io.StringIO()
+    root_level = logging.getLogger().level
     handler = configure_logging("DEBUG", stream)
     answers: list[str] = []
     try:
@@ -131,6 +132,7 @@ def test_no_secret_reaches_logs_errors_or_answers(
             password_hash = db.with_connection(lambda: User.get()).password_hash
     finally:
         logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(root_level)
     logged = caplog.text + stream.getvalue()
     assert "SELECT" in logged  # the SQL log was on
     secrets = [
