@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import rest_compat
@@ -36,6 +36,8 @@ from server.services.ml.job_runner import MLRuntime
 from server.services.storage.runtime import StorageRuntime
 from server.settings import Settings
 from server.uploads import upload_file
+from server.web_ui import graphiql_page
+from server.web_ui import routes as web_ui_routes
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,10 @@ class GraphQLApp(GraphQLOverHTTP[Context]):
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_graphql_json(data, self.max_json_depth)
+
+    async def render_graphql_ide(self, request: Any) -> Response:
+        """GraphiQL bundled into the package (server/web_ui.py), not Strawberry's CDN page."""
+        return graphiql_page()
 
     async def run(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         """Run the operation; then close uploaded files (multipart requests) at once."""
@@ -80,10 +86,6 @@ async def not_found(request: Request, exc: Exception) -> Response:
     return JSONResponse({"status": 404, "detail": detail}, 404)
 
 
-async def index(request: Request) -> Response:
-    return RedirectResponse("/graphql")
-
-
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -114,7 +116,7 @@ def create_app(settings: Settings) -> Starlette:
     graphql_app = GraphQLApp(schema, graphql_ide="graphiql", multipart_uploads_enabled=True)
     graphql_app.max_json_depth = settings.max_json_depth
     routes = [
-        Route("/", index),
+        *web_ui_routes(),
         Route("/graphql", PreflightRequired(graphql_app), methods=["GET", "POST"]),
         Route("/data/export/{name}", export_download, methods=["GET", "HEAD"]),
         Route("/data/upload/{name:path}", upload_file, methods=["GET", "HEAD"]),
