@@ -62,13 +62,9 @@ export class Editor {
 
   /** Show `task` (server JSON); the first call creates the editor with `config`. */
   async load(config, task) {
-    const converted = editorTask(task);
-    if (!this.ls) {
-      this.ready = new Promise((resolve) => this.create(config, converted, resolve));
-      await this.ready;
-      return;
-    }
+    if (!this.ready) this.ready = new Promise((resolve) => this.create(config, resolve));
     await this.ready;
+    const converted = editorTask(task);
     const ls = this.ls;
     ls.resetState();
     ls.assignTask(converted);
@@ -77,18 +73,19 @@ export class Editor {
     ls.setFlags({ isLoading: false, noTask: false });
   }
 
-  create(config, task, resolve) {
+  /** The editor starts without a task (as Label Studio 0.9.1's label stream did): every task,
+   * the first one included, comes in through `load`. */
+  create(config, resolve) {
     const host = document.createElement("div");
     this.element.appendChild(host);
     const call = (name) => (...args) => (this.handlers[name] ?? noop)(...args);
     new window.LabelStudio(host, {
       config,
-      task,
       interfaces: INTERFACES,
       user: { pk: 1, firstName: "", lastName: "" },
       onLabelStudioLoad: (ls) => {
         this.ls = ls;
-        this.selectStart(ls);
+        ls.setFlags({ isLoading: true });
         resolve();
       },
       onSubmitCompletion: call("submit"),
