@@ -12,8 +12,18 @@ export const COUNTERS = `query AppCounters {
   project { taskCount labeledTaskCount completionCount predictionCount }
 }`;
 
+const COUNTER_FIELDS = "taskCount labeledTaskCount completionCount predictionCount";
+
 export const NEXT_TASK = `query AppNextTask {
-  project { nextTask { id lsSourceJson } }
+  project { ${COUNTER_FIELDS} nextTask { id lsSourceJson } }
+}`;
+
+/** Store a completion and read the counters and next task in the same round trip. */
+export const SUBMIT_AND_NEXT = `mutation AppSubmitAndNext($taskId: Int!, $completion: JSON!, $wasCancelled: Boolean) {
+  createCompletion(taskId: $taskId, completion: $completion, wasCancelled: $wasCancelled) {
+    id
+    project { ${COUNTER_FIELDS} nextTask { id lsSourceJson } }
+  }
 }`;
 
 export const TASK = `query AppTask($id: Int!) {
