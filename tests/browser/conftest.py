@@ -3,6 +3,7 @@ labelgraph per test. Skipped (with the reason) only when no Chromium is installe
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Screenshots of the pages, one per test step worth seeing."""
+    """Screenshots of the pages, one per test step worth seeing: in the session's pytest tmp
+    directory, or in ``LABELGRAPH_TEST_ARTIFACTS`` when set (for CI to keep, or for
+    scripts/readme_screenshots.py)."""
+    chosen = os.environ.get("LABELGRAPH_TEST_ARTIFACTS")
+    if chosen:
+        Path(chosen).mkdir(parents=True, exist_ok=True)
+        return Path(chosen)
     return tmp_path_factory.mktemp("browser-artifacts", numbered=False)
 
 
