@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: one Chromium per session, a fresh context per test, a live
+"""Fixtures of the browser tests: one Chromium per module, a fresh context per test, a live
 labelgraph per test. Skipped (with the reason) only when no Chromium is installed."""
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("browser-artifacts", numbered=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium per test module: Playwright's sync API keeps an asyncio loop running in
+    this thread while it is started, which later async tests (anyio) could not run beside."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -102,3 +102,13 @@ def test_import_files_through_the_app(page: Any, live: LiveProject, tmp_path: Pa
     page.get_by_label("task files").set_input_files(str(bad))
     page.get_by_role("button", name="Upload").click()
     assert "Import refused" in page.get_by_test_id("import-error").inner_text()
+
+
+def test_no_skip_button_when_the_project_hides_it(page: Any, live: LiveProject) -> None:
+    live.set_config(SENTIMENT)
+    (task,) = live.import_tasks([{"text": "No skipping"}])
+    live.gql("mutation { updateProject(input: {showSkipButton: false}) { showSkipButton } }")
+    page.goto(live.base + "/")
+    page.locator(f'[data-testid="task-id"][data-task-id="{task}"]').wait_for()
+    page.get_by_role("button", name="Submit").wait_for()
+    assert page.get_by_role("button", name="Skip").count() == 0

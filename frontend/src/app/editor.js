@@ -46,7 +46,9 @@ export function completionBody(completion) {
 }
 
 export class Editor {
-  constructor() {
+  /** `skip`: whether to offer the Skip button (the project's showSkipButton). */
+  constructor({ skip = true } = {}) {
+    this.interfaces = skip ? INTERFACES : INTERFACES.filter((name) => name !== "skip");
     this.element = document.createElement("div");
     this.element.className = "lg-editor";
     this.ls = null;
@@ -81,7 +83,7 @@ export class Editor {
     const call = (name) => (...args) => (this.handlers[name] ?? noop)(...args);
     new window.LabelStudio(host, {
       config,
-      interfaces: INTERFACES,
+      interfaces: this.interfaces,
       user: { pk: 1, firstName: "", lastName: "" },
       onLabelStudioLoad: (ls) => {
         this.ls = ls;

@@ -23,7 +23,7 @@ const COUNTER_LABELS = [
 
 class App {
   constructor(element) {
-    this.editor = new Editor();
+    this.editor = null; // made once the project's settings are known
     this.project = null;
     this.counters = h("span.lg-counters", { "data-testid": "counters" });
     this.main = h("main.lg-main");
@@ -44,6 +44,7 @@ class App {
 
   async start() {
     this.project = (await gql(PROJECT)).project;
+    this.editor = new Editor({ skip: this.project.showSkipButton });
     document.querySelector(".lg-project").textContent = this.project.title || this.project.name;
     this.showCounters(this.project);
     window.addEventListener("hashchange", () => this.route());
@@ -74,7 +75,7 @@ class App {
     for (const a of document.querySelectorAll("[data-nav]")) {
       a.classList.toggle("lg-active", a.dataset.nav === `#${path.startsWith("/tasks") ? "/tasks" : path}`);
     }
-    this.editor.setHandlers({});
+    this.editor?.setHandlers({});
     try {
       const task = path.match(/^\/tasks\/(\d+)$/);
       if (task) await taskView(this, root, Number(task[1]));
