@@ -14,10 +14,12 @@ from server.ls_json import completion_json, prediction_json
 from server.models import Completion as CompletionRow
 from server.models import Prediction as PredictionRow
 from server.principal import Role
+from server.services import projects as project_service
 from server.services.tasks import completions as completion_service
 
 if TYPE_CHECKING:
     from schema.auth import User
+    from schema.projects import Project
 
 
 @inherits_access(Role.ANNOTATOR)
@@ -57,6 +59,19 @@ class Completion:
     @strawberry.field(description="The completion in Label Studio 0.9's JSON form.")
     def ls_json(self) -> JSON:
         return completion_json(self.row)
+
+    @strawberry.field(
+        description="The completion's project as it is once the completion is stored: a "
+        "mutation can read the counters and `nextTask` in the same round trip."
+    )
+    def project(self, info: Info) -> Annotated[Project, strawberry.lazy("schema.projects")]:
+        from schema.projects import Project
+
+        ctx = info.context
+        ctx.project(self.row.project_id)  # one the request may see (raises NOT_FOUND if not)
+        # Read anew: its counters changed with this completion after the request cached it.
+        fresh = project_service.get_project(self.row.project_id)
+        return Project(row=ctx.remember_project(fresh))
 
     @strawberry.field(description="The user who made it (null when made without users).")
     def created_by(self, info: Info) -> Annotated[User, strawberry.lazy("schema.auth")] | None:

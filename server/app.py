@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 import rest_compat
 from schema import schema
@@ -41,6 +41,8 @@ from server.services.ml.job_runner import MLRuntime
 from server.services.storage.runtime import StorageRuntime
 from server.settings import Settings
 from server.uploads import upload_file
+from server.web_ui import app_page, graphiql_page
+from server.web_ui import assets as web_ui_assets
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,10 @@ class GraphQLApp(GraphQLOverHTTP[Context]):
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_graphql_json(data, self.max_json_depth)
+
+    async def render_graphql_ide(self, request: Any) -> Response:
+        """GraphiQL bundled into the package (server/web_ui.py), not Strawberry's CDN page."""
+        return graphiql_page()
 
     async def run(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         """Run the operation; then close uploaded files (multipart requests) at once."""
@@ -86,10 +92,10 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 
 async def index(request: Request) -> Response:
-    """The GraphQL IDE; the login page first for anonymous callers of a server with users."""
+    """The labeling app; the login page first for anonymous callers of a server with users."""
     if not request.scope.get(SCOPE_KEY, OPEN).authenticated:
-        return RedirectResponse("/login?next=/graphql")
-    return RedirectResponse("/graphql")
+        return RedirectResponse("/login?next=/")
+    return await app_page(request)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -126,7 +132,8 @@ def create_app(settings: Settings) -> Starlette:
     graphql_app = GraphQLApp(schema, graphql_ide="graphiql", multipart_uploads_enabled=True)
     graphql_app.max_json_depth = settings.max_json_depth
     routes = [
-        Route("/", guarded(Role.PUBLIC, index)),
+        Route("/", guarded(Role.PUBLIC, index), methods=["GET", "HEAD"]),
+        Mount("/static/app", app=guarded(Role.PUBLIC, web_ui_assets())),
         Route(
             "/graphql",
             guarded(Role.PUBLIC, PreflightRequired(graphql_app)),  # fields: schema.permissions

@@ -19,7 +19,7 @@ from graphql import (
     Undefined,
     get_named_type,
 )
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from rest_compat._http import ENDPOINTS
@@ -108,7 +108,7 @@ def test_every_route_of_the_app_declares_a_role(client: TestClient) -> None:
     for route in client.app.routes:  # type: ignore[attr-defined]
         if isinstance(route, RouteTable):
             continue  # the REST endpoints: test_every_rest_endpoint_declares_a_role
-        assert isinstance(route, Route)
+        assert isinstance(route, Route | Mount)
         if not isinstance(route.app, Guarded):
             undeclared.append(route.path)
     assert undeclared == []

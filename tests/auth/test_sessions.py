@@ -35,7 +35,7 @@ def test_the_login_page_is_self_contained(client: TestClient) -> None:
     assert 'value="/graphql"' in page.text
     assert not re.search(r"(src|href)=", page.text)  # no external (or any) assets
     assert "default-src 'none'" in page.headers["content-security-policy"]
-    assert client.get("/", follow_redirects=False).headers["location"] == "/login?next=/graphql"
+    assert client.get("/", follow_redirects=False).headers["location"] == "/login?next=/"
 
 
 def test_the_form_signs_in_with_a_signed_httponly_lax_cookie(client: TestClient) -> None:
