@@ -31,8 +31,8 @@ from server.middleware import BodyGuard, LabelStudioHeaders
 from server.migrations import migrate
 from server.multi_session import COOKIE, MultiSession, session_key
 from server.sample_media import sample_media
-from server.services import projects as project_service
 from server.services.ml.job_runner import MLRuntime
+from server.services.project_home import open_home_project
 from server.services.storage.runtime import StorageRuntime
 from server.settings import Settings
 from server.uploads import upload_file
@@ -67,10 +67,19 @@ def prepare_database(settings: Settings) -> tuple[int, bool]:
 
     def setup() -> tuple[int, bool]:
         migrate()
-        project, created = project_service.ensure_project(
-            settings.project_name, sampling=settings.sampling
+        opened = open_home_project(
+            settings.project_name,
+            requested_name=settings.project,
+            database_in_directory=not settings.database_url,
+            sampling=settings.sampling,
         )
-        return project.id, created
+        if opened.renamed_from is not None:
+            log.warning(
+                "the project directory is now called %r: opening this database's project %r",
+                opened.renamed_from,
+                opened.project.name,
+            )
+        return opened.project.id, opened.created
 
     return db.with_connection(setup)
 
@@ -97,7 +106,7 @@ def create_app(settings: Settings) -> Starlette:
             )
         else:
             app.state.project_id, _ = prepare_database(settings)
-            log.info("project %s ready (database %s)", settings.project_name, _safe_url(settings))
+            log.info("project %s ready (database %s)", settings.project_dir, _safe_url(settings))
         app.state.ml = MLRuntime.open(settings)
         app.state.storage = StorageRuntime.open(settings)
         try:

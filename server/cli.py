@@ -75,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
             help="JSON file of tasks to import when the project has no tasks yet",
         )
         sub.add_argument("--db", dest="database_url", help="database URL (default: SQLite file)")
+        sub.add_argument(
+            "--project-name",
+            dest="project",
+            help="project to open in the database (default: the database's own project)",
+        )
         sub.add_argument("--sampling", choices=SAMPLING_MODES, help="next-task sampling")
         sub.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
         sub.add_argument(
@@ -136,7 +141,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         if not project_dir:
             raise ValueError(f"no project directory: give PROJECT_DIR or set {PROJECT_DIR_ENV}")
         overrides = {"project_dir": project_dir, "root_dir": ""}
-    for name in ("database_url", "sampling", "log_level", "host", "port", *HTTP_OPTIONS):
+    for name in ("database_url", "project", "sampling", "log_level", "host", "port", *HTTP_OPTIONS):
         overrides[name] = getattr(args, name, None)
     return Settings.from_env(**overrides)
 

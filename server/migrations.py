@@ -22,7 +22,14 @@ from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply
 
 from server.db import database, is_sqlite, write_transaction
-from server.models import ALL_MODELS, RANK_MODELS, STORAGE_MODELS, TaskRankBlock
+from server.models import (
+    ALL_MODELS,
+    RANK_MODELS,
+    STORAGE_MODELS,
+    DatabaseHome,
+    Project,
+    TaskRankBlock,
+)
 
 log = logging.getLogger(__name__)
 MIGRATION_LOCK_ID = 0x1A8E1
@@ -68,11 +75,21 @@ def _task_rank_blocks() -> None:
         rank_blocks.rebuild(ordering)
 
 
+def _database_home() -> None:
+    """The database remembers its single-project server's project (``database_home``): a
+    database holding exactly one project makes that project its home."""
+    database.create_tables([DatabaseHome], safe=True)
+    ids = list(Project.select(Project.id).limit(2).scalars())
+    if len(ids) == 1 and not DatabaseHome.select().exists():
+        DatabaseHome.create(id=1, project=ids[0])
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
     _ml_backend_trusted,
     _task_rank_blocks,
+    _database_home,
 ]
 
 

@@ -363,3 +363,16 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
 STORAGE_MODELS: tuple[type[BaseModel], ...] = (Storage, StorageKey)
 # Created by migration 4.
 RANK_MODELS: tuple[type[BaseModel], ...] = (TaskRankBlock,)
+
+
+class DatabaseHome(BaseModel):
+    """Which project a single-project server opens in this database (one row, ``id`` 1): the
+    project's identity lives in the database, not in the name of the directory it was started
+    from (:mod:`server.services.project_home`). Created by migration 5."""
+
+    id = peewee.IntegerField(primary_key=True)
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
+
+    class Meta:
+        table_name = "database_home"

@@ -66,6 +66,12 @@ class Settings:
     project_dir: str = _setting(
         "my_project", "Project directory: holds the SQLite database and upload/"
     )
+    project: str = _setting(
+        "",
+        "Name of the project a single-project server opens in its database (created if "
+        "missing); empty = the database's own project (a new database's project takes the "
+        "project directory's name)",
+    )
     host: str = _setting("127.0.0.1", "Address the HTTP server binds to")
     port: int = _setting(8080, "Port the HTTP server listens on (1-65535)", cast=int)
     database_url: str = _setting(
