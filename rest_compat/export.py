@@ -6,6 +6,7 @@ it once sent.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import anyio.to_thread
@@ -58,6 +59,31 @@ async def _export(request: Request) -> Response:
         headers=headers,
         background=BackgroundTask(export_service.delete_export, found.path),
     )
+
+
+async def _export_head(request: Request) -> Response:
+    """HEAD answers the headers a GET would have without running the export: 400 for a format
+    the project does not offer, else 200 ``application/zip`` named as of now."""
+    format_name = request.query_params.get("format") or ""
+    data = await execute(request, EXPORT_FORMATS)
+    offered = [f["name"] for f in data["exportFormats"] if f["available"]]
+    headers = {OPERATION_HEADER: EXPORT_FORMATS.name}
+    if format_name not in offered:
+        detail = f"Unknown or unavailable export format {format_name!r}"
+        return answer(error_body(400, detail, formats=offered), 400, EXPORT_FORMATS)
+    download_name = f"{dt.datetime.now().strftime('%Y-%m-%d-%H-%M-%S')}-{format_name}.zip"
+    headers.update(attachment_headers(download_name))
+    return Response(status_code=200, media_type="application/zip", headers=headers)
+
+
+@endpoint("/project/export", "HEAD", EXPORT_FORMATS)
+async def project_export_head(request: Request) -> Response:
+    return await _export_head(request)
+
+
+@endpoint("/export", "HEAD", EXPORT_FORMATS)
+async def export_head(request: Request) -> Response:
+    return await _export_head(request)
 
 
 @endpoint("/project/export", "GET", EXPORT)

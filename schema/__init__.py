@@ -20,6 +20,7 @@ from schema.completions import CompletionMutation
 from schema.context import SessionWrites
 from schema.errors import DomainErrors
 from schema.export import ExportMutation, ExportQuery
+from schema.export_jobs import ExportJobMutation
 from schema.imports import ImportMutation, ImportQuery
 from schema.label_config import LabelConfigQuery
 from schema.limits import GuardedDocuments
@@ -47,6 +48,7 @@ class Mutation(
     CompletionMutation,
     ImportMutation,
     ExportMutation,
+    ExportJobMutation,
     MLMutation,
     StorageMutation,
 ):

@@ -84,12 +84,33 @@ def _database_home() -> None:
         DatabaseHome.create(id=1, project=ids[0])
 
 
+def _job_leases() -> None:
+    """Jobs claimed through the database: lease owner, heartbeat, lease expiry, attempts and
+    the result (nullable or defaulted columns: no table rebuild on SQLite)."""
+    present = {c.name for c in database.get_columns("job")}
+    migrator = SchemaMigrator.from_database(database.obj)
+    columns: list[tuple[str, peewee.Field]] = [
+        ("lease_owner", peewee.CharField(max_length=128, null=True)),
+        ("heartbeat_at", peewee.IntegerField(null=True)),
+        ("lease_expires_at", peewee.IntegerField(null=True)),
+        ("attempts", peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])),
+    ]
+    steps = [migrator.add_column("job", name, f) for name, f in columns if name not in present]
+    if steps:
+        apply(*steps)
+    if "result" not in present:
+        kind = "TEXT" if is_sqlite() else "JSON"  # as JSONField's DDL on each
+        database.execute_sql(f'ALTER TABLE "job" ADD COLUMN "result" {kind}')
+    database.execute_sql('CREATE INDEX IF NOT EXISTS "job_state_kind" ON "job" ("state", "kind")')
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
     _ml_backend_trusted,
     _task_rank_blocks,
     _database_home,
+    _job_leases,
 ]
 
 

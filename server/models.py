@@ -249,6 +249,14 @@ class Job(BaseModel):
     created_at = peewee.IntegerField(default=now_seconds)
     started_at = peewee.IntegerField(null=True)
     finished_at = peewee.IntegerField(null=True)
+    # Claimed through the database by one process at a time (server.services.jobs.queue):
+    # the owner renews its lease by heartbeats; a lease that runs out lets another claim it.
+    # Added by migration 6 (nullable or with SQL defaults: no table rebuild).
+    lease_owner = peewee.CharField(max_length=128, null=True)
+    heartbeat_at = peewee.IntegerField(null=True)
+    lease_expires_at = peewee.IntegerField(null=True)
+    attempts = peewee.IntegerField(default=0, constraints=[ZERO])
+    result = JSONField(null=True)  # what a finished job made (an export's file)
 
 
 class Upload(BaseModel):

@@ -273,6 +273,28 @@ class Settings:
         "failed target writes)",
         cast=float,
     )
+    job_lease: int = _setting(
+        30,
+        "Seconds a process holds a background job (prediction, export) without a heartbeat; "
+        "after that another process takes the job over",
+        cast=int,
+    )
+    job_attempts: int = _setting(
+        3,
+        "Times a background job is started before a job whose process keeps dying is failed",
+        cast=int,
+    )
+    job_concurrency: int = _setting(
+        2, "Background jobs (predictions, exports) one server process runs at once", cast=int
+    )
+    job_poll_interval: float = _setting(
+        1.0, "Seconds between looks for queued background jobs of other processes", cast=float
+    )
+    job_sweep_interval: float = _setting(
+        60.0,
+        "Seconds between sweeps of expired staged imports and export files",
+        cast=float,
+    )
     storage_sync_concurrency: int = _setting(
         4, "Projects whose storages sync at once per server process", cast=int
     )

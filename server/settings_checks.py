@@ -21,6 +21,9 @@ POSITIVE_INTEGERS = (
     "ml_batch_size",
     "ml_job_concurrency",
     "storage_sync_concurrency",
+    "job_lease",
+    "job_attempts",
+    "job_concurrency",
     "s3_presign_ttl",
     "max_header_size",
     "max_header_count",
@@ -30,6 +33,8 @@ POSITIVE_SECONDS = (
     *ML_TIMEOUTS,
     "storage_timeout",
     "storage_sync_interval",
+    "job_poll_interval",
+    "job_sweep_interval",
     "body_timeout",
 )
 NOT_NEGATIVE = ("ml_retry_after", "session_max_age")

@@ -11,12 +11,13 @@ import logging
 
 from playhouse.test_utils import count_queries as _count_all_queries
 
-BACKGROUND_THREAD_PREFIX = "labelgraph-storage"
+# The storage runtime's threads and the job worker's (labelgraph-jobs, labelgraph-job-N).
+BACKGROUND_THREAD_PREFIXES = ("labelgraph-storage", "labelgraph-job")
 
 
 class _NotBackground(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.threadName or "").startswith(BACKGROUND_THREAD_PREFIX)
+        return not (record.threadName or "").startswith(BACKGROUND_THREAD_PREFIXES)
 
 
 class count_queries(_count_all_queries):  # type: ignore[misc]  # playhouse is untyped
