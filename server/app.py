@@ -33,6 +33,7 @@ from server.multi_session import COOKIE, MultiSession, session_key
 from server.sample_media import sample_media
 from server.services.ml.job_runner import MLRuntime
 from server.services.project_home import open_home_project
+from server.services.projects import get_project
 from server.services.storage.runtime import StorageRuntime
 from server.settings import Settings
 from server.uploads import upload_file
@@ -58,6 +59,10 @@ class GraphQLApp(GraphQLOverHTTP[Context]):
         finally:
             if isinstance(request, Request):
                 await request.close()
+
+
+def project_name_of(project_id: int) -> str:
+    return str(get_project(project_id).name)
 
 
 def prepare_database(settings: Settings) -> tuple[int, bool]:
@@ -106,6 +111,7 @@ def create_app(settings: Settings) -> Starlette:
             )
         else:
             app.state.project_id, _ = prepare_database(settings)
+            app.state.project_name = db.with_connection(project_name_of, app.state.project_id)
             log.info("project %s ready (database %s)", settings.project_dir, _safe_url(settings))
         app.state.ml = MLRuntime.open(settings)
         app.state.storage = StorageRuntime.open(settings)

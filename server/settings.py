@@ -273,6 +273,17 @@ class Settings:
         "failed target writes)",
         cast=float,
     )
+    file_store: str = _setting(
+        "",
+        "Where uploads and export files are kept for every server process: empty = the project "
+        "directory only; s3://bucket/prefix = also in that S3-compatible bucket (other "
+        "processes redirect /data/upload/ and /data/export/ to presigned URLs)",
+    )
+    file_store_endpoint: str = _setting(
+        "",
+        "Endpoint URL of the file store's S3 service (MinIO and other S3-compatible services); "
+        "empty = AWS",
+    )
     job_lease: int = _setting(
         30,
         "Seconds a process holds a background job (prediction, export) without a heartbeat; "

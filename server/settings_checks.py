@@ -65,3 +65,7 @@ def check_settings(settings: Settings) -> None:
         raise ValueError(f"port must be 1-65535, not {settings.port}")
     parse_origins(settings.cors_origins)
     parse_allowed_hosts(settings.allowed_hosts)
+    if settings.file_store and not settings.file_store.startswith("s3://"):
+        raise ValueError(
+            f"file_store must be empty or s3://bucket[/prefix], not {settings.file_store!r}"
+        )

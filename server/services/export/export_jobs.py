@@ -10,9 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from server.db import with_connection
 from server.errors import DomainError
 from server.services.export.exporter import ExportResult, check_format, export_project
 from server.services.export.formats import available_formats
+from server.services.files.store import EXPORT as EXPORT_AREA
+from server.services.files.store import settings_file_store
 from server.services.jobs import queue
 from server.services.jobs.worker import Outcome, RunningJob
 from server.services.projects import get_project, parsed_config
@@ -61,6 +64,15 @@ def result_of(value: dict[str, Any], export_dir: Path) -> ExportResult:
     )
 
 
+def share_export(project_id: int, result: ExportResult, settings: Settings) -> None:
+    """Put a finished export into the shared file store (when there is one), so every process
+    serves ``/data/export/<name>``."""
+    store = settings_file_store(settings)
+    if store.shared:
+        name = with_connection(lambda: get_project(project_id).name)
+        store.put(name, EXPORT_AREA, result.file_name, result.path)
+
+
 def run_export_job(job: RunningJob, settings: Settings) -> Outcome | None:
     """The worker's handler of ``export`` jobs (``settings``: the project's)."""
     reported = [0, 0.0]  # tasks counted so far, when
@@ -85,4 +97,5 @@ def run_export_job(job: RunningJob, settings: Settings) -> Outcome | None:
         return None
     except DomainError as exc:
         return Outcome(queue.FAILED, exc.message)
+    share_export(job.project_id, result, settings)
     return Outcome(queue.DONE, result=result_json(result))

@@ -20,6 +20,7 @@ from typing import Any
 from server.db import is_sqlite, write_transaction
 from server.errors import DomainError, not_found
 from server.models import StagedImport, now_seconds
+from server.services.files.store import FileStore, ProjectDirectoryStore, settings_file_store
 from server.services.imports import file_import, json_import
 from server.services.imports.report import ImportResult, Progress, Selection
 from server.services.imports.staging_dir import ImportLimits, IncomingFile, StagedFile, Staging
@@ -63,6 +64,7 @@ class StagingPlace:
     limits: ImportLimits = ImportLimits()  # noqa: RUF009  (frozen)
     policy: FetchPolicy = FetchPolicy()  # noqa: RUF009  (frozen)
     ttl: int = 3600
+    files: FileStore = ProjectDirectoryStore()  # noqa: RUF009  (frozen; where uploads go too)
 
 
 def staging_place(settings: Settings) -> StagingPlace:
@@ -84,6 +86,7 @@ def staging_place(settings: Settings) -> StagingPlace:
             allow_private=settings.url_import_allow_private,
         ),
         ttl=settings.import_staging_ttl,
+        files=settings_file_store(settings),
     )
 
 
@@ -123,6 +126,7 @@ def import_now(
             selection,
             limits=place.limits,
             upload_dir=place.upload_dir,
+            files=place.files,
             progress=progress,
         )
     finally:
@@ -281,6 +285,7 @@ def apply(
                 state.selection,
                 limits=place.limits,
                 upload_dir=place.upload_dir,
+                files=place.files,
                 progress=progress,
             )
         StagedImport.delete().where(StagedImport.id == row.id).execute()
