@@ -63,7 +63,7 @@ def lock_project(project_id: int) -> Project:
     """
     query = Project.select().where(Project.id == project_id)
     if not is_sqlite():
-        query = query.for_update("FOR NO KEY UPDATE")
+        query = query.for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]
     project: Project | None = query.first()
     if project is None:
         raise not_found("Project", project_id)

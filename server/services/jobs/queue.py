@@ -57,7 +57,7 @@ def claim_next(owner: str, kinds: tuple[str, ...], lease: int, max_attempts: int
         query = Job.select(Job.id).where(_claimable(now, kinds, max_attempts))
         query = query.order_by(Job.id).limit(1)
         if not is_sqlite():
-            query = query.for_update("FOR UPDATE SKIP LOCKED")
+            query = query.for_update("FOR UPDATE SKIP LOCKED")  # type: ignore[arg-type]
         job_id = query.scalar()
         if job_id is None:
             return None
