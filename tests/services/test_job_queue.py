@@ -12,7 +12,7 @@ from server import db
 from server.models import Job, now_seconds
 from server.services.jobs import queue
 
-KINDS = ("predictions",)
+KINDS = ("queue-test",)  # a kind no worker of the test app runs
 LEASE = 30
 
 
@@ -24,7 +24,7 @@ def _expire(job_id: int) -> None:
 
 def test_a_job_has_one_owner_until_its_lease_runs_out(project_id: int) -> None:
     def run() -> None:
-        job = queue.enqueue(project_id, "predictions", {"task_ids": [1]}, total=1)
+        job = queue.enqueue(project_id, "queue-test", {"task_ids": [1]}, total=1)
         first = queue.claim_next("host-a:1", KINDS, LEASE, 3)
         assert first is not None and first.id == job.id
         assert (first.state, first.lease_owner, first.attempts) == ("running", "host-a:1", 1)
@@ -49,7 +49,7 @@ def test_a_job_has_one_owner_until_its_lease_runs_out(project_id: int) -> None:
 
 def test_a_job_whose_processes_keep_dying_fails_with_the_reason(project_id: int) -> None:
     def run() -> None:
-        job = queue.enqueue(project_id, "predictions", {}, total=0)
+        job = queue.enqueue(project_id, "queue-test", {}, total=0)
         for attempt in (1, 2):
             claimed = queue.claim_next(f"host:{attempt}", KINDS, LEASE, 2)
             assert claimed is not None and claimed.attempts == attempt
@@ -66,7 +66,7 @@ def test_a_job_whose_processes_keep_dying_fails_with_the_reason(project_id: int)
 
 def test_a_released_job_is_queued_again_without_counting_an_attempt(project_id: int) -> None:
     def run() -> None:
-        job = queue.enqueue(project_id, "predictions", {}, total=0)
+        job = queue.enqueue(project_id, "queue-test", {}, total=0)
         assert queue.claim_next("host:1", KINDS, LEASE, 3) is not None
         assert queue.release(job.id, "host:1")
         row = Job.get_by_id(job.id)
