@@ -175,7 +175,13 @@ def moto_bucket(env: dict[str, str]) -> Iterator[str]:
             time.sleep(0.2)
         import boto3
 
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
         client.create_bucket(Bucket="labelgraph-bench")
         env.update(
             LABELGRAPH_FILE_STORE="s3://labelgraph-bench/files",
