@@ -116,3 +116,25 @@ def test_the_default_store_is_the_project_directory() -> None:
     assert isinstance(file_store(""), ProjectDirectoryStore)
     with pytest.raises(ValueError, match="s3://bucket"):
         Settings.from_env({}, file_store="ftp://elsewhere")
+
+
+def test_an_import_prepared_by_one_process_is_applied_by_another(
+    tmp_path: Path, s3_bucket: Bucket, aws_credentials: None
+) -> None:
+    image = (FIXTURES / "imports" / "red.png").read_bytes()
+    with two_hosts(tmp_path, s3_bucket) as (a, b):
+        files = [("file", ("red.png", image, "image/png"))]
+        prepared = a.post("/api/project/import/prepare", files=files)
+        assert prepared.status_code == 201, prepared.text
+        import_id = prepared.json()["id"]
+        json_prepared = a.post("/api/project/import/prepare", json=[{"image": "x.png"}])
+        json_id = json_prepared.json()["id"]
+        applied = b.post(f"/api/project/import/{import_id}/apply")
+        assert applied.status_code == 201, applied.text
+        [task_id] = applied.json()["new_task_ids"]
+        url = b.get(f"/api/tasks/{task_id}").json()["data"]["image"]
+        assert b.get(url).content == image  # b stored it: its own copy
+        assert _fetch(a, url).content == image
+        applied = b.post(f"/api/project/import/{json_id}/apply")
+        assert applied.status_code == 201, applied.text
+        assert b.get("/api/tasks").json()["total"] == 2
