@@ -164,12 +164,11 @@ def release(job_id: int, owner: str) -> bool:
 def fail_abandoned(lease: int, max_attempts: int) -> int:
     """Fail the jobs whose lease ran out after their last allowed attempt; returns how many."""
     now = now_seconds()
+    abandoned = (Job.state == RUNNING) & (Job.lease_expires_at < now)
+    if not Job.select(Job.id).where(abandoned, Job.attempts >= max_attempts).exists():
+        return 0  # the usual answer, without taking SQLite's write lock
     with write_transaction():
-        rows = list(
-            Job.select(Job.id, Job.attempts).where(
-                Job.state == RUNNING, Job.lease_expires_at < now, Job.attempts >= max_attempts
-            )
-        )
+        rows = list(Job.select(Job.id, Job.attempts).where(abandoned, Job.attempts >= max_attempts))
         for row in rows:
             Job.update(
                 state=FAILED,
