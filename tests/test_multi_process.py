@@ -1,6 +1,6 @@
-"""Two server processes on one PostgreSQL, as two hosts behind a load balancer would run:
-no write is lost, no job runs twice, and a job whose process is killed with SIGKILL is taken
-over by the other process.
+"""Two server processes on one PostgreSQL and one S3 file store (a local moto server), as two
+hosts behind a load balancer would run: files are served by either, no write is lost, no job
+runs twice, and a job whose process is killed with SIGKILL is taken over by the other process.
 
 Each "host" has its own project directory (of the same name, so both open the same project).
 Jobs get a short lease (``LABELGRAPH_JOB_LEASE=2``) so the takeover happens within seconds.
@@ -27,6 +27,7 @@ from server import db
 from tests.conftest import FIXTURES, TEST_DATABASE_URL, _reset_postgres
 from tests.live_server import free_port
 from tests.ml_backend import RunningBackend
+from tests.storage_fixtures import S3_CREDENTIALS, Bucket
 
 pytestmark = pytest.mark.skipif(
     not TEST_DATABASE_URL, reason="several processes need PostgreSQL (LABELGRAPH_TEST_DATABASE_URL)"
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.skipif(
 JOB = "query Job($id: Int!) { job(id: $id) { id state done total attempts error } }"
 START_PREDICTIONS = "mutation Start($ids: [Int!]) { startPredictionJob(taskIds: $ids) { id } }"
 START_EXPORT = 'mutation { startExport(format: "JSON") { id } }'
+EXPORT_URL = "query Job($id: Int!) { job(id: $id) { export { url } } }"
 JOB_ENV = {
     "LABELGRAPH_JOB_LEASE": "2",
     "LABELGRAPH_JOB_POLL_INTERVAL": "0.2",
@@ -60,10 +62,13 @@ class Host:
 
 
 @contextlib.contextmanager
-def hosts(tmp_path: Path, count: int, *extra: str) -> Iterator[list[Host]]:
+def hosts(
+    tmp_path: Path, count: int, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[list[Host]]:
     _reset_postgres(TEST_DATABASE_URL)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("LABELGRAPH_")}
     environment.update(JOB_ENV)
+    environment.update(env or {})
     started: list[Host] = []
     try:
         for number in range(count):
@@ -132,14 +137,36 @@ def _lease_owner_pid(job_id: int) -> int | None:
     return int(row[0].split(":")[1]) if row and row[0] else None
 
 
+def _get(host: Host, url: str) -> bytes:
+    """A file route's bytes; a redirect to the file store is followed."""
+    response = host.http.get(url, follow_redirects=True)
+    assert response.status_code == 200, response.text
+    return response.content
+
+
 def test_two_processes_lose_no_write_and_run_each_job_once(
-    tmp_path: Path, start_ml_backend: Callable[..., RunningBackend]
+    tmp_path: Path, start_ml_backend: Callable[..., RunningBackend], s3_bucket: Bucket
 ) -> None:
     backend = start_ml_backend("--sleep", "0.3")
     config = str(FIXTURES / "configs/sentiment.xml")
-    with hosts(tmp_path, 2, "--label-config", config, "--ml-backends", backend.url) as (a, b):
+    store = {
+        "LABELGRAPH_FILE_STORE": f"s3://{s3_bucket.name}/shared",
+        "LABELGRAPH_FILE_STORE_ENDPOINT": s3_bucket.endpoint,
+        "AWS_ACCESS_KEY_ID": S3_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": S3_CREDENTIALS["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    flags = ("--label-config", config, "--ml-backends", backend.url)
+    with hosts(tmp_path, 2, *flags, env=store) as (a, b):
         tasks = [{"text": f"task {i}"} for i in range(40)]
         assert a.http.post("/api/project/import", json=tasks).status_code == 201
+        # A file uploaded through one process is served by the other (S3 file store).
+        image = (FIXTURES / "imports" / "red.png").read_bytes()
+        upload = a.http.post("/api/project/import", files=[("file", ("red.png", image))])
+        assert upload.status_code == 201, upload.text
+        [url] = upload.json()["task_preview"][0].values()
+        assert b.http.get(url).status_code == 302
+        assert _get(b, url) == image
 
         # Annotators behind a load balancer: every other request goes to the other process.
         created: list[int] = []
@@ -161,7 +188,7 @@ def test_two_processes_lose_no_write_and_run_each_job_once(
         for thread in threads:
             thread.join()
         listed = b.http.get("/api/tasks", params={"page_size": 100}).json()
-        stored = {c["id"] for t in listed["tasks"] for c in t["completions"]}
+        stored = {c["id"] for t in listed["tasks"] for c in t.get("completions", [])}
         assert len(created) == 80 and set(created) == stored
         assert listed["total_completions"] == 80
 
@@ -172,6 +199,8 @@ def test_two_processes_lose_no_write_and_run_each_job_once(
             job = _until(lambda job_id=job_id: _finished(b, job_id))
             assert (job["state"], job["attempts"], job["error"]) == ("DONE", 1, None), job
         assert _predict_calls(backend) == Counter(range(1, 7))
+        export_url = b.gql(EXPORT_URL, {"id": exports[0]})["job"]["export"]["url"]
+        assert _get(a, export_url) == _get(b, export_url)  # one of them has no copy
 
         # A job whose process is killed is taken over by the other one.
         ids = list(range(7, 27))
