@@ -1,5 +1,6 @@
 """startExport: an export as a background job with progress, the file on the job; a prediction
-job left by a dead process is taken over; REST HEAD of the export runs no export."""
+job left by a dead process is taken over, one stopped with its server is queued again; REST HEAD
+of the export runs no export."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from starlette.testclient import TestClient
 
 from rest_compat._http import OPERATION_HEADER
 from server import db
+from server.app import create_app
 from server.models import Job, now_seconds
 from tests.conftest import GraphQL
 from tests.ml_backend import RunningBackend
@@ -123,3 +125,30 @@ def test_head_of_the_rest_export_runs_no_export(
     assert not [r for r in caplog.records if r.getMessage().startswith("export ")]
     export_dir = sentiment_project.app.state.settings.export_dir  # type: ignore[attr-defined]
     assert not export_dir.exists() or not list(export_dir.iterdir())
+
+
+def test_a_job_stopped_with_its_server_goes_back_to_the_queue(
+    settings: Any, start_ml_backend: Any
+) -> None:
+    """A server that stops hands its running job back (not failed): another process, or this
+    one started again, takes it up."""
+    backend = start_ml_backend("--sleep", "0.5")
+    with TestClient(create_app(settings)) as client:
+        tasks = [{"text": f"t{i}"} for i in range(3)]
+        assert client.post("/api/project/import", json=tasks).status_code == 201
+        add = 'mutation Add($url: String!) { addMlBackend(url: $url, name: "slow") { id } }'
+        post = client.post("/graphql", json={"query": add, "variables": {"url": backend.url}})
+        assert "errors" not in post.json(), post.json()
+        start = {"query": "mutation { startPredictionJob(allTasks: true) { id } }"}
+        job_id = client.post("/graphql", json=start).json()["data"]["startPredictionJob"]["id"]
+        deadline = time.monotonic() + 30
+        while not backend.requests("/predict"):  # the job is calling the backend
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+    def row() -> Job:
+        found: Job = Job.get_by_id(job_id)
+        return found
+
+    job = db.with_connection(row)
+    assert (job.state, job.attempts, job.lease_owner) == ("queued", 0, None)

@@ -1,7 +1,8 @@
-"""Prediction job rows (ml-backend.md §4.1): create a job, read it, set its state.
+"""Prediction job rows (ml-backend.md §4.1): check a request and queue the job, read it.
 
-A job's row (state, total, done, failed, error) lives in the database, so any worker process
-can report it; :mod:`server.services.ml.prediction_job` does the work.
+A job's row (state, total, done, failed, error, lease) lives in the database: any process's
+worker claims and runs it (:mod:`server.services.jobs`) and any process reports it;
+:mod:`server.services.ml.prediction_job` does the work.
 """
 
 from __future__ import annotations
