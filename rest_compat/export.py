@@ -6,6 +6,8 @@ it once sent.
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -27,6 +29,10 @@ from server.downloads import attachment_headers
 from server.multi_session import request_settings
 from server.principal import Role
 from server.services.export import exporter as export_service
+from server.services.files.store import EXPORT as EXPORT_AREA
+from server.services.files.store import settings_file_store
+from server.settings import Settings
+from server.shared_files import project_name
 
 EXPORT = Operation(
     "mutation RestExport($format: String!) "
@@ -57,8 +63,41 @@ async def _export(request: Request) -> Response:
         found.path,
         media_type="application/zip",
         headers=headers,
-        background=BackgroundTask(export_service.delete_export, found.path),
+        background=BackgroundTask(_forget_export, request, settings, found.path),
     )
+
+
+def _forget_export(request: Request, settings: Settings, path: Path) -> None:
+    """Delete the sent export: this process's file and the shared store's copy."""
+    export_service.delete_export(path)
+    store = settings_file_store(settings)
+    if store.shared:
+        store.delete(project_name(request, settings), EXPORT_AREA, path.name)
+
+
+async def _export_head(request: Request) -> Response:
+    """HEAD answers the headers a GET would have without running the export: 400 for a format
+    the project does not offer, else 200 ``application/zip`` named as of now."""
+    format_name = request.query_params.get("format") or ""
+    data = await execute(request, EXPORT_FORMATS)
+    offered = [f["name"] for f in data["exportFormats"] if f["available"]]
+    headers = {OPERATION_HEADER: EXPORT_FORMATS.name}
+    if format_name not in offered:
+        detail = f"Unknown or unavailable export format {format_name!r}"
+        return answer(error_body(400, detail, formats=offered), 400, EXPORT_FORMATS)
+    download_name = f"{dt.datetime.now().strftime('%Y-%m-%d-%H-%M-%S')}-{format_name}.zip"
+    headers.update(attachment_headers(download_name))
+    return Response(status_code=200, media_type="application/zip", headers=headers)
+
+
+@endpoint("/project/export", "HEAD", EXPORT_FORMATS, permission=Role.ADMIN)
+async def project_export_head(request: Request) -> Response:
+    return await _export_head(request)
+
+
+@endpoint("/export", "HEAD", EXPORT_FORMATS, permission=Role.ADMIN)
+async def export_head(request: Request) -> Response:
+    return await _export_head(request)
 
 
 @endpoint("/project/export", "GET", EXPORT, permission=Role.ADMIN)

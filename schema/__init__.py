@@ -21,6 +21,7 @@ from schema.completions import CompletionMutation
 from schema.context import SessionWrites
 from schema.errors import DomainErrors
 from schema.export import ExportMutation, ExportQuery
+from schema.export_jobs import ExportJobMutation
 from schema.imports import ImportMutation, ImportQuery
 from schema.label_config import LabelConfigQuery
 from schema.limits import GuardedDocuments
@@ -55,6 +56,7 @@ class Mutation(
     CompletionMutation,
     ImportMutation,
     ExportMutation,
+    ExportJobMutation,
     MLMutation,
     StorageMutation,
     AuthMutation,

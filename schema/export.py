@@ -10,6 +10,7 @@ from schema.context import Info
 from schema.permissions import IsAdmin, inherits_access
 from schema.scalars import from_seconds
 from server.principal import Role
+from server.services.export import export_jobs
 from server.services.export import exporter as export_service
 from server.services.export import formats as export_formats
 
@@ -105,7 +106,7 @@ class ExportMutation:
         project_id: int | None = None,
     ) -> ExportFile:
         pid = info.context.resolve_project_id(project_id)
-        result = export_service.export_project(
-            pid, format, info.context.project_settings(pid), only_completed=only_completed
-        )
+        settings = info.context.project_settings(pid)
+        result = export_service.export_project(pid, format, settings, only_completed=only_completed)
+        export_jobs.share_export(pid, result, settings)
         return ExportFile(result=result)

@@ -9,11 +9,13 @@ from pathlib import Path
 import strawberry
 
 from schema.context import Info
+from schema.export import ExportFile
 from schema.permissions import IsAdmin, inherits_access
 from schema.scalars import JSON, from_seconds
 from server.models import Job as JobRow
 from server.models import MLBackend as MLBackendRow
 from server.principal import Role
+from server.services.export.export_jobs import EXPORT, result_of
 from server.services.ml import backends as ml_service
 from server.services.ml import job_rows as ml_jobs
 from server.services.ml import predictions as ml_predictions
@@ -102,9 +104,23 @@ class Job:
     def project_id(self) -> int:
         return self.row.project_id
 
-    @strawberry.field(description='"predictions".')
+    @strawberry.field(description='"predictions" or "export".')
     def kind(self) -> str:
         return self.row.kind
+
+    @strawberry.field(
+        description="How many times a process started it (a job whose process "
+        "died is started again by another, up to LABELGRAPH_JOB_ATTEMPTS times)."
+    )
+    def attempts(self) -> int:
+        return int(self.row.attempts or 0)
+
+    @strawberry.field(description="An export job's file, once the job is done.")
+    def export(self, info: Info) -> ExportFile | None:
+        if self.row.kind != EXPORT or self.row.state != "done" or not self.row.result:
+            return None
+        settings = info.context.project_settings(self.row.project_id)
+        return ExportFile(result=result_of(self.row.result, settings.export_dir))
 
     @strawberry.field
     def state(self) -> JobState:
@@ -257,5 +273,5 @@ class MLMutation:
         pid = ctx.resolve_project_id(project_id)
         limit = ctx.settings.max_page_size
         row = ml_jobs.create_prediction_job(pid, task_ids, all_tasks, limit)
-        runtime.jobs.launch(row.id)
+        runtime.jobs.wake()
         return Job(row=row)

@@ -36,8 +36,9 @@ from server.multi_session import COOKIE, MultiSession, session_key
 from server.principal import OPEN, SCOPE_KEY, Role
 from server.route_guard import guarded
 from server.sample_media import sample_media
-from server.services import projects as project_service
 from server.services.ml.job_runner import MLRuntime
+from server.services.project_home import open_home_project
+from server.services.projects import get_project
 from server.services.storage.runtime import StorageRuntime
 from server.settings import Settings
 from server.uploads import upload_file
@@ -71,6 +72,10 @@ class GraphQLApp(GraphQLOverHTTP[Context]):
                 await request.close()
 
 
+def project_name_of(project_id: int) -> str:
+    return str(get_project(project_id).name)
+
+
 def prepare_database(settings: Settings) -> tuple[int, bool]:
     """Connect, migrate and make sure the project exists; return (its id, created)."""
     settings.upload_dir.mkdir(parents=True, exist_ok=True)
@@ -78,10 +83,19 @@ def prepare_database(settings: Settings) -> tuple[int, bool]:
 
     def setup() -> tuple[int, bool]:
         migrate()
-        project, created = project_service.ensure_project(
-            settings.project_name, sampling=settings.sampling
+        opened = open_home_project(
+            settings.project_name,
+            requested_name=settings.project,
+            database_in_directory=not settings.database_url,
+            sampling=settings.sampling,
         )
-        return project.id, created
+        if opened.renamed_from is not None:
+            log.warning(
+                "the project directory is now called %r: opening this database's project %r",
+                opened.renamed_from,
+                opened.project.name,
+            )
+        return opened.project.id, opened.created
 
     return db.with_connection(setup)
 
@@ -111,7 +125,8 @@ def create_app(settings: Settings) -> Starlette:
             )
         else:
             app.state.project_id, _ = prepare_database(settings)
-            log.info("project %s ready (database %s)", settings.project_name, _safe_url(settings))
+            app.state.project_name = db.with_connection(project_name_of, app.state.project_id)
+            log.info("project %s ready (database %s)", settings.project_dir, _safe_url(settings))
         app.state.auth = auth
         auth.open()
         app.state.ml = MLRuntime.open(settings)

@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
             help="JSON file of tasks to import when the project has no tasks yet",
         )
         sub.add_argument("--db", dest="database_url", help="database URL (default: SQLite file)")
+        sub.add_argument(
+            "--project-name",
+            dest="project",
+            help="project to open in the database (default: the database's own project)",
+        )
         sub.add_argument("--sampling", choices=SAMPLING_MODES, help="next-task sampling")
         sub.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
         sub.add_argument(
@@ -156,6 +161,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides = {"project_dir": project_dir, "root_dir": ""}
     for name in (
         "database_url",
+        "project",
         "sampling",
         "log_level",
         "host",

@@ -99,10 +99,14 @@ def _check_sqlite_file(path: str, settings: Settings) -> None:
 def database_step(what: str, fn: Callable[[], T]) -> T:
     """Run a step that uses the database; its database or file-system failure becomes a
     :class:`CliError` naming ``what`` failed."""
+    from server.errors import DomainError
+
     try:
         return fn()
     except (peewee.DatabaseError, peewee.InterfaceError, OSError) as exc:
         raise CliError(f"{what}: {one_line(exc)}") from None
+    except DomainError as exc:  # e.g. the database belongs to another project
+        raise CliError(f"{what}: {exc.message}") from None
 
 
 def check_listen_address(host: str, port: int) -> None:

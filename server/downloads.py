@@ -14,6 +14,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from server.errors import DomainError
 from server.multi_session import request_settings
 from server.services.export import exporter as export_service
+from server.services.files.store import EXPORT
+from server.shared_files import redirect_to_shared
 
 
 def attachment_headers(download_name: str) -> dict[str, str]:
@@ -35,7 +37,12 @@ async def export_download(request: Request) -> Response:
             export_service.find_export, settings.export_dir, name, settings.export_ttl
         )
     except DomainError as exc:
-        return JSONResponse({"status": 404, "detail": exc.message}, 404)
+        shared = None
+        if settings is not None and (download_name := export_service.download_name(name)):
+            shared = await redirect_to_shared(
+                request, settings, EXPORT, name, download_name, max_age=settings.export_ttl
+            )
+        return shared or JSONResponse({"status": 404, "detail": exc.message}, 404)
     return FileResponse(
         found.path, media_type="application/zip", headers=attachment_headers(found.download_name)
     )

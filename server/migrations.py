@@ -22,7 +22,14 @@ from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply
 
 from server.db import database, is_sqlite, write_transaction
-from server.models import ALL_MODELS, RANK_MODELS, STORAGE_MODELS, TaskRankBlock
+from server.models import (
+    ALL_MODELS,
+    RANK_MODELS,
+    STORAGE_MODELS,
+    DatabaseHome,
+    Project,
+    TaskRankBlock,
+)
 
 log = logging.getLogger(__name__)
 MIGRATION_LOCK_ID = 0x1A8E1
@@ -79,12 +86,43 @@ def _users_and_tokens() -> None:
         apply(migrator.add_column("completion", "completed_by", peewee.IntegerField(null=True)))
 
 
+def _database_home() -> None:
+    """The database remembers its single-project server's project (``database_home``): a
+    database holding exactly one project makes that project its home."""
+    database.create_tables([DatabaseHome], safe=True)
+    ids = list(Project.select(Project.id).limit(2).scalars())
+    if len(ids) == 1 and not DatabaseHome.select().exists():
+        DatabaseHome.create(id=1, project=ids[0])
+
+
+def _job_leases() -> None:
+    """Jobs claimed through the database: lease owner, heartbeat, lease expiry, attempts and
+    the result (nullable or defaulted columns: no table rebuild on SQLite)."""
+    present = {c.name for c in database.get_columns("job")}
+    migrator = SchemaMigrator.from_database(database.obj)
+    columns: list[tuple[str, peewee.Field]] = [
+        ("lease_owner", peewee.CharField(max_length=128, null=True)),
+        ("heartbeat_at", peewee.IntegerField(null=True)),
+        ("lease_expires_at", peewee.IntegerField(null=True)),
+        ("attempts", peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])),
+    ]
+    steps = [migrator.add_column("job", name, f) for name, f in columns if name not in present]
+    if steps:
+        apply(*steps)
+    if "result" not in present:
+        kind = "TEXT" if is_sqlite() else "JSON"  # as JSONField's DDL on each
+        database.execute_sql(f'ALTER TABLE "job" ADD COLUMN "result" {kind}')
+    database.execute_sql('CREATE INDEX IF NOT EXISTS "job_state_kind" ON "job" ("state", "kind")')
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
     _ml_backend_trusted,
     _task_rank_blocks,
     _users_and_tokens,
+    _database_home,
+    _job_leases,
 ]
 
 

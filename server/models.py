@@ -252,6 +252,14 @@ class Job(BaseModel):
     created_at = peewee.IntegerField(default=now_seconds)
     started_at = peewee.IntegerField(null=True)
     finished_at = peewee.IntegerField(null=True)
+    # Claimed through the database by one process at a time (server.services.jobs.queue):
+    # the owner renews its lease by heartbeats; a lease that runs out lets another claim it.
+    # Added by migration 6 (nullable or with SQL defaults: no table rebuild).
+    lease_owner = peewee.CharField(max_length=128, null=True)
+    heartbeat_at = peewee.IntegerField(null=True)
+    lease_expires_at = peewee.IntegerField(null=True)
+    attempts = peewee.IntegerField(default=0, constraints=[ZERO])
+    result = JSONField(null=True)  # what a finished job made (an export's file)
 
 
 class Upload(BaseModel):
@@ -366,3 +374,16 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
 STORAGE_MODELS: tuple[type[BaseModel], ...] = (Storage, StorageKey)
 # Created by migration 4.
 RANK_MODELS: tuple[type[BaseModel], ...] = (TaskRankBlock,)
+
+
+class DatabaseHome(BaseModel):
+    """Which project a single-project server opens in this database (one row, ``id`` 1): the
+    project's identity lives in the database, not in the name of the directory it was started
+    from (:mod:`server.services.project_home`). Created by migration 5."""
+
+    id = peewee.IntegerField(primary_key=True)
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
+
+    class Meta:
+        table_name = "database_home"

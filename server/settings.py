@@ -66,6 +66,12 @@ class Settings:
     project_dir: str = _setting(
         "my_project", "Project directory: holds the SQLite database and upload/"
     )
+    project: str = _setting(
+        "",
+        "Name of the project a single-project server opens in its database (created if "
+        "missing); empty = the database's own project (a new database's project takes the "
+        "project directory's name)",
+    )
     host: str = _setting("127.0.0.1", "Address the HTTP server binds to")
     port: int = _setting(8080, "Port the HTTP server listens on (1-65535)", cast=int)
     database_url: str = _setting(
@@ -265,6 +271,39 @@ class Settings:
         30.0,
         "Seconds between background syncs of S3/GCS/Azure/Redis source storages (and retries of "
         "failed target writes)",
+        cast=float,
+    )
+    file_store: str = _setting(
+        "",
+        "Where uploads and export files are kept for every server process: empty = the project "
+        "directory only; s3://bucket/prefix = also in that S3-compatible bucket (other "
+        "processes redirect /data/upload/ and /data/export/ to presigned URLs)",
+    )
+    file_store_endpoint: str = _setting(
+        "",
+        "Endpoint URL of the file store's S3 service (MinIO and other S3-compatible services); "
+        "empty = AWS",
+    )
+    job_lease: int = _setting(
+        30,
+        "Seconds a process holds a background job (prediction, export) without a heartbeat; "
+        "after that another process takes the job over",
+        cast=int,
+    )
+    job_attempts: int = _setting(
+        3,
+        "Times a background job is started before a job whose process keeps dying is failed",
+        cast=int,
+    )
+    job_concurrency: int = _setting(
+        2, "Background jobs (predictions, exports) one server process runs at once", cast=int
+    )
+    job_poll_interval: float = _setting(
+        1.0, "Seconds between looks for queued background jobs of other processes", cast=float
+    )
+    job_sweep_interval: float = _setting(
+        60.0,
+        "Seconds between sweeps of expired staged imports and export files",
         cast=float,
     )
     storage_sync_concurrency: int = _setting(

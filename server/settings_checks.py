@@ -21,6 +21,9 @@ POSITIVE_INTEGERS = (
     "ml_batch_size",
     "ml_job_concurrency",
     "storage_sync_concurrency",
+    "job_lease",
+    "job_attempts",
+    "job_concurrency",
     "s3_presign_ttl",
     "max_header_size",
     "max_header_count",
@@ -32,6 +35,8 @@ POSITIVE_SECONDS = (
     *ML_TIMEOUTS,
     "storage_timeout",
     "storage_sync_interval",
+    "job_poll_interval",
+    "job_sweep_interval",
     "body_timeout",
 )
 NOT_NEGATIVE = ("ml_retry_after", "session_max_age")
@@ -64,3 +69,7 @@ def check_settings(settings: Settings) -> None:
         raise ValueError("secret_key must have at least 32 characters (or be empty)")
     parse_origins(settings.cors_origins)
     parse_allowed_hosts(settings.allowed_hosts)
+    if settings.file_store and not settings.file_store.startswith("s3://"):
+        raise ValueError(
+            f"file_store must be empty or s3://bucket[/prefix], not {settings.file_store!r}"
+        )

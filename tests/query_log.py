@@ -11,13 +11,14 @@ import logging
 
 from playhouse.test_utils import count_queries as _count_all_queries
 
-# The storage runtime's ticker and the users-exist watcher (server/auth_state.py).
-BACKGROUND_THREAD_PREFIX = ("labelgraph-storage", "labelgraph-auth")
+# The storage runtime's threads, the job worker's (labelgraph-jobs, labelgraph-job-N) and
+# the users-exist watcher (server/auth_state.py).
+BACKGROUND_THREAD_PREFIXES = ("labelgraph-storage", "labelgraph-job", "labelgraph-auth")
 
 
 class _NotBackground(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.threadName or "").startswith(BACKGROUND_THREAD_PREFIX)
+        return not (record.threadName or "").startswith(BACKGROUND_THREAD_PREFIXES)
 
 
 class count_queries(_count_all_queries):  # type: ignore[misc]  # playhouse is untyped

@@ -56,11 +56,14 @@ def list_projects() -> list[Project]:
 def lock_project(project_id: int) -> Project:
     """Read the project inside a write transaction, serialising writers of this project.
 
-    SQLite's ``BEGIN IMMEDIATE`` already serialises all writers; PostgreSQL takes a row lock.
+    SQLite's ``BEGIN IMMEDIATE`` already serialises all writers; PostgreSQL takes a row lock,
+    ``FOR NO KEY UPDATE`` (what an ``UPDATE`` of the counters takes): ``FOR UPDATE`` would also
+    wait for the key-share locks of rows inserted with a foreign key to the project (another
+    writer's new completion), which deadlocks against that writer's counter update.
     """
     query = Project.select().where(Project.id == project_id)
     if not is_sqlite():
-        query = query.for_update()
+        query = query.for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]
     project: Project | None = query.first()
     if project is None:
         raise not_found("Project", project_id)

@@ -66,7 +66,7 @@ def test_every_rest_route_is_guarded(guarded: TestClient) -> None:
         path = path.replace("{import_id}", "1")
         answer = guarded.request(endpoint.method, path)
         assert answer.status_code == 401, (endpoint.method, path)
-        assert answer.text == LS_BODY
+        assert answer.text == ("" if endpoint.method == "HEAD" else LS_BODY)
 
 
 def test_the_right_credential_opens_everything(guarded: TestClient) -> None:

@@ -138,6 +138,8 @@ def test_anonymous_callers_get_401_on_every_rest_route(
             assert answer.status_code == 200, where
             continue
         assert answer.status_code == 401, where
+        if endpoint.method == "HEAD":  # headers only
+            continue
         assert answer.json()["status"] == 401, where
         assert "Authentication required" in answer.json()["detail"], where
     for path in ("/data/upload/x.png", "/data/export/x.zip"):
@@ -154,7 +156,8 @@ def test_annotators_get_403_on_admin_routes_and_pass_on_theirs(
         where = f"{endpoint.method} {endpoint.path}: {answer.text[:200]}"
         if endpoint.required_role is Role.ADMIN:
             assert answer.status_code == 403, where
-            assert answer.json() == {"status": 403, "detail": "Your role may not do this"}
+            if endpoint.method != "HEAD":  # headers only
+                assert answer.json() == {"status": 403, "detail": "Your role may not do this"}
         else:
             assert answer.status_code not in (401, 403), where
     assert client.get("/data/export/x.zip", headers=headers).status_code == 403

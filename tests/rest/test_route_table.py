@@ -53,6 +53,8 @@ REQUESTS: dict[tuple[str, str], dict[str, object]] = {
     ("DELETE", "/api/completions"): {},
     ("GET", "/api/project/export"): {"params": {"format": "JSON"}},
     ("GET", "/api/export"): {"params": {"format": "CSV"}},
+    ("HEAD", "/api/project/export"): {"params": {"format": "JSON"}},
+    ("HEAD", "/api/export"): {"params": {"format": "CSV"}},
     ("GET", "/api/project/export/formats"): {},
     ("GET", "/api/models"): {},
     ("DELETE", "/api/models"): {"json": {"name": "routes"}},

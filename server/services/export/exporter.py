@@ -276,6 +276,12 @@ class ExportFile:
     download_name: str
 
 
+def download_name(file_name: str) -> str | None:
+    """``<STAMP>-<FORMAT>.zip`` for a stored export's name; None for any other name."""
+    match = _FILE_NAME.match(file_name)
+    return None if match is None else f"{match.group(1)}-{match.group(2)}.zip"
+
+
 def find_export(export_dir: Path, file_name: str, ttl: int) -> ExportFile:
     """A finished, unexpired export by its stored name (``not_found`` otherwise)."""
     match = _FILE_NAME.match(file_name)

@@ -28,6 +28,7 @@ from server.gc_pause import paused_gc
 from server.models import Project, Upload, now_seconds
 from server.services import projects
 from server.services.config.model import UNDEFINED_KEY, LabelConfig
+from server.services.files.store import UPLOAD, FileStore
 from server.services.imports.data_keys import DataKeys
 from server.services.imports.pipeline import dry_result, finish, store, transaction
 from server.services.imports.readers import (
@@ -266,6 +267,7 @@ def read_staging(
     limits: ImportLimits,
     upload_dir: Path | None,
     progress: Progress | None = None,
+    files: FileStore | None = None,
 ) -> ImportResult:
     """Import the files of ``staging`` (``upload_dir`` given) or, without ``upload_dir``, only
     validate them and report what an import would do (staged imports)."""
@@ -300,5 +302,20 @@ def read_staging(
     except BaseException:
         _remove(created)
         raise
+    if insert and files is not None and files.shared:
+        _share_uploads(files, project.name, staging, upload_dir)
     result.duration = round(time.perf_counter() - started, 6)
     return plan.report(result, selection)
+
+
+def _share_uploads(
+    files: FileStore, project: str, staging: Staging, upload_dir: Path | None
+) -> None:
+    """Put the imported files into the shared file store (after the commit: no network call
+    inside the transaction). A failure is logged: this process still serves its copy."""
+    assert upload_dir is not None
+    for staged in staging.files:
+        try:
+            files.put(project, UPLOAD, staged.name, upload_dir.joinpath(*staged.name.split("/")))
+        except Exception:
+            log.exception("cannot put upload %s into the file store", staged.name)

@@ -20,10 +20,12 @@ from typing import Any
 from server.db import is_sqlite, write_transaction
 from server.errors import DomainError, not_found
 from server.models import StagedImport, now_seconds
+from server.services.files.store import FileStore, ProjectDirectoryStore, settings_file_store
 from server.services.imports import file_import, json_import
 from server.services.imports.report import ImportResult, Progress, Selection
 from server.services.imports.staging_dir import ImportLimits, IncomingFile, StagedFile, Staging
 from server.services.imports.staging_dir import open_staging as _open_staging
+from server.services.imports.staging_share import fetch_staging, share_staging
 from server.services.url_fetch import FetchPolicy
 from server.settings import Settings
 
@@ -63,6 +65,7 @@ class StagingPlace:
     limits: ImportLimits = ImportLimits()  # noqa: RUF009  (frozen)
     policy: FetchPolicy = FetchPolicy()  # noqa: RUF009  (frozen)
     ttl: int = 3600
+    files: FileStore = ProjectDirectoryStore()  # noqa: RUF009  (frozen; where uploads go too)
 
 
 def staging_place(settings: Settings) -> StagingPlace:
@@ -84,6 +87,7 @@ def staging_place(settings: Settings) -> StagingPlace:
             allow_private=settings.url_import_allow_private,
         ),
         ttl=settings.import_staging_ttl,
+        files=settings_file_store(settings),
     )
 
 
@@ -123,6 +127,7 @@ def import_now(
             selection,
             limits=place.limits,
             upload_dir=place.upload_dir,
+            files=place.files,
             progress=progress,
         )
     finally:
@@ -203,6 +208,7 @@ def prepare(project_id: int, source: ImportSource, place: StagingPlace) -> Stage
                 report=report.to_json(),
                 expires_at=now_seconds() + place.ttl,
             )
+        share_staging(place.files, project_id, staging)
     except BaseException:
         staging.remove()
         raise
@@ -247,6 +253,7 @@ def update(
         state.formats = None if formats is None else [str(f) for f in formats]
     if files_as_tasks_list is not None:
         state.files_as_tasks_list = files_as_tasks_list
+    fetch_staging(place.files, project_id, place.staging_root, row.directory, state.files)
     staging = _open_staging(place.staging_root, row.directory, state.files)
     report = _check(project_id, staging, state, place.limits)
     with write_transaction():
@@ -266,6 +273,9 @@ def apply(
 ) -> ImportResult:
     """Import a staged import (all or nothing); the staged import is gone afterwards."""
     started = time.perf_counter()
+    unlocked = _row(project_id, import_id)  # fetched before the transaction: no network in it
+    files = StagedState.from_json(unlocked.state).files
+    fetch_staging(place.files, project_id, place.staging_root, unlocked.directory, files)
     with write_transaction():
         row = _row(project_id, import_id, lock=True)
         state = StagedState.from_json(row.state)
@@ -281,6 +291,7 @@ def apply(
                 state.selection,
                 limits=place.limits,
                 upload_dir=place.upload_dir,
+                files=place.files,
                 progress=progress,
             )
         StagedImport.delete().where(StagedImport.id == row.id).execute()

@@ -206,9 +206,9 @@ def make_directories(root: Path, parts: Sequence[str]) -> Path:
     return current
 
 
-def upload_path(upload_dir: Path, name: str) -> Path | None:
-    """The file ``upload/<name>`` for ``GET /data/upload/<name>``, or None: no such regular
-    file, or a name that would leave ``upload/`` (``..``, absolute, hidden, links out)."""
+def upload_name_parts(name: str) -> list[str] | None:
+    """The folders and file name of an upload's name, or None for a name no upload can have
+    (empty, absolute, ``..``, hidden parts, too long)."""
     if not name or "\x00" in name or "\\" in name or name.startswith("/"):
         return None
     if len(name.encode("utf-8", "surrogatepass")) > MAX_UPLOAD_PATH:
@@ -218,6 +218,15 @@ def upload_path(upload_dir: Path, name: str) -> Path | None:
         return None
     if any(len(part.encode("utf-8", "surrogatepass")) > NAME_MAX for part in parts):
         return None  # no such file can exist (and asking the file system is ENAMETOOLONG)
+    return parts
+
+
+def upload_path(upload_dir: Path, name: str) -> Path | None:
+    """The file ``upload/<name>`` for ``GET /data/upload/<name>``, or None: no such regular
+    file, or a name that would leave ``upload/`` (``..``, absolute, hidden, links out)."""
+    parts = upload_name_parts(name)
+    if parts is None:
+        return None
     path = upload_dir.joinpath(*parts)
     try:
         if not inside(upload_dir, path) or not path.is_file():

@@ -1,7 +1,8 @@
-"""Prediction job rows (ml-backend.md §4.1): create a job, read it, set its state.
+"""Prediction job rows (ml-backend.md §4.1): check a request and queue the job, read it.
 
-A job's row (state, total, done, failed, error) lives in the database, so any worker process
-can report it; :mod:`server.services.ml.prediction_job` does the work.
+A job's row (state, total, done, failed, error, lease) lives in the database: any process's
+worker claims and runs it (:mod:`server.services.jobs`) and any process reports it;
+:mod:`server.services.ml.prediction_job` does the work.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from typing import Any
 
 import peewee
 
-from server.db import write_transaction
 from server.errors import DomainError, not_found
-from server.models import Job, Task, now_seconds
+from server.models import Job, Task
+from server.services.jobs import queue
 from server.services.ml.backends import (
     NO_ML_BACKEND,
     list_backends,
@@ -21,7 +22,6 @@ from server.services.projects import get_project
 
 PREDICTIONS = "predictions"
 TASK_IDS_MISSING = 'Request JSON data must have "task_ids": [1, 2, ...]'
-STOPPED = "The server stopped before the job finished"
 CHECK_CHUNK = 1000
 
 
@@ -48,8 +48,7 @@ def create_prediction_job(
             raise DomainError("invalid", message, {"field": "taskIds"})
         _check_tasks_exist(project_id, ids)
         params, total = {"task_ids": ids}, len(ids)
-    with write_transaction():
-        return Job.create(project=project_id, kind=PREDICTIONS, params=params, total=total)
+    return queue.enqueue(project_id, PREDICTIONS, params, total)
 
 
 def _check_tasks_exist(project_id: int, ids: list[int]) -> None:
@@ -75,12 +74,3 @@ def get_job(job_id: int, project_id: int | None = None) -> Job:
     if job is None:
         raise not_found("Job", job_id)
     return job
-
-
-def set_state(job_id: int, state: str, error: str | None = None) -> None:
-    now = now_seconds()
-    with write_transaction():
-        if state == "running":
-            Job.update(state=state, started_at=now).where(Job.id == job_id).execute()
-        else:
-            Job.update(state=state, error=error, finished_at=now).where(Job.id == job_id).execute()

@@ -1,7 +1,7 @@
 """Running one prediction job: predictions for all tasks or a list of tasks, stored.
 
-``mode=all_tasks`` and ``mode=specific_tasks`` (ml-backend.md §4.1) run as jobs, on a thread of
-their own in this process (:mod:`server.services.ml.job_runner`). A job:
+``mode=all_tasks`` and ``mode=specific_tasks`` (ml-backend.md §4.1) run as jobs claimed
+through the database by any process's worker (:mod:`server.services.jobs.worker`). A job:
 
 1. asks every backend ``/health`` and ``/setup`` once (a failing backend is left out, the others
    go on; the model versions are remembered);
@@ -27,16 +27,17 @@ from typing import Any
 
 from server.db import bulk_insert, with_connection, write_transaction
 from server.ls_json import mean_score
-from server.models import Job, MLBackend, Prediction, Project, Task, dump_json, now_seconds
+from server.models import MLBackend, Prediction, Project, Task, dump_json, now_seconds
 from server.services.config.model import UNDEFINED_KEY
 from server.services.imports.validation import rename_undefined
+from server.services.jobs import queue
+from server.services.jobs.worker import Outcome, RunningJob
 from server.services.ml.backends import (
     list_backends,
     remember_versions,
     setup_version,
 )
 from server.services.ml.client import MLClient
-from server.services.ml.job_rows import STOPPED, get_job, set_state
 from server.services.ml.predictions import new_prediction, results_of, reusable
 from server.services.projects import get_project, lock_project, parsed_config
 from server.services.tasks.tasks import PREDICTION_COLUMNS
@@ -72,23 +73,22 @@ class Plan:
 
 
 class PredictionJob:
-    def __init__(
-        self, client: MLClient, settings: Settings, job_id: int, stopping: threading.Event
-    ) -> None:
+    def __init__(self, client: MLClient, settings: Settings, job: RunningJob) -> None:
         self.client = client
         self.settings = settings
-        self.job_id = job_id
-        self.stopping = stopping
+        self.job = job
+        self.job_id = job.id
+        self.stopping = job.stopping
 
-    def run(self) -> None:
+    def run(self) -> Outcome | None:
+        """Run the job; None when it stopped before the end (see the worker)."""
         plan = with_connection(self._plan)
         active, errors = self._connect(plan.backends, plan.line)
         with_connection(remember_versions, {a.row.id: a.version for a in active if a.version})
         if not active:
-            with_connection(self._count, plan.total, plan.total)
+            self.job.progress(done=plan.total, failed=plan.total)
             message = "No ML backend is connected" + (": " + "; ".join(errors) if errors else "")
-            with_connection(set_state, self.job_id, "done", message)
-            return
+            return Outcome(queue.DONE, message)
         workers = self.settings.ml_job_concurrency
         with ThreadPoolExecutor(workers, thread_name_prefix=f"job-{self.job_id}") as pool:
             pending: set[Future[None]] = set()
@@ -105,25 +105,22 @@ class PredictionJob:
         learned = {a.row.id: a.batch for a in active if a.batch is not None}
         with_connection(_remember_batching, learned)
         if self.stopping.is_set():
-            with_connection(set_state, self.job_id, "failed", STOPPED)
-            return
+            return None
         for backend in active:
             if backend.gave_up:
                 errors.append(f"{backend.row.name}: gave up after {backend.gave_up}")
             elif backend.first_error:
                 errors.append(f"{backend.row.name}: {backend.first_error}")
-        with_connection(set_state, self.job_id, "done", "; ".join(errors) or None)
+        return Outcome(queue.DONE, "; ".join(errors) or None)
 
     # -- reads and writes (each its own short database access) -----------------------------
 
     def _plan(self) -> Plan:
-        job = get_job(self.job_id)
-        project = get_project(job.project_id)
+        project = get_project(self.job.project_id)
         config = parsed_config(project)
         backends = list_backends(project.id)
-        set_state(self.job_id, "running")
         return Plan(
-            self.job_id, project.id, config.line, dict(job.params), job.total, backends, config
+            self.job_id, project.id, config.line, self.job.params, self.job.total, backends, config
         )
 
     def _batches(self, plan: Plan) -> Iterator[list[int]]:
@@ -168,12 +165,6 @@ class PredictionJob:
         for prediction in query:
             stored[prediction.task_id].append(prediction)
         return bodies, stored
-
-    def _count(self, done: int, failed: int) -> None:
-        with write_transaction():
-            Job.update(done=Job.done + done, failed=Job.failed + failed).where(
-                Job.id == self.job_id
-            ).execute()
 
     # -- one batch --------------------------------------------------------------------------
 
@@ -286,9 +277,8 @@ class PredictionJob:
                     Project.update(prediction_count=Project.prediction_count + delta).where(
                         Project.id == plan.project_id
                     ).execute()
-            Job.update(done=Job.done + done, failed=Job.failed + failed).where(
-                Job.id == self.job_id
-            ).execute()
+            if not queue.record_progress(self.job_id, self.job.owner, done=done, failed=failed):
+                self.job.lose()
 
     # -- start ------------------------------------------------------------------------------
 

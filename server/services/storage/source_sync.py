@@ -45,6 +45,7 @@ from server.services.storage.sync_env import (
     claim,
     problems_summary,
     release,
+    renew,
     spec_of,
 )
 
@@ -167,6 +168,7 @@ def sync_source(
                         added += with_connection(_store_tasks, project_id, items)
                     except DomainError as exc:
                         problems.append(f"{items[0][0]}…: {exc.message}")
+                with_connection(renew, row.id)
     except StorageFailure as exc:
         failure = exc.message
     except Exception:

@@ -88,6 +88,16 @@ def claim(project_id: int, role: str) -> tuple[Storage | None, bool]:
         return Storage.get_by_id(row.id), False
 
 
+def renew(storage_id: int) -> None:
+    """The sync holding the storage is alive: restart its lease (called between chunks), so a
+    sync longer than the lease is not taken over while a dead one still is after a lease."""
+    with write_transaction():
+        Storage.update(sync_started_at=now_seconds()).where(
+            Storage.id == storage_id,
+            Storage.syncing == True,  # noqa: E712
+        ).execute()
+
+
 def release(storage_id: int, error: str | None, *, synced: bool) -> None:
     now = now_seconds()
     values: dict[Any, Any] = {Storage.syncing: False}

@@ -42,6 +42,7 @@ from server.services.storage.sync_env import (
     SyncOutcome,
     claim,
     release,
+    renew,
     spec_of,
 )
 
@@ -272,6 +273,7 @@ def write_target(
             if error is not None:
                 failure = error.message
                 break
+            with_connection(renew, row.id)
         if failure is None and task_ids is None:
             written = Written({}, [])
             try:

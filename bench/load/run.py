@@ -1,0 +1,239 @@
+"""Load test side by side: the locust scenario of ``locustfile.py`` against 1 process on
+SQLite, 1 process on PostgreSQL, 2 and 4 uvicorn workers on PostgreSQL, and two "hosts"
+(separate processes with separate project directories on one PostgreSQL, the S3 file store on
+a local moto server).
+
+    python bench/load/run.py --tasks 1000000 --db postgresql://… [--duration 60] [--users 40]
+
+Run it from a virtualenv of its own with ``pip install -e '.[postgres,storage,bench]' moto``
+(locust brings a pytest plugin that the test venv should not load). Prints, per setup,
+requests/s and p50/p99 per request type, errors, and lost writes (completions acknowledged
+with 201 minus completions stored, counted after the run), and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).parent
+CONFIG = (
+    '<View><Text name="text" value="$text"/>'
+    '<Choices name="sentiment" toName="text"><Choice value="Positive"/>'
+    '<Choice value="Negative"/></Choices></View>'
+)
+CHUNK = 100_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Setup:
+    name: str
+    database: str  # "" = SQLite in the project directory
+    workers: int = 1
+    hosts: int = 1
+    file_store: bool = False
+
+
+@contextlib.contextmanager
+def servers(setup: Setup, root: Path, env: dict[str, str]) -> Iterator[list[str]]:
+    processes: list[subprocess.Popen[bytes]] = []
+    bases: list[str] = []
+    try:
+        for number in range(setup.hosts):
+            project = root / f"host-{number}" / "bench"
+            project.parent.mkdir(parents=True, exist_ok=True)
+            port = free_port()
+            command = [sys.executable, "-m", "server.cli", "start", str(project), "--init"]
+            command += ["--port", str(port), "--log-level", "WARNING"]
+            command += ["--workers", str(setup.workers)]
+            if setup.database:
+                command += ["--db", setup.database]
+            processes.append(subprocess.Popen(command, env=env))
+            base = f"http://127.0.0.1:{port}"
+            _wait(base, processes[-1])
+            bases.append(base)
+        yield bases
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wait(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(base + "/api/health", timeout=1).status_code == 200:
+                return
+        if process.poll() is not None:
+            raise RuntimeError(f"the server at {base} exited")
+        time.sleep(0.2)
+    raise RuntimeError(f"{base} did not answer")
+
+
+def seed(base: str, tasks: int) -> None:
+    """Config and ``tasks`` tasks, unless the project has them already."""
+    with httpx.Client(base_url=base, timeout=600) as client:
+        count = client.get("/api/project").json()["task_count"]
+        if count >= tasks:
+            return
+        client.delete("/api/tasks")
+        assert client.post("/api/project/config", data={"label_config": CONFIG}).is_success
+        started = time.monotonic()
+        for first in range(0, tasks, CHUNK):
+            batch = [
+                {"text": f"task {i} " + "x" * 80} for i in range(first, min(tasks, first + CHUNK))
+            ]
+            response = client.post("/api/project/import", json=batch)
+            assert response.status_code == 201, response.text
+        print(f"  seeded {tasks:,} tasks in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def completions(base: str) -> int:
+    query = {"query": "{ project { completionCount } }"}
+    answer = httpx.post(base + "/graphql", json=query, timeout=60).json()
+    return int(answer["data"]["project"]["completionCount"])
+
+
+def run_locust(bases: list[str], args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    ledger = out / "ledger.txt"
+    env = dict(os.environ, LOAD_HOSTS=",".join(bases), LOAD_LEDGER=str(ledger))
+    env["LOAD_PAGES"] = str(max(1, args.tasks // 10))
+    command = [
+        sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless",
+        "-u", str(args.users), "-r", str(args.users), "-t", f"{args.duration}s",
+        "--csv", str(out / "stats"), "--only-summary", "--host", bases[0],
+        "--stop-timeout", "30",
+    ]  # fmt: skip
+    load_before = os.getloadavg()
+    subprocess.run(command, env=env, check=False, stdout=subprocess.DEVNULL)
+    load_after = os.getloadavg()
+    ids = [int(line) for line in ledger.read_text().split()] if ledger.exists() else []
+    rows = list(csv.DictReader((out / "stats_stats.csv").open()))
+    return {"rows": rows, "acknowledged": ids, "load": (load_before, load_after)}
+
+
+def report(setup: Setup, result: dict[str, Any], stored: int) -> dict[str, Any]:
+    acknowledged = result["acknowledged"]
+    lost = len(set(acknowledged)) - stored
+    print(f"\n== {setup.name}")
+    print(f"  {'request':<14}{'count':>8}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'errors':>8}")
+    summary: dict[str, Any] = {"setup": setup.name, "rows": {}}
+    for row in result["rows"]:
+        name = row["Name"]
+        print(
+            f"  {name:<14}{int(row['Request Count']):>8}{float(row['Requests/s']):>9.1f}"
+            f"{row['50%']:>8}{row['99%']:>8}{int(row['Failure Count']):>8}"
+        )
+        summary["rows"][name] = {
+            k: row[k] for k in ("Request Count", "Requests/s", "50%", "99%", "Failure Count")
+        }
+    (before, after) = result["load"]
+    print(f"  completions acknowledged {len(acknowledged)}, stored {stored}, lost {lost}")
+    print(f"  load average before {before[0]:.2f}, after {after[0]:.2f} (1 min)")
+    summary.update(acknowledged=len(acknowledged), stored=stored, lost=lost, load=[before, after])
+    return summary
+
+
+@contextlib.contextmanager
+def moto_bucket(env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(endpoint + "/moto-api/", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.2)
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
+        client.create_bucket(Bucket="labelgraph-bench")
+        env.update(
+            LABELGRAPH_FILE_STORE="s3://labelgraph-bench/files",
+            LABELGRAPH_FILE_STORE_ENDPOINT=endpoint,
+        )
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--db", default="", help="PostgreSQL URL (its public schema is used)")
+    parser.add_argument("--duration", type=int, default=60, help="seconds per setup")
+    parser.add_argument("--users", type=int, default=40, help="locust users (annotators+2)")
+    parser.add_argument("--only", nargs="*", help="names of setups to run")
+    parser.add_argument("--json", help="write the summary to this file")
+    args = parser.parse_args()
+    setups = [Setup("1 process, SQLite", "")]
+    if args.db:
+        setups += [
+            Setup("1 process, PostgreSQL", args.db),
+            Setup("2 workers, PostgreSQL", args.db, workers=2),
+            Setup("4 workers, PostgreSQL", args.db, workers=4),
+            Setup("2 hosts, PostgreSQL, S3 files", args.db, hosts=2, file_store=True),
+        ]
+    if args.only:
+        setups = [s for s in setups if s.name in args.only]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABELGRAPH_")}
+    env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
+    env["AWS_DEFAULT_REGION"] = "us-east-1"
+    summaries = []
+    with tempfile.TemporaryDirectory(prefix="labelgraph-load-") as tmp:
+        root = Path(tmp)
+        for setup in setups:
+            out = root / setup.name.replace(" ", "_").replace(",", "")
+            out.mkdir()
+            with contextlib.ExitStack() as stack:
+                setup_env = dict(env)
+                if setup.file_store:
+                    stack.enter_context(moto_bucket(setup_env))
+                bases = stack.enter_context(servers(setup, out, setup_env))
+                seed(bases[0], args.tasks)
+                before = completions(bases[0])
+                result = run_locust(bases, args, out)
+                stored = completions(bases[-1]) - before
+            summaries.append(report(setup, result, stored))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summaries, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

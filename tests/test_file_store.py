@@ -1,0 +1,140 @@
+"""The S3 file store: two "hosts" (separate project directories, one database, one bucket on a
+local moto server) serve each other's uploads and exports through presigned URLs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from server.app import create_app
+from server.services.files.store import ProjectDirectoryStore, file_store
+from server.settings import Settings
+from tests.conftest import FIXTURES, IN_PROCESS_HOSTS, TEST_DATABASE_URL, _reset_postgres
+from tests.storage_fixtures import S3_CREDENTIALS, Bucket
+
+JOB = "query Job($id: Int!) { job(id: $id) { state export { url } } }"
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3's usual chain reads the moto server's credentials from the environment."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_CREDENTIALS["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@contextlib.contextmanager
+def two_hosts(tmp_path: Path, bucket: Bucket) -> Iterator[tuple[TestClient, TestClient]]:
+    if TEST_DATABASE_URL:
+        _reset_postgres(TEST_DATABASE_URL)
+    database = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'shared.db'}"
+    with contextlib.ExitStack() as stack:
+        clients = []
+        for host in ("host-a", "host-b"):
+            settings = Settings.from_env(
+                {},
+                project_dir=str(tmp_path / host / "labels"),
+                database_url=database,
+                allowed_hosts=IN_PROCESS_HOSTS,
+                file_store=f"s3://{bucket.name}/files",
+                file_store_endpoint=bucket.endpoint,
+            )
+            clients.append(stack.enter_context(TestClient(create_app(settings))))
+        yield clients[0], clients[1]
+
+
+def _fetch(client: TestClient, url: str) -> httpx.Response:
+    """GET a file route; a redirect to the store is followed outside the app."""
+    response = client.get(url, follow_redirects=False)
+    if response.status_code == 302:
+        assert response.headers["location"].startswith(
+            client.app.state.settings.file_store_endpoint
+        )  # type: ignore[attr-defined]
+        return httpx.get(response.headers["location"], timeout=10)
+    return response
+
+
+def test_an_upload_through_one_process_is_served_by_another(
+    tmp_path: Path, s3_bucket: Bucket, aws_credentials: None
+) -> None:
+    image = (FIXTURES / "imports" / "red.png").read_bytes()
+    with two_hosts(tmp_path, s3_bucket) as (a, b):
+        response = a.post("/api/project/import", files=[("file", ("red.png", image, "image/png"))])
+        assert response.status_code == 201, response.text
+        url = response.json()["task_preview"][0]["$undefined$"]
+        name = url.removeprefix("/data/upload/")
+        assert s3_bucket.keys("files/labels/upload/") == [f"files/labels/upload/{name}"]
+        served = b.get(url, follow_redirects=False)
+        assert served.status_code == 302
+        assert _fetch(b, url).content == image
+        assert a.get(url).content == image  # the importing process serves its own copy
+        assert b.get("/data/upload/nothing.png").status_code == 404
+        assert b.get("/data/upload/../labelgraph.db").status_code == 404
+
+
+def test_an_export_made_by_one_process_is_served_by_another(
+    tmp_path: Path, s3_bucket: Bucket, aws_credentials: None
+) -> None:
+    with two_hosts(tmp_path, s3_bucket) as (a, b):
+        config = (FIXTURES / "configs/sentiment.xml").read_text(encoding="utf-8")
+        assert a.post("/api/project/config", data={"label_config": config}).is_success
+        tasks = json.loads((FIXTURES / "tasks/sentiment_mixed.json").read_text(encoding="utf-8"))
+        assert a.post("/api/project/import", json=tasks).status_code == 201
+        start = {"query": 'mutation { startExport(format: "JSON") { id } }'}
+        job_id = a.post("/graphql", json=start).json()["data"]["startExport"]["id"]
+        deadline = time.monotonic() + 30
+        while True:
+            job: dict[str, Any] = b.post(
+                "/graphql", json={"query": JOB, "variables": {"id": job_id}}
+            ).json()["data"]["job"]
+            if job["state"] == "DONE":
+                break
+            assert time.monotonic() < deadline, job
+            time.sleep(0.05)
+        url = job["export"]["url"]
+        for host in (a, b):  # one made it, the other has no copy: both answer
+            response = _fetch(host, url)
+            assert response.status_code == 200
+            with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+                assert len(json.loads(archive.read("result.json"))) == 1
+        assert (
+            b.get("/data/export/2020-01-01-00-00-00-JSON-0123456789abcdef.zip").status_code == 404
+        )
+
+
+def test_the_default_store_is_the_project_directory() -> None:
+    assert isinstance(file_store(""), ProjectDirectoryStore)
+    with pytest.raises(ValueError, match="s3://bucket"):
+        Settings.from_env({}, file_store="ftp://elsewhere")
+
+
+def test_an_import_prepared_by_one_process_is_applied_by_another(
+    tmp_path: Path, s3_bucket: Bucket, aws_credentials: None
+) -> None:
+    image = (FIXTURES / "imports" / "red.png").read_bytes()
+    with two_hosts(tmp_path, s3_bucket) as (a, b):
+        files = [("file", ("red.png", image, "image/png"))]
+        prepared = a.post("/api/project/import/prepare", files=files)
+        assert prepared.status_code == 201, prepared.text
+        import_id = prepared.json()["id"]
+        json_prepared = a.post("/api/project/import/prepare", json=[{"image": "x.png"}])
+        json_id = json_prepared.json()["id"]
+        applied = b.post(f"/api/project/import/{import_id}/apply")
+        assert applied.status_code == 201, applied.text
+        [task_id] = applied.json()["new_task_ids"]
+        url = b.get(f"/api/tasks/{task_id}").json()["data"]["image"]
+        assert b.get(url).content == image  # b stored it: its own copy
+        assert _fetch(a, url).content == image
+        applied = b.post(f"/api/project/import/{json_id}/apply")
+        assert applied.status_code == 201, applied.text
+        assert b.get("/api/tasks").json()["total"] == 2
