@@ -18,11 +18,12 @@ from strawberry.types.graphql import OperationType
 
 from schema.completions import CompletionMutation
 from schema.context import SessionWrites
-from schema.errors import DomainErrors
+from schema.errors import DomainErrors, with_error_codes
 from schema.export import ExportMutation, ExportQuery
 from schema.imports import ImportMutation, ImportQuery
 from schema.label_config import LabelConfigQuery
 from schema.limits import GuardedDocuments
+from schema.live import Subscription
 from schema.meta import MetaQuery
 from schema.ml import MLMutation, MLQuery
 from schema.projects import ProjectMutation, ProjectQuery
@@ -85,6 +86,30 @@ class ThreadedSchema(strawberry.Schema):
             operation_extensions,
         )
 
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> Any:
+        """Operations over a WebSocket: subscriptions only. Queries and mutations would run
+        their synchronous resolvers on the event loop there; they belong on HTTP. Each
+        result's errors get their ``extensions.code`` as on HTTP (:mod:`schema.errors`)."""
+        results = await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            (OperationType.SUBSCRIPTION,),
+        )
+        return with_error_codes(results)
+
     async def execute_stored(
         self,
         document: str,
@@ -102,6 +127,7 @@ class ThreadedSchema(strawberry.Schema):
 schema = ThreadedSchema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     extensions=[GuardedDocuments, DomainErrors, SessionWrites],
     scalar_overrides={JSON: CHECKED_JSON},
 )

@@ -18,6 +18,8 @@ ErrorCode = Literal[
     "ml_backend",  # an ML backend failed
     "fetch_failed",  # a URL import could not be downloaded (or was refused)
     "storage",  # a storage (S3, Redis) could not be reached or refused
+    "subscriber_overflow",  # a subscription fell too far behind and was closed
+    "too_many_subscriptions",  # the server's subscription limit is reached
 ]
 
 

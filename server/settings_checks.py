@@ -24,6 +24,11 @@ POSITIVE_INTEGERS = (
     "s3_presign_ttl",
     "max_header_size",
     "max_header_count",
+    "live_queue_size",
+    "live_max_connections",
+    "live_max_subscriptions",
+    "live_max_subscriptions_per_connection",
+    "webhook_max_attempts",
 )
 POSITIVE_SECONDS = (
     "export_fetch_timeout",
@@ -31,6 +36,11 @@ POSITIVE_SECONDS = (
     "storage_timeout",
     "storage_sync_interval",
     "body_timeout",
+    "live_idle_timeout",
+    "live_keep_alive_interval",
+    "webhook_timeout",
+    "webhook_retry_delay",
+    "webhook_max_retry_delay",
 )
 NOT_NEGATIVE = ("ml_retry_after", "session_max_age")
 
@@ -56,6 +66,8 @@ def check_settings(settings: Settings) -> None:
     for name in NOT_NEGATIVE:
         if getattr(settings, name) < 0:
             raise ValueError(f"{name} must not be negative")
+    if settings.live_broker not in ("auto", "local"):
+        raise ValueError(f"live_broker must be auto or local, not {settings.live_broker!r}")
     if settings.port > 65535:
         raise ValueError(f"port must be 1-65535, not {settings.port}")
     parse_origins(settings.cors_origins)

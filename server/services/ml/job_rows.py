@@ -13,6 +13,7 @@ import peewee
 from server.db import write_transaction
 from server.errors import DomainError, not_found
 from server.models import Job, Task, now_seconds
+from server.services import events
 from server.services.ml.backends import (
     NO_ML_BACKEND,
     list_backends,
@@ -84,3 +85,12 @@ def set_state(job_id: int, state: str, error: str | None = None) -> None:
             Job.update(state=state, started_at=now).where(Job.id == job_id).execute()
         else:
             Job.update(state=state, error=error, finished_at=now).where(Job.id == job_id).execute()
+        announce(job_id)
+
+
+def announce(job_id: int) -> None:
+    """A JOB_PROGRESS event (in the caller's transaction) for a job whose row changed."""
+    if events.bus.listening():
+        project_id = Job.select(Job.project).where(Job.id == job_id).scalar()
+        if project_id is not None:
+            events.emit(events.JOB_PROGRESS, int(project_id), (job_id,))

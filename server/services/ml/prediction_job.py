@@ -36,7 +36,7 @@ from server.services.ml.backends import (
     setup_version,
 )
 from server.services.ml.client import MLClient
-from server.services.ml.job_rows import STOPPED, get_job, set_state
+from server.services.ml.job_rows import STOPPED, announce, get_job, set_state
 from server.services.ml.predictions import new_prediction, results_of, reusable
 from server.services.projects import get_project, lock_project, parsed_config
 from server.services.tasks.tasks import PREDICTION_COLUMNS
@@ -174,6 +174,7 @@ class PredictionJob:
             Job.update(done=Job.done + done, failed=Job.failed + failed).where(
                 Job.id == self.job_id
             ).execute()
+            announce(self.job_id)
 
     # -- one batch --------------------------------------------------------------------------
 
