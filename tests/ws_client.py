@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.sync.client import ClientConnection, connect
 
@@ -15,9 +17,19 @@ PROTOCOLS = (TRANSPORT_WS, LEGACY_WS)
 
 
 class GraphQLSocket:
-    def __init__(self, base_url: str, protocol: str, **options: Any) -> None:
+    def __init__(
+        self, base_url: str, protocol: str, receive_buffer: int | None = None, **options: Any
+    ) -> None:
+        """``receive_buffer``: a fixed kernel receive buffer in bytes (loopback buffers
+        otherwise grow to tens of MB), for a client that stops reading."""
         self.protocol = protocol
         url = base_url.replace("http://", "ws://", 1) + "/graphql"
+        if receive_buffer is not None:
+            parts = urlsplit(url)
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            sock.connect((parts.hostname, parts.port))
+            options["sock"] = sock
         self._connection = connect(url, subprotocols=[protocol], **options)  # type: ignore[list-item]
         self.ws: ClientConnection = self._connection.__enter__()
         self.send({"type": "connection_init", "payload": {}})
