@@ -31,12 +31,20 @@ from schema.scalars import CHECKED_JSON
 from schema.storage import StorageMutation
 from schema.stored import StoredOperations
 from schema.tasks import TaskMutation, TaskQuery
+from schema.webhooks import WebhookMutation, WebhookQuery
 from server.db import run_db
 
 
 @strawberry.type
 class Query(
-    ProjectQuery, TaskQuery, MetaQuery, ExportQuery, LabelConfigQuery, ImportQuery, MLQuery
+    ProjectQuery,
+    TaskQuery,
+    MetaQuery,
+    ExportQuery,
+    LabelConfigQuery,
+    ImportQuery,
+    MLQuery,
+    WebhookQuery,
 ):
     pass
 
@@ -50,6 +58,7 @@ class Mutation(
     ExportMutation,
     MLMutation,
     StorageMutation,
+    WebhookMutation,
 ):
     pass
 

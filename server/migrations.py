@@ -68,11 +68,19 @@ def _task_rank_blocks() -> None:
         rank_blocks.rebuild(ordering)
 
 
+def _webhook_tables() -> None:
+    """Webhooks, their deliveries and delivery attempts (new tables only)."""
+    from server.webhook_models import WEBHOOK_MODELS
+
+    database.create_tables(WEBHOOK_MODELS, safe=True)
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
     _ml_backend_trusted,
     _task_rank_blocks,
+    _webhook_tables,
 ]
 
 

@@ -38,6 +38,9 @@ class OutboxSink(Protocol):
     def record(self, events: list[Event]) -> None:
         """Inside the write transaction, before it commits."""
 
+    def committed(self, events: list[Event]) -> None:
+        """After the commit of events :meth:`record` saw."""
+
     def changed(self) -> None:
         """Webhooks were added, changed or removed (here or in another process)."""
 
@@ -68,6 +71,8 @@ class Bus:
 
     def committed(self, events: list[Event]) -> None:
         """Events of a transaction that committed (or progress, which needs none)."""
+        if self.outbox is not None:
+            self.outbox.committed(events)
         if self.broker is not None:
             self.broker.send(events)
         self.received(events)
