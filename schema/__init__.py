@@ -28,6 +28,7 @@ from schema.meta import MetaQuery
 from schema.ml import MLMutation, MLQuery
 from schema.projects import ProjectMutation, ProjectQuery
 from schema.scalars import CHECKED_JSON
+from schema.shared_events import SharedEventExecution
 from schema.storage import StorageMutation
 from schema.stored import StoredOperations
 from schema.tasks import TaskMutation, TaskQuery
@@ -137,6 +138,7 @@ schema = ThreadedSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
+    execution_context_class=SharedEventExecution,
     extensions=[GuardedDocuments, DomainErrors, SessionWrites],
     scalar_overrides={JSON: CHECKED_JSON},
 )
