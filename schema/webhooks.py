@@ -10,6 +10,7 @@ import strawberry
 
 from schema.context import Context, Info
 from schema.scalars import JSON, from_seconds
+from server.errors import not_found
 from server.services.webhooks import registry
 from server.services.webhooks.actions import ACTIONS
 from server.services.webhooks.registry import UrlPolicy
@@ -176,8 +177,10 @@ def url_policy(context: Context) -> UrlPolicy:
 
 
 def _visible(context: Context, webhook_id: int) -> WebhookRow:
+    """A webhook of a project the request may see; otherwise NOT_FOUND as for an unknown id
+    (ids reveal nothing, as :meth:`Context.job`)."""
     row = registry.get_webhook(webhook_id)
-    context.project(row.project_id)  # NOT_FOUND when the request may not see the project
+    context._check_visible(row.project_id, not_found("Webhook", webhook_id))
     return row
 
 
