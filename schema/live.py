@@ -58,20 +58,34 @@ async def _project_id(info: Info, project_id: int | None) -> int:
     return int(project.id)
 
 
+class _Events:
+    """One subscriber of the hub, subscribed at once (not at the first read), so nothing
+    committed after it was made is missed; :meth:`close` unsubscribes."""
+
+    def __init__(self, info: Info, accepts: Callable[[Event], bool]) -> None:
+        self.hub = _hub()
+        self.subscriber = self.hub.subscribe(accepts)
+        self.state = connection_state(info.context.request)
+        if self.state is not None:
+            self.state.subscriptions += 1
+
+    async def next(self) -> Event:
+        return await self.subscriber.next()
+
+    def close(self) -> None:
+        self.hub.unsubscribe(self.subscriber)
+        if self.state is not None:
+            self.state.subscriptions -= 1
+
+
 async def _stream(info: Info, accepts: Callable[[Event], bool]) -> AsyncGenerator[Event, None]:
     """Committed events ``accepts`` takes, until the client stops (or falls behind)."""
-    hub = _hub()
-    subscriber = hub.subscribe(accepts)
-    state = connection_state(info.context.request)
-    if state is not None:
-        state.subscriptions += 1
+    stream = _Events(info, accepts)
     try:
         while True:
-            yield await subscriber.next()
+            yield await stream.next()
     finally:
-        hub.unsubscribe(subscriber)
-        if state is not None:
-            state.subscriptions -= 1
+        stream.close()
 
 
 @strawberry.enum(description="What happened to tasks.")
@@ -273,16 +287,16 @@ class Subscription:
     async def job_progress(self, info: Info, id: int) -> AsyncGenerator[JobProgress, None]:
         job = await run_db(info.context.job, id)
         accepts = lambda e: e.kind == events.JOB_PROGRESS and id in e.ids  # noqa: E731
-        stream = _stream(info, accepts)
+        stream = _Events(info, accepts)  # before the state is read: no change falls between
         try:
             current = await run_db(job_state, job.id)
             yield _job_progress(current)
             while current["state"] not in FINISHED_JOB_STATES:
-                event = await anext(stream)
+                event = await stream.next()
                 current = await _memo(event, f"job:{id}", job_state, id)
                 yield _job_progress(current)
         finally:
-            await stream.aclose()
+            stream.close()
 
     @strawberry.subscription(description="Progress of imports into a project.")
     async def import_progress(

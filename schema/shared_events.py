@@ -20,9 +20,9 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from server.services.events import Event
 
 
-def _variables_key(values: Any) -> bytes | None:
+def _variables_key(values: Any) -> str | None:
     try:
-        return orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(values, option=orjson.OPT_SORT_KEYS).decode()
     except (TypeError, orjson.JSONEncodeError):
         return None
 
@@ -35,7 +35,7 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
         variables = _variables_key(self.variable_values.coerced)
         if variables is None:
             return super().execute_operation(serially)
-        key = ("execution", id(self.operation), variables)
+        key = f"execution:{id(self.operation)}:{variables}"
         cached = event.memo.get(key)
         if cached is not None and cached[0] is self.operation:
             return _shared(cached[1])

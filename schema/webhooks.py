@@ -12,7 +12,14 @@ from schema.context import Context, Info
 from schema.scalars import JSON, from_seconds
 from server.errors import not_found
 from server.services.webhooks import registry
-from server.services.webhooks.actions import ACTIONS
+from server.services.webhooks.actions import (
+    ANNOTATION_CREATED,
+    ANNOTATION_UPDATED,
+    ANNOTATIONS_DELETED,
+    PROJECT_UPDATED,
+    TASKS_CREATED,
+    TASKS_DELETED,
+)
 from server.services.webhooks.registry import UrlPolicy
 from server.webhook_models import Webhook as WebhookRow
 from server.webhook_models import WebhookAttempt as AttemptRow
@@ -20,10 +27,15 @@ from server.webhook_models import WebhookDelivery as DeliveryRow
 
 MAX_DELIVERIES = 100
 
-WebhookAction = strawberry.enum(
-    Enum("WebhookAction", {name: name for name in ACTIONS}),  # type: ignore[misc]
-    description="What a webhook is told of (Label Studio 1.x's action names).",
-)
+
+@strawberry.enum(description="What a webhook is told of (Label Studio 1.x's action names).")
+class WebhookAction(Enum):
+    ANNOTATION_CREATED = ANNOTATION_CREATED
+    ANNOTATION_UPDATED = ANNOTATION_UPDATED
+    ANNOTATIONS_DELETED = ANNOTATIONS_DELETED
+    TASKS_CREATED = TASKS_CREATED
+    TASKS_DELETED = TASKS_DELETED
+    PROJECT_UPDATED = PROJECT_UPDATED
 
 
 def _at(seconds: float | None) -> dt.datetime | None:
@@ -161,7 +173,7 @@ class WebhookInput:
     url: str | None = None
     send_payload: bool | None = None
     send_for_all_actions: bool | None = None
-    actions: list[WebhookAction] | None = None  # type: ignore[valid-type]
+    actions: list[WebhookAction] | None = None
     headers: JSON | None = None
     is_active: bool | None = None
 

@@ -13,11 +13,11 @@ import contextlib
 import threading
 from collections.abc import Callable
 
-from server.errors import DomainError
+from server.errors import DomainError, ErrorCode
 from server.services.events.event import Event
 
-OVERFLOW = "subscriber_overflow"
-TOO_MANY = "too_many_subscriptions"
+OVERFLOW: ErrorCode = "subscriber_overflow"
+TOO_MANY: ErrorCode = "too_many_subscriptions"
 
 
 class Subscriber:

@@ -10,12 +10,15 @@ drops only the events emitted inside it. Peewee has no after-commit hook: this i
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 from server.services.events.bus import bus
 from server.services.events.event import Event
+
+log = logging.getLogger(__name__)
 
 
 class _Frame:
@@ -52,7 +55,10 @@ def collecting(outermost: bool) -> Iterator[_Frame | None]:
     finally:
         _local.frame = previous
     if frame.events:
-        bus.committed(frame.events)
+        try:
+            bus.committed(frame.events)
+        except Exception:  # the write is committed: a failing listener must not undo its answer
+            log.exception("publishing %d committed events failed", len(frame.events))
 
 
 def before_commit(frame: _Frame | None) -> None:

@@ -31,6 +31,16 @@ class Target:
     actions: frozenset[str] | None  # None: every action
 
 
+def _full_body(action: str, event: Event) -> str:
+    """The body with the changed objects; only the action and project if they cannot be
+    read (the change itself must not fail for its webhook)."""
+    try:
+        return dump_json(payload(action, event))
+    except Exception:
+        log.exception("building the %s webhook body failed", action)
+        return dump_json({"action": action, "project": {"id": event.project_id}})
+
+
 class WebhookOutbox:
     def __init__(self, wake: Callable[[], None]) -> None:
         self._wake = wake
@@ -65,7 +75,7 @@ class WebhookOutbox:
                     continue
                 if target.send_payload:
                     if full is None:
-                        full = dump_json(payload(action, event))
+                        full = _full_body(action, event)
                     body = full
                 else:
                     body = dump_json({"action": action})

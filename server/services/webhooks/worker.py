@@ -113,7 +113,7 @@ class WebhookWorker:
                 .limit(BATCH)
             )
             if not is_sqlite():
-                query = query.for_update("FOR UPDATE SKIP LOCKED")
+                query = query.for_update("FOR UPDATE SKIP LOCKED")  # type: ignore[arg-type]
             rows = list(query)
             if not rows:
                 return []
