@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import strawberry
 
 from schema.context import Info
+from schema.ml import JobState
 from schema.scalars import JSON
 from server.db import run_db
 from server.errors import DomainError
@@ -208,7 +209,7 @@ class ProjectChange:
 class JobProgress:
     job_id: int
     project_id: int
-    state: str
+    state: JobState
     total: int
     done: int
     failed: int
@@ -243,7 +244,7 @@ class ImportProgress:
 
 
 def _job_progress(values: dict[str, Any]) -> JobProgress:
-    return JobProgress(**values)
+    return JobProgress(**{**values, "state": JobState(values["state"])})
 
 
 @strawberry.type

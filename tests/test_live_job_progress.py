@@ -48,7 +48,7 @@ def test_job_progress_runs_to_done_then_completes(
             assert message["type"] in ("next", "data"), message
             states.append(message["payload"]["data"]["jobProgress"])
         # The current state first, then each change, until the job is done.
-        assert states[-1]["state"] == "done"
+        assert states[-1]["state"] == "DONE"
         assert states[-1]["done"] + states[-1]["failed"] == job["total"] == 5
         assert {s["jobId"] for s in states} == {job["id"]}
         dones = [s["done"] for s in states]
