@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -59,7 +60,9 @@ def test_subscriptions_over_the_process_limit_are_refused(tmp_path: Path) -> Non
         running_server(tmp_path / "full", env=env) as base,
         GraphQLSocket(base, PROTOCOLS[0]) as ws,
     ):
-        ws.subscribe("a", PROJECT)
+        with httpx.Client(base_url=base, timeout=10) as http:
+            poke = lambda: http.patch("/api/project", json={"title": "poke"})  # noqa: E731
+            ws.subscribe_confirmed("a", PROJECT, poke)  # "a" holds the one subscription
         ws.subscribe("b", PROJECT)
         message = ws.message_for("b")
         errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
