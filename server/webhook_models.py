@@ -34,7 +34,7 @@ class WebhookDelivery(BaseModel):
     body = peewee.TextField()  # the JSON body, exactly as signed and sent
     state = peewee.CharField(max_length=16, default="pending")  # pending delivered failed
     attempts = peewee.IntegerField(default=0)
-    next_attempt_at = peewee.FloatField(index=True)
+    next_attempt_at = peewee.DoubleField(index=True)  # epoch seconds: REAL would round
     created_at = peewee.IntegerField(default=now_seconds)
     finished_at = peewee.IntegerField(null=True)
 
@@ -43,8 +43,8 @@ class WebhookAttempt(BaseModel):
     id = IdField()
     delivery = peewee.ForeignKeyField(WebhookDelivery, backref="tries", on_delete="CASCADE")
     delivery_id: int
-    started_at = peewee.FloatField()
-    duration = peewee.FloatField()  # seconds
+    started_at = peewee.DoubleField()
+    duration = peewee.DoubleField()  # seconds
     status_code = peewee.IntegerField(null=True)  # null: no HTTP answer (see error)
     response = peewee.TextField(null=True)  # the start of the receiver's answer
     error = peewee.TextField(null=True)

@@ -12,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from server.app import create_app
+from server.db import with_connection
 from server.settings import Settings
 from server.webhook_models import WebhookDelivery
 from tests.conftest import fixture_text
@@ -132,3 +133,18 @@ def test_without_payload_only_the_action_is_sent(open_client: TestClient) -> Non
     open_client.post("/api/webhooks", json={"url": PUBLIC_LOOKING, "send_payload": False})
     open_client.patch("/api/project", json={"title": "renamed"})
     assert [orjson.loads(r.body) for r in _deliveries()] == [{"action": "PROJECT_UPDATED"}]
+
+
+def test_retry_times_keep_sub_second_precision(open_client: TestClient) -> None:
+    """Epoch seconds in a 4-byte REAL (peewee's FloatField on PostgreSQL) round to ~2 minutes:
+    a retry would wait that long."""
+    hook = open_client.post("/api/webhooks", json={"url": PUBLIC_LOOKING, "is_active": False})
+    due = 1_800_000_000.25
+
+    def store_and_read() -> float:
+        row = WebhookDelivery.create(
+            webhook=hook.json()["id"], action="X", body="{}", next_attempt_at=due
+        )
+        return float(WebhookDelivery.get_by_id(row.id).next_attempt_at)
+
+    assert with_connection(store_and_read) == due
