@@ -25,6 +25,7 @@ from rest_compat import (  # noqa: F401  (register)
     samples,
     storage,
     tasks,
+    webhooks,
 )
 from rest_compat._http import (
     ENDPOINTS,

@@ -19,19 +19,22 @@ from strawberry.types.graphql import OperationType
 from schema.auth import AuthMutation, AuthQuery
 from schema.completions import CompletionMutation
 from schema.context import SessionWrites
-from schema.errors import DomainErrors
+from schema.errors import DomainErrors, with_error_codes
 from schema.export import ExportMutation, ExportQuery
 from schema.export_jobs import ExportJobMutation
 from schema.imports import ImportMutation, ImportQuery
 from schema.label_config import LabelConfigQuery
 from schema.limits import GuardedDocuments
+from schema.live import Subscription
 from schema.meta import MetaQuery
 from schema.ml import MLMutation, MLQuery
 from schema.projects import ProjectMutation, ProjectQuery
 from schema.scalars import CHECKED_JSON
+from schema.shared_events import SharedEventExecution
 from schema.storage import StorageMutation
 from schema.stored import StoredOperations
 from schema.tasks import TaskMutation, TaskQuery
+from schema.webhooks import WebhookMutation, WebhookQuery
 from server.db import run_db
 
 
@@ -45,6 +48,7 @@ class Query(
     ImportQuery,
     MLQuery,
     AuthQuery,
+    WebhookQuery,
 ):
     pass
 
@@ -60,6 +64,7 @@ class Mutation(
     MLMutation,
     StorageMutation,
     AuthMutation,
+    WebhookMutation,
 ):
     pass
 
@@ -96,6 +101,30 @@ class ThreadedSchema(strawberry.Schema):
             operation_extensions,
         )
 
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> Any:
+        """Operations over a WebSocket: subscriptions only. Queries and mutations would run
+        their synchronous resolvers on the event loop there; they belong on HTTP. Each
+        result's errors get their ``extensions.code`` as on HTTP (:mod:`schema.errors`)."""
+        results = await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            (OperationType.SUBSCRIPTION,),
+        )
+        return with_error_codes(results)
+
     async def execute_stored(
         self,
         document: str,
@@ -113,6 +142,8 @@ class ThreadedSchema(strawberry.Schema):
 schema = ThreadedSchema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
+    execution_context_class=SharedEventExecution,
     extensions=[GuardedDocuments, DomainErrors, SessionWrites],
     scalar_overrides={JSON: CHECKED_JSON},
 )

@@ -4,7 +4,8 @@ and masked, so no internal detail reaches a client."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError, GraphQLSyntaxError
@@ -61,3 +62,17 @@ class DomainErrors(SchemaExtension):
         result = self.execution_context.result
         if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
             result.errors = [process_error(e) for e in result.errors]
+
+
+async def with_error_codes(results: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
+    """A subscription's results with their errors processed as :class:`DomainErrors` does
+    for a query (the extension sees only a subscription's start)."""
+    try:
+        async for result in results:
+            if isinstance(result, GraphQLExecutionResult | ExecutionResult) and result.errors:
+                result.errors = [process_error(e) for e in result.errors]
+            yield result
+    finally:
+        closing = getattr(results, "aclose", None)
+        if closing is not None:
+            await closing()

@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 
 import rest_compat
 from schema import schema
@@ -29,6 +29,8 @@ from server.graphql_http import GraphQLOverHTTP
 from server.graphql_json import RefusedGraphQLBody, decode_graphql_json
 from server.host_check import HostCheck, host_rule
 from server.json_depth import DEFAULT_MAX_JSON_DEPTH
+from server.live import LiveRuntime
+from server.live_socket import LiveSocketGuard
 from server.login_page import login_page, logout_post
 from server.middleware import BodyGuard, LabelStudioHeaders
 from server.migrations import migrate
@@ -131,9 +133,11 @@ def create_app(settings: Settings) -> Starlette:
         auth.open()
         app.state.ml = MLRuntime.open(settings)
         app.state.storage = StorageRuntime.open(settings)
+        app.state.live = await LiveRuntime.open(settings)
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(app.state.live.close)
             # Let running prediction jobs finish their batch (bounded by the ML timeouts), and
             # storage syncs their current call (bounded by the storage timeout).
             auth.close()
@@ -144,7 +148,15 @@ def create_app(settings: Settings) -> Starlette:
                 pool.close_all()
 
     auth = AuthState(settings)
-    graphql_app = GraphQLApp(schema, graphql_ide="graphiql", multipart_uploads_enabled=True)
+    graphql_app = GraphQLApp(
+        schema,
+        graphql_ide="graphiql",
+        multipart_uploads_enabled=True,
+        keep_alive=True,
+        keep_alive_interval=settings.live_keep_alive_interval,
+        max_subscriptions_per_connection=settings.live_max_subscriptions_per_connection,
+        allowed_origins=sorted(parse_origins(settings.cors_origins)),
+    )
     graphql_app.max_json_depth = settings.max_json_depth
     routes = [
         Route("/", guarded(Role.PUBLIC, index), methods=["GET", "HEAD"]),
@@ -153,6 +165,10 @@ def create_app(settings: Settings) -> Starlette:
             "/graphql",
             guarded(Role.PUBLIC, PreflightRequired(graphql_app)),  # fields: schema.permissions
             methods=["GET", "POST"],
+        ),
+        WebSocketRoute(
+            "/graphql",
+            LiveSocketGuard(graphql_app, settings.live_max_connections, settings.live_idle_timeout),
         ),
         Route("/data/export/{name}", guarded(Role.ADMIN, export_download), methods=["GET", "HEAD"]),
         Route(

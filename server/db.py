@@ -17,6 +17,8 @@ import anyio.to_thread
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
+from server.services.events import pending
+
 database = peewee.DatabaseProxy()
 
 P = ParamSpec("P")
@@ -85,17 +87,20 @@ def is_sqlite() -> bool:
 def write_transaction() -> Iterator[None]:
     """A transaction that writes. On SQLite it takes the write lock up front
     (``BEGIN IMMEDIATE``) so that concurrent writers queue on the busy timeout instead of
-    failing when they upgrade a read snapshot."""
-    if is_sqlite():
-        if database.in_transaction():
-            with database.atomic():
-                yield
-        else:
+    failing when they upgrade a read snapshot.
+
+    Events the services emit inside it are published only once the outermost one commits
+    (:mod:`server.services.events.pending`)."""
+    outermost = not database.in_transaction()
+    with pending.collecting(outermost) as frame:
+        if outermost and is_sqlite():
             with database.atomic("IMMEDIATE"):
                 yield
-    else:
-        with database.atomic():
-            yield
+                pending.before_commit(frame)
+        else:
+            with database.atomic():
+                yield
+                pending.before_commit(frame)
 
 
 def with_connection(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

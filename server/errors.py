@@ -22,6 +22,8 @@ ErrorCode = Literal[
     "forbidden",  # the signed-in user's role or ownership does not allow it (REST 403)
     "invalid_credentials",  # a wrong user name or password at sign-in (REST 401)
     "too_many_attempts",  # too many failed sign-ins from this address (REST 429)
+    "subscriber_overflow",  # a subscription fell too far behind and was closed
+    "too_many_subscriptions",  # the server's subscription limit is reached
 ]
 
 

@@ -105,4 +105,9 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
 
 def uvicorn_options(limits: HeaderLimits) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run`` enforcing ``limits`` (picklable, for workers)."""
-    return {"http": functools.partial(HeaderLimitedProtocol, limits=limits)}
+    # Subscription messages are small JSON: compressing each for every subscriber (and
+    # decompressing it in every client) costs more CPU than the bytes it saves.
+    return {
+        "http": functools.partial(HeaderLimitedProtocol, limits=limits),
+        "ws_per_message_deflate": False,
+    }

@@ -115,6 +115,13 @@ def _job_leases() -> None:
     database.execute_sql('CREATE INDEX IF NOT EXISTS "job_state_kind" ON "job" ("state", "kind")')
 
 
+def _webhook_tables() -> None:
+    """Webhooks, their deliveries and delivery attempts (new tables only)."""
+    from server.webhook_models import WEBHOOK_MODELS
+
+    database.create_tables(WEBHOOK_MODELS, safe=True)
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
@@ -123,6 +130,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     _users_and_tokens,
     _database_home,
     _job_leases,
+    _webhook_tables,
 ]
 
 

@@ -337,6 +337,58 @@ class Settings:
         "own endpoint",
         secret=True,
     )
+    live_broker: str = _setting(
+        "auto",
+        "How subscriptions hear of other processes' writes: auto (PostgreSQL LISTEN/NOTIFY "
+        "on PostgreSQL, in-process on SQLite) or local (this process only)",
+    )
+    live_queue_size: int = _setting(
+        256,
+        "Events a subscription may fall behind before it gets a SUBSCRIBER_OVERFLOW error "
+        "and is closed",
+        cast=int,
+    )
+    live_max_connections: int = _setting(
+        1000, "Open WebSocket connections (subscriptions) per server process", cast=int
+    )
+    live_max_subscriptions: int = _setting(
+        10000, "Active subscriptions per server process (TOO_MANY_SUBSCRIPTIONS above it)", cast=int
+    )
+    live_max_subscriptions_per_connection: int = _setting(
+        100, "Active subscriptions per WebSocket connection", cast=int
+    )
+    live_idle_timeout: float = _setting(
+        300.0,
+        "Seconds a WebSocket connection without subscriptions may stay silent before it is "
+        "closed (code 4408)",
+        cast=float,
+    )
+    live_keep_alive_interval: float = _setting(
+        15.0,
+        "Seconds between keep-alive messages to legacy graphql-ws clients (WebSocket pings keep "
+        "graphql-transport-ws connections alive)",
+        cast=float,
+    )
+    webhook_allow_private: bool = _setting(
+        False,
+        "Let webhooks reach loopback, private, link-local and other non-public addresses",
+        cast=boolean,
+    )
+    webhook_timeout: float = _setting(
+        10.0, "Seconds a webhook receiver has to connect and answer", cast=float
+    )
+    webhook_max_attempts: int = _setting(
+        6, "Attempts to deliver one webhook event before it is given up", cast=int
+    )
+    webhook_retry_delay: float = _setting(
+        2.0,
+        "Seconds before the first retry of a failed webhook delivery; doubled after each "
+        "further failure",
+        cast=float,
+    )
+    webhook_max_retry_delay: float = _setting(
+        600.0, "Longest pause in seconds between two attempts of a webhook delivery", cast=float
+    )
 
     username: str = _setting(
         "ls",

@@ -29,6 +29,11 @@ POSITIVE_INTEGERS = (
     "max_header_count",
     "login_max_age",
     "auth_rate_limit",
+    "live_queue_size",
+    "live_max_connections",
+    "live_max_subscriptions",
+    "live_max_subscriptions_per_connection",
+    "webhook_max_attempts",
 )
 POSITIVE_SECONDS = (
     "export_fetch_timeout",
@@ -38,6 +43,11 @@ POSITIVE_SECONDS = (
     "job_poll_interval",
     "job_sweep_interval",
     "body_timeout",
+    "live_idle_timeout",
+    "live_keep_alive_interval",
+    "webhook_timeout",
+    "webhook_retry_delay",
+    "webhook_max_retry_delay",
 )
 NOT_NEGATIVE = ("ml_retry_after", "session_max_age")
 
@@ -63,6 +73,8 @@ def check_settings(settings: Settings) -> None:
     for name in NOT_NEGATIVE:
         if getattr(settings, name) < 0:
             raise ValueError(f"{name} must not be negative")
+    if settings.live_broker not in ("auto", "local"):
+        raise ValueError(f"live_broker must be auto or local, not {settings.live_broker!r}")
     if settings.port > 65535:
         raise ValueError(f"port must be 1-65535, not {settings.port}")
     if settings.secret_key and len(settings.secret_key) < 32:

@@ -23,22 +23,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def running_server(project_dir: Path, *extra_args: str) -> contextlib.AbstractContextManager[str]:
+def running_server(
+    project_dir: Path, *extra_args: str, reset: bool = True, env: dict[str, str] | None = None
+) -> contextlib.AbstractContextManager[str]:
     """``labelgraph start PROJECT_DIR --init`` as a real process (:func:`running_labelgraph`)."""
-    return running_labelgraph("start", str(project_dir), "--init", *extra_args)
+    return running_labelgraph(
+        "start", str(project_dir), "--init", *extra_args, reset=reset, env=env
+    )
 
 
 @contextlib.contextmanager
-def running_labelgraph(*args: str) -> Iterator[str]:
-    """Run ``labelgraph ARGS`` on a free port (on the test database); yield its base URL once
-    ``/api/health`` answers; always stop it."""
+def running_labelgraph(
+    *args: str, reset: bool = True, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Run ``labelgraph ARGS`` on a free port (on the test database, emptied first unless
+    ``reset`` is false: a second process on the same data); yield its base URL once
+    ``/api/health`` answers; always stop it. ``env``: extra environment variables."""
     port = free_port()
     options = ["--port", str(port), "--log-level", "WARNING"]
     command = [sys.executable, "-m", "server.cli", *args, *options]
     if TEST_DATABASE_URL:
-        _reset_postgres(TEST_DATABASE_URL)
+        if reset:
+            _reset_postgres(TEST_DATABASE_URL)
         command += ["--db", TEST_DATABASE_URL]
-    process = subprocess.Popen(command, cwd=Path(__file__).parents[1], env=dict(os.environ))
+    environment = {**os.environ, **(env or {})}
+    process = subprocess.Popen(command, cwd=Path(__file__).parents[1], env=environment)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20

@@ -10,6 +10,7 @@ from typing import Any
 from server.db import is_sqlite, write_transaction
 from server.errors import DomainError, not_found
 from server.models import Project, now_seconds
+from server.services import events
 from server.services.config import derived_schema, label_config, sample_tasks
 from server.services.config.issues import (
     NOT_A_STRING,
@@ -161,6 +162,7 @@ def update_project(project_id: int, changes: dict[str, Any]) -> Project:
             Project.update(values).where(Project.id == project_id).execute()
             for key, value in values.items():
                 setattr(project, key, value)
+            events.emit(events.PROJECT_UPDATED, project_id, reason="settings")
         return project
 
 
@@ -214,6 +216,7 @@ def set_label_config(
             project.label_config_updated = True
             project.label_config_version = version
             _configs.put((project.uuid, version), config)
+            events.emit(events.PROJECT_UPDATED, project_id, reason="config")
     # Raised after the transaction so the refreshed derived schema is kept.
     if issues:
         raise LabelConfigError(issues[0])

@@ -43,6 +43,9 @@ ID_ARGUMENT_KIND = {
     "updateStagedImport": "staged_import",
     "applyStagedImport": "staged_import",
     "job": "job",
+    "webhook": "webhook",
+    "updateWebhook": "webhook",
+    "deleteWebhook": "webhook",
 }
 ARGUMENT_KIND = {
     "projectId": "project",
@@ -77,6 +80,9 @@ SAMPLE_VALUES: dict[str, Any] = {
     "backends": [],
     "url": "http://127.0.0.1:9",
     "input": {"title": "changed"},
+    # An inactive webhook to a public address: nothing is ever sent to it.
+    "createWebhook.input": {"url": "http://93.184.216.34/hook", "isActive": False},
+    "updateWebhook.input": {"isActive": False},
     "time": "time",
     "sampleTimeSeriesCsv.values": "value",
 }
@@ -89,6 +95,7 @@ UNKNOWN_VALUES: dict[str, Any] = {
     "completion": 999_999,
     "staged_import": 999_999,
     "job": 999_999,
+    "webhook": 999_999,
     "ml_backend": "no-such-backend",
 }
 
@@ -104,6 +111,7 @@ class SessionData:
     task_ids: list[int]
     completion: int
     staged_import: int
+    webhook: int
     job: int | None
     ml_backend: str
 
@@ -139,6 +147,8 @@ def populate(client: TestClient, root: Path, backend: str, *, with_job: bool) ->
     completion = next(c["id"] for n in nodes for c in n["completions"])
     prepare = "mutation($t: JSON!) { prepareImport(tasks: $t) { id } }"
     staged = data_of(client, prepare, {"t": [{"text": "staged"}]})["prepareImport"]["id"]
+    create = "mutation($i: WebhookInput!) { createWebhook(input: $i) { id } }"
+    webhook = data_of(client, create, {"i": SAMPLE_VALUES["createWebhook.input"]})
     job = None
     if with_job:
         start = "mutation { startPredictionJob(allTasks: true) { id } }"
@@ -152,6 +162,7 @@ def populate(client: TestClient, root: Path, backend: str, *, with_job: bool) ->
         task_ids=[nodes[0]["id"]],
         completion=completion,
         staged_import=staged,
+        webhook=webhook["createWebhook"]["id"],
         job=job,
         ml_backend=backend,
     )

@@ -74,6 +74,13 @@ REQUESTS: dict[tuple[str, str], dict[str, object]] = {
         "follow_redirects": False,
     },
     ("POST", "/api/project-switch"): {"params": {"uuid": "{project_uuid}"}},
+    ("GET", "/api/webhooks"): {},
+    # A loopback receiver: allowed below, refused (400) with the default settings.
+    ("POST", "/api/webhooks"): {"json": {"url": "http://127.0.0.1:9/hook", "is_active": False}},
+    ("GET", "/api/webhooks/{webhook_id}"): {},
+    ("PATCH", "/api/webhooks/{webhook_id}"): {"json": {"send_payload": False}},
+    ("PUT", "/api/webhooks/{webhook_id}"): {"json": {"headers": {"X-A": "b"}}},
+    ("DELETE", "/api/webhooks/{webhook_id}"): {},
 }
 
 
@@ -89,8 +96,9 @@ def test_operation_is_valid_against_the_schema(endpoint) -> None:  # type: ignor
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The /api/models routes call the example ML backend on 127.0.0.1 (started on demand)."""
-    return dataclasses.replace(settings, ml_allow_private=True)
+    """The /api/models routes call the example ML backend on 127.0.0.1 (started on demand);
+    the webhook routes register an inactive webhook to 127.0.0.1."""
+    return dataclasses.replace(settings, ml_allow_private=True, webhook_allow_private=True)
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e.method} {e.path}")
@@ -103,6 +111,9 @@ def test_route_answers_through_its_operation(
         assert client.patch("/api/project", json={"ml_backend": f"routes={backend.url}"}).is_success
     created = client.post("/api/tasks/4/completions", json={"result": []}).json()["id"]
     path = endpoint.path.replace("{task_id}", "4").replace("{completion_id}", str(created))
+    if "{webhook_id}" in path:
+        hook = client.post("/api/webhooks", json=REQUESTS[("POST", "/api/webhooks")]["json"])
+        path = path.replace("{webhook_id}", str(hook.json()["id"]))
     if "{import_id}" in path:
         staged = client.post("/api/project/import/prepare", json=[{"text": "staged"}]).json()
         path = path.replace("{import_id}", str(staged["id"]))

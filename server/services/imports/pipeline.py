@@ -21,6 +21,7 @@ from server.errors import DomainError
 from server.int_ranges import is_timestamp
 from server.ls_json import completion_json, is_cancelled, mean_score
 from server.models import Completion, Prediction, Project, Task, dump_json, now_seconds
+from server.services import events
 from server.services.config.model import LabelConfig
 from server.services.imports.report import ImportResult
 from server.services.imports.staging_dir import (
@@ -91,6 +92,23 @@ def store(
 ) -> Stored:
     """Validate ``items`` one by one and (``insert``) store them in chunks."""
     stored = Stored(start=_next_position(project.id))
+    try:
+        return _store(project, config, items, stored, insert, max_tasks, progress)
+    except BaseException:
+        if insert and stored.count:  # progress was announced: say it came to nothing
+            events.progress(events.IMPORT_PROGRESS, project.id, state="failed", tasks=0)
+        raise
+
+
+def _store(
+    project: Project,
+    config: LabelConfig,
+    items: Iterator[Any],
+    stored: Stored,
+    insert: bool,
+    max_tasks: int,
+    progress: Callable[[int], None] | None,
+) -> Stored:
     errors: list[str] = []
     pending: list[ValidTask] = []
     now = now_seconds()
@@ -106,6 +124,8 @@ def store(
         stored.completions += counts[1]
         stored.predictions += counts[2]
         stored.count += len(pending)
+        if insert:
+            events.progress(events.IMPORT_PROGRESS, project.id, state="running", tasks=stored.count)
         if progress is not None:
             progress(stored.count)
 
@@ -295,6 +315,17 @@ def finish(project: Project, stored: Stored) -> ImportResult:
         updated_at=now_seconds(),
     ).where(Project.id == project.id).execute()
     task_ids = _ids_between(project.id, stored.start)
+    if task_ids:
+        events.add(events.bulk(events.TASK_CREATED, project.id, task_ids))
+        events.emit(events.PROJECT_UPDATED, project.id, reason="counters")
+        events.emit(
+            events.IMPORT_PROGRESS,
+            project.id,
+            state="done",
+            tasks=stored.count,
+            completions=stored.completions,
+            predictions=stored.predictions,
+        )
     return ImportResult(
         task_ids=task_ids,
         completion_count=stored.completions,

@@ -23,6 +23,7 @@ import peewee
 
 from server.db import is_sqlite, write_transaction
 from server.models import Job, now_seconds
+from server.services import events
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 FINISHED = (DONE, FAILED)
@@ -34,6 +35,17 @@ def lease_lost_reason(attempts: int, lease: int) -> str:
         f"The process running this job stopped sending heartbeats for {lease} s "
         f"({attempts} attempts); giving up"
     )
+
+
+def announce(job_id: int, project_id: int | None = None) -> None:
+    """A JOB_PROGRESS event for ``jobProgress`` subscribers, sent once the caller's
+    transaction commits; no query when nobody listens."""
+    if not events.bus.listening():
+        return
+    if project_id is None:
+        project_id = Job.select(Job.project).where(Job.id == job_id).scalar()
+    if project_id is not None:
+        events.emit(events.JOB_PROGRESS, int(project_id), (job_id,))
 
 
 def enqueue(project_id: int, kind: str, params: dict[str, Any], total: int = 0) -> Job:
@@ -79,6 +91,7 @@ def claim_next(owner: str, kinds: tuple[str, ...], lease: int, max_attempts: int
         if not taken:
             return None
         claimed: Job = Job.get_by_id(job_id)
+        announce(job_id, claimed.project_id)
         return claimed
 
 
@@ -101,8 +114,8 @@ def record_progress(
     job_id: int, owner: str, *, done: int = 0, failed: int = 0, total: int | None = None
 ) -> bool:
     """The one place a job's progress changes (add ``done``/``failed``, set ``total``); False
-    when ``owner`` no longer holds the job. Runs in the caller's transaction if there is one.
-    (Progress events for subscribers belong here.)"""
+    when ``owner`` no longer holds the job. Runs in the caller's transaction if there is one;
+    subscribers hear of it after that commits."""
     values: dict[Any, Any] = {}
     if done:
         values[Job.done] = Job.done + done
@@ -118,6 +131,8 @@ def record_progress(
             .where(Job.id == job_id, Job.lease_owner == owner, Job.state == RUNNING)
             .execute()
         )
+        if changed:
+            announce(job_id)
     return bool(changed)
 
 
@@ -139,6 +154,8 @@ def finish(
             .where(Job.id == job_id, Job.lease_owner == owner, Job.state == RUNNING)
             .execute()
         )
+        if changed:
+            announce(job_id)
     return bool(changed)
 
 
@@ -158,6 +175,8 @@ def release(job_id: int, owner: str) -> bool:
             .where(Job.id == job_id, Job.lease_owner == owner, Job.state == RUNNING)
             .execute()
         )
+        if changed:
+            announce(job_id)
     return bool(changed)
 
 
@@ -177,4 +196,5 @@ def fail_abandoned(lease: int, max_attempts: int) -> int:
                 lease_owner=None,
                 lease_expires_at=None,
             ).where(Job.id == row.id, Job.state == RUNNING, Job.lease_expires_at < now).execute()
+            announce(row.id)
     return len(rows)

@@ -11,6 +11,7 @@ from server.errors import DomainError, not_found
 from server.int_ranges import fits_query, is_timestamp
 from server.ls_json import is_cancelled
 from server.models import COMPLETED, Completion, Project, Task, now_seconds
+from server.services import events
 from server.services.config import derived_schema
 from server.services.projects import get_project, lock_project
 from server.services.tasks import rank_blocks
@@ -57,6 +58,9 @@ def refresh_task_stats(task: Task) -> None:
     ).where(Task.id == task.id).execute()
     labeled_delta = int(labeled) - int(task.is_labeled)
     completions_delta = total - task.total_completions
+    kind = events.TASK_LABELED if labeled_delta > 0 else events.TASK_UPDATED
+    events.emit(kind, task.project_id, (task.id,))
+    events.emit(events.PROJECT_UPDATED, task.project_id, reason="counters")
     if labeled_delta or completions_delta:
         Project.update(
             labeled_task_count=Project.labeled_task_count + labeled_delta,
@@ -130,6 +134,10 @@ def create_completion(
             completed_by=completed_by,
         )
         _count_new_completion(task, completion)
+        events.emit(events.COMPLETION_CREATED, task.project_id, (completion.id,), task=task.id)
+        kind = events.TASK_UPDATED if task.is_labeled else events.TASK_LABELED
+        events.emit(kind, task.project_id, (task.id,))
+        events.emit(events.PROJECT_UPDATED, task.project_id, reason="counters")
         return completion
 
 
@@ -167,6 +175,7 @@ def _merge(
     completion.was_cancelled = is_cancelled(merged)
     completion.updated_at = now_seconds()
     completion.save()
+    events.emit(events.COMPLETION_UPDATED, task.project_id, (completion.id,), task=task.id)
     refresh_task_stats(task)
     if "result" in payload:
         derived_schema.mark_stale(task.project_id)
@@ -205,6 +214,7 @@ def delete_completion(
         task = get_task(completion.task_id, project_id, for_update=True)
         _check_deletion_allowed(task.project_id)
         completion.delete_instance()
+        events.emit(events.COMPLETION_DELETED, task.project_id, (completion_id,), task=task.id)
         refresh_task_stats(task)
         derived_schema.mark_stale(task.project_id)
         return completion_id
@@ -214,6 +224,7 @@ def delete_task_completions(task_id: int, project_id: int | None = None) -> int:
     with write_transaction():
         task = get_task(task_id, project_id, for_update=True)
         _check_deletion_allowed(task.project_id)
+        _announce_deletions(task.project_id, Completion.task == task.id, task=task.id)
         deleted = Completion.delete().where(Completion.task == task.id).execute()
         refresh_task_stats(task)
         derived_schema.mark_stale(task.project_id)
@@ -224,6 +235,7 @@ def delete_all_completions(project_id: int) -> int:
     """Remove every completion of a project (not gated, as in Label Studio)."""
     with write_transaction():
         lock_project(project_id)
+        _announce_deletions(project_id, Completion.project == project_id)
         deleted = Completion.delete().where(Completion.project == project_id).execute()
         Task.update(
             total_completions=0, cancelled_completions=0, is_labeled=False, completed_at=None
@@ -234,7 +246,18 @@ def delete_all_completions(project_id: int) -> int:
         rank_blocks.clear(project_id, Ordering.COMPLETED, Ordering.UNLABELED)
         rank_blocks.rebuild(Ordering.UNLABELED, project_id)
         derived_schema.mark_stale(project_id)
+        events.emit(events.PROJECT_UPDATED, project_id, reason="counters")
         return int(deleted)
+
+
+def _announce_deletions(project_id: int, which: peewee.Expression, **data: Any) -> None:
+    """A COMPLETION_DELETED event for the completions about to be deleted (their ids are
+    read only when someone listens)."""
+    if events.bus.wanted(project_id):
+        query = Completion.select(Completion.id).where(which).order_by(Completion.id)
+        ids = [int(i) for i in query.scalars()]
+        if ids:
+            events.add(events.bulk(events.COMPLETION_DELETED, project_id, ids, **data))
 
 
 def labeled_task_ids(project_id: int) -> list[int]:

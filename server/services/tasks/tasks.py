@@ -33,6 +33,7 @@ from server.models import (
     dump_json,
     now_seconds,
 )
+from server.services import events
 from server.services.config import derived_schema
 from server.services.config.model import LabelConfig
 from server.services.imports.validation import ROOT_MESSAGE, ItemError, ValidTask, validate_item
@@ -326,6 +327,9 @@ def update_task(task_id: int, body: Any, project_id: int | None = None) -> Task:
         Task.update(changes).where(Task.id == task.id).execute()
         if not isinstance(task.data, dict) or task.data.keys() != valid.data.keys():
             derived_schema.mark_stale(task.project_id)
+        events.emit(events.TASK_UPDATED, task.project_id, (task.id,))
+        if "predictions" in body:
+            events.emit(events.PROJECT_UPDATED, task.project_id, reason="counters")
         return Task.get_by_id(task.id)
 
 
@@ -349,6 +353,8 @@ def delete_task(task_id: int, project_id: int | None = None) -> int:
             prediction_count=Project.prediction_count - task.total_predictions,
         ).where(Project.id == task.project_id).execute()
         derived_schema.mark_stale(task.project_id)
+        events.emit(events.TASK_DELETED, task.project_id, (task.id,))
+        events.emit(events.PROJECT_UPDATED, task.project_id, reason="counters")
         return task.id
 
 
@@ -356,6 +362,15 @@ def delete_all_tasks(project_id: int) -> int:
     """Delete every task of a project (uploads are kept); returns how many were deleted."""
     with write_transaction():
         project = lock_project(project_id)
+        if events.bus.wanted(project_id):
+            ids = Task.select(Task.id).where(_in_project(project_id)).order_by(Task.id)
+            found = [int(i) for i in ids.limit(events.MAX_IDS).scalars()]
+            events.add(
+                events.Event(
+                    events.TASK_DELETED, project_id, tuple(found), {"count": project.task_count}
+                )
+            )
+            events.emit(events.PROJECT_UPDATED, project_id, reason="counters")
         Completion.delete().where(Completion.project == project_id).execute()
         Prediction.delete().where(Prediction.project == project_id).execute()
         Task.delete().where(_in_project(project_id)).execute()

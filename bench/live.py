@@ -1,0 +1,202 @@
+"""Subscriptions under load: 200 subscribers on one server process while 1,000 completions are
+posted. Reports the delivery latency (p50/p99) and the completion POST p99 with and without
+subscribers (the issue's bar: with subscribers it must not double).
+
+Starts a fresh ``labelgraph start`` process (as ``rest_workload.py``), sets a Text + Choices
+config, imports ``2 x --completions`` tasks, then:
+
+1. posts ``--completions`` completions (each to its own task) with no subscriber: POST latency;
+2. opens ``--subscribers`` WebSocket connections (``graphql-transport-ws``), each subscribed to
+   ``completionChanged { completionIds }``, all in one asyncio client thread, and waits until
+   each has seen a first probe completion;
+3. posts ``--completions`` more completions: POST latency with subscribers, and for every
+   (subscriber, completion) pair the delivery latency, measured from the moment the POST's
+   answer arrived (the commit happened before it) and from the moment the POST was sent (an
+   upper bound of commit-to-delivery).
+
+Client and server share the machine's CPUs (the 200 receiving clients run in this script's one
+Python thread): note the load average and repeat when noisy. Run from the repository root::
+
+    python bench/live.py [--subscribers 200] [--completions 1000] [--db URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from rest_workload import (
+    COMPLETION_BODY,
+    Client,
+    import_tasks,
+    reset_project,
+    running_server,
+    set_label_config,
+)
+from websockets.asyncio.client import connect
+
+SUBSCRIPTION = "subscription { completionChanged { completionIds } }"
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+class Subscribers:
+    """N subscriptions in one event loop thread; records when each completion id arrived."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.url = f"ws://127.0.0.1:{port}/graphql"
+        self.count = count
+        self.arrivals: dict[int, list[float]] = {}
+        self.errors: list[str] = []
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self._stop = asyncio.run_coroutine_threadsafe(self._make_stop(), self.loop).result()
+        self._tasks = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result()
+
+    async def _make_stop(self) -> asyncio.Event:
+        return asyncio.Event()
+
+    async def _start(self) -> list[asyncio.Task[None]]:
+        return [asyncio.create_task(self._one(n)) for n in range(self.count)]
+
+    async def _one(self, number: int) -> None:
+        try:
+            async with connect(
+                self.url,
+                subprotocols=["graphql-transport-ws"],
+                max_queue=None,  # type: ignore[list-item]
+            ) as ws:
+                await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+                assert json.loads(await ws.recv())["type"] == "connection_ack"
+                payload = {"query": SUBSCRIPTION}
+                await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+                while not self._stop.is_set():
+                    try:
+                        raw = await asyncio.wait_for(ws.recv(), 0.5)
+                    except TimeoutError:
+                        continue
+                    now = time.perf_counter()
+                    message = json.loads(raw)
+                    if message["type"] == "ping":
+                        await ws.send(json.dumps({"type": "pong"}))
+                        continue
+                    if message["type"] != "next":
+                        self.errors.append(str(message)[:200])
+                        return
+                    for ident in message["payload"]["data"]["completionChanged"]["completionIds"]:
+                        self.arrivals.setdefault(ident, []).append(now)
+        except Exception as exc:
+            self.errors.append(f"subscriber {number}: {exc!r}")
+
+    def received(self, ident: int) -> int:
+        return len(self.arrivals.get(ident, []))
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self._stop.set)
+        asyncio.run_coroutine_threadsafe(asyncio.wait(self._tasks), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def post_completions(client: Client, task_ids: list[int]) -> list[tuple[int, float, float]]:
+    """(completion id, sent at, answered at) per POST, one after another."""
+    timings = []
+    for task_id in task_ids:
+        sent = time.perf_counter()
+        answer = client.request("POST", f"/api/tasks/{task_id}/completions", COMPLETION_BODY)
+        answered = time.perf_counter()
+        timings.append((int(json.loads(answer)["id"]), sent, answered))
+    return timings
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subscribers", type=int, default=200)
+    parser.add_argument("--completions", type=int, default=1000)
+    parser.add_argument("--db", default=None, help="database URL (default: SQLite)")
+    options = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        running_server(Path(workdir), options.db) as server,
+    ):
+        setup = Client(server.port)
+        reset_project(setup)
+        set_label_config(setup)
+        setup.close()
+        count = options.completions
+        _figures, task_ids = import_tasks(server.port, 2 * count + 100, 0, random.Random(1))
+        quiet, loaded, probes = task_ids[:count], task_ids[count : 2 * count], task_ids[2 * count :]
+        client = Client(server.port)
+        print(f"load average before: {os.getloadavg()[0]:.2f}")
+        baseline = post_completions(client, quiet)
+        base_ms = [(answered - sent) * 1000 for _, sent, answered in baseline]
+
+        subscribers = Subscribers(server.port, options.subscribers)
+        probe_ids: list[int] = []
+        while not any(subscribers.received(p) >= options.subscribers for p in probe_ids):
+            if not probes or subscribers.errors:  # probe until every subscription saw one
+                print("subscribers not ready:", subscribers.errors[:3], file=sys.stderr)
+                return 1
+            probe_ids.append(post_completions(client, [probes.pop()])[0][0])
+            time.sleep(0.5)
+        print(f"{options.subscribers} subscribers ready")
+
+        loaded_timings = post_completions(client, loaded)
+        load_ms = [(answered - sent) * 1000 for _, sent, answered in loaded_timings]
+        expected = options.subscribers * len(loaded_timings)
+        deadline = time.monotonic() + 60
+        while sum(subscribers.received(c) for c, _, _ in loaded_timings) < expected:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        from_answer: list[float] = []
+        from_send: list[float] = []
+        for ident, sent, answered in loaded_timings:
+            for arrived in subscribers.arrivals.get(ident, []):
+                from_answer.append((arrived - answered) * 1000)
+                from_send.append((arrived - sent) * 1000)
+        subscribers.close()
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+    got = len(from_answer)
+    print(f"deliveries: {got} of {expected} ({options.subscribers} x {len(loaded_timings)})")
+    if subscribers.errors:
+        print("subscriber errors:", subscribers.errors[:3])
+    print(
+        f"delivery latency after the POST's answer: p50 {statistics.median(from_answer):.1f} ms"
+        f", p99 {percentile(from_answer, 0.99):.1f} ms"
+    )
+    print(
+        f"delivery latency after the POST was sent: p50 {statistics.median(from_send):.1f} ms"
+        f", p99 {percentile(from_send, 0.99):.1f} ms"
+    )
+    base_p99, load_p99 = percentile(base_ms, 0.99), percentile(load_ms, 0.99)
+    print(
+        f"completion POST without subscribers: p50 {statistics.median(base_ms):.2f} ms, "
+        f"p99 {base_p99:.2f} ms"
+    )
+    print(
+        f"completion POST with {options.subscribers} subscribers: p50 "
+        f"{statistics.median(load_ms):.2f} ms, p99 {load_p99:.2f} ms "
+        f"({load_p99 / base_p99:.2f}x)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
