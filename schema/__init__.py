@@ -18,6 +18,7 @@ from strawberry.types.graphql import OperationType
 
 from schema.completions import CompletionMutation
 from schema.context import SessionWrites
+from schema.datamanager import ViewMutation
 from schema.errors import DomainErrors
 from schema.export import ExportMutation, ExportQuery
 from schema.imports import ImportMutation, ImportQuery
@@ -49,6 +50,7 @@ class Mutation(
     ExportMutation,
     MLMutation,
     StorageMutation,
+    ViewMutation,
 ):
     pass
 

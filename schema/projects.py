@@ -7,6 +7,7 @@ import datetime as dt
 import strawberry
 
 from schema.context import Info
+from schema.datamanager import TaskFilter, TaskSort, TaskViewType, filtered, view_number
 from schema.label_config import (
     BrokenCompletion,
     ConfigChangeImpact,
@@ -22,6 +23,7 @@ from server.errors import DomainError
 from server.models import Project as ProjectRow
 from server.services import projects as project_service
 from server.services import session_projects
+from server.services.datamanager import views as view_service
 from server.services.ml import backends as ml_service
 from server.services.storage import storage_types
 from server.services.storage.config import settings_document
@@ -171,8 +173,13 @@ class Project:
         first: int = 10,
         after: str | None = None,
         order_by: TaskOrder = TaskOrder.ID_ASC,
+        filter: TaskFilter | None = None,
+        search: str | None = None,
+        sort_by: TaskSort | None = None,
+        view: strawberry.ID | None = None,
     ) -> TaskConnection:
-        return task_connection(info, self.row, first, after, order_by)
+        query, sort = filtered(self.row.id, filter, search, sort_by, view)
+        return task_connection(info, self.row, first, after, order_by, query, sort)
 
     @strawberry.field(description="Page `page` (1-based) of `pageSize` tasks, as REST pages.")
     def task_page(
@@ -181,8 +188,21 @@ class Project:
         page: int = 1,
         page_size: int = 10,
         order_by: TaskOrder = TaskOrder.ID_ASC,
+        filter: TaskFilter | None = None,
+        search: str | None = None,
+        sort_by: TaskSort | None = None,
+        view: strawberry.ID | None = None,
     ) -> TaskPage:
-        return task_page(info, self.row, page, page_size, order_by)
+        query, sort = filtered(self.row.id, filter, search, sort_by, view)
+        return task_page(info, self.row, page, page_size, order_by, query, sort)
+
+    @strawberry.field(description="The project's saved views (data-manager tabs).")
+    def views(self) -> list[TaskViewType]:
+        return [TaskViewType(row=row) for row in view_service.list_views(self.row.id)]
+
+    @strawberry.field(description="A saved view by id (NOT_FOUND when not of this project).")
+    def view(self, id: strawberry.ID) -> TaskViewType:
+        return TaskViewType(row=view_service.get_view(self.row.id, view_number(id)))
 
     @strawberry.field(
         description="The next task to label (null when none is left), by the project's "

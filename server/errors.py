@@ -18,6 +18,7 @@ ErrorCode = Literal[
     "ml_backend",  # an ML backend failed
     "fetch_failed",  # a URL import could not be downloaded (or was refused)
     "storage",  # a storage (S3, Redis) could not be reached or refused
+    "bad_filter",  # a task filter or ordering names an unknown field/operator or a bad value
 ]
 
 

@@ -363,3 +363,50 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
 STORAGE_MODELS: tuple[type[BaseModel], ...] = (Storage, StorageKey)
 # Created by migration 4.
 RANK_MODELS: tuple[type[BaseModel], ...] = (TaskRankBlock,)
+
+
+class TaskLabel(BaseModel):
+    """A label chosen for a task in one of its completions (a ``choices``/``*labels`` value of
+    control ``from_name``), kept by :mod:`server.services.datamanager.labels` in the completion
+    write transactions: "tasks with label X" is an index range, not a scan of the completion
+    JSON. Created by migration 5 (data manager)."""
+
+    id = IdField()
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
+    project_id: int
+    task = peewee.ForeignKeyField(Task, on_delete="CASCADE", index=False)
+    task_id: int
+    from_name = peewee.TextField()
+    label = peewee.TextField()
+
+    class Meta:
+        indexes = (
+            (("task", "from_name", "label"), True),
+            (("project", "label", "task"), False),
+        )
+
+
+class TaskView(BaseModel):
+    """A saved view (a data-manager tab) of a project: its filter, ordering, hidden columns
+    and selection. ``number`` is the tab id clients see, per project. Created by migration 5."""
+
+    id = IdField()
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
+    project_id: int
+    number = peewee.IntegerField()
+    title = peewee.TextField()
+    filters = JSONField(null=True)
+    ordering = JSONField(null=True)
+    hidden_columns = JSONField(null=True)
+    selection = JSONField(null=True)
+    # Anything else a client stored on the tab (Label Studio keeps the whole object).
+    extra = JSONField(null=True)
+    created_at = peewee.IntegerField(default=now_seconds)
+    updated_at = peewee.IntegerField(default=now_seconds)
+
+    class Meta:
+        indexes = ((("project", "number"), True),)
+
+
+# Created by migration 5 (data manager).
+DATAMANAGER_MODELS: tuple[type[BaseModel], ...] = (TaskLabel, TaskView)

@@ -22,6 +22,7 @@ from server.int_ranges import is_timestamp
 from server.ls_json import completion_json, is_cancelled, mean_score
 from server.models import Completion, Prediction, Project, Task, dump_json, now_seconds
 from server.services.config.model import LabelConfig
+from server.services.datamanager import labels
 from server.services.imports.report import ImportResult
 from server.services.imports.staging_dir import (
     FileError,
@@ -237,6 +238,11 @@ def _insert_chunk(
             for owner, (created, cancelled, payload) in zip(owners, completions, strict=True)
         ]
         bulk_insert(Completion, COMPLETION_COLUMNS, completion_rows)
+        if completions:
+            labels.add_many(
+                project_id,
+                [(task_ids[i], c) for i, task in enumerate(chunk) for c in task.completions],
+            )
         if predictions:
             _insert_predictions(project_id, chunk, task_ids, now)
     _count_in_blocks(project_id, keys)

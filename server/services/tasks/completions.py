@@ -12,6 +12,7 @@ from server.int_ranges import fits_query, is_timestamp
 from server.ls_json import is_cancelled
 from server.models import COMPLETED, Completion, Project, Task, now_seconds
 from server.services.config import derived_schema
+from server.services.datamanager import labels
 from server.services.projects import get_project, lock_project
 from server.services.tasks import rank_blocks
 from server.services.tasks.lookup import find_task
@@ -121,6 +122,7 @@ def create_completion(
             payload=payload,
         )
         _count_new_completion(task, completion)
+        labels.add(task.project_id, task.id, [payload])
         return completion
 
 
@@ -161,6 +163,7 @@ def _merge(
     refresh_task_stats(task)
     if "result" in payload:
         derived_schema.mark_stale(task.project_id)
+        labels.refresh(task.project_id, [task.id])
     return completion
 
 
@@ -197,6 +200,7 @@ def delete_completion(
         _check_deletion_allowed(task.project_id)
         completion.delete_instance()
         refresh_task_stats(task)
+        labels.refresh(task.project_id, [task.id])
         derived_schema.mark_stale(task.project_id)
         return completion_id
 
@@ -207,6 +211,7 @@ def delete_task_completions(task_id: int, project_id: int | None = None) -> int:
         _check_deletion_allowed(task.project_id)
         deleted = Completion.delete().where(Completion.task == task.id).execute()
         refresh_task_stats(task)
+        labels.refresh(task.project_id, [task.id])
         derived_schema.mark_stale(task.project_id)
         return int(deleted)
 
@@ -216,6 +221,7 @@ def delete_all_completions(project_id: int) -> int:
     with write_transaction():
         lock_project(project_id)
         deleted = Completion.delete().where(Completion.project == project_id).execute()
+        labels.clear(project_id)
         Task.update(
             total_completions=0, cancelled_completions=0, is_labeled=False, completed_at=None
         ).where(Task.project == project_id, COMPLETED).execute()

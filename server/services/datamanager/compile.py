@@ -1,0 +1,153 @@
+"""Filters compiled to SQL conditions on ``Task`` (peewee expressions, one query, no Python
+loop over tasks).
+
+Meaning of each operator (the tests' brute-force reference implements the same):
+
+* scalar fields: ``v`` is the task's value (None when null / missing / of another type);
+  ``equal``/``less``/… and ``in`` (min <= v <= max) are false when ``v`` is None;
+  ``not_equal``, ``not_in`` and ``not_contains`` are their negations, so they are true then;
+  ``contains`` is a case-insensitive substring test; ``empty: true`` means None (or "" for
+  data keys), ``empty: false`` the opposite.
+* list fields (labels, prediction model versions): ``equal`` = some item equals the value,
+  ``contains`` = some item contains it (case-insensitive), ``not_*`` = no such item,
+  ``empty`` = the task has no item.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import peewee
+
+from server.db import is_sqlite
+from server.models import UNLABELED, Prediction, Task, TaskLabel
+from server.services.datamanager import data_keys
+from server.services.datamanager.conditions import Condition, Filter, Group
+from server.services.datamanager.fields import Operator
+
+TRUE = peewee.SQL("1 = 1")
+FALSE = peewee.SQL("1 = 0")
+
+_COLUMNS: dict[str, peewee.Field] = {
+    "id": Task.id,
+    "created_at": Task.created_at,
+    "updated_at": Task.updated_at,
+    "completed_at": Task.completed_at,
+    "is_labeled": Task.is_labeled,
+    "total_completions": Task.total_completions,
+    "cancelled_completions": Task.cancelled_completions,
+    "total_predictions": Task.total_predictions,
+    "predictions_score": Task.predictions_score,
+}
+
+
+def compile_filter(project_id: int, node: Filter) -> peewee.Node:
+    if isinstance(node, Group):
+        parts = [compile_filter(project_id, item) for item in node.items]
+        if not parts:
+            return TRUE
+        combined = parts[0]
+        for part in parts[1:]:
+            combined = (combined & part) if node.conjunction == "and" else (combined | part)
+        return peewee.NodeList((combined,), parens=True)
+    return compile_condition(project_id, node)
+
+
+def compile_condition(project_id: int, condition: Condition) -> peewee.Node:
+    field = condition.field
+    if field.data_key is not None:
+        return _scalar(
+            condition,
+            data_keys.typed(field.data_key, condition.type),
+            nullable=True,
+            empty=data_keys.is_empty(field.data_key),
+            parameter=lambda v: data_keys.parameter(v, condition.type),
+        )
+    if field.name == "labels":
+        return _listed(project_id, condition, TaskLabel, TaskLabel.label)
+    if field.name == "model_version":
+        return _listed(project_id, condition, Prediction, Prediction.model_version)
+    if field.name == "is_labeled":
+        return _labeled(condition)
+    column = _COLUMNS[field.name]
+    return _scalar(condition, column, nullable=field.nullable, empty=column.is_null())
+
+
+def _labeled(condition: Condition) -> peewee.Node:
+    """``is_labeled = FALSE`` spelled as the partial index ``task_unlabeled`` is."""
+    if condition.operator is Operator.EMPTY:
+        return FALSE if condition.value else TRUE
+    wanted = bool(condition.value) == (condition.operator is Operator.EQUAL)
+    return Task.is_labeled == True if wanted else UNLABELED  # noqa: E712
+
+
+def _scalar(
+    condition: Condition,
+    value: peewee.Node,
+    *,
+    nullable: bool,
+    empty: peewee.Node,
+    parameter: Any = None,
+) -> peewee.Node:
+    op = condition.operator
+
+    def convert(raw: Any) -> Any:
+        # As given: a column's own conversion would turn 2.5 into 2 for an integer column.
+        return peewee.Value(parameter(raw) if parameter else raw, converter=False)
+
+    if op is Operator.EMPTY:
+        if not nullable:
+            return FALSE if condition.value else TRUE
+        return empty if condition.value else ~peewee.NodeList((empty,), parens=True)
+    if op in (Operator.IN, Operator.NOT_IN):
+        low, high = condition.value
+        inside = (value >= convert(low)) & (value <= convert(high))
+        return inside if op is Operator.IN else _negate(inside, value, nullable)
+    if op in (Operator.CONTAINS, Operator.NOT_CONTAINS):
+        found = _contains(value, condition.value)
+        return found if op is Operator.CONTAINS else _negate(found, value, nullable)
+    argument = convert(condition.value)
+    if op is Operator.EQUAL:
+        return value == argument
+    if op is Operator.NOT_EQUAL:
+        return _negate(value == argument, value, nullable)
+    comparisons = {
+        Operator.LESS: value < argument,
+        Operator.GREATER: value > argument,
+        Operator.LESS_OR_EQUAL: value <= argument,
+        Operator.GREATER_OR_EQUAL: value >= argument,
+    }
+    return comparisons[op]
+
+
+def _negate(positive: peewee.Node, value: peewee.Node, nullable: bool) -> peewee.Node:
+    """NOT positive, counting a NULL value as "not" (SQL's NOT would leave it unknown)."""
+    negated = ~peewee.NodeList((positive,), parens=True)
+    return (negated | value.is_null()) if nullable else negated
+
+
+def _contains(value: peewee.Node, needle: str) -> peewee.Node:
+    find = peewee.fn.instr if is_sqlite() else peewee.fn.strpos
+    return find(peewee.fn.lower(value), needle.lower()) > 0
+
+
+def _listed(
+    project_id: int, condition: Condition, model: type[peewee.Model], column: peewee.Field
+) -> peewee.Node:
+    """Conditions on a set of strings per task, as ``id [NOT] IN (subquery)`` over an index
+    on (project, value, task)."""
+    op = condition.operator
+    task_column = model.task  # type: ignore[attr-defined]
+    project_column = model.project  # type: ignore[attr-defined]
+    if op is Operator.EMPTY:
+        having = model.select(task_column).where(
+            project_column == project_id, column.is_null(False)
+        )
+        return Task.id.not_in(having) if condition.value else Task.id.in_(having)
+    if op in (Operator.EQUAL, Operator.NOT_EQUAL):
+        match = column == condition.value
+    else:
+        match = _contains(column, condition.value)
+    tasks = model.select(task_column).where(project_column == project_id, match)
+    positive = op in (Operator.EQUAL, Operator.CONTAINS)
+    return Task.id.in_(tasks) if positive else Task.id.not_in(tasks)

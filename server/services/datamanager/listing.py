@@ -1,0 +1,168 @@
+"""Filtered, searched and ordered task listings: keyset slices, numbered pages, counts.
+
+The unfiltered listings in the two historic orders keep their own faster paths
+(:mod:`server.services.tasks.tasks`); everything else comes through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import peewee
+
+from server.db import database
+from server.errors import DomainError
+from server.models import Project, Task
+from server.services.datamanager import search as full_text
+from server.services.datamanager.compile import compile_filter
+from server.services.datamanager.conditions import Filter
+from server.services.datamanager.ordering import (
+    Phase,
+    Position,
+    Sort,
+    after,
+    decode_cursor,
+    encode_cursor,
+    phases,
+)
+from server.services.tasks.tasks import TaskPage, TaskSlice
+
+SORT_VALUE = "dm_sort_value"
+
+
+@dataclass(frozen=True)
+class TaskSelection:
+    """Which tasks of a project: a filter, a full-text search, an explicit set of ids."""
+
+    filter: Filter | None = None
+    search: str | None = None
+    only_ids: tuple[int, ...] | None = None
+    except_ids: tuple[int, ...] | None = None
+
+    @property
+    def is_everything(self) -> bool:
+        return (
+            self.filter is None
+            and not (self.search and full_text.words(self.search))
+            and self.only_ids is None
+            and not self.except_ids
+        )
+
+
+def conditions(project_id: int, query: TaskSelection) -> list[peewee.Node]:
+    found: list[peewee.Node] = [Task.project == project_id]
+    if query.filter is not None:
+        found.append(compile_filter(project_id, query.filter))
+    if query.search:
+        match = full_text.matches(query.search)
+        if match is not None:
+            found.append(match)
+    if query.only_ids is not None:
+        found.append(Task.id.in_(list(query.only_ids)))
+    if query.except_ids:
+        found.append(Task.id.not_in(list(query.except_ids)))
+    return found
+
+
+def _phase_query(where: list[peewee.Node], phase: Phase, descending: bool) -> peewee.ModelSelect:
+    columns: list[Any] = [Task]
+    if phase.value is not None:
+        columns.append(phase.value.alias(SORT_VALUE))
+    query = Task.select(*columns).where(*where)
+    if phase.condition is not None:
+        query = query.where(phase.condition)
+    order: list[Any] = []
+    if phase.value is not None:
+        order.append(phase.value.desc() if descending else phase.value.asc())
+    order.append(Task.id.desc() if descending and not phase.last else Task.id.asc())
+    return query.order_by(*order)
+
+
+def list_slice(
+    project: Project,
+    query: TaskSelection,
+    sort: Sort,
+    first: int,
+    cursor: str | None,
+    max_first: int,
+) -> TaskSlice:
+    """Up to ``first`` tasks after ``cursor``; ``total`` is -1 (counted on demand)."""
+    if first < 0 or first > max_first:
+        raise DomainError("invalid", f"first must be between 0 and {max_first}", {"field": "first"})
+    where = conditions(project.id, query)
+    listed = phases(project.id, sort)
+    position: Position | None = decode_cursor(cursor, sort, len(listed)) if cursor else None
+    wanted = first + 1
+    rows: list[tuple[Task, int]] = []
+    start = position.phase if position else 0
+    for index in range(start, len(listed)):
+        phase = listed[index]
+        select = _phase_query(where, phase, sort.descending)
+        if position is not None and index == position.phase:
+            select = select.where(after(phase, position, sort.descending and not phase.last))
+        rows += [(task, index) for task in select.limit(wanted - len(rows))]
+        if len(rows) >= wanted:
+            break
+    has_next = len(rows) > first
+    rows = rows[:first]
+    cursors = [
+        encode_cursor(sort, index, getattr(task, SORT_VALUE, None), task.id) for task, index in rows
+    ]
+    return TaskSlice(
+        tasks=[task for task, _ in rows], cursors=cursors, has_next_page=has_next, total=-1
+    )
+
+
+def list_page(
+    project: Project, query: TaskSelection, sort: Sort, page: int, page_size: int
+) -> TaskPage:
+    """Page ``page`` (1-based) with the totals of the whole selected set."""
+    if page < 1 or page_size < 1:
+        raise DomainError("invalid", "Incorrect page or page_size", {"field": "page"})
+    where = conditions(project.id, query)
+    total, completions, predictions = totals(where)
+    offset = (page - 1) * page_size
+    tasks: list[Task] = []
+    if offset < total:
+        listed = phases(project.id, sort)
+        ranked = [(p.condition, i) for i, p in enumerate(listed) if p.condition is not None]
+        rank = peewee.Case(None, ranked, len(listed)) if ranked else peewee.Value(0)
+        order: list[Any] = [rank] if ranked else []
+        for phase in listed:
+            if phase.value is not None:
+                order.append(phase.value.desc() if sort.descending else phase.value.asc())
+        if sort.descending:  # ids descend but in the last phase (nulls), as in the id path
+            last = len(listed) - 1 if listed[-1].last else -1
+            order.append(peewee.Case(None, [(rank == last, Task.id)], Task.id * -1))
+        else:
+            order.append(Task.id.asc())
+        select = Task.select().where(*where).order_by(*order)
+        tasks = list(select.offset(offset).limit(page_size))
+    return TaskPage(
+        tasks=tasks, total=total, total_completions=completions, total_predictions=predictions
+    )
+
+
+def totals(where: list[peewee.Node]) -> tuple[int, int, int]:
+    """How many tasks match, with their completions and predictions."""
+    query = Task.select(
+        peewee.fn.COUNT(Task.id),
+        peewee.fn.SUM(Task.total_completions),
+        peewee.fn.SUM(Task.total_predictions),
+    ).where(*where)
+    count, completions, predictions = database.execute(query).fetchone()
+    return int(count or 0), int(completions or 0), int(predictions or 0)
+
+
+def count(project: Project, query: TaskSelection) -> int:
+    if query.is_everything:
+        return project.task_count
+    found = Task.select(peewee.fn.COUNT(Task.id)).where(*conditions(project.id, query)).scalar()
+    return int(found or 0)
+
+
+def task_ids(project: Project, query: TaskSelection) -> list[int]:
+    """Ids of every selected task, ascending (for bulk actions)."""
+    select = Task.select(Task.id).where(*conditions(project.id, query)).order_by(Task.id)
+    return [row[0] for row in database.execute(select).fetchall()]
