@@ -70,7 +70,7 @@ def matches(text: str) -> peewee.Node | None:
         return None
     if is_sqlite():
         query = " AND ".join('"' + word.replace('"', '""') + '"' for word in found)
-        hits = peewee.SQL("SELECT rowid FROM task_fts WHERE task_fts MATCH ?", [query])
+        hits = peewee.SQL("(SELECT rowid FROM task_fts WHERE task_fts MATCH ?)", [query])
         return Task.id.in_(hits)
     vector = peewee.fn.json_to_tsvector(
         peewee.SQL("'simple'::regconfig"), Task.data, peewee.SQL("'[\"string\"]'::jsonb")
