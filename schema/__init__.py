@@ -19,6 +19,7 @@ from strawberry.types.graphql import OperationType
 from schema.completions import CompletionMutation
 from schema.context import SessionWrites
 from schema.datamanager import ViewMutation
+from schema.datamanager_actions import TaskActionMutation
 from schema.errors import DomainErrors
 from schema.export import ExportMutation, ExportQuery
 from schema.imports import ImportMutation, ImportQuery
@@ -51,6 +52,7 @@ class Mutation(
     MLMutation,
     StorageMutation,
     ViewMutation,
+    TaskActionMutation,
 ):
     pass
 

@@ -4,32 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import GraphQL, fixture_text
+from tests.conftest import GraphQL
 from tests.query_log import count_queries
-
-
-def choice(label: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "from_name": "sentiment",
-            "to_name": "text",
-            "type": "choices",
-            "value": {"choices": [label]},
-        }
-    ]
-
-
-TEXTS = [
-    "please refund my order",
-    "great product",
-    "Refund requested twice",
-    "shipping was slow",
-    "the refund never arrived, order lost",
-    "five stars",
-]
 
 FILTERED = """
 query($filter: TaskFilter, $search: String, $sort: TaskSort, $first: Int = 10, $after: String) {
@@ -39,25 +17,12 @@ query($filter: TaskFilter, $search: String, $sort: TaskSort, $first: Int = 10, $
 """
 
 
-@pytest.fixture
-def labeled(client: TestClient) -> TestClient:
-    client.post("/api/project/config", data={"label_config": fixture_text("configs/sentiment.xml")})
-    tasks: list[dict[str, Any]] = [{"data": {"text": t, "n": i}} for i, t in enumerate(TEXTS)]
-    tasks[0]["completions"] = [{"result": choice("Negative"), "created_at": 2000}]
-    tasks[2]["completions"] = [{"result": choice("Negative"), "created_at": 1000}]
-    tasks[1]["completions"] = [{"result": choice("Positive"), "created_at": 3000}]
-    tasks[3]["predictions"] = [{"result": [], "score": 0.2, "model_version": "m1"}]
-    tasks[5]["predictions"] = [{"result": [], "score": 0.9, "model_version": "m2"}]
-    assert client.post("/api/project/import", json=tasks).status_code == 201
-    return client
-
-
 def ids(gql: GraphQL, **variables: Any) -> list[int]:
     data = gql(FILTERED, variables)["project"]["tasks"]
     return [n["id"] for n in data["nodes"]]
 
 
-def test_filters_sorts_and_counts(labeled: TestClient, gql: GraphQL) -> None:
+def test_filters_sorts_and_counts(dm_project: TestClient, gql: GraphQL) -> None:
     has_negative = {"field": "labels", "operator": "EQUAL", "value": "Negative"}
     assert ids(gql, filter=has_negative) == [1, 3]
     low_score = {"field": "predictionsScore", "operator": "LESS", "value": 0.5}
@@ -74,7 +39,7 @@ def test_filters_sorts_and_counts(labeled: TestClient, gql: GraphQL) -> None:
     assert ids(gql, filter={"and": [unlabeled, version]}) == [5, 6]
 
 
-def test_task_page_totals_follow_the_filter(labeled: TestClient, gql: GraphQL) -> None:
+def test_task_page_totals_follow_the_filter(dm_project: TestClient, gql: GraphQL) -> None:
     query = (
         "query($f: TaskFilter) { project { taskPage(page: 1, pageSize: 1, filter: $f) {"
         " total totalCompletions totalPredictions tasks { id } } } }"
@@ -85,7 +50,7 @@ def test_task_page_totals_follow_the_filter(labeled: TestClient, gql: GraphQL) -
 
 
 def test_full_text_search_follows_imports_updates_and_deletes(
-    labeled: TestClient, gql: GraphQL
+    dm_project: TestClient, gql: GraphQL
 ) -> None:
     assert ids(gql, search="refund") == [1, 3, 5]
     assert ids(gql, search="REFUND order") == [1, 5]
@@ -99,7 +64,7 @@ def test_full_text_search_follows_imports_updates_and_deletes(
     assert ids(gql, search="  ,, ") == [2, 3, 4, 5, 6]  # no word: no condition
 
 
-def test_bad_filters_have_the_code_bad_filter(labeled: TestClient, gql: GraphQL) -> None:
+def test_bad_filters_have_the_code_bad_filter(dm_project: TestClient, gql: GraphQL) -> None:
     unknown = gql.error(FILTERED, {"filter": {"field": "colour", "operator": "EQUAL", "value": 1}})
     assert unknown["code"] == "BAD_FILTER" and "Unknown task field 'colour'" in unknown["message"]
     wrong = {"field": "isLabeled", "operator": "CONTAINS", "value": "x"}
@@ -112,7 +77,7 @@ def test_bad_filters_have_the_code_bad_filter(labeled: TestClient, gql: GraphQL)
     assert gql.error(FILTERED, {"sort": {"field": "nope"}})["code"] == "BAD_FILTER"
 
 
-def test_saved_views_apply_and_stay_in_their_project(labeled: TestClient, gql: GraphQL) -> None:
+def test_saved_views_apply_and_stay_in_their_project(dm_project: TestClient, gql: GraphQL) -> None:
     save = (
         "mutation($v: TaskViewInput!, $id: Int) { saveView(view: $v, id: $id) {"
         " id title filters ordering selection } }"
@@ -155,7 +120,7 @@ def test_saved_views_apply_and_stay_in_their_project(labeled: TestClient, gql: G
     assert gql.error("mutation { deleteView(id: 1) }")["code"] == "NOT_FOUND"
 
 
-def test_filtered_pages_use_constant_queries(labeled: TestClient, gql: GraphQL) -> None:
+def test_filtered_pages_use_constant_queries(dm_project: TestClient, gql: GraphQL) -> None:
     query = (
         "query($n: Int!, $f: TaskFilter) { project { tasks(first: $n, filter: $f,"
         ' search: "refund") { totalCount nodes { id lsJson completions { id } } } } }'

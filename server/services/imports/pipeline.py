@@ -22,7 +22,7 @@ from server.int_ranges import is_timestamp
 from server.ls_json import completion_json, is_cancelled, mean_score
 from server.models import Completion, Prediction, Project, Task, dump_json, now_seconds
 from server.services.config.model import LabelConfig
-from server.services.datamanager import labels
+from server.services.datamanager import labels, search
 from server.services.imports.report import ImportResult
 from server.services.imports.staging_dir import (
     FileError,
@@ -231,6 +231,7 @@ def _insert_chunk(
         position += 1
     bulk_insert(Task, PLAIN_TASK_COLUMNS if run_is_plain else TASK_COLUMNS, run)
     keys = _keys_between(project_id, start, position)
+    search.index_new([(task_id, task.data) for (task_id, _), task in zip(keys, chunk, strict=True)])
     if completions or predictions:
         task_ids = [task_id for task_id, _ in keys]
         completion_rows = [
