@@ -19,7 +19,7 @@ from strawberry.types.graphql import OperationType
 from schema.completions import CompletionMutation
 from schema.context import SessionWrites
 from schema.datamanager import ViewMutation
-from schema.datamanager_actions import TaskActionMutation
+from schema.datamanager_actions import TaskActionMutation, TaskActionQuery
 from schema.errors import DomainErrors
 from schema.export import ExportMutation, ExportQuery
 from schema.imports import ImportMutation, ImportQuery
@@ -37,7 +37,14 @@ from server.db import run_db
 
 @strawberry.type
 class Query(
-    ProjectQuery, TaskQuery, MetaQuery, ExportQuery, LabelConfigQuery, ImportQuery, MLQuery
+    ProjectQuery,
+    TaskQuery,
+    MetaQuery,
+    ExportQuery,
+    LabelConfigQuery,
+    ImportQuery,
+    MLQuery,
+    TaskActionQuery,
 ):
     pass
 

@@ -14,6 +14,7 @@ from schema.ml import Job
 from schema.scalars import JSON
 from server.errors import DomainError
 from server.models import Project as ProjectRow
+from server.models import TaskView as TaskViewRow
 from server.services.datamanager import actions, listing
 from server.services.datamanager import views as view_service
 from server.services.datamanager.listing import TaskSelection
@@ -38,6 +39,7 @@ class TaskActionResult:
         "prediction job, or tasks exported."
     )
     detail: str
+    task_count: int = strawberry.field(description="How many tasks were selected.")
     job: Job | None = None
     export: ExportFile | None = None
 
@@ -65,11 +67,49 @@ def selected_ids(
     parsed = view_service.parse_selection(selection)
     view_service.check_task_ids(project.id, parsed.ids)
     if parsed.is_empty:
-        where = f" on tab with id {row.number}" if row is not None else ""
-        raise DomainError("not_found", f"no selected items{where}", {"reason": "no_selection"})
-    if not parsed.all:
-        return list(parsed.ids)
-    return listing.task_ids(project, TaskSelection(base.filter, base.search, None, parsed.ids))
+        raise _nothing_selected(row)
+    if parsed.all:
+        chosen = TaskSelection(base.filter, base.search, None, parsed.ids)
+    else:  # as Label Studio: the included ids the filter also selects
+        chosen = TaskSelection(base.filter, base.search, parsed.ids)
+    ids = listing.task_ids(project, chosen)
+    if not ids:
+        raise _nothing_selected(row)
+    return ids
+
+
+def _nothing_selected(row: TaskViewRow | None) -> DomainError:
+    where = f" on tab with id {row.number}" if row is not None else ""
+    return DomainError("not_found", f"no selected items{where}", {"reason": "no_selection"})
+
+
+# Label Studio 0.9.1's action descriptions (data_manager/actions.py), then labelgraph's own.
+ACTIONS: list[dict[str, Any]] = [
+    {
+        "id": "delete_tasks",
+        "title": "Delete tasks",
+        "order": 100,
+        "permissions": "project.can_delete_tasks",
+    },
+    {
+        "id": "delete_tasks_completions",
+        "title": "Delete completions",
+        "order": 101,
+        "permissions": "project.can_manage_completions",
+    },
+    {"id": "delete_tasks_predictions", "title": "Delete predictions", "order": 102},
+    {"id": "retrieve_tasks_predictions", "title": "Retrieve predictions", "order": 103},
+]
+
+
+@strawberry.type
+class TaskActionQuery:
+    @strawberry.field(
+        description="The bulk actions as Label Studio's data manager lists them (ids are "
+        "the lower-case TaskAction names; retrieve_tasks_predictions is PREDICT)."
+    )
+    def data_manager_actions(self) -> JSON:
+        return ACTIONS
 
 
 @strawberry.type
@@ -100,24 +140,35 @@ class TaskActionMutation:
             count = actions.delete_tasks(project.id, ids)
             ctx.completions_changed(project.id, None)
             return TaskActionResult(
-                action=action, processed_items=count, detail=f"Deleted {count} tasks"
+                action=action,
+                processed_items=count,
+                detail=f"Deleted {count} tasks",
+                task_count=len(ids),
             )
         if action is TaskAction.DELETE_TASKS_COMPLETIONS:
             count = actions.delete_completions(project.id, ids)
             ctx.completions_changed(project.id, ids)
             detail = f"Deleted {count} completions"
-            return TaskActionResult(action=action, processed_items=count, detail=detail)
+            return TaskActionResult(
+                action=action, processed_items=count, detail=detail, task_count=len(ids)
+            )
         if action is TaskAction.DELETE_TASKS_PREDICTIONS:
             count = actions.delete_predictions(project.id, ids)
             detail = f"Deleted {count} predictions"
-            return TaskActionResult(action=action, processed_items=count, detail=detail)
+            return TaskActionResult(
+                action=action, processed_items=count, detail=detail, task_count=len(ids)
+            )
         if action is TaskAction.PREDICT:
             runtime = ctx.ml_runtime()
             row = ml_jobs.create_prediction_job(project.id, ids, False, view_service.MAX_SELECTED)
             runtime.jobs.launch(row.id)
             detail = f"Prediction job {row.id} started for {len(ids)} tasks"
             return TaskActionResult(
-                action=action, processed_items=len(ids), detail=detail, job=Job(row=row)
+                action=action,
+                processed_items=len(ids),
+                detail=detail,
+                task_count=len(ids),
+                job=Job(row=row),
             )
         result = export_service.export_project(
             project.id,
@@ -131,5 +182,6 @@ class TaskActionMutation:
             action=action,
             processed_items=result.task_count,
             detail=detail,
+            task_count=len(ids),
             export=ExportFile(result=result),
         )

@@ -23,7 +23,9 @@ from server.errors import DomainError
 from server.models import Project as ProjectRow
 from server.services import projects as project_service
 from server.services import session_projects
+from server.services.datamanager import columns as dm_columns
 from server.services.datamanager import views as view_service
+from server.services.datamanager.listing import TaskSelection
 from server.services.ml import backends as ml_service
 from server.services.storage import storage_types
 from server.services.storage.config import settings_document
@@ -195,6 +197,25 @@ class Project:
     ) -> TaskPage:
         query, sort = filtered(self.row.id, filter, search, sort_by, view)
         return task_page(info, self.row, page, page_size, order_by, query, sort)
+
+    @strawberry.field(
+        description="Label Studio 0.9.1's data-manager columns: the data keys, the task "
+        "fields and the data group."
+    )
+    def data_manager_columns(self) -> JSON:
+        return dm_columns.columns(self.row)
+
+    @strawberry.field(
+        description="Completions of a view's tasks, a page at a time, as Label Studio's "
+        "tab annotations: {annotations: [completion + task_id], total}."
+    )
+    def view_completions(
+        self, view: strawberry.ID | None = None, page: int = 1, page_size: int = 10
+    ) -> JSON:
+        if page < 1 or page_size < 1:
+            raise DomainError("invalid", "Incorrect page or page_size", {"field": "page"})
+        query, _ = filtered(self.row.id, None, None, None, view)
+        return dm_columns.completions_page(self.row, query or TaskSelection(), page, page_size)
 
     @strawberry.field(description="The project's saved views (data-manager tabs).")
     def views(self) -> list[TaskViewType]:

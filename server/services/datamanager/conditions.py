@@ -51,6 +51,10 @@ class Group:
 Filter = Condition | Group
 
 
+# A condition no task meets (an empty id range).
+NOTHING = Condition(find_field("id"), Operator.IN, ValueType.NUMBER, (1, 0))
+
+
 def parse_filter(spec: Any) -> Filter | None:
     """The checked filter of ``spec`` (None or an empty group: no filter)."""
     if spec is None:
@@ -99,6 +103,10 @@ def parse_condition(spec: dict[str, Any]) -> Condition:
         known = ", ".join(op.value for op in Operator)
         raise bad_filter(f"Unknown operator {raw_operator!r}; use one of: {known}", name) from None
     raw = spec.get("value")
+    if raw is None and operator is not Operator.EMPTY and "filter" in spec:
+        # Label Studio's UI saves a condition before its value is typed; Label Studio
+        # matches no task with it (functions.operator: a None value is false).
+        return NOTHING
     declared = spec.get("type")
     if declared is not None and not isinstance(declared, str):
         raise bad_filter("A condition's type must be a string", name)

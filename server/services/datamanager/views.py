@@ -167,7 +167,10 @@ def change_selection(project_id: int, number: int, spec: Any, mode: str) -> Task
     given = parse_selection(spec)
     check_task_ids(project_id, given.ids)
     with write_transaction():
-        view = get_view(project_id, number)
+        try:
+            view = get_view(project_id, number)
+        except DomainError:  # Label Studio creates the tab (functions.load_tab)
+            view = save_view(project_id, number, {})
         current = parse_selection(view.selection or EMPTY_SELECTION)
         result = given
         if mode in ("union", "difference") and current.all == given.all:
