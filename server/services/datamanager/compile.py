@@ -41,7 +41,7 @@ _COLUMNS: dict[str, peewee.Field] = {
 }
 
 
-def compile_filter(project_id: int, node: Filter) -> peewee.Node:
+def compile_filter(project_id: int, node: Filter) -> peewee.ColumnBase:
     if isinstance(node, Group):
         parts = [compile_filter(project_id, item) for item in node.items]
         if not parts:
@@ -53,7 +53,7 @@ def compile_filter(project_id: int, node: Filter) -> peewee.Node:
     return compile_condition(project_id, node)
 
 
-def compile_condition(project_id: int, condition: Condition) -> peewee.Node:
+def compile_condition(project_id: int, condition: Condition) -> peewee.ColumnBase:
     field = condition.field
     if field.data_key is not None:
         return _scalar(
@@ -73,7 +73,7 @@ def compile_condition(project_id: int, condition: Condition) -> peewee.Node:
     return _scalar(condition, column, nullable=field.nullable, empty=column.is_null())
 
 
-def _labeled(condition: Condition) -> peewee.Node:
+def _labeled(condition: Condition) -> peewee.ColumnBase:
     """``is_labeled = FALSE`` spelled as the partial index ``task_unlabeled`` is."""
     if condition.operator is Operator.EMPTY:
         return FALSE if condition.value else TRUE
@@ -83,15 +83,15 @@ def _labeled(condition: Condition) -> peewee.Node:
 
 def _scalar(
     condition: Condition,
-    value: peewee.Node,
+    value: peewee.ColumnBase,
     *,
     nullable: bool,
-    empty: peewee.Node,
+    empty: peewee.ColumnBase,
     parameter: Any = None,
-) -> peewee.Node:
+) -> peewee.ColumnBase:
     op = condition.operator
 
-    def convert(raw: Any) -> Any:
+    def convert(raw: Any) -> peewee.Value:
         # As given: a column's own conversion would turn 2.5 into 2 for an integer column.
         return peewee.Value(parameter(raw) if parameter else raw, converter=False)
 
@@ -120,20 +120,25 @@ def _scalar(
     return comparisons[op]
 
 
-def _negate(positive: peewee.Node, value: peewee.Node, nullable: bool) -> peewee.Node:
+def _negate(
+    positive: peewee.ColumnBase, value: peewee.ColumnBase, nullable: bool
+) -> peewee.ColumnBase:
     """NOT positive, counting a NULL value as "not" (SQL's NOT would leave it unknown)."""
-    negated = ~peewee.NodeList((positive,), parens=True)
-    return (negated | value.is_null()) if nullable else negated
+    negated: peewee.ColumnBase = ~peewee.NodeList((positive,), parens=True)
+    if not nullable:
+        return negated
+    either: peewee.ColumnBase = negated | value.is_null()
+    return either
 
 
-def _contains(value: peewee.Node, needle: str) -> peewee.Node:
+def _contains(value: peewee.ColumnBase, needle: str) -> peewee.ColumnBase:
     find = peewee.fn.instr if is_sqlite() else peewee.fn.strpos
     return find(peewee.fn.lower(value), needle.lower()) > 0
 
 
 def _listed(
     project_id: int, condition: Condition, model: type[peewee.Model], column: peewee.Field
-) -> peewee.Node:
+) -> peewee.ColumnBase:
     """Conditions on a set of strings per task, as ``id [NOT] IN (subquery)`` over an index
     on (project, value, task)."""
     op = condition.operator

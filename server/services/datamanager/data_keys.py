@@ -22,15 +22,15 @@ def _path(key: str) -> str:
     return f'$."{key}"'
 
 
-def _pg_json(key: str) -> peewee.Node:
+def _pg_json(key: str) -> peewee.ColumnBase:
     return peewee.NodeList((Task.data, peewee.SQL("->"), peewee.Value(key)), parens=True)
 
 
-def _pg_text(key: str) -> peewee.Node:
+def _pg_text(key: str) -> peewee.ColumnBase:
     return peewee.NodeList((Task.data, peewee.SQL("->>"), peewee.Value(key)), parens=True)
 
 
-def json_type(key: str) -> peewee.Node:
+def json_type(key: str) -> peewee.ColumnBase:
     """The key's JSON type name ('null' when missing), one spelling on both engines:
     number, string, boolean, null, object, array."""
     if is_sqlite():
@@ -49,7 +49,7 @@ def json_type(key: str) -> peewee.Node:
     return peewee.fn.COALESCE(peewee.fn.json_typeof(_pg_json(key)), "null")
 
 
-def typed(key: str, value_type: ValueType) -> peewee.Node:
+def typed(key: str, value_type: ValueType) -> peewee.ColumnBase:
     """The key's value when it is of ``value_type``, else NULL."""
     if is_sqlite():
         kind = peewee.fn.json_type(Task.data, _path(key))
@@ -71,7 +71,7 @@ def typed(key: str, value_type: ValueType) -> peewee.Node:
     return peewee.NodeList((string, peewee.SQL('COLLATE "C"')), parens=True)
 
 
-def is_empty(key: str) -> peewee.Node:
+def is_empty(key: str) -> peewee.ColumnBase:
     """Missing, JSON null or the empty string."""
     kind = json_type(key)
     # Both sides are true or false, never NULL, so NOT(empty) is exact.

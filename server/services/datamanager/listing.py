@@ -50,8 +50,8 @@ class TaskSelection:
         )
 
 
-def conditions(project_id: int, query: TaskSelection) -> list[peewee.Node]:
-    found: list[peewee.Node] = [Task.project == project_id]
+def conditions(project_id: int, query: TaskSelection) -> list[peewee.ColumnBase]:
+    found: list[peewee.ColumnBase] = [Task.project == project_id]
     if query.filter is not None:
         found.append(compile_filter(project_id, query.filter))
     if query.search:
@@ -65,7 +65,9 @@ def conditions(project_id: int, query: TaskSelection) -> list[peewee.Node]:
     return found
 
 
-def _phase_query(where: list[peewee.Node], phase: Phase, descending: bool) -> peewee.ModelSelect:
+def _phase_query(
+    where: list[peewee.ColumnBase], phase: Phase, descending: bool
+) -> peewee.ModelSelect[Task]:
     columns: list[Any] = [Task]
     if phase.value is not None:
         columns.append(phase.value.alias(SORT_VALUE))
@@ -144,7 +146,7 @@ def list_page(
     )
 
 
-def totals(where: list[peewee.Node]) -> tuple[int, int, int]:
+def totals(where: list[peewee.ColumnBase]) -> tuple[int, int, int]:
     """How many tasks match, with their completions and predictions."""
     query = Task.select(
         peewee.fn.COUNT(Task.id),

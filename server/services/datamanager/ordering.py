@@ -28,8 +28,8 @@ from server.services.datamanager.fields import ValueType, bad_filter, find_field
 
 @dataclass(frozen=True)
 class Phase:
-    condition: peewee.Node | None
-    value: peewee.Node | None
+    condition: peewee.ColumnBase | None
+    value: peewee.ColumnBase | None
     last: bool = False  # the "no value" phase: last in both directions
 
 
@@ -57,13 +57,13 @@ def parse_sort(spec: str | None) -> Sort:
     return Sort(find_field(name).name, descending)
 
 
-def _has(model: type[peewee.Model], project_id: int, column: peewee.Field) -> peewee.Node:
+def _has(model: type[peewee.Model], project_id: int, column: peewee.Field) -> peewee.ColumnBase:
     owner = model.task  # type: ignore[attr-defined]
     rows = model.select(owner).where(model.project == project_id, column.is_null(False))  # type: ignore[attr-defined]
     return Task.id.in_(rows)
 
 
-def _smallest(model: type[peewee.Model], column: peewee.Field) -> peewee.Node:
+def _smallest(model: type[peewee.Model], column: peewee.Field) -> peewee.ColumnBase:
     owner = model.task  # type: ignore[attr-defined]
     smallest = model.select(peewee.fn.MIN(column)).where(owner == Task.id)
     return peewee.NodeList((smallest,))  # an expression (sortable, comparable)
@@ -172,13 +172,14 @@ def decode_cursor(cursor: str, sort: Sort, phase_count: int) -> Position:
         ) from None
 
 
-def after(phase: Phase, position: Position, descending: bool) -> peewee.Node:
+def after(phase: Phase, position: Position, descending: bool) -> peewee.ColumnBase:
     """Rows of ``phase`` strictly after ``position`` in the listing order."""
     if phase.value is None or position.value is None:
         return Task.id < position.task_id if descending else Task.id > position.task_id
     row = peewee.Tuple(phase.value, Task.id)
     bound = peewee.Tuple(position.value, position.task_id)
-    return row < bound if descending else row > bound
+    compared: peewee.ColumnBase = row < bound if descending else row > bound
+    return compared
 
 
 def check_sortable(name: str) -> None:

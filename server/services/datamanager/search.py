@@ -89,7 +89,7 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)[:MAX_WORDS]
 
 
-def matches(text: str) -> peewee.Node | None:
+def matches(text: str) -> peewee.ColumnBase | None:
     """A condition on ``Task`` true for the tasks whose text holds every word of ``text``
     (None when ``text`` has no word: no condition)."""
     found = words(text)

@@ -57,7 +57,7 @@ def check_task_ids(project_id: int, ids: tuple[int, ...]) -> None:
     """Every id must name a task of this project (hostile ids are not found)."""
     if not ids:
         return
-    found = set()
+    found: set[int] = set()
     for start in range(0, len(ids), 500):
         chunk = list(ids[start : start + 500])
         found.update(
