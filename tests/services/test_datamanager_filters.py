@@ -323,3 +323,37 @@ def test_orderings_and_cursors_equal_a_python_sort(
             return seen
 
         assert db.with_connection(numbered, 7) == expected, (field, descending, "pages")
+
+
+@pytest.mark.parametrize("list_bound", [1, 5000])
+def test_label_and_version_conditions_by_probe_and_by_list(
+    tasks: list[dict[str, Any]], project_id: int, monkeypatch: pytest.MonkeyPatch, list_bound: int
+) -> None:
+    """ "Has value X" is an EXISTS probe for common values and an id list for rare ones: both
+    select the brute-force answer; the direct counts equal the generic ones."""
+    from server.services.datamanager import compile as compile_module
+
+    monkeypatch.setattr(compile_module, "LIST_BOUND", list_bound)
+    specs = [
+        {"field": field, "operator": op, "value": value}
+        for field, values in (("labels", [*CHOICES, "Car"]), ("model_version", ["v0", "v1"]))
+        for value in values
+        for op in ("equal", "not_equal", "contains")
+    ]
+    specs += [
+        {"field": "is_labeled", "operator": op, "value": v}
+        for op in ("equal", "not_equal")
+        for v in (True, False)
+    ]
+
+    def run() -> None:
+        project = Project.get_by_id(project_id)
+        for spec in specs:
+            parsed = parse_filter(spec)
+            assert parsed is not None
+            expected = [r["id"] for r in tasks if _holds(r, parsed)]
+            selection = TaskSelection(filter=parsed)
+            assert listing.task_ids(project, selection) == expected, spec
+            assert listing.count(project, selection) == len(expected), spec
+
+    db.with_connection(run)

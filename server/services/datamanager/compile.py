@@ -136,23 +136,44 @@ def _contains(value: peewee.ColumnBase, needle: str) -> peewee.ColumnBase:
     return find(peewee.fn.lower(value), needle.lower()) > 0
 
 
+# Below this many tasks with a value, "has value X" lists them (``id IN (...)``, cost in
+# proportion to the matches); above it, probing each task in listing order (``EXISTS``) fills a
+# page sooner. Counting up to the bound is one bounded index range.
+LIST_BOUND = 5000
+
+
+def _exists(model: type[peewee.Model], match: peewee.ColumnBase) -> peewee.ColumnBase:
+    owner = model.task  # type: ignore[attr-defined]
+    probe = model.select(peewee.SQL("1")).where(owner == Task.id, match)
+    found: peewee.ColumnBase = peewee.fn.EXISTS(probe)
+    return found
+
+
+def _few(model: type[peewee.Model], where: peewee.ColumnBase) -> bool:
+    rows = model.select(peewee.SQL("1")).where(where).limit(LIST_BOUND)
+    counted = peewee.Select([rows], [peewee.fn.COUNT(peewee.SQL("*"))])
+    return int(counted.bind(model._meta.database).scalar() or 0) < LIST_BOUND
+
+
 def _listed(
     project_id: int, condition: Condition, model: type[peewee.Model], column: peewee.Field
 ) -> peewee.ColumnBase:
-    """Conditions on a set of strings per task, as ``id [NOT] IN (subquery)`` over an index
-    on (project, value, task)."""
+    """Conditions on a set of strings per task (label rows, predictions): an ``EXISTS``
+    probe by task (index on task), or for a value few tasks have, ``id IN (...)`` over the
+    index on (project, value, task)."""
     op = condition.operator
     task_column = model.task  # type: ignore[attr-defined]
     project_column = model.project  # type: ignore[attr-defined]
     if op is Operator.EMPTY:
-        having = model.select(task_column).where(
-            project_column == project_id, column.is_null(False)
-        )
-        return Task.id.not_in(having) if condition.value else Task.id.in_(having)
+        has_any = _exists(model, column.is_null(False))
+        return ~has_any if condition.value else has_any
     if op in (Operator.EQUAL, Operator.NOT_EQUAL):
         match = column == condition.value
     else:
         match = _contains(column, condition.value)
-    tasks = model.select(task_column).where(project_column == project_id, match)
-    positive = op in (Operator.EQUAL, Operator.CONTAINS)
-    return Task.id.in_(tasks) if positive else Task.id.not_in(tasks)
+    if op is Operator.EQUAL:
+        where = (project_column == project_id) & match
+        if _few(model, where):
+            return Task.id.in_(model.select(task_column).where(where))
+    found = _exists(model, match)
+    return found if op in (Operator.EQUAL, Operator.CONTAINS) else ~found

@@ -44,19 +44,16 @@ def _strings(value: Any, control: str, into: set[tuple[str, str]]) -> None:
 
 
 def add(project_id: int, task_id: int, payloads: Iterable[Any]) -> None:
-    """Record the labels of new completions of a task (rows already there are kept)."""
+    """Record the labels of new completions of a task: one INSERT that skips the rows the
+    task already has."""
     pairs: set[tuple[str, str]] = set()
     for payload in payloads:
         pairs |= labels_of(payload)
     if not pairs:
         return
-    present = set(
-        TaskLabel.select(TaskLabel.from_name, TaskLabel.label)
-        .where(TaskLabel.task == task_id)
-        .tuples()
-    )
-    rows = [(project_id, task_id, c, label) for c, label in sorted(pairs - present)]
-    bulk_insert(TaskLabel, COLUMNS, rows)
+    rows = [(project_id, task_id, c, label) for c, label in sorted(pairs)]
+    fields = [TaskLabel.project, TaskLabel.task, TaskLabel.from_name, TaskLabel.label]
+    TaskLabel.insert_many(rows, fields=fields).on_conflict_ignore().execute()
 
 
 def add_many(project_id: int, rows: Iterable[tuple[int, Any]]) -> None:

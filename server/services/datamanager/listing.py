@@ -13,10 +13,11 @@ import peewee
 
 from server.db import database
 from server.errors import DomainError
-from server.models import Project, Task
+from server.models import Project, Task, TaskLabel
 from server.services.datamanager import search as full_text
 from server.services.datamanager.compile import compile_filter
-from server.services.datamanager.conditions import Filter
+from server.services.datamanager.conditions import Condition, Filter, Group
+from server.services.datamanager.fields import Operator
 from server.services.datamanager.ordering import (
     Phase,
     Position,
@@ -158,10 +159,39 @@ def totals(where: list[peewee.ColumnBase]) -> tuple[int, int, int]:
 
 
 def count(project: Project, query: TaskSelection) -> int:
+    """How many tasks the query selects. A lone labeled-state or has-label condition is
+    answered from the project's counters or the label index (a count over the task table
+    visits every selected row: ~0.3 s for 300k labeled tasks on SQLite)."""
     if query.is_everything:
         return project.task_count
+    shortcut = _counted_directly(project, query)
+    if shortcut is not None:
+        return shortcut
     found = Task.select(peewee.fn.COUNT(Task.id)).where(*conditions(project.id, query)).scalar()
     return int(found or 0)
+
+
+def _counted_directly(project: Project, query: TaskSelection) -> int | None:
+    node = query.filter
+    while isinstance(node, Group) and len(node.items) == 1:
+        node = node.items[0]
+    if not isinstance(node, Condition) or query.search or query.only_ids or query.except_ids:
+        return None
+    op = node.operator
+    if node.field.name == "is_labeled" and op in (Operator.EQUAL, Operator.NOT_EQUAL):
+        labeled = bool(node.value) == (op is Operator.EQUAL)
+        return (
+            project.labeled_task_count
+            if labeled
+            else project.task_count - project.labeled_task_count
+        )
+    if node.field.name == "labels" and op is Operator.EQUAL:
+        distinct = peewee.fn.COUNT(TaskLabel.task.distinct())
+        rows = TaskLabel.select(distinct).where(
+            TaskLabel.project == project.id, TaskLabel.label == node.value
+        )
+        return int(rows.scalar() or 0)
+    return None
 
 
 def task_ids(project: Project, query: TaskSelection) -> list[int]:
