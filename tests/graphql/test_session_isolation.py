@@ -75,6 +75,7 @@ SAMPLE_VALUES: dict[str, Any] = {
     "deleteView.id": 1,
     "updateViewSelection.id": 1,
     "updateViewSelection.selection": {"all": True, "excluded": []},
+    "runTaskAction.action": "DELETE_TASKS_PREDICTIONS",
 }
 SELECT = "mutation($uuid: String!) { selectProject(uuid: $uuid) { id } }"
 UNKNOWN_VALUES: dict[str, Any] = {

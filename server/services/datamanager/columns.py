@@ -80,7 +80,9 @@ def columns(project: Project) -> dict[str, Any]:
     the ``data`` group (as Label Studio 0.9.1's ``get_all_columns``)."""
     from_config: dict[str, str] = dict(parsed_config(project).data_types)
     data_types = dict(from_config)
-    known = derived_schema.current(project).input_keys or frozenset()
+    known: frozenset[str] = frozenset()
+    if project.task_count:  # (a session's unsaved project has none, and is not written)
+        known = derived_schema.current(project).input_keys or frozenset()
     for key in sorted(known):
         data_types.setdefault(key, "Unknown")
     if from_config:  # the upload placeholder resolves to the config's first key

@@ -209,7 +209,8 @@ def task_pages(
             start += page_size
         else:
             chunk = None
-        page = with_connection(read_page, project_id, last_id, only_completed, page_size, chunk)
+        among = {} if chunk is None else {"among": chunk}
+        page = with_connection(read_page, project_id, last_id, only_completed, page_size, **among)
         if chunk is not None and not page:
             continue
         if not page:
