@@ -31,7 +31,10 @@ def _pg_text(key: str) -> peewee.ColumnBase:
 
 
 def text(key: str) -> peewee.ColumnBase:
-    """The key's value as text (PostgreSQL ``->>``; NULL when missing or JSON null)."""
+    """The key's value (PostgreSQL: as text, ``->>``); NULL when missing or JSON null."""
+    if is_sqlite():
+        value: peewee.ColumnBase = peewee.fn.json_extract(Task.data, _path(key))
+        return value
     return _pg_text(key)
 
 
