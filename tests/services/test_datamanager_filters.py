@@ -357,3 +357,42 @@ def test_label_and_version_conditions_by_probe_and_by_list(
             assert listing.count(project, selection) == len(expected), spec
 
     db.with_connection(run)
+
+
+@pytest.mark.parametrize(
+    ("field", "spec"),
+    [
+        ("completed_at", {"field": "completed_at", "operator": "greater", "value": T0 + 30}),
+        ("predictions_score", {"field": "predictions_score", "operator": "less", "value": 0.6}),
+        ("labels", {"field": "labels", "operator": "equal", "value": "Negative"}),
+        ("completed_at", {"field": "completed_at", "operator": "empty", "value": False}),
+    ],
+)
+def test_a_filter_needing_a_value_lists_the_same_without_the_null_phase(
+    tasks: list[dict[str, Any]], project_id: int, field: str, spec: dict[str, Any]
+) -> None:
+    """A filter on the ordering's own field skips the "no value" phase: the listing (every
+    page size, both directions) is still the brute-force one."""
+    parsed = parse_filter(spec)
+    assert parsed is not None and listing.rejects_null(parsed, field)
+    kept = [r for r in tasks if _holds(r, parsed)]
+    for descending in (False, True):
+        ranked = sorted(kept, key=lambda r: (_sort_key(r, field)[1], r["id"]), reverse=descending)
+        expected = [r["id"] for r in ranked]
+        sort = parse_sort(("-" if descending else "") + field)
+
+        def walk(size: int, sort: Any = sort) -> list[int]:
+            project = Project.get_by_id(project_id)
+            seen: list[int] = []
+            cursor = None
+            while True:
+                page = listing.list_slice(
+                    project, TaskSelection(filter=parsed), sort, size, cursor, 100
+                )
+                seen += [t.id for t in page.tasks]
+                if not page.has_next_page:
+                    return seen
+                cursor = page.cursors[-1]
+
+        for size in (1, 3, 50):
+            assert db.with_connection(walk, size) == expected, (spec, descending, size)

@@ -87,9 +87,14 @@ def _text_equal(key: str, condition: Condition) -> peewee.ColumnBase:
     rows whose value matches (a data-key scan parses most tasks' JSON once instead of
     twice)."""
     text = data_keys.text(key)
-    same = (text == peewee.Value(condition.value, converter=False)) & (
-        data_keys.json_type(key) == "string"
-    )
+    matches = text == peewee.Value(condition.value, converter=False)
+    is_string = data_keys.json_type(key) == "string"
+    same: peewee.ColumnBase = matches & is_string
+    if not is_sqlite():
+        # One opaque expression: as two AND-ed clauses PostgreSQL's estimate of their
+        # selectivity multiplies to a few rows and it plans a full scan and sort for the
+        # first page instead of walking ids until the page is full.
+        same = peewee.Case(None, [(matches, is_string)], False)
     if condition.operator is Operator.EQUAL:
         return same
     negated: peewee.ColumnBase = ~peewee.NodeList((same,), parens=True) | text.is_null()

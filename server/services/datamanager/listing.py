@@ -102,6 +102,8 @@ def list_slice(
         raise DomainError("invalid", f"first must be between 0 and {max_first}", {"field": "first"})
     where = conditions(project.id, query)
     listed = phases(project.id, sort)
+    if listed[-1].last and query.filter is not None and rejects_null(query.filter, sort.field):
+        listed = listed[:-1]  # the filter needs a value: no task is in the "no value" phase
     position: Position | None = decode_cursor(cursor, sort, len(listed)) if cursor else None
     wanted = first + 1
     rows: list[tuple[Task, int]] = []
@@ -123,6 +125,32 @@ def list_slice(
     return TaskSlice(
         tasks=[task for task, _ in rows], cursors=cursors, has_next_page=has_next, total=-1
     )
+
+
+_NEEDS_VALUE = frozenset(
+    {
+        Operator.EQUAL,
+        Operator.CONTAINS,
+        Operator.LESS,
+        Operator.GREATER,
+        Operator.LESS_OR_EQUAL,
+        Operator.GREATER_OR_EQUAL,
+        Operator.IN,
+    }
+)
+
+
+def rejects_null(node: Filter, field: str) -> bool:
+    """Whether every task the filter selects has a value in ``field`` (a scalar field: the
+    ordering's last phase, the tasks without one, is then empty and need not be scanned)."""
+    if isinstance(node, Group):
+        found = [rejects_null(item, field) for item in node.items]
+        return bool(found) and (any(found) if node.conjunction == "and" else all(found))
+    if node.field.name != field or node.field.data_key is not None:
+        return False
+    if node.operator is Operator.EMPTY:
+        return node.value is False
+    return node.operator in _NEEDS_VALUE
 
 
 def list_page(
