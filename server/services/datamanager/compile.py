@@ -15,6 +15,8 @@ Meaning of each operator (the tests' brute-force reference implements the same):
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import peewee
@@ -72,7 +74,30 @@ def compile_condition(project_id: int, condition: Condition) -> peewee.ColumnBas
     if field.name == "is_labeled":
         return _labeled(condition)
     column = _COLUMNS[field.name]
+    if field.name != "predictions_score":
+        condition = _on_integers(condition)
     return _scalar(condition, column, nullable=field.nullable, empty=column.is_null())
+
+
+def _on_integers(condition: Condition) -> Condition:
+    """The same condition with integer bounds, for an integer column (ids, counts, Unix
+    seconds): ``x < 2.5`` is ``x < 3``. A float parameter would make PostgreSQL compare the
+    column as numeric, which no index serves."""
+    op, value = condition.operator, condition.value
+    if op in (Operator.IN, Operator.NOT_IN):
+        low, high = value
+        return dataclasses.replace(condition, value=(math.ceil(low), math.floor(high)))
+    if not isinstance(value, float):
+        return condition
+    if op in (Operator.EQUAL, Operator.NOT_EQUAL):
+        return dataclasses.replace(condition, value=int(value)) if value.is_integer() else condition
+    rounded = {
+        Operator.LESS: math.ceil,
+        Operator.GREATER_OR_EQUAL: math.ceil,
+        Operator.GREATER: math.floor,
+        Operator.LESS_OR_EQUAL: math.floor,
+    }[op]
+    return dataclasses.replace(condition, value=rounded(value))
 
 
 def _is_text_equality(condition: Condition) -> bool:
