@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from rest_compat import (  # noqa: F401  (register)
     completions,
+    datamanager,
     export,
     health,
     imports,

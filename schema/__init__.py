@@ -19,6 +19,8 @@ from strawberry.types.graphql import OperationType
 from schema.auth import AuthMutation, AuthQuery
 from schema.completions import CompletionMutation
 from schema.context import SessionWrites
+from schema.datamanager import ViewMutation
+from schema.datamanager_actions import TaskActionMutation, TaskActionQuery
 from schema.errors import DomainErrors, with_error_codes
 from schema.export import ExportMutation, ExportQuery
 from schema.export_jobs import ExportJobMutation
@@ -49,6 +51,7 @@ class Query(
     MLQuery,
     AuthQuery,
     WebhookQuery,
+    TaskActionQuery,
 ):
     pass
 
@@ -65,6 +68,8 @@ class Mutation(
     StorageMutation,
     AuthMutation,
     WebhookMutation,
+    ViewMutation,
+    TaskActionMutation,
 ):
     pass
 

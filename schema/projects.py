@@ -7,6 +7,7 @@ import datetime as dt
 import strawberry
 
 from schema.context import Info
+from schema.datamanager import TaskFilter, TaskSort, TaskViewType, filtered, view_number
 from schema.label_config import (
     BrokenCompletion,
     ConfigChangeImpact,
@@ -24,6 +25,9 @@ from server.models import Project as ProjectRow
 from server.principal import Role
 from server.services import projects as project_service
 from server.services import session_projects
+from server.services.datamanager import columns as dm_columns
+from server.services.datamanager import views as view_service
+from server.services.datamanager.listing import TaskSelection
 from server.services.ml import backends as ml_service
 from server.services.storage import storage_types
 from server.services.storage.config import settings_document
@@ -176,8 +180,13 @@ class Project:
         first: int = 10,
         after: str | None = None,
         order_by: TaskOrder = TaskOrder.ID_ASC,
+        filter: TaskFilter | None = None,
+        search: str | None = None,
+        sort_by: TaskSort | None = None,
+        view: strawberry.ID | None = None,
     ) -> TaskConnection:
-        return task_connection(info, self.row, first, after, order_by)
+        query, sort = filtered(self.row.id, filter, search, sort_by, view)
+        return task_connection(info, self.row, first, after, order_by, query, sort)
 
     @strawberry.field(description="Page `page` (1-based) of `pageSize` tasks, as REST pages.")
     def task_page(
@@ -186,8 +195,40 @@ class Project:
         page: int = 1,
         page_size: int = 10,
         order_by: TaskOrder = TaskOrder.ID_ASC,
+        filter: TaskFilter | None = None,
+        search: str | None = None,
+        sort_by: TaskSort | None = None,
+        view: strawberry.ID | None = None,
     ) -> TaskPage:
-        return task_page(info, self.row, page, page_size, order_by)
+        query, sort = filtered(self.row.id, filter, search, sort_by, view)
+        return task_page(info, self.row, page, page_size, order_by, query, sort)
+
+    @strawberry.field(
+        description="Label Studio 0.9.1's data-manager columns: the data keys, the task "
+        "fields and the data group."
+    )
+    def data_manager_columns(self) -> JSON:
+        return dm_columns.columns(self.row)
+
+    @strawberry.field(
+        description="Completions of a view's tasks, a page at a time, as Label Studio's "
+        "tab annotations: {annotations: [completion + task_id], total}."
+    )
+    def view_completions(
+        self, view: strawberry.ID | None = None, page: int = 1, page_size: int = 10
+    ) -> JSON:
+        if page < 1 or page_size < 1:
+            raise DomainError("invalid", "Incorrect page or page_size", {"field": "page"})
+        query, _ = filtered(self.row.id, None, None, None, view)
+        return dm_columns.completions_page(self.row, query or TaskSelection(), page, page_size)
+
+    @strawberry.field(description="The project's saved views (data-manager tabs).")
+    def views(self) -> list[TaskViewType]:
+        return [TaskViewType(row=row) for row in view_service.list_views(self.row.id)]
+
+    @strawberry.field(description="A saved view by id (NOT_FOUND when not of this project).")
+    def view(self, id: strawberry.ID) -> TaskViewType:
+        return TaskViewType(row=view_service.get_view(self.row.id, view_number(id)))
 
     @strawberry.field(
         description="The next task to label (null when none is left), by the project's "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -19,6 +20,9 @@ from server.models import Project as ProjectRow
 from server.models import Task as TaskRow
 from server.principal import Role
 from server.services.config.model import UNDEFINED_KEY
+from server.services.datamanager import listing
+from server.services.datamanager.listing import TaskSelection
+from server.services.datamanager.ordering import Sort, parse_sort
 from server.services.imports.validation import rename_undefined
 from server.services.ml import predictions as ml_predictions
 from server.services.ml.backends import notify_tasks_deleted
@@ -38,6 +42,9 @@ class TaskOrder(Enum):
 
     def to_service(self) -> task_service.TaskOrder:
         return task_service.TaskOrder(self.value)
+
+    def to_sort(self) -> Sort:
+        return parse_sort(self.value)
 
 
 @inherits_access(Role.ANNOTATOR)
@@ -188,7 +195,11 @@ class PageInfo:
 class TaskConnection:
     edges: list[TaskEdge]
     page_info: PageInfo
-    total_count: int
+    count: strawberry.Private[Callable[[], int]]
+
+    @strawberry.field(description="How many tasks the filter selects (counted when asked).")
+    def total_count(self) -> int:
+        return self.count()
 
     @strawberry.field
     def nodes(self) -> list[Task]:
@@ -205,11 +216,32 @@ class TaskPage:
 
 
 def task_connection(
-    info: Info, project: ProjectRow, first: int, after: str | None, order_by: TaskOrder
+    info: Info,
+    project: ProjectRow,
+    first: int,
+    after: str | None,
+    order_by: TaskOrder,
+    query: TaskSelection | None = None,
+    sort: Sort | None = None,
 ) -> TaskConnection:
-    page = task_service.list_slice(
-        project, first, after, order_by.to_service(), info.context.settings.max_page_size
-    )
+    """A keyset slice: the historic fast paths when nothing is filtered nor sorted by another
+    field, else the data manager's listing (:mod:`server.services.datamanager.listing`)."""
+    limit = info.context.settings.max_page_size
+    if (query is None or query.is_everything) and sort is None:
+        page = task_service.list_slice(project, first, after, order_by.to_service(), limit)
+        total = page.total
+
+        def count() -> int:
+            return total
+    else:
+        selected = query or TaskSelection()
+        page = listing.list_slice(
+            project, selected, sort or order_by.to_sort(), first, after, limit
+        )
+
+        def count() -> int:
+            return listing.count(project, selected)
+
     nodes = Task.many(info.context, page.tasks)
     edges = [TaskEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)]
     return TaskConnection(
@@ -217,17 +249,27 @@ def task_connection(
         page_info=PageInfo(
             has_next_page=page.has_next_page, end_cursor=page.cursors[-1] if edges else None
         ),
-        total_count=page.total,
+        count=count,
     )
 
 
 def task_page(
-    info: Info, project: ProjectRow, page: int, page_size: int, order_by: TaskOrder
+    info: Info,
+    project: ProjectRow,
+    page: int,
+    page_size: int,
+    order_by: TaskOrder,
+    query: TaskSelection | None = None,
+    sort: Sort | None = None,
 ) -> TaskPage:
     limit = info.context.settings.max_page_size
     if page_size > limit:
         raise DomainError("invalid", f"page_size must be at most {limit}", {"field": "pageSize"})
-    result = task_service.list_page(project, page, page_size, order_by.to_service())
+    if (query is None or query.is_everything) and sort is None:
+        result = task_service.list_page(project, page, page_size, order_by.to_service())
+    else:
+        selected = query or TaskSelection()
+        result = listing.list_page(project, selected, sort or order_by.to_sort(), page, page_size)
     return TaskPage(
         tasks=Task.many(info.context, result.tasks),
         total=result.total,

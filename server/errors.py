@@ -24,6 +24,7 @@ ErrorCode = Literal[
     "too_many_attempts",  # too many failed sign-ins from this address (REST 429)
     "subscriber_overflow",  # a subscription fell too far behind and was closed
     "too_many_subscriptions",  # the server's subscription limit is reached
+    "bad_filter",  # a task filter or ordering names an unknown field/operator or a bad value
 ]
 
 

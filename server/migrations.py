@@ -122,6 +122,26 @@ def _webhook_tables() -> None:
     database.create_tables(WEBHOOK_MODELS, safe=True)
 
 
+def _data_manager() -> None:
+    """The data manager (filters, search, saved views): the label rows of every completion,
+    saved views, full-text search over task data and indexes for score and model version
+    filters, all built from the existing rows."""
+    from server.models import DATAMANAGER_MODELS
+    from server.services.datamanager import labels, search
+
+    database.create_tables(DATAMANAGER_MODELS, safe=True)
+    database.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "task_score" ON "task" '
+        '("project_id", "predictions_score", "id") WHERE "predictions_score" IS NOT NULL'
+    )
+    database.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "prediction_version" ON "prediction" '
+        '("project_id", "model_version", "task_id")'
+    )
+    labels.rebuild_all()
+    search.create()
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
@@ -131,6 +151,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     _database_home,
     _job_leases,
     _webhook_tables,
+    _data_manager,
 ]
 
 

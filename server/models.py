@@ -254,7 +254,7 @@ class Job(BaseModel):
     finished_at = peewee.IntegerField(null=True)
     # Claimed through the database by one process at a time (server.services.jobs.queue):
     # the owner renews its lease by heartbeats; a lease that runs out lets another claim it.
-    # Added by migration 6 (nullable or with SQL defaults: no table rebuild).
+    # Added by migration 7 (nullable or with SQL defaults: no table rebuild).
     lease_owner = peewee.CharField(max_length=128, null=True)
     heartbeat_at = peewee.IntegerField(null=True)
     lease_expires_at = peewee.IntegerField(null=True)
@@ -379,7 +379,7 @@ RANK_MODELS: tuple[type[BaseModel], ...] = (TaskRankBlock,)
 class DatabaseHome(BaseModel):
     """Which project a single-project server opens in this database (one row, ``id`` 1): the
     project's identity lives in the database, not in the name of the directory it was started
-    from (:mod:`server.services.project_home`). Created by migration 5."""
+    from (:mod:`server.services.project_home`). Created by migration 6."""
 
     id = peewee.IntegerField(primary_key=True)
     project = peewee.ForeignKeyField(Project, on_delete="CASCADE")
@@ -387,3 +387,50 @@ class DatabaseHome(BaseModel):
 
     class Meta:
         table_name = "database_home"
+
+
+class TaskLabel(BaseModel):
+    """A label chosen for a task in one of its completions (a ``choices``/``*labels`` value of
+    control ``from_name``), kept by :mod:`server.services.datamanager.labels` in the completion
+    write transactions: "tasks with label X" is an index range, not a scan of the completion
+    JSON. Created by migration 9 (data manager)."""
+
+    id = IdField()
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
+    project_id: int
+    task = peewee.ForeignKeyField(Task, on_delete="CASCADE", index=False)
+    task_id: int
+    from_name = peewee.TextField()
+    label = peewee.TextField()
+
+    class Meta:
+        indexes = (
+            (("task", "from_name", "label"), True),
+            (("project", "label", "task"), False),
+        )
+
+
+class TaskView(BaseModel):
+    """A saved view (a data-manager tab) of a project: its filter, ordering, hidden columns
+    and selection. ``number`` is the tab id clients see, per project. Created by migration 9."""
+
+    id = IdField()
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
+    project_id: int
+    number = peewee.IntegerField()
+    title = peewee.TextField()
+    filters = JSONField(null=True)
+    ordering = JSONField(null=True)
+    hidden_columns = JSONField(null=True)
+    selection = JSONField(null=True)
+    # Anything else a client stored on the tab (Label Studio keeps the whole object).
+    extra = JSONField(null=True)
+    created_at = peewee.IntegerField(default=now_seconds)
+    updated_at = peewee.IntegerField(default=now_seconds)
+
+    class Meta:
+        indexes = ((("project", "number"), True),)
+
+
+# Created by migration 9 (data manager).
+DATAMANAGER_MODELS: tuple[type[BaseModel], ...] = (TaskLabel, TaskView)

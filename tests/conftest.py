@@ -197,3 +197,6 @@ def sentiment_project(client: TestClient) -> TestClient:
     response = client.post("/api/project/import", json=fixture_json("tasks/sentiment_mixed.json"))
     assert response.status_code == 201, response.text
     return client
+
+
+from tests.dm_data import dm_project  # noqa: E402, F401  (data-manager fixture)

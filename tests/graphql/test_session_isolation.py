@@ -32,7 +32,11 @@ from tests.conftest import fixture_json, fixture_text
 from tests.ml_backend import dead_url
 
 # What the `id` argument of each field names (other id arguments are named for what they hold).
-ID_ARGUMENT_KIND = {
+ID_ARGUMENT_KIND: dict[str, str | None] = {
+    # None: a number within the project named by projectId (saved views), not a global id.
+    "saveView": None,
+    "deleteView": None,
+    "updateViewSelection": None,
     "project": "project",
     "task": "task",
     "updateTask": "task",
@@ -85,6 +89,12 @@ SAMPLE_VALUES: dict[str, Any] = {
     "updateWebhook.input": {"isActive": False},
     "time": "time",
     "sampleTimeSeriesCsv.values": "value",
+    # Views are numbered per project: the projectId argument is the foreign id there.
+    "saveView.view": {"title": "changed"},
+    "deleteView.id": 1,
+    "updateViewSelection.id": 1,
+    "updateViewSelection.selection": {"all": True, "excluded": []},
+    "runTaskAction.action": "DELETE_TASKS_PREDICTIONS",
 }
 SELECT = "mutation($uuid: String!) { selectProject(uuid: $uuid) { id } }"
 UNKNOWN_VALUES: dict[str, Any] = {

@@ -57,10 +57,12 @@ def test_a_completion_post_makes_a_fixed_number_of_queries(sentiment_project: Te
     statements = [q.msg[0].split()[0] for q in counter.get_queries()]
     # The task (visibility), the task again in the write transaction, the completion, the
     # task's and the project's counters; the project (locked) and the rank blocks the task
-    # leaves (unlabeled) and joins (completion order); whether a target storage wants it.
+    # leaves (unlabeled) and joins (completion order); its labels (task_label rows, for the
+    # data manager's label filters); whether a target storage wants it.
     assert statements == [
         *["SELECT", "SELECT", "INSERT", "UPDATE", "UPDATE"],
         *["SELECT", "SELECT", "UPDATE", "SELECT", "SELECT", "SELECT", "UPDATE"],
+        "INSERT",
         "SELECT",
     ]
     task = sentiment_project.get(f"/api/tasks/{task_id}").json()

@@ -13,6 +13,7 @@ from schema import schema
 from server.settings import Settings
 from tests.conftest import fixture_json, fixture_text
 
+SELECTED = {"all": False, "included": [4]}
 # One valid request per route: (method, path, keyword arguments for the client).
 REQUESTS: dict[tuple[str, str], dict[str, object]] = {
     ("GET", "/api/project"): {},
@@ -81,6 +82,28 @@ REQUESTS: dict[tuple[str, str], dict[str, object]] = {
     ("PATCH", "/api/webhooks/{webhook_id}"): {"json": {"send_payload": False}},
     ("PUT", "/api/webhooks/{webhook_id}"): {"json": {"headers": {"X-A": "b"}}},
     ("DELETE", "/api/webhooks/{webhook_id}"): {},
+    # Data manager (tab 1: Label Studio's implicit default tab).
+    ("GET", "/api/project/columns"): {},
+    ("GET", "/api/project/tabs"): {},
+    ("DELETE", "/api/project/tabs"): {},
+    ("GET", "/api/project/tabs/{tab_id}"): {},
+    ("POST", "/api/project/tabs/{tab_id}"): {"json": {"title": "T"}},
+    ("DELETE", "/api/project/tabs/{tab_id}"): {},
+    ("GET", "/api/project/tabs/{tab_id}/selected-items"): {},
+    ("POST", "/api/project/tabs/{tab_id}/selected-items"): {"json": SELECTED},
+    ("PATCH", "/api/project/tabs/{tab_id}/selected-items"): {"json": SELECTED},
+    ("DELETE", "/api/project/tabs/{tab_id}/selected-items"): {"json": SELECTED},
+    ("GET", "/api/project/tabs/{tab_id}/tasks"): {},
+    ("GET", "/api/project/tabs/{tab_id}/annotations"): {},
+    ("GET", "/api/project/actions"): {},
+    ("POST", "/api/project/actions"): {
+        "params": {"id": "delete_tasks_completions"},
+        "json": {"selectedItems": SELECTED},
+    },
+    ("POST", "/api/project/tabs/{tab_id}/actions"): {
+        "params": {"id": "delete_tasks_completions"},
+        "json": {"selectedItems": SELECTED},
+    },
 }
 
 
@@ -114,6 +137,7 @@ def test_route_answers_through_its_operation(
     if "{webhook_id}" in path:
         hook = client.post("/api/webhooks", json=REQUESTS[("POST", "/api/webhooks")]["json"])
         path = path.replace("{webhook_id}", str(hook.json()["id"]))
+    path = path.replace("{tab_id}", "1")
     if "{import_id}" in path:
         staged = client.post("/api/project/import/prepare", json=[{"text": "staged"}]).json()
         path = path.replace("{import_id}", str(staged["id"]))

@@ -107,12 +107,17 @@ def export_project(
     *,
     only_completed: bool = True,
     progress: Progress | None = None,
+    task_ids: list[int] | None = None,
 ) -> ExportResult:
     """Export a project's tasks in ``format_name`` to a new zip file; see the module doc.
 
     ``only_completed`` (Label Studio's behaviour) exports the tasks that have completions;
-    without it JSON, JSON_MIN, CSV and TSV also list tasks that have none."""
+    without it JSON, JSON_MIN, CSV and TSV also list tasks that have none. ``task_ids`` (the
+    data manager's selection) exports only those tasks."""
     config, total = with_connection(_config_and_total, project_id, only_completed)
+    if task_ids is not None:
+        task_ids = sorted(set(task_ids))
+        total = len(task_ids)
     name = check_format(format_name, available_formats(config))
     export_dir = settings.export_dir
     export_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +154,7 @@ def export_project(
             )
             try:
                 writer = WRITERS[name](context)
-                for page in task_pages(project_id, only_completed, config):
+                for page in task_pages(project_id, only_completed, config, only_ids=task_ids):
                     count += writer.add_page(page)
                     done += len(page)
                     if progress is not None:
@@ -185,13 +190,29 @@ def _config_and_total(project_id: int, only_completed: bool) -> tuple[LabelConfi
 
 
 def task_pages(
-    project_id: int, only_completed: bool, config: LabelConfig, page_size: int | None = None
+    project_id: int,
+    only_completed: bool,
+    config: LabelConfig,
+    page_size: int | None = None,
+    only_ids: list[int] | None = None,
 ) -> Iterator[list[ExportTask]]:
-    """The project's tasks in id order, a page at a time, each page read on its own."""
+    """The project's tasks in id order (only ``only_ids``, ascending, when given), a page at a
+    time, each page read on its own."""
     page_size = page_size or PAGE_SIZE
     last_id = 0
+    start = 0
     while True:
-        page = with_connection(read_page, project_id, last_id, only_completed, page_size)
+        if only_ids is not None:
+            if start >= len(only_ids):
+                return
+            chunk: list[int] | None = only_ids[start : start + page_size]
+            start += page_size
+        else:
+            chunk = None
+        among = {} if chunk is None else {"among": chunk}
+        page = with_connection(read_page, project_id, last_id, only_completed, page_size, **among)
+        if chunk is not None and not page:
+            continue
         if not page:
             return
         for task in page:
@@ -200,7 +221,13 @@ def task_pages(
         last_id = page[-1].id
 
 
-def read_page(project_id: int, after_id: int, only_completed: bool, limit: int) -> list[ExportTask]:
+def read_page(
+    project_id: int,
+    after_id: int,
+    only_completed: bool,
+    limit: int,
+    among: list[int] | None = None,
+) -> list[ExportTask]:
     """Up to ``limit`` tasks with ids above ``after_id``, with their completions (2 queries).
 
     Rows are read raw as tuples of the needed columns and JSON text is parsed with orjson
@@ -212,6 +239,8 @@ def read_page(project_id: int, after_id: int, only_completed: bool, limit: int) 
     )
     if only_completed:
         query = query.where(COMPLETED)
+    if among is not None:
+        query = query.where(Task.id.in_(among))
     rows = database.execute(query.order_by(Task.id).limit(limit)).fetchall()
     if not rows:
         return []

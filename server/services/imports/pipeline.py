@@ -23,6 +23,7 @@ from server.ls_json import completion_json, is_cancelled, mean_score
 from server.models import Completion, Prediction, Project, Task, dump_json, now_seconds
 from server.services import events
 from server.services.config.model import LabelConfig
+from server.services.datamanager import labels, search
 from server.services.imports.report import ImportResult
 from server.services.imports.staging_dir import (
     FileError,
@@ -250,6 +251,7 @@ def _insert_chunk(
         position += 1
     bulk_insert(Task, PLAIN_TASK_COLUMNS if run_is_plain else TASK_COLUMNS, run)
     keys = _keys_between(project_id, start, position)
+    search.index_new([(task_id, task.data) for (task_id, _), task in zip(keys, chunk, strict=True)])
     if completions or predictions:
         task_ids = [task_id for task_id, _ in keys]
         completion_rows = [
@@ -257,6 +259,11 @@ def _insert_chunk(
             for owner, (created, cancelled, payload) in zip(owners, completions, strict=True)
         ]
         bulk_insert(Completion, COMPLETION_COLUMNS, completion_rows)
+        if completions:
+            labels.add_many(
+                project_id,
+                [(task_ids[i], c) for i, task in enumerate(chunk) for c in task.completions],
+            )
         if predictions:
             _insert_predictions(project_id, chunk, task_ids, now)
     _count_in_blocks(project_id, keys)

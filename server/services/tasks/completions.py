@@ -13,6 +13,7 @@ from server.ls_json import is_cancelled
 from server.models import COMPLETED, Completion, Project, Task, now_seconds
 from server.services import events
 from server.services.config import derived_schema
+from server.services.datamanager import labels
 from server.services.projects import get_project, lock_project
 from server.services.tasks import rank_blocks
 from server.services.tasks.lookup import find_task
@@ -138,6 +139,7 @@ def create_completion(
         kind = events.TASK_UPDATED if task.is_labeled else events.TASK_LABELED
         events.emit(kind, task.project_id, (task.id,))
         events.emit(events.PROJECT_UPDATED, task.project_id, reason="counters")
+        labels.add(task.project_id, task.id, [payload])
         return completion
 
 
@@ -179,6 +181,7 @@ def _merge(
     refresh_task_stats(task)
     if "result" in payload:
         derived_schema.mark_stale(task.project_id)
+        labels.refresh(task.project_id, [task.id])
     return completion
 
 
@@ -216,6 +219,7 @@ def delete_completion(
         completion.delete_instance()
         events.emit(events.COMPLETION_DELETED, task.project_id, (completion_id,), task=task.id)
         refresh_task_stats(task)
+        labels.refresh(task.project_id, [task.id])
         derived_schema.mark_stale(task.project_id)
         return completion_id
 
@@ -227,6 +231,7 @@ def delete_task_completions(task_id: int, project_id: int | None = None) -> int:
         _announce_deletions(task.project_id, Completion.task == task.id, task=task.id)
         deleted = Completion.delete().where(Completion.task == task.id).execute()
         refresh_task_stats(task)
+        labels.refresh(task.project_id, [task.id])
         derived_schema.mark_stale(task.project_id)
         return int(deleted)
 
@@ -237,6 +242,7 @@ def delete_all_completions(project_id: int) -> int:
         lock_project(project_id)
         _announce_deletions(project_id, Completion.project == project_id)
         deleted = Completion.delete().where(Completion.project == project_id).execute()
+        labels.clear(project_id)
         Task.update(
             total_completions=0, cancelled_completions=0, is_labeled=False, completed_at=None
         ).where(Task.project == project_id, COMPLETED).execute()

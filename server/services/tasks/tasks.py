@@ -36,6 +36,7 @@ from server.models import (
 from server.services import events
 from server.services.config import derived_schema
 from server.services.config.model import LabelConfig
+from server.services.datamanager import labels
 from server.services.imports.validation import ROOT_MESSAGE, ItemError, ValidTask, validate_item
 from server.services.projects import get_project, lock_project, parsed_config
 from server.services.tasks import rank_blocks
@@ -371,6 +372,7 @@ def delete_all_tasks(project_id: int) -> int:
                 )
             )
             events.emit(events.PROJECT_UPDATED, project_id, reason="counters")
+        labels.clear(project_id)
         Completion.delete().where(Completion.project == project_id).execute()
         Prediction.delete().where(Prediction.project == project_id).execute()
         Task.delete().where(_in_project(project_id)).execute()
