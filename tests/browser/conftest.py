@@ -3,6 +3,7 @@ labelgraph per test. Skipped (with the reason) only when no Chromium is installe
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,9 +60,10 @@ def live(tmp_path: Path) -> Iterator[LiveProject]:
         yield LiveProject(base)
 
 
-@pytest.fixture
-def page(browser: Any, live: LiveProject) -> Iterator[Any]:
-    """A page in a fresh context; requests for any other origin are aborted and recorded."""
+@contextlib.contextmanager
+def guarded_page(browser: Any, live: LiveProject) -> Iterator[Any]:
+    """A page in a fresh context (its own cookies: another user's browser); requests for any
+    other origin are aborted and recorded; uncaught page errors fail the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
 
     def guard(route: Any) -> None:
@@ -80,3 +82,16 @@ def page(browser: Any, live: LiveProject) -> Iterator[Any]:
     context.close()
     assert not errors, f"uncaught errors in the page: {errors}"
     assert not live.foreign_requests, f"requests left this server: {live.foreign_requests}"
+
+
+@pytest.fixture
+def page(browser: Any, live: LiveProject) -> Iterator[Any]:
+    with guarded_page(browser, live) as opened:
+        yield opened
+
+
+@pytest.fixture
+def colleague_page(browser: Any, live: LiveProject) -> Iterator[Any]:
+    """A second browser on the same server, beside ``page``: a colleague's."""
+    with guarded_page(browser, live) as opened:
+        yield opened

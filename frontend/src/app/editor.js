@@ -54,6 +54,7 @@ export class Editor {
     this.ls = null;
     this.handlers = {};
     this.ready = null;
+    this.loadedResult = "[]";
   }
 
   /** Callbacks: submit(ls, completion), update(ls, completion), remove(ls, completion),
@@ -72,7 +73,19 @@ export class Editor {
     ls.assignTask(converted);
     ls.initializeStore(converted);
     this.selectStart(ls);
+    this.loadedResult = this.currentResult();
     ls.setFlags({ isLoading: false, noTask: false });
+  }
+
+  currentResult() {
+    const selected = this.ls?.completionStore.selected;
+    return JSON.stringify(selected ? selected.serializeCompletion() : []);
+  }
+
+  /** Whether the user changed the selected completion since the task was loaded (regions
+   * drawn, choices made): work that leaving the task would lose. */
+  hasUnsavedWork() {
+    return this.ls !== null && this.currentResult() !== this.loadedResult;
   }
 
   /** The editor starts without a task (as Label Studio 0.9.1's label stream did): every task,

@@ -63,3 +63,17 @@ export const IMPORT_TASKS = `mutation AppImportTasks($tasks: JSON) {
 export const SET_LABEL_CONFIG = `mutation AppSetLabelConfig($labelConfig: String!) {
   setLabelConfig(labelConfig: $labelConfig) { labelConfig }
 }`;
+
+/** Whether a task is still in the label stream (NOT_FOUND once deleted). */
+export const TASK_STATE = `query AppTaskState($id: Int!) {
+  task(id: $id) { id isLabeled }
+}`;
+
+// Subscriptions (live.js): the counters after each change, and which tasks changed how.
+export const PROJECT_CHANGED = `subscription AppProjectChanged {
+  projectChanged { reason ${COUNTER_FIELDS} }
+}`;
+
+export const TASK_CHANGED = `subscription AppTaskChanged {
+  taskChanged { kind taskIds count }
+}`;

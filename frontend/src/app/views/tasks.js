@@ -1,9 +1,13 @@
 // The task list: one numbered page of tasks (taskPage) with the project's counters. The list's
 // state is one object read from and written to the URL (#/tasks?page=2&size=20&order=ID_DESC),
-// so filters can be added to it later as more keys.
+// so filters can be added to it later as more keys. Live: the page is read again (debounced)
+// when tasks are created, changed, labeled or deleted, and after a reconnection.
 import { h, notice } from "../dom.js";
 import { gql } from "../graphql.js";
+import { debounce } from "../live.js";
 import { TASK_PAGE } from "../operations.js";
+
+const REFRESH_AFTER_MS = 300;
 
 const ORDERS = ["ID_ASC", "ID_DESC", "COMPLETED_AT_ASC", "COMPLETED_AT_DESC"];
 const SIZES = [10, 30, 50, 100];
@@ -30,6 +34,13 @@ function preview(data) {
 
 export async function tasksView(app, root, params) {
   const state = listState(params);
+  const refresh = () => renderPage(app, root, state).catch((error) => console.warn(`labelgraph: ${error.message}`));
+  app.onLive({ taskChanged: debounce(refresh, REFRESH_AFTER_MS), resync: refresh });
+  await renderPage(app, root, state);
+}
+
+/** Read the page of `state` and show it in `root` (in place of what it showed). */
+async function renderPage(app, root, state) {
   const { project } = await gql(TASK_PAGE, state);
   if (!app.isCurrent(root)) return;
   app.showCounters(project);
@@ -55,7 +66,7 @@ export async function tasksView(app, root, params) {
   const go = (next) => {
     location.hash = listHref(next);
   };
-  root.append(
+  root.replaceChildren(
     h("h2", { text: "Tasks" }),
     h(
       "div.lg-pager",
