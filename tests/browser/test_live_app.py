@@ -19,6 +19,7 @@ from tests.browser.test_labeling import SENTIMENT, editor_result, shown_task_id,
 pytestmark = pytest.mark.live
 
 LIVE_WAIT_MS = 10_000  # a bound, not an expectation: events arrive within milliseconds
+RECONNECT_WAIT_MS = 40_000  # the back-off doubles from 0.5 s while the socket is refused
 TOUCH = "mutation($id: Int!) { updateTask(id: $id, predictions: []) { id } }"
 SUBSCRIPTIONS = ("projectChanged", "taskChanged")
 
@@ -118,9 +119,12 @@ def test_counters_queue_and_list_follow_rest_changes(
         "mutation($t: Int!, $c: JSON!) { createCompletion(taskId: $t, completion: $c) { id } }",
         {"t": done, "c": {"result": choice("Positive")}},
     )
-    page.goto(live.base + "/")
-    page.get_by_test_id("all-done").wait_for()
+    # Subscribed on the import page (no live view of its own, so the handshake's events leave
+    # nothing pending), then to the label stream by the menu: the same page and socket.
+    page.goto(live.base + "/#/import")
     wait_until_subscribed(page, live, done)
+    page.get_by_role("link", name="Label", exact=True).click()
+    page.get_by_test_id("all-done").wait_for()
 
     # An import through REST: the counters move and the "all done" stream shows the new task.
     with httpx.Client(base_url=live.base, timeout=30) as rest:
@@ -133,7 +137,7 @@ def test_counters_queue_and_list_follow_rest_changes(
         screenshot(page, artifacts, "app-live-import")
 
         # The task list reads its page again when tasks are labeled or created elsewhere.
-        page.goto(live.base + "/#/tasks")
+        page.get_by_role("link", name="Tasks", exact=True).click()
         page.get_by_test_id("page-of").get_by_text("(3 tasks)").wait_for()
         created = rest.post(f"/api/tasks/{new_a}/completions", json={"result": choice("Negative")})
         assert created.status_code == 201, created.text
@@ -152,3 +156,37 @@ def test_counters_queue_and_list_follow_rest_changes(
     banner = page.get_by_test_id("config-changed")
     banner.wait_for(timeout=LIVE_WAIT_MS)
     assert "Reload" in banner.inner_text()
+
+
+def test_after_a_lost_connection_the_app_reconnects_and_catches_up(
+    page: Any, live: LiveProject
+) -> None:
+    """The socket drops and stays refused while tasks are imported (their events are lost): on
+    reconnection the app reads its counters anew. (On the import page, which has no live view
+    of its own: only the catch-up can move the counters.)"""
+    sockets: list[Any] = []
+    refusing = False
+
+    def route(socket: Any) -> None:
+        if refusing:
+            socket.close(code=1012, reason="restarting")
+            return
+        socket.connect_to_server()
+        sockets.append(socket)
+
+    page.route_web_socket("**/graphql", route)
+    live.set_config(SENTIMENT)
+    (first,) = live.import_tasks([{"text": "Before the outage"}])
+    page.goto(live.base + "/#/import")
+    wait_for_counter(page, "taskCount", 1)
+    wait_until_subscribed(page, live, first)
+
+    refusing = True
+    sockets[-1].close(code=1012, reason="restarting")
+    status = page.get_by_test_id("live-status")
+    status.and_(page.locator('[data-state="offline"]')).wait_for(timeout=LIVE_WAIT_MS)
+    live.import_tasks([{"text": "During the outage"}, {"text": "Also during it"}])
+    assert counter(page, "taskCount").inner_text() == "1"
+    refusing = False
+    status.and_(page.locator('[data-state="live"]')).wait_for(timeout=RECONNECT_WAIT_MS)
+    wait_for_counter(page, "taskCount", 3)
