@@ -165,6 +165,12 @@ class SubscriberProcess:
         self.process.join(10)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def post_completions(client: Client, task_ids: list[int]) -> list[tuple[int, float, float]]:
     """(completion id, sent at, answered at) per POST, one after another."""
     timings = []
@@ -201,7 +207,9 @@ def main() -> int:
         quiet, loaded, probes = task_ids[:count], task_ids[count : 2 * count], task_ids[2 * count :]
         client = Client(server.port)
         print(f"load average before: {os.getloadavg()[0]:.2f}")
+        cpu_start = cpu_seconds(server.process.pid)
         baseline = post_completions(client, quiet)
+        base_cpu = cpu_seconds(server.process.pid) - cpu_start
         base_ms = [(answered - sent) * 1000 for _, sent, answered in baseline]
 
         subscribers: Subscribers | SubscriberProcess = (
@@ -218,6 +226,7 @@ def main() -> int:
             time.sleep(0.5)
         print(f"{options.subscribers} subscribers ready")
 
+        cpu_start = cpu_seconds(server.process.pid)
         loaded_timings = post_completions(client, loaded)
         load_ms = [(answered - sent) * 1000 for _, sent, answered in loaded_timings]
         expected = options.subscribers * len(loaded_timings)
@@ -227,6 +236,7 @@ def main() -> int:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.05)
+        load_cpu = cpu_seconds(server.process.pid) - cpu_start
         subscribers.close()
         from_answer: list[float] = []
         from_send: list[float] = []
@@ -257,6 +267,11 @@ def main() -> int:
         f"completion POST with {options.subscribers} subscribers: p50 "
         f"{statistics.median(load_ms):.2f} ms, p99 {load_p99:.2f} ms "
         f"({load_p99 / base_p99:.2f}x)"
+    )
+    print(
+        f"server CPU per completion: {base_cpu / len(quiet) * 1000:.2f} ms without subscribers, "
+        f"{load_cpu / len(loaded_timings) * 1000:.2f} ms with {options.subscribers} (until "
+        "every delivery was written)"
     )
     return 0
 
