@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import math
+import multiprocessing
 import os
 import random
 import statistics
@@ -33,7 +34,9 @@ import sys
 import tempfile
 import threading
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from rest_workload import (
     COMPLETION_BODY,
@@ -106,11 +109,66 @@ class Subscribers:
     def received(self, ident: int) -> int:
         return len(self.arrivals.get(ident, []))
 
+    def received_total(self, idents: list[int]) -> int:
+        return sum(self.received(ident) for ident in idents)
+
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self._stop.set)
         asyncio.run_coroutine_threadsafe(asyncio.wait(self._tasks), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+def _subscriber_process(port: int, count: int, conn: Connection) -> None:
+    subscribers = Subscribers(port, count)
+    while True:
+        command, argument = conn.recv()
+        if command == "received":
+            conn.send(subscribers.received_total(argument))
+        elif command == "errors":
+            conn.send(subscribers.errors[:3])
+        else:
+            subscribers.close()
+            conn.send((subscribers.arrivals, subscribers.errors[:3]))
+            return
+
+
+class SubscriberProcess:
+    """:class:`Subscribers` in a child process: the receiving clients' Python work does not
+    hold the GIL of the thread that times the POSTs (it still shares the CPUs)."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.conn, child = multiprocessing.get_context("fork").Pipe()
+        self.process = multiprocessing.get_context("fork").Process(
+            target=_subscriber_process, args=(port, count, child), daemon=True
+        )
+        self.process.start()
+        self.arrivals: dict[int, list[float]] = {}
+        self._errors: list[str] | None = None  # known once closed
+
+    def _ask(self, command: str, argument: Any = None) -> Any:
+        self.conn.send((command, argument))
+        return self.conn.recv()
+
+    def received(self, ident: int) -> int:
+        return int(self._ask("received", [ident]))
+
+    def received_total(self, idents: list[int]) -> int:
+        return int(self._ask("received", idents))
+
+    @property
+    def errors(self) -> list[str]:
+        return self._errors if self._errors is not None else list(self._ask("errors"))
+
+    def close(self) -> None:
+        self.arrivals, self._errors = self._ask("close")
+        self.process.join(10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def post_completions(client: Client, task_ids: list[int]) -> list[tuple[int, float, float]]:
@@ -129,6 +187,12 @@ def main() -> int:
     parser.add_argument("--subscribers", type=int, default=200)
     parser.add_argument("--completions", type=int, default=1000)
     parser.add_argument("--db", default=None, help="database URL (default: SQLite)")
+    parser.add_argument(
+        "--same-process",
+        action="store_true",
+        help="run the subscribers in this process's second thread (the first figures' setup: "
+        "their work then delays the timed POSTs through the GIL)",
+    )
     options = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as workdir,
@@ -143,10 +207,16 @@ def main() -> int:
         quiet, loaded, probes = task_ids[:count], task_ids[count : 2 * count], task_ids[2 * count :]
         client = Client(server.port)
         print(f"load average before: {os.getloadavg()[0]:.2f}")
+        cpu_start = cpu_seconds(server.process.pid)
         baseline = post_completions(client, quiet)
+        base_cpu = cpu_seconds(server.process.pid) - cpu_start
         base_ms = [(answered - sent) * 1000 for _, sent, answered in baseline]
 
-        subscribers = Subscribers(server.port, options.subscribers)
+        subscribers: Subscribers | SubscriberProcess = (
+            Subscribers(server.port, options.subscribers)
+            if options.same_process
+            else SubscriberProcess(server.port, options.subscribers)
+        )
         probe_ids: list[int] = []
         while not any(subscribers.received(p) >= options.subscribers for p in probe_ids):
             if not probes or subscribers.errors:  # probe until every subscription saw one
@@ -156,21 +226,24 @@ def main() -> int:
             time.sleep(0.5)
         print(f"{options.subscribers} subscribers ready")
 
+        cpu_start = cpu_seconds(server.process.pid)
         loaded_timings = post_completions(client, loaded)
         load_ms = [(answered - sent) * 1000 for _, sent, answered in loaded_timings]
         expected = options.subscribers * len(loaded_timings)
         deadline = time.monotonic() + 60
-        while sum(subscribers.received(c) for c, _, _ in loaded_timings) < expected:
+        loaded_ids = [c for c, _, _ in loaded_timings]
+        while subscribers.received_total(loaded_ids) < expected:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.05)
+        load_cpu = cpu_seconds(server.process.pid) - cpu_start
+        subscribers.close()
         from_answer: list[float] = []
         from_send: list[float] = []
         for ident, sent, answered in loaded_timings:
             for arrived in subscribers.arrivals.get(ident, []):
                 from_answer.append((arrived - answered) * 1000)
                 from_send.append((arrived - sent) * 1000)
-        subscribers.close()
         print(f"load average after: {os.getloadavg()[0]:.2f}")
 
     got = len(from_answer)
@@ -194,6 +267,11 @@ def main() -> int:
         f"completion POST with {options.subscribers} subscribers: p50 "
         f"{statistics.median(load_ms):.2f} ms, p99 {load_p99:.2f} ms "
         f"({load_p99 / base_p99:.2f}x)"
+    )
+    print(
+        f"server CPU per completion: {base_cpu / len(quiet) * 1000:.2f} ms without subscribers, "
+        f"{load_cpu / len(loaded_timings) * 1000:.2f} ms with {options.subscribers} (until "
+        "every delivery was written)"
     )
     return 0
 

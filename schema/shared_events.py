@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from graphql import OperationType
+from graphql.execution.executor import CollectedErrors
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from server.services.events import Event
@@ -28,6 +29,15 @@ def _variables_key(values: Any) -> str | None:
 
 
 class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
+    def build_per_event_executor(self, payload: Any) -> SharedEventExecution:
+        """graphql-core's, without ``copy.copy``: the same shallow copy of the attributes
+        (the class has no slots) in ~2 µs instead of ~25 µs, paid per subscriber and event."""
+        executor = object.__new__(type(self))
+        executor.__dict__.update(self.__dict__)
+        executor.root_value = payload
+        executor.collected_errors = CollectedErrors()
+        return executor
+
     def execute_operation(self, serially: bool | None = None) -> Any:
         event = getattr(self.root_value, "event", None)
         if not isinstance(event, Event) or self.operation.operation != OperationType.SUBSCRIPTION:

@@ -30,6 +30,7 @@ from server.graphql_json import RefusedGraphQLBody, decode_graphql_json
 from server.host_check import HostCheck, host_rule
 from server.json_depth import DEFAULT_MAX_JSON_DEPTH
 from server.live import LiveRuntime
+from server.live_frames import ResultFrames
 from server.live_socket import LiveSocketGuard
 from server.login_page import login_page, logout_post
 from server.middleware import BodyGuard, LabelStudioHeaders
@@ -52,6 +53,16 @@ log = logging.getLogger(__name__)
 
 class GraphQLApp(GraphQLOverHTTP[Context]):
     max_json_depth = DEFAULT_MAX_JSON_DEPTH
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.result_frames = ResultFrames()
+
+    def encode_json(self, data: object) -> str | bytes:
+        """Subscription results through :class:`ResultFrames` (one encoding per shared result),
+        everything else as Strawberry encodes it."""
+        frame = self.result_frames.encode(data)
+        return super().encode_json(data) if frame is None else frame
 
     async def get_context(self, request: Any, response: Any) -> Context:
         return request_context(request, response)

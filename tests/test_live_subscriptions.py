@@ -129,3 +129,30 @@ def test_subscribing_to_an_unknown_job_is_not_found(server: str) -> None:
         message = ws.message_for("j")
         errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
         assert errors[0]["extensions"]["code"] == "NOT_FOUND", message
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_subscribers_of_one_document_each_get_their_own_id_and_the_same_data(
+    server: str, protocol: str
+) -> None:
+    """Results shared between subscribers are encoded once (server/live_frames.py): each
+    operation still gets its own id, on one connection and on another one."""
+    with (
+        httpx.Client(base_url=server, timeout=10) as http,
+        GraphQLSocket(server, protocol) as ws,
+        GraphQLSocket(server, PROTOCOLS[1 - PROTOCOLS.index(protocol)]) as other,
+    ):
+        ws.subscribe_confirmed("first", COMPLETIONS, lambda: _poke_completions(http))
+        ws.subscribe_confirmed("second", COMPLETIONS, lambda: _poke_completions(http))
+        other.subscribe_confirmed("third", COMPLETIONS, lambda: _poke_completions(http))
+        ws.drain(0.3)
+        task_id = http.post("/api/project/import", json=[{"text": "shared"}]).json()
+        task_id = task_id["new_task_ids"][0]
+        answer = http.post(f"/api/tasks/{task_id}/completions", json={"result": RESULT})
+        completion_id = answer.json()["id"]
+        first, second = ws.message_for("first"), ws.message_for("second")
+        third = other.message_for("third")
+        assert (first["id"], second["id"], third["id"]) == ("first", "second", "third")
+        assert first["payload"] == second["payload"] == third["payload"]
+        change = first["payload"]["data"]["completionChanged"]
+        assert change["completionIds"] == [completion_id] and change["taskId"] == task_id

@@ -4,6 +4,13 @@ Committed events arrive from worker threads (:meth:`LocalHub.dispatch_threadsafe
 offered to each subscriber on the loop. A subscriber whose queue is full is not waited for: it
 is marked overflowed, its queue is emptied and it ends with an error at its next read, so a slow
 subscriber never slows writers or other subscribers.
+
+Waiting readers are woken :data:`WAKE_BATCH` at a time, one batch per turn of the event loop,
+not all at once: each wake-up runs that subscriber's whole delivery (GraphQL result, encoding,
+socket write), and asyncio polls sockets only between turns, so waking 200 subscribers in one
+turn kept every HTTP request (the writers' too) waiting for the whole fan-out. In batches,
+requests are served between them. Events stay in the subscribers' own bounded queues meanwhile;
+the hub holds at most one pending wake-up per subscriber.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import deque
 from collections.abc import Callable
 
 from server.errors import DomainError, ErrorCode
@@ -18,41 +26,58 @@ from server.services.events.event import Event
 
 OVERFLOW: ErrorCode = "subscriber_overflow"
 TOO_MANY: ErrorCode = "too_many_subscriptions"
+WAKE_BATCH = 16
 
 
 class Subscriber:
     """One subscription's queue of events (only those ``accepts`` takes)."""
 
-    def __init__(self, accepts: Callable[[Event], bool], queue_size: int) -> None:
+    def __init__(
+        self,
+        accepts: Callable[[Event], bool],
+        queue_size: int,
+        wake: Callable[[Subscriber], None],
+    ) -> None:
         self.accepts = accepts
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(queue_size + 1)
+        self.queue: deque[Event] = deque()
         self.queue_size = queue_size
         self.overflowed = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.wake_queued = False
+        self._wake = wake
 
     def offer(self, events: list[Event]) -> None:
         if self.overflowed:
             return
+        taken = False
         for event in events:
             if not self.accepts(event):
                 continue
-            if self.queue.qsize() >= self.queue_size:
+            if len(self.queue) >= self.queue_size:
                 self.overflowed = True
-                while not self.queue.empty():
-                    self.queue.get_nowait()
-                self.queue.put_nowait(None)  # wakes the reader, who raises
-                return
-            self.queue.put_nowait(event)
+                self.queue.clear()
+                taken = True  # the reader wakes up to raise
+                break
+            self.queue.append(event)
+            taken = True
+        if taken and self.waiter is not None and not self.waiter.done():
+            self._wake(self)
 
     async def next(self) -> Event:
-        event = await self.queue.get()
-        if event is None:
+        while not self.queue and not self.overflowed:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        if self.overflowed:
             raise DomainError(
                 OVERFLOW,
                 f"This subscriber fell more than {self.queue_size} events behind and was "
                 "closed; subscribe again (and read faster)",
                 {"limit": "queueSize", "max": self.queue_size},
             )
-        return event
+        return self.queue.popleft()
 
 
 class LocalHub:
@@ -64,6 +89,8 @@ class LocalHub:
         self.max_subscriptions = max_subscriptions
         self._subscribers: set[Subscriber] = set()
         self._loop_thread = threading.get_ident()
+        self._to_wake: deque[Subscriber] = deque()
+        self._waking = False
 
     @property
     def has_subscribers(self) -> bool:
@@ -82,7 +109,7 @@ class LocalHub:
                 "try again later",
                 {"limit": "subscriptions", "max": self.max_subscriptions},
             )
-        subscriber = Subscriber(accepts, self.queue_size)
+        subscriber = Subscriber(accepts, self.queue_size, self._wake)
         self._subscribers.add(subscriber)
         return subscriber
 
@@ -100,3 +127,26 @@ class LocalHub:
     def _dispatch(self, events: list[Event]) -> None:
         for subscriber in list(self._subscribers):
             subscriber.offer(events)
+
+    def _wake(self, subscriber: Subscriber) -> None:
+        """Queue a waiting reader's wake-up (once until its batch comes)."""
+        if subscriber.wake_queued:
+            return
+        subscriber.wake_queued = True
+        self._to_wake.append(subscriber)
+        if not self._waking:
+            self._waking = True
+            self.loop.call_soon(self._wake_batch)
+
+    def _wake_batch(self) -> None:
+        """Wake the next :data:`WAKE_BATCH` readers; the rest at the next turn of the loop."""
+        for _ in range(min(WAKE_BATCH, len(self._to_wake))):
+            subscriber = self._to_wake.popleft()
+            subscriber.wake_queued = False
+            waiter = subscriber.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        if self._to_wake:
+            self.loop.call_soon(self._wake_batch)
+        else:
+            self._waking = False
