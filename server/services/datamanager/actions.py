@@ -53,7 +53,7 @@ def delete_tasks(project_id: int, ids: list[int]) -> int:
         states = _states(project_id, ids)
         if not states:
             return 0
-        found = [s[0] for s in states]
+        found = sorted(s[0] for s in states)
         if events.bus.wanted(project_id):
             events.add(events.bulk(events.TASK_DELETED, project_id, found))
             events.emit(events.PROJECT_UPDATED, project_id, reason="counters")
@@ -88,7 +88,7 @@ def delete_completions(project_id: int, ids: list[int]) -> int:
         states = [s for s in _states(project_id, ids) if s[3]]
         if not states:
             return 0
-        found = [s[0] for s in states]
+        found = sorted(s[0] for s in states)
         if events.bus.wanted(project_id):
             _announce_completion_deletions(project_id, found)
         deleted = 0
