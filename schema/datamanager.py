@@ -16,23 +16,16 @@ from server.models import TaskView as TaskViewRow
 from server.principal import Role
 from server.services.datamanager import views as view_service
 from server.services.datamanager.conditions import Filter, parse_filter
+from server.services.datamanager.fields import Operator
 from server.services.datamanager.listing import TaskSelection
 from server.services.datamanager.ordering import Sort, parse_sort
 
-
-@strawberry.enum(description="Filter operators (Label Studio's data-manager set).")
-class FilterOperator(Enum):
-    EQUAL = "equal"
-    NOT_EQUAL = "not_equal"
-    CONTAINS = "contains"
-    NOT_CONTAINS = "not_contains"
-    LESS = "less"
-    GREATER = "greater"
-    LESS_OR_EQUAL = "less_or_equal"
-    GREATER_OR_EQUAL = "greater_or_equal"
-    IN = "in"
-    NOT_IN = "not_in"
-    EMPTY = "empty"
+# The service's operators, exposed as they are (GraphQL names: the members' names).
+strawberry.enum(
+    Operator,
+    name="FilterOperator",
+    description="Filter operators (Label Studio's data-manager set).",
+)
 
 
 @strawberry.input(
@@ -48,7 +41,7 @@ class TaskFilter:
     and_: list[TaskFilter] | None = strawberry.field(name="and", default=None)
     or_: list[TaskFilter] | None = strawberry.field(name="or", default=None)
     field: str | None = None
-    operator: FilterOperator | None = None
+    operator: Operator | None = None
     value: JSON | None = None
     type: str | None = None
 
