@@ -275,6 +275,16 @@ def query_int(request: Request, name: str, default: int) -> int:
     return min(max(value, INT_MIN), INT_MAX)
 
 
+def query_paging(request: Request, operation: Operation) -> tuple[int, int]:
+    """``?page`` (default 1) and ``?page_size`` (default 10); Label Studio's 422 when either
+    is below 1."""
+    page = query_int(request, "page", 1)
+    page_size = query_int(request, "page_size", 10)
+    if page < 1 or page_size < 1:
+        raise RestError(422, error_body(422, "Incorrect page or page_size"), operation)
+    return page, page_size
+
+
 def path_id(request: Request, name: str, what: str) -> int:
     """An id from the path; one that is no integer, or outside the range of ids (GraphQL's
     Int), names nothing: 404, as any other unknown id."""

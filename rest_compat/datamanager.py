@@ -23,9 +23,10 @@ from rest_compat._http import (
     error_body,
     execute,
     path_id,
-    query_int,
+    query_paging,
     read_json,
 )
+from rest_compat.tasks import task_page_body
 from server.principal import Role
 
 COLUMNS = Operation("query RestDmColumns { project { dataManagerColumns } }")
@@ -186,14 +187,6 @@ async def selected_delete(request: Request) -> Response:
     return await _change_selection(request, "DIFFERENCE", 204)
 
 
-def _paging(request: Request, operation: Operation) -> tuple[int, int]:
-    page = query_int(request, "page", 1)
-    page_size = query_int(request, "page_size", 10)
-    if page < 1 or page_size < 1:
-        raise RestError(422, error_body(422, "Incorrect page or page_size"), operation)
-    return page, page_size
-
-
 async def _on_tab(
     request: Request, operation: Operation, variables: dict[str, Any], tab_id: int
 ) -> dict[str, Any]:
@@ -209,22 +202,15 @@ async def _on_tab(
 @endpoint("/project/tabs/{tab_id}/tasks", "GET", TAB_TASKS, permission=Role.ANNOTATOR)
 async def tab_tasks(request: Request) -> Response:
     tab_id = path_id(request, "tab_id", "Tab")
-    page, page_size = _paging(request, TAB_TASKS)
+    page, page_size = query_paging(request, TAB_TASKS)
     data = await _on_tab(request, TAB_TASKS, {"page": page, "pageSize": page_size}, tab_id)
-    found = data["project"]["taskPage"]
-    body = {
-        "tasks": [t["lsJson"] for t in found["tasks"]],
-        "total": found["total"],
-        "total_completions": found["totalCompletions"],
-        "total_predictions": found["totalPredictions"],
-    }
-    return answer(body, 200, TAB_TASKS)
+    return answer(task_page_body(data["project"]["taskPage"]), 200, TAB_TASKS)
 
 
 @endpoint("/project/tabs/{tab_id}/annotations", "GET", TAB_COMPLETIONS, permission=Role.ANNOTATOR)
 async def tab_annotations(request: Request) -> Response:
     tab_id = path_id(request, "tab_id", "Tab")
-    page, page_size = _paging(request, TAB_COMPLETIONS)
+    page, page_size = query_paging(request, TAB_COMPLETIONS)
     variables = {"page": page, "pageSize": page_size}
     data = await _on_tab(request, TAB_COMPLETIONS, variables, tab_id)
     return answer(data["project"]["viewCompletions"], 200, TAB_COMPLETIONS)

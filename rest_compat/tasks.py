@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -12,10 +14,9 @@ from rest_compat._http import (
     answer,
     bad_request,
     endpoint,
-    error_body,
     execute,
     path_id,
-    query_int,
+    query_paging,
     read_json,
 )
 from server.principal import Role
@@ -53,20 +54,20 @@ async def tasks_get(request: Request) -> Response:
     order = request.query_params.get("order") or "id"
     if order not in ORDERS:
         raise bad_request(f"Unknown order {order!r}; use one of: {', '.join(ORDERS)}")
-    page = query_int(request, "page", 1)
-    page_size = query_int(request, "page_size", 10)
-    if page < 1 or page_size < 1:
-        raise RestError(422, error_body(422, "Incorrect page or page_size"), LIST_TASKS)
+    page, page_size = query_paging(request, LIST_TASKS)
     variables = {"page": page, "pageSize": page_size, "order": ORDERS[order]}
     data = await execute(request, LIST_TASKS, variables)
-    page_data = data["project"]["taskPage"]
-    body = {
-        "tasks": [t["lsJson"] for t in page_data["tasks"]],
-        "total": page_data["total"],
-        "total_completions": page_data["totalCompletions"],
-        "total_predictions": page_data["totalPredictions"],
+    return answer(task_page_body(data["project"]["taskPage"]), 200, LIST_TASKS)
+
+
+def task_page_body(page: dict[str, Any]) -> dict[str, Any]:
+    """A ``taskPage`` answer in Label Studio's shape (``GET /api/tasks`` and a tab's tasks)."""
+    return {
+        "tasks": [t["lsJson"] for t in page["tasks"]],
+        "total": page["total"],
+        "total_completions": page["totalCompletions"],
+        "total_predictions": page["totalPredictions"],
     }
-    return answer(body, 200, LIST_TASKS)
 
 
 @endpoint("/tasks", "DELETE", DELETE_TASKS, permission=Role.ADMIN)
