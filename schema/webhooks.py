@@ -112,8 +112,7 @@ class WebhookDelivery:
 
     @strawberry.field(description="The attempts so far, oldest first.")
     def attempts(self) -> list[WebhookAttempt]:
-        rows = AttemptRow.select().where(AttemptRow.delivery == self.row.id).order_by(AttemptRow.id)
-        return [WebhookAttempt(row=r) for r in rows]
+        return [WebhookAttempt(row=r) for r in registry.list_attempts(self.row.id)]
 
 
 @inherits_access(Role.ADMIN)

@@ -14,7 +14,7 @@ from server.services import events
 from server.services.net_guard import AddressRefused, vetted_addresses
 from server.services.projects import get_project
 from server.services.webhooks.actions import ACTIONS
-from server.webhook_models import Webhook, WebhookDelivery
+from server.webhook_models import Webhook, WebhookAttempt, WebhookDelivery
 
 WEBHOOK_SWITCH = "LABELGRAPH_WEBHOOK_ALLOW_PRIVATE"
 MAX_URL = 2048
@@ -150,3 +150,9 @@ def list_deliveries(webhook_id: int, limit: int) -> list[WebhookDelivery]:
     """The newest deliveries of a webhook first."""
     query = WebhookDelivery.select().where(WebhookDelivery.webhook == webhook_id)
     return list(query.order_by(WebhookDelivery.id.desc()).limit(limit))
+
+
+def list_attempts(delivery_id: int) -> list[WebhookAttempt]:
+    """A delivery's attempts, oldest first."""
+    query = WebhookAttempt.select().where(WebhookAttempt.delivery == delivery_id)
+    return list(query.order_by(WebhookAttempt.id))
