@@ -7,7 +7,6 @@ it once sent.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -29,9 +28,7 @@ from server.downloads import attachment_headers
 from server.multi_session import request_settings
 from server.principal import Role
 from server.services.export import exporter as export_service
-from server.services.files.store import EXPORT as EXPORT_AREA
 from server.services.files.store import settings_file_store
-from server.settings import Settings
 from server.shared_files import project_name
 
 EXPORT = Operation(
@@ -63,16 +60,13 @@ async def _export(request: Request) -> Response:
         found.path,
         media_type="application/zip",
         headers=headers,
-        background=BackgroundTask(_forget_export, request, settings, found.path),
+        background=BackgroundTask(
+            export_service.delete_export,
+            found.path,
+            settings_file_store(settings),
+            project_name(request, settings),
+        ),
     )
-
-
-def _forget_export(request: Request, settings: Settings, path: Path) -> None:
-    """Delete the sent export: this process's file and the shared store's copy."""
-    export_service.delete_export(path)
-    store = settings_file_store(settings)
-    if store.shared:
-        store.delete(project_name(request, settings), EXPORT_AREA, path.name)
 
 
 async def _export_head(request: Request) -> Response:

@@ -42,6 +42,8 @@ from server.services.export.text_writers import (
     TsvWriter,
 )
 from server.services.export.writer_base import ExportTask, Writer, WriterContext
+from server.services.files.store import EXPORT as EXPORT_AREA
+from server.services.files.store import FileStore
 from server.services.imports.validation import rename_undefined
 from server.services.projects import get_project, parsed_config
 from server.settings import Settings
@@ -327,8 +329,11 @@ def find_export(export_dir: Path, file_name: str, ttl: int) -> ExportFile:
     return ExportFile(path, f"{match.group(1)}-{match.group(2)}.zip")
 
 
-def delete_export(path: Path) -> None:
+def delete_export(path: Path, store: FileStore, project: str) -> None:
+    """Delete a sent export: this process's file and, with a shared store, its copy there."""
     path.unlink(missing_ok=True)
+    if store.shared:
+        store.delete(project, EXPORT_AREA, path.name)
 
 
 def sweep_exports(export_dir: Path, ttl: int) -> int:
