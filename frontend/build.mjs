@@ -39,6 +39,17 @@ const lsf = join(here, "node_modules", "label-studio", "build", "static");
 copyFileSync(join(lsf, "js", "main.js"), join(out, "lsf", "main.js"));
 copyFileSync(join(lsf, "css", "main.css"), join(out, "lsf", "main.css"));
 copyFileSync(join(lsf, "js", "main.js.LICENSE.txt"), join(out, "lsf", "main.js.LICENSE.txt"));
+// Which editor this build bundles, for GET /version ("label-studio-frontend").
+const editor = JSON.parse(readFileSync(join(here, "node_modules", "label-studio", "package.json")));
+writeFileSync(
+  join(out, "lsf", "build-info.json"),
+  JSON.stringify({
+    branch: "",
+    commit: "",
+    date: new Date().toISOString(),
+    message: `${editor.name} ${editor.version} (npm), bundled by labelgraph`,
+  }),
+);
 
 /** `/static/app/NAME?v=HASH`: a new build is a new URL, so browsers may cache for long. */
 function asset(name) {

@@ -7,6 +7,8 @@ are gzipped on the way out; their URLs carry a content hash (``?v=``), the pages
 
 from __future__ import annotations
 
+import json
+from functools import cache
 from pathlib import Path
 
 from starlette.middleware.gzip import GZipMiddleware
@@ -16,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 APP_DIR = Path(__file__).resolve().parent / "static" / "app"
+EDITOR_BUILD_INFO = APP_DIR / "lsf" / "build-info.json"
 APP_PAGE = "index.html"
 GRAPHIQL_PAGE = "graphiql.html"
 # Pages are small and name hashed assets: always revalidate them.
@@ -31,6 +34,19 @@ NOT_BUILT = """<!doctype html><html lang="en"><meta charset="utf-8"><title>label
 Node.js and npm: install them, then run <code>pip install -e .</code> again. The APIs
 (<code>POST /graphql</code>, <code>/api/...</code>) work without it.</p></body></html>
 """
+
+
+@cache
+def editor_build_info() -> dict[str, str] | None:
+    """The bundled editor's build info (``GET /version``), or None when the app is not built."""
+    try:
+        info = json.loads(EDITOR_BUILD_INFO.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    keys = ("branch", "commit", "date", "message")
+    if not isinstance(info, dict) or not all(isinstance(info.get(key), str) for key in keys):
+        return None
+    return {key: info[key] for key in keys}
 
 
 def page_response(name: str) -> Response:

@@ -85,3 +85,22 @@ def test_missing_bundle_says_how_to_build_it(
     assert "Node.js and npm" in page.text and "pip install -e ." in page.text
     ide = client.get("/graphql", headers=HTML)
     assert ide.status_code == 503 and "graphiql.html" in ide.text
+
+
+@pytest.mark.parametrize(
+    "content",
+    [None, "{not json", '["a list"]', '{"branch": "", "commit": "", "date": ""}'],
+    ids=["missing", "not-json", "not-an-object", "no-message"],
+)
+def test_version_says_not_bundled_without_a_readable_editor_build_info(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | None
+) -> None:
+    path = tmp_path / "build-info.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    monkeypatch.setattr(web_ui, "EDITOR_BUILD_INFO", path)
+    web_ui.editor_build_info.cache_clear()
+    try:
+        assert web_ui.editor_build_info() is None
+    finally:
+        web_ui.editor_build_info.cache_clear()

@@ -157,6 +157,11 @@ def test_health_version_and_headers(client: TestClient) -> None:
     version = client.get("/version").json()
     assert version["label-studio-backend"] == "0.9.1"
     assert set(version["label-studio-frontend"]) == {"branch", "commit", "date", "message"}
+    # The web app bundles Label Studio's editor (pip install builds it), not its data manager.
+    assert version["label-studio-frontend"]["message"] == (
+        "label-studio 0.9.1 (npm), bundled by labelgraph"
+    )
+    assert version["label-studio-datamanager"]["message"] == "not bundled"
     response = client.delete("/api/completions")
     assert response.headers["allow"] == "GET, POST, PATCH, PUT, DELETE"
 
