@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -28,6 +29,32 @@ from server.webhook_models import WebhookAttempt as AttemptRow
 from server.webhook_models import WebhookDelivery as DeliveryRow
 
 MAX_DELIVERIES = 100
+
+
+class Siblings:
+    """The ids of rows listed together. The first row asked for its children loads them for
+    every sibling with one query (a DataLoader scoped to one list), so listing webhooks with
+    their deliveries and the deliveries' attempts costs three queries whatever the lengths."""
+
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+        self._loaded: dict[object, dict[int, list[Any]]] = {}
+        self._children_siblings: dict[object, Siblings] = {}
+
+    def load(
+        self, key: object, loader: Callable[[list[int]], dict[int, list[Any]]]
+    ) -> dict[int, list[Any]]:
+        """The children of every sibling by parent id (loaded once per key)."""
+        if key not in self._loaded:
+            self._loaded[key] = loader(self.ids)
+        return self._loaded[key]
+
+    def children_siblings(self, key: object) -> Siblings:
+        """The children loaded under ``key``, as siblings of one another."""
+        if key not in self._children_siblings:
+            rows = self._loaded[key].values()
+            self._children_siblings[key] = Siblings([row.id for group in rows for row in group])
+        return self._children_siblings[key]
 
 
 @strawberry.enum(description="What a webhook is told of (Label Studio 1.x's action names).")
@@ -74,6 +101,7 @@ class WebhookAttempt:
 @strawberry.type(description="One event to deliver to a webhook.")
 class WebhookDelivery:
     row: strawberry.Private[DeliveryRow]
+    siblings: strawberry.Private[Siblings]
 
     @strawberry.field(description="Also sent as the X-Labelgraph-Delivery header.")
     def id(self) -> int:
@@ -112,13 +140,24 @@ class WebhookDelivery:
 
     @strawberry.field(description="The attempts so far, oldest first.")
     def attempts(self) -> list[WebhookAttempt]:
-        return [WebhookAttempt(row=r) for r in registry.list_attempts(self.row.id)]
+        attempts = self.siblings.load("attempts", registry.attempts_of)
+        return [WebhookAttempt(row=r) for r in attempts.get(self.row.id, [])]
 
 
 @inherits_access(Role.ADMIN)
 @strawberry.type(description="A URL told of a project's changes by signed HTTP POSTs.")
 class Webhook:
     row: strawberry.Private[WebhookRow]
+    siblings: strawberry.Private[Siblings]
+
+    @classmethod
+    def listed(cls, rows: list[WebhookRow]) -> list[Webhook]:
+        siblings = Siblings([row.id for row in rows])
+        return [cls(row=row, siblings=siblings) for row in rows]
+
+    @classmethod
+    def alone(cls, row: WebhookRow) -> Webhook:
+        return cls(row=row, siblings=Siblings([row.id]))
 
     @strawberry.field
     def id(self) -> int:
@@ -169,7 +208,10 @@ class Webhook:
     @strawberry.field(description="The newest deliveries first (at most 100).")
     def deliveries(self, first: int = 20) -> list[WebhookDelivery]:
         limit = max(0, min(first, MAX_DELIVERIES))
-        return [WebhookDelivery(row=r) for r in registry.list_deliveries(self.row.id, limit)]
+        key = ("deliveries", limit)
+        deliveries = self.siblings.load(key, lambda ids: registry.newest_deliveries(ids, limit))
+        siblings = self.siblings.children_siblings(key)
+        return [WebhookDelivery(row=r, siblings=siblings) for r in deliveries.get(self.row.id, [])]
 
 
 @strawberry.input(description="A webhook's settings; omitted fields keep their value.")
@@ -208,11 +250,11 @@ class WebhookQuery:
     )
     def webhooks(self, info: Info, project_id: int | None = None) -> list[Webhook]:
         pid = info.context.project(project_id).id
-        return [Webhook(row=r) for r in registry.list_webhooks(pid)]
+        return Webhook.listed(registry.list_webhooks(pid))
 
     @strawberry.field(permission_classes=[IsAdmin])
     def webhook(self, info: Info, id: int) -> Webhook:
-        return Webhook(row=_visible(info.context, id))
+        return Webhook.alone(_visible(info.context, id))
 
 
 @strawberry.type
@@ -227,13 +269,13 @@ class WebhookMutation:
     ) -> Webhook:
         pid = info.context.resolve_project_id(project_id)
         row = registry.create_webhook(pid, input.changes(), url_policy(info.context))
-        return Webhook(row=row)
+        return Webhook.alone(row)
 
     @strawberry.mutation(permission_classes=[IsAdmin])
     def update_webhook(self, info: Info, id: int, input: WebhookInput) -> Webhook:
         row = _visible(info.context, id)
         updated = registry.update_webhook(row.id, input.changes(), url_policy(info.context))
-        return Webhook(row=updated)
+        return Webhook.alone(updated)
 
     @strawberry.mutation(
         description="Delete a webhook with its deliveries; returns its id.",

@@ -11,9 +11,14 @@ import logging
 
 from playhouse.test_utils import count_queries as _count_all_queries
 
-# The storage runtime's threads, the job worker's (labelgraph-jobs, labelgraph-job-N) and
-# the users-exist watcher (server/auth_state.py).
-BACKGROUND_THREAD_PREFIXES = ("labelgraph-storage", "labelgraph-job", "labelgraph-auth")
+# The storage runtime's threads, the job worker's (labelgraph-jobs, labelgraph-job-N), the
+# users-exist watcher (server/auth_state.py) and the webhook sender.
+BACKGROUND_THREAD_PREFIXES = (
+    "labelgraph-storage",
+    "labelgraph-job",
+    "labelgraph-auth",
+    "labelgraph-webhooks",
+)
 
 
 class _NotBackground(logging.Filter):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from peewee import fn
 
 from server.db import write_transaction
 from server.errors import DomainError, not_found
@@ -146,13 +149,36 @@ def list_webhooks(project_id: int) -> list[Webhook]:
     return list(Webhook.select().where(Webhook.project == project_id).order_by(Webhook.id))
 
 
-def list_deliveries(webhook_id: int, limit: int) -> list[WebhookDelivery]:
-    """The newest deliveries of a webhook first."""
-    query = WebhookDelivery.select().where(WebhookDelivery.webhook == webhook_id)
-    return list(query.order_by(WebhookDelivery.id.desc()).limit(limit))
+def newest_deliveries(webhook_ids: Sequence[int], limit: int) -> dict[int, list[WebhookDelivery]]:
+    """The newest ``limit`` deliveries of each webhook, newest first, in one query."""
+    found: dict[int, list[WebhookDelivery]] = {webhook_id: [] for webhook_id in webhook_ids}
+    if not found or limit <= 0:
+        return found
+    newest_first = fn.ROW_NUMBER().over(
+        partition_by=[WebhookDelivery.webhook], order_by=[WebhookDelivery.id.desc()]
+    )
+    ranked = (
+        WebhookDelivery.select(WebhookDelivery.id.alias("delivery_id"), newest_first.alias("rank"))
+        .where(WebhookDelivery.webhook.in_(list(found)))
+        .alias("ranked")
+    )
+    query = (
+        WebhookDelivery.select()
+        .join(ranked, on=(WebhookDelivery.id == ranked.c.delivery_id))
+        .where(ranked.c.rank <= limit)
+        .order_by(WebhookDelivery.id.desc())
+    )
+    for delivery in query:
+        found[delivery.webhook_id].append(delivery)
+    return found
 
 
-def list_attempts(delivery_id: int) -> list[WebhookAttempt]:
-    """A delivery's attempts, oldest first."""
-    query = WebhookAttempt.select().where(WebhookAttempt.delivery == delivery_id)
-    return list(query.order_by(WebhookAttempt.id))
+def attempts_of(delivery_ids: Sequence[int]) -> dict[int, list[WebhookAttempt]]:
+    """The attempts of each delivery, oldest first, in one query."""
+    found: dict[int, list[WebhookAttempt]] = {delivery_id: [] for delivery_id in delivery_ids}
+    if not found:
+        return found
+    query = WebhookAttempt.select().where(WebhookAttempt.delivery.in_(list(found)))
+    for attempt in query.order_by(WebhookAttempt.id):
+        found[attempt.delivery_id].append(attempt)
+    return found
