@@ -112,6 +112,39 @@ def test_an_export_made_by_one_process_is_served_by_another(
         )
 
 
+def test_a_media_export_by_another_process_includes_the_uploaded_image(
+    tmp_path: Path, s3_bucket: Bucket, aws_credentials: None
+) -> None:
+    image = (FIXTURES / "imports" / "red.png").read_bytes()
+    with two_hosts(tmp_path, s3_bucket) as (a, b):
+        config = (FIXTURES / "configs/image_bbox.xml").read_text(encoding="utf-8")
+        assert a.post("/api/project/config", data={"label_config": config}).is_success
+        response = a.post("/api/project/import", files=[("file", ("red.png", image, "image/png"))])
+        assert response.status_code == 201, response.text
+        name = a.get("/api/tasks/1").json()["data"]["image"].removeprefix("/data/upload/")
+        box = {"x": 10, "y": 10, "width": 50, "height": 50, "rotation": 0}
+        result = [
+            {
+                "id": "r1",
+                "from_name": "label",
+                "to_name": "image",
+                "type": "rectanglelabels",
+                "original_width": 4,
+                "original_height": 4,
+                "value": {**box, "rectanglelabels": ["Car"]},
+            }
+        ]
+        assert a.post("/api/tasks/1/completions", json={"result": result}).status_code == 201
+        # Host b never received the upload: its export fetches it from the store.
+        assert not (tmp_path / "host-b" / "labels" / "upload" / name).exists()
+        response = b.get("/api/project/export?format=COCO")
+        assert response.status_code == 200, response.text
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+            assert archive.read(f"images/{name}") == image
+            coco = json.loads(archive.read("result.json"))
+        assert [i["file_name"] for i in coco["images"]] == [f"images/{name}"]
+
+
 def test_the_default_store_is_the_project_directory() -> None:
     assert isinstance(file_store(""), ProjectDirectoryStore)
     with pytest.raises(ValueError, match="s3://bucket"):

@@ -43,7 +43,8 @@ from server.services.export.text_writers import (
 )
 from server.services.export.writer_base import ExportTask, Writer, WriterContext
 from server.services.files.store import EXPORT as EXPORT_AREA
-from server.services.files.store import FileStore
+from server.services.files.store import UPLOAD as UPLOAD_AREA
+from server.services.files.store import FileStore, settings_file_store
 from server.services.imports.validation import rename_undefined
 from server.services.projects import get_project, parsed_config
 from server.settings import Settings
@@ -138,6 +139,7 @@ def export_project(
         fetch_remote=settings.export_fetch_remote,
         timeout=settings.export_fetch_timeout,
         allow_private=settings.url_import_allow_private,
+        fetch_shared_upload=shared_upload_fetcher(project_id, settings),
     )
     count = done = 0
     try:
@@ -334,6 +336,17 @@ def delete_export(path: Path, store: FileStore, project: str) -> None:
     path.unlink(missing_ok=True)
     if store.shared:
         store.delete(project, EXPORT_AREA, path.name)
+
+
+def shared_upload_fetcher(
+    project_id: int, settings: Settings
+) -> Callable[[str, Path], bool] | None:
+    """With a shared file store, how media exports copy an upload another process received."""
+    store = settings_file_store(settings)
+    if not store.shared:
+        return None
+    project = with_connection(lambda: get_project(project_id).name)
+    return lambda name, target: store.fetch(project, UPLOAD_AREA, name, target)
 
 
 def sweep_exports(export_dir: Path, ttl: int) -> int:

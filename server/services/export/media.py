@@ -3,7 +3,8 @@
 References are resolved without ever reading arbitrary server paths:
 
 * ``/data/upload/<name>``: the file ``<name>`` of the project's upload folder, if it exists
-  (a name with a path separator or ``..`` never resolves);
+  (a name with a path separator or ``..`` never resolves); with a shared file store, an upload
+  another process received is fetched from the store into this process's upload folder first;
 * ``http(s)://…``: downloaded into the export's work folder, only when remote fetching is on
   (``LABELGRAPH_EXPORT_FETCH_REMOTE``), with a timeout and a size cap;
 * anything else (``/data/<file>?d=…``, local paths, other schemes): unresolved, the caller keeps
@@ -20,6 +21,7 @@ import logging
 import os
 import re
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -57,6 +59,8 @@ class MediaResolver:
     fetch_remote: bool = False
     timeout: float = 10.0
     allow_private: bool = False
+    # With a shared file store: copy the upload ``name`` to ``target``; False when it has none.
+    fetch_shared_upload: Callable[[str, Path], bool] | None = None
     _failed_urls: set[str] = field(default_factory=set)
 
     def resolve(self, reference: object) -> Media | None:
@@ -75,9 +79,21 @@ class MediaResolver:
             if not _is_plain_name(candidate):
                 continue
             path = upload_dir / candidate
-            if path.resolve().parent == upload_dir and path.is_file():
+            if path.resolve().parent != upload_dir:
+                continue
+            if path.is_file() or self._fetch_shared(candidate, path):
                 return Media(candidate, path)
         return None
+
+    def _fetch_shared(self, name: str, path: Path) -> bool:
+        if self.fetch_shared_upload is None:
+            return False
+        try:
+            with released():
+                return self.fetch_shared_upload(name, path)
+        except Exception as exc:  # the store's client errors are many; the export goes on
+            log.warning("export: cannot fetch upload %s from the file store: %s", name, exc)
+            return False
 
     def _fetch(self, url: str) -> Media | None:
         stored = remote_name(url)
