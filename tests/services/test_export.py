@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import http.server
 import io
@@ -652,3 +653,33 @@ def test_yolo_same_image_name_keeps_the_last_task(settings: Settings, project_id
     assert files["labels/x.txt"] == b"0 0.05 0.05 0.1 0.1\n"  # Cat (class 0), the last task's
     assert files["labels/y.txt"] == b"1 0.1 0.1 0.2 0.2\n"
     assert result.task_count == 3
+
+
+def test_csv_pages_written_before_new_columns_are_padded(
+    settings: Settings, project_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are spooled as CSV page by page: pages written before a later page brought new
+    columns get their empty cells at the end, with quoted cells (\\r, newlines, quotes) and
+    escaped formulas kept as they were written."""
+    monkeypatch.setattr(export_service, "PAGE_SIZE", 2)
+    choice = {"from_name": "sent", "to_name": "text", "type": "choices"}
+    done = [{"result": [{**choice, "value": {"choices": ["Pos"]}}]}]
+    setup_project(
+        project_id,
+        TEXT_NER,
+        [
+            {"data": {"text": "a\rb"}, "completions": [{"result": []}]},
+            {"data": {"text": "=SUM(A1)"}, "completions": [{"result": []}]},
+            {"data": {"text": 'line\nbreak "q"'}, "completions": done},
+            {"data": {"text": "plain"}, "completions": [{"result": []}]},
+            {"data": {"text": "last", "more": "-1"}, "completions": done},
+        ],
+    )
+    escaping = dataclasses.replace(settings, export_escape_formulas=True)
+    _, files = run_export(escaping, project_id, "CSV")
+    text = files["result.csv"].decode()
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert rows[0] == ["text", "id", "sent", "more"]
+    assert [r[0] for r in rows[1:]] == ["a\rb", "'=SUM(A1)", 'line\nbreak "q"', "plain", "last"]
+    assert [r[2:] for r in rows[1:]] == [["", ""], ["", ""], ["Pos", ""], ["", ""], ["Pos", "-1"]]
+    assert '"a\rb"' in text and text.endswith("\n") and "\r\n" not in text
