@@ -1,11 +1,14 @@
-"""Export benchmark: JSON and CSV export of N completed tasks; seconds, MB/s, peak RSS.
+"""Export benchmark: JSON, CSV, COCO, YOLO export of N completed tasks; seconds, MB/s, peak RSS.
 
-    python bench/export_workload.py [--tasks 100000 [1000000 ...]] [--formats JSON CSV] [--db URL]
-                                    [--zip-levels 1 [0 6 ...]]
+    python bench/export_workload.py [--tasks 100000 [1000000 ...]] [--db URL]
+                                    [--formats JSON CSV [COCO YOLO ...]] [--zip-levels 1 [0 6 ...]]
 
-For each size it creates a fresh project in a temporary directory (SQLite unless ``--db``), sets
-a Text + Choices + Labels config and imports N tasks through the import service, each with ~100
-characters of text and one completion (a choice and a span). Then each export runs in its own
+For each size it creates a fresh project in a temporary directory (SQLite unless ``--db``). The
+text formats (JSON, JSON_MIN, CSV, TSV) get a Text + Choices + Labels config and N tasks, each
+with ~100 characters of text and one completion (a choice and a span); the image formats (COCO,
+VOC, YOLO) get an Image + RectangleLabels config and N tasks, each a remote image URL (not
+fetched: the export keeps the reference) with one completion of two rectangles carrying the
+image size. Tasks are imported through the import service. Then each export runs in its own
 ``python`` subprocess, so that the figures are independent: the subprocess reports the export's
 wall time, the zip's size, the bytes of the files inside it (uncompressed) and its peak RSS
 (``VmHWM``), and the export's CPU seconds (steadier than wall time on a shared machine).
@@ -57,6 +60,12 @@ WORDS = [
     "xi",
     "omicron",
 ]
+IMAGE_CONFIG = (
+    '<View><Image name="image" value="$image"/>'
+    '<RectangleLabels name="box" toName="image"><Label value="Car"/><Label value="Person"/>'
+    "</RectangleLabels></View>"
+)
+IMAGE_FORMATS = ("COCO", "VOC", "YOLO")
 CHUNK = 100_000
 
 
@@ -95,13 +104,42 @@ def make_tasks(start: int, count: int, rng: random.Random) -> list[dict[str, Any
     return tasks
 
 
+def make_image_tasks(start: int, count: int, rng: random.Random) -> list[dict[str, Any]]:
+    tasks = []
+    for i in range(start, start + count):
+        result = [
+            {
+                "from_name": "box",
+                "to_name": "image",
+                "type": "rectanglelabels",
+                "original_width": 640,
+                "original_height": 480,
+                "value": {
+                    "x": rng.uniform(0, 50),
+                    "y": rng.uniform(0, 50),
+                    "width": rng.uniform(5, 50),
+                    "height": rng.uniform(5, 50),
+                    "rectanglelabels": [label],
+                },
+            }
+            for label in ("Car", "Person")
+        ]
+        tasks.append(
+            {
+                "data": {"image": f"https://images.example.com/set/{i}.jpg"},
+                "completions": [{"result": result, "lead_time": 1.5, "created_at": 1700000000}],
+            }
+        )
+    return tasks
+
+
 def settings_for(project_dir: Path, db_url: str | None) -> Any:
     from server.settings import Settings
 
     return Settings.from_env({}, project_dir=str(project_dir), database_url=db_url or None)
 
 
-def create_project(project_dir: Path, tasks: int, db_url: str | None) -> float:
+def create_project(project_dir: Path, tasks: int, db_url: str | None, images: bool) -> float:
     from server import db
     from server.app import prepare_database
     from server.services import projects
@@ -114,13 +152,14 @@ def create_project(project_dir: Path, tasks: int, db_url: str | None) -> float:
         from server.services.tasks import tasks as task_service
 
         task_service.delete_all_tasks(project_id)
-        projects.set_label_config(project_id, CONFIG)
+        projects.set_label_config(project_id, IMAGE_CONFIG if images else CONFIG)
 
     db.with_connection(reset)
     rng = random.Random(7)
     started = time.perf_counter()
     for start in range(0, tasks, CHUNK):
-        batch = make_tasks(start, min(CHUNK, tasks - start), rng)
+        make = make_image_tasks if images else make_tasks
+        batch = make(start, min(CHUNK, tasks - start), rng)
         db.with_connection(imports.import_tasks, project_id, batch)
     return time.perf_counter() - started
 
@@ -196,18 +235,22 @@ def main() -> None:
         f"{'tasks':>9} {'format':>7} {'zip':>4} {'seconds':>8} {'cpu s':>6} {'MB out':>8} "
         f"{'MB/s':>7} {'zip MB':>7} {'tasks/s':>9} {'peak RSS MiB':>13}"
     )
-    peaks: dict[int, float] = {}
-    for size in args.tasks:
+    peaks: dict[tuple[int, str], float] = {}
+    kinds = [
+        (images, [f for f in args.formats if (f in IMAGE_FORMATS) == images])
+        for images in (False, True)
+    ]
+    for size, (images, formats) in [(n, k) for n in args.tasks for k in kinds if k[1]]:
         with tempfile.TemporaryDirectory(prefix="labelgraph-export-bench-") as tmp:
             project_dir = Path(tmp) / "bench_project"
             project_dir.mkdir()
-            import_seconds = create_project(project_dir, size, args.db)
+            import_seconds = create_project(project_dir, size, args.db, images)
             baseline = run_child(project_dir, "BASELINE", args.db)["rss_mib"]
             print(
                 f"{size:>9} {'(import':>7} {import_seconds:8.1f}s, {size / import_seconds:,.0f} "
-                f"tasks/s; baseline RSS {baseline:.1f} MiB)"
+                f"tasks/s; {'image' if images else 'text'} tasks; baseline RSS {baseline:.1f} MiB)"
             )
-            for fmt, level in [(f, z) for f in args.formats for z in args.zip_levels]:
+            for fmt, level in [(f, z) for f in formats for z in args.zip_levels]:
                 f = run_child(project_dir, fmt, args.db, level)
                 mb = f["raw_bytes"] / 1e6
                 shown = "dflt" if level is None else str(level)
@@ -217,15 +260,16 @@ def main() -> None:
                     f"{mb / f['seconds']:7.1f} {f['zip_bytes'] / 1e6:7.1f} "
                     f"{f['tasks'] / f['seconds']:9,.0f} {f['rss_mib']:13.1f}"
                 )
-                peaks[size] = max(peaks.get(size, 0.0), f["rss_mib"])
-    if len(peaks) > 1:
-        small, large = min(peaks), max(peaks)
-        ratio = peaks[large] / peaks[small]
-        verdict = "OK" if ratio <= 1.2 else "OVER TARGET"
-        print(
-            f"peak RSS {large:,} vs {small:,} tasks: {peaks[large]:.1f} / {peaks[small]:.1f} MiB "
-            f"= {ratio:.2f}x (target <= 1.2x): {verdict}"
-        )
+                peaks[size, fmt] = max(peaks.get((size, fmt), 0.0), f["rss_mib"])
+    if len(args.tasks) > 1:
+        small, large = min(args.tasks), max(args.tasks)
+        for fmt in args.formats:
+            ratio = peaks[large, fmt] / peaks[small, fmt]
+            verdict = "OK" if ratio <= 1.2 else "OVER TARGET"
+            print(
+                f"{fmt} peak RSS {large:,} vs {small:,} tasks: {peaks[large, fmt]:.1f} / "
+                f"{peaks[small, fmt]:.1f} MiB = {ratio:.2f}x (target <= 1.2x): {verdict}"
+            )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import http.server
 import io
@@ -568,3 +569,117 @@ def test_export_files_expire_and_are_swept(settings: Settings, project_id: int) 
         export_service.find_export(settings.export_dir, result.file_name, settings.export_ttl)
     assert export_service.sweep_exports(settings.export_dir, settings.export_ttl) == 2
     assert list(settings.export_dir.iterdir()) == []
+
+
+# --- speed-related rules (bench/export_workload.py) ---------------------------------------------
+
+
+def test_coco_json_writes_what_json_dumps_writes() -> None:
+    from server.services.export.images import _coco_json
+
+    values: list[Any] = [
+        {"width": 640, "height": 480.5, "id": 3, "file_name": 'h\u00e9llo"\n/x.jpg'},
+        {"bbox": [1, 2.25, 1e16, 1e-7], "segmentation": [[1.5, 2.5]], "area": float("nan")},
+        {"x": [float("inf"), -float("inf")], "e": {}, "l": [], "n": None, "t": True, "f": False},
+        {"nested": {"a": {"b": [1, {"c": 2}]}}, "keys": {1: "v", None: 2}},
+        [],
+        {},
+    ]
+    for value in values:
+        assert _coco_json(value) == json.dumps(value, indent=2).encode("ascii")
+
+
+def test_image_exports_leave_no_cyclic_garbage(settings: Settings, project_id: int) -> None:
+    """The exporter pauses the cyclic collector: a writer that leaves cycles per task (as
+    json's indenting encoder does) grows the export's memory with the project."""
+    import gc
+
+    size = {"original_width": 100, "original_height": 80}
+    items = [
+        {
+            "data": {"image": f"http://img.invalid/{i}.jpg"},
+            "completions": [{"result": [rect(1, 2, 30, 40, "Dog", **size)]}],
+        }
+        for i in range(200)
+    ]
+    setup_project(project_id, IMAGE_RECT, items)
+    for fmt in ("COCO", "YOLO", "VOC"):
+        gc.collect()
+        gc.disable()
+        try:
+            result, _ = run_export(settings, project_id, fmt)
+            unreachable = gc.collect()
+        finally:
+            gc.enable()
+        assert result.task_count == 200
+        assert unreachable < 100, (fmt, unreachable)
+    coco = json.loads(run_export(settings, project_id, "COCO")[1]["result.json"])
+    assert len(coco["images"]) == len(coco["annotations"]) == 200
+    assert coco["images"][0] == {
+        "width": 100,
+        "height": 80,
+        "id": 0,
+        "file_name": "http://img.invalid/0.jpg",
+    }
+    assert coco["annotations"][0]["bbox"] == [1, 1, 30, 32]
+    assert coco["annotations"][0]["area"] == 30 * 32
+
+
+def test_yolo_same_image_name_keeps_the_last_task(settings: Settings, project_id: int) -> None:
+    size = {"original_width": 100, "original_height": 100}
+    setup_project(
+        project_id,
+        IMAGE_RECT,
+        [
+            {
+                "data": {"image": "http://a.invalid/x.jpg"},
+                "completions": [{"result": [rect(0, 0, 10, 10, "Dog", **size)]}],
+            },
+            {
+                "data": {"image": "http://b.invalid/y.jpg"},
+                "completions": [{"result": [rect(0, 0, 20, 20, "Dog", **size)]}],
+            },
+            {
+                "data": {"image": "http://b.invalid/x.png"},
+                "completions": [{"result": [rect(0, 0, 10, 10, "Cat", **size)]}],
+            },
+        ],
+    )
+    result, files = run_export(settings, project_id, "YOLO")
+    assert sorted(name for name in files if name.startswith("labels/")) == [
+        "labels/x.txt",
+        "labels/y.txt",
+    ]
+    assert files["labels/x.txt"] == b"0 0.05 0.05 0.1 0.1\n"  # Cat (class 0), the last task's
+    assert files["labels/y.txt"] == b"1 0.1 0.1 0.2 0.2\n"
+    assert result.task_count == 3
+
+
+def test_csv_pages_written_before_new_columns_are_padded(
+    settings: Settings, project_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are spooled as CSV page by page: pages written before a later page brought new
+    columns get their empty cells at the end, with quoted cells (\\r, newlines, quotes) and
+    escaped formulas kept as they were written."""
+    monkeypatch.setattr(export_service, "PAGE_SIZE", 2)
+    choice = {"from_name": "sent", "to_name": "text", "type": "choices"}
+    done = [{"result": [{**choice, "value": {"choices": ["Pos"]}}]}]
+    setup_project(
+        project_id,
+        TEXT_NER,
+        [
+            {"data": {"text": "a\rb"}, "completions": [{"result": []}]},
+            {"data": {"text": "=SUM(A1)"}, "completions": [{"result": []}]},
+            {"data": {"text": 'line\nbreak "q"'}, "completions": done},
+            {"data": {"text": "plain"}, "completions": [{"result": []}]},
+            {"data": {"text": "last", "more": "-1"}, "completions": done},
+        ],
+    )
+    escaping = dataclasses.replace(settings, export_escape_formulas=True)
+    _, files = run_export(escaping, project_id, "CSV")
+    text = files["result.csv"].decode()
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert rows[0] == ["text", "id", "sent", "more"]
+    assert [r[0] for r in rows[1:]] == ["a\rb", "'=SUM(A1)", 'line\nbreak "q"', "plain", "last"]
+    assert [r[2:] for r in rows[1:]] == [["", ""], ["", ""], ["Pos", ""], ["", ""], ["Pos", "-1"]]
+    assert '"a\rb"' in text and text.endswith("\n") and "\r\n" not in text

@@ -252,3 +252,67 @@ def test_exactly_one_source(client: TestClient, project_id: int, place: StagingP
 
 def test_staging_dir_is_inside_project(settings: Settings) -> None:
     assert settings.import_tmp_dir == Path(settings.project_dir) / "import-tmp"
+
+
+def test_multi_row_inserts_keep_rows_labels_and_search_in_step(
+    client: TestClient, project_id: int
+) -> None:
+    """Tasks, completions, label rows and search rows go in multi-row statements of a few
+    hundred rows: sizes on and around those batches all land where they belong."""
+    from server.models import TaskLabel
+    from server.services.datamanager import search
+
+    run(with_text_config, project_id)
+    choices = ("Positive", "Negative", "Neutral")
+    items: list[dict[str, Any]] = [
+        {
+            "data": {"text": f"word{i} common", "extra": {"deep": [f"nested{i}"]}}
+            if i % 7 == 0
+            else {"text": f"word{i} common"},
+            "completions": [
+                {
+                    "result": [
+                        {
+                            "from_name": "sentiment",
+                            "to_name": "text",
+                            "type": "choices",
+                            "value": {"choices": [choices[i % 3]]},
+                        }
+                    ]
+                }
+            ],
+        }
+        for i in range(751)
+    ]
+    result = run(import_tasks, project_id, items)
+
+    def check() -> None:
+        rows = list(Task.select(Task.id, Task.data).order_by(Task.position))
+        assert [r.id for r in rows] == result.task_ids
+        assert [r.data["text"] for r in rows] == [f"word{i} common" for i in range(751)]
+        owners = {c.task_id for c in Completion.select(Completion.task)}
+        assert owners == set(result.task_ids)
+        labels = {
+            (row.task_id, row.label)
+            for row in TaskLabel.select().where(TaskLabel.project == project_id)
+        }
+        assert labels == {(task_id, choices[i % 3]) for i, task_id in enumerate(result.task_ids)}
+        for i in (0, 249, 250, 251, 500, 749, 750):
+            condition = search.matches(f"word{i}")
+            assert condition is not None
+            found = [r.id for r in Task.select(Task.id).where(condition)]
+            assert found == [result.task_ids[i]]
+        condition = search.matches("nested700")
+        assert condition is not None
+        assert [r.id for r in Task.select(Task.id).where(condition)] == [result.task_ids[700]]
+
+    run(check)
+
+
+def test_text_of_flat_and_nested_data() -> None:
+    from server.services.datamanager.search import text_of
+
+    assert text_of({"a": "x y", "b": "z"}) == "x y z"
+    assert text_of({"a": "x", "n": 1, "d": {"b": ["y", {"c": "z"}]}}) == "x y z"
+    assert text_of({}) == ""
+    assert text_of(["x", {"a": "y"}]) == "x y"

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from server.db import bulk_insert, database
+from server.db import database
+from server.db_rows import insert_rows
 from server.models import Completion, TaskLabel
 
 COLUMNS = ["project_id", "task_id", "from_name", "label"]
@@ -69,7 +70,7 @@ def add_many(project_id: int, rows: Iterable[tuple[int, Any]]) -> None:
         for task_id, pairs in per_task.items()
         for control, label in sorted(pairs)
     ]
-    bulk_insert(TaskLabel, COLUMNS, inserts)
+    insert_rows(TaskLabel, COLUMNS, inserts)
 
 
 def refresh(project_id: int, task_ids: list[int]) -> None:

@@ -71,18 +71,34 @@ def _strings(value: Any, into: list[str]) -> None:
 
 def text_of(data: Any) -> str:
     """Every string value of task data (nested ones too), as one text."""
+    if type(data) is dict:
+        values = data.values()
+        if all(type(value) is str for value in values):  # flat text data: most tasks
+            return " ".join(values)
     found: list[str] = []
     _strings(data, found)
     return " ".join(found)
 
 
+_FTS_INSERT = "INSERT INTO task_fts(rowid, body) VALUES "
+_FTS_ROWS = 250  # rows per multi-row INSERT (see server/db_rows.py)
+
+
 def index_new(rows: list[tuple[int, Any]]) -> None:
     """Index new tasks given as (id, data) (SQLite; PostgreSQL's index follows by itself)."""
     if rows and is_sqlite():
-        database.cursor().executemany(
-            "INSERT INTO task_fts(rowid, body) VALUES (?, ?)",
-            [(task_id, text_of(data)) for task_id, data in rows],
-        )
+        cursor = database.cursor()
+        texts = [(task_id, text_of(data)) for task_id, data in rows]
+        per = _FTS_ROWS
+        full = len(texts) - len(texts) % per
+        statement = _FTS_INSERT + ", ".join(["(?, ?)"] * per)
+        for start in range(0, full, per):
+            cursor.execute(statement, [v for row in texts[start : start + per] for v in row])
+        rest = texts[full:]
+        if rest:
+            cursor.execute(
+                _FTS_INSERT + ", ".join(["(?, ?)"] * len(rest)), [v for row in rest for v in row]
+            )
 
 
 def words(text: str) -> list[str]:

@@ -68,7 +68,10 @@ class MediaResolver:
             return None
         if reference.startswith(UPLOAD_PREFIX):
             return self._upload(reference[len(UPLOAD_PREFIX) :])
-        scheme = urlparse(reference).scheme.lower()
+        if reference.startswith(("http://", "https://")):  # skips urlparse on most images
+            scheme = "http"
+        else:
+            scheme = urlparse(reference).scheme.lower()
         if scheme in ("http", "https"):
             return self._fetch(reference) if self.fetch_remote else None
         return None

@@ -7,9 +7,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
-
-import orjson
+from typing import Any, BinaryIO
 
 from server.services.export.writer_base import (
     BUFFER_SIZE,
@@ -159,24 +157,34 @@ class _RowWriter:
         self.sink.write(self.buffer.getvalue()[:-2] + "\n")
 
     def writerows(self, rows: list[list[str]]) -> None:
-        """Rows none of whose cells holds a ``\r``."""
         self.buffer.seek(0)
         self.buffer.truncate()
-        self.plain_writer.writerows([self.escape(row) for row in rows])
-        self.sink.write(self.buffer.getvalue())
+        self.plain_writer.writerows(
+            [self.escape(row) for row in rows] if self.escape_formulas else rows
+        )
+        text = self.buffer.getvalue()
+        if "\r" in text:  # a cell holds a \r: these rows one by one
+            for row in rows:
+                self.writerow(row)
+            return
+        self.sink.write(text)
 
 
 class CsvWriter(Writer):
-    """Rows are spooled to a JSON-lines file while the column list grows, then written with
-    the header (the columns are known only after the last row)."""
+    """Rows are written as CSV to a spool file page by page while the column list grows, then
+    copied after the header (the columns are known only after the last row). A page's rows
+    are padded to the columns known at its end; pages written before a later task brought
+    new columns are read back and padded again at the end (rare: tasks mostly share keys)."""
 
     delimiter = ","
 
     def __init__(self, ctx: WriterContext) -> None:
         super().__init__(ctx)
         self.columns: dict[str, int] = {}
-        self.spool_path = ctx.work_dir / "rows.jsonl"
-        self.spool = ctx.spool("rows.jsonl")
+        self.spool_path = ctx.work_dir / "rows.csv"
+        self.spool = ctx.spool("rows.csv")
+        self.writer = _RowWriter(_TextSink(self.spool), self.delimiter, ctx.escape_formulas)
+        self.segments: list[tuple[int, int]] = []  # per page: (bytes in the spool, width)
         self.rows = 0
         self.last_keys: tuple[str, ...] = ()
         self.last_indexes: list[int] = []
@@ -187,7 +195,13 @@ class CsvWriter(Writer):
     def add_page(self, tasks: list[ExportTask]) -> int:
         rows = [row for row in map(self.row, tasks) if row is not None]
         if rows:
-            self.spool.write(b"".join([orjson.dumps(row) + b"\n" for row in rows]))
+            width = len(self.columns)
+            for row in rows:
+                if len(row) < width:
+                    row.extend([""] * (width - len(row)))
+            start = self.spool.tell()
+            self.writer.writerows(rows)
+            self.segments.append((self.spool.tell() - start, width))
             self.rows += len(rows)
         return len(rows)
 
@@ -221,22 +235,25 @@ class CsvWriter(Writer):
         text = _TextSink(stream)
         if not self.rows:
             text.write("\n")
-        else:
-            writer = _RowWriter(text, self.delimiter, self.ctx.escape_formulas)
-            width = len(self.columns)
-            writer.writerow(list(self.columns))
-            with self.spool_path.open("rb") as spool:
-                while lines := spool.readlines(BUFFER_SIZE):
-                    rows = [orjson.loads(line) for line in lines]
-                    for row in rows:
-                        row.extend([""] * (width - len(row)))
-                    # orjson writes a \r in a cell as the escape \\r: its absence in a
-                    # batch's lines means no cell needs the per-row path
-                    if any(b"\\r" in line for line in lines):
-                        for row in rows:
-                            writer.writerow(row)
-                    else:
-                        writer.writerows(rows)
+            stream.close()
+            return
+        _RowWriter(text, self.delimiter, self.ctx.escape_formulas).writerow(list(self.columns))
+        width = len(self.columns)
+        # cells were escaped when spooled: rows read back are written as they are
+        padder = _RowWriter(text, self.delimiter, escape_formulas=False)
+        with self.spool_path.open("rb") as spool:
+            for size, written_width in self.segments:
+                if written_width == width:
+                    while size:
+                        chunk = spool.read(min(size, BUFFER_SIZE))
+                        stream.write(chunk)
+                        size -= len(chunk)
+                    continue
+                page = io.StringIO(spool.read(size).decode("utf-8"), newline="")
+                rows = list(csv.reader(page, delimiter=self.delimiter))
+                for row in rows:
+                    row.extend([""] * (width - len(row)))
+                padder.writerows(rows)
         stream.close()
 
 
@@ -245,9 +262,10 @@ class TsvWriter(CsvWriter):
 
 
 class _TextSink:
-    """What ``csv.writer`` writes to: text encoded as UTF-8 into a :class:`ZipStream`."""
+    """What ``csv.writer`` writes to: text encoded as UTF-8 into a :class:`ZipStream` (or a
+    binary file)."""
 
-    def __init__(self, stream: ZipStream) -> None:
+    def __init__(self, stream: ZipStream | BinaryIO) -> None:
         self.stream = stream
 
     def write(self, text: str) -> int:

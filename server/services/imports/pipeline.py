@@ -16,7 +16,8 @@ from typing import Any
 
 import peewee
 
-from server.db import bulk_insert, database, write_transaction
+from server.db import database, write_transaction
+from server.db_rows import insert_rows
 from server.errors import DomainError
 from server.int_ranges import is_timestamp
 from server.ls_json import completion_json, is_cancelled, mean_score
@@ -39,7 +40,7 @@ from server.services.tasks import rank_blocks
 from server.services.tasks.rank_blocks import Ordering
 from server.services.tasks.tasks import PREDICTION_COLUMNS, prediction_rows
 
-CHUNK = 2000
+CHUNK = 5000
 PREVIEW_SIZE = 10
 
 TASK_COLUMNS = [
@@ -237,7 +238,7 @@ def _insert_chunk(
     for index, task in enumerate(chunk):
         plain = not (task.completions or task.predictions or task.meta is not None)
         if plain != run_is_plain and run:
-            bulk_insert(Task, PLAIN_TASK_COLUMNS if run_is_plain else TASK_COLUMNS, run)
+            insert_rows(Task, PLAIN_TASK_COLUMNS if run_is_plain else TASK_COLUMNS, run)
             run = []
         run_is_plain = plain
         if plain:
@@ -249,7 +250,7 @@ def _insert_chunk(
             predictions += len(task.predictions)
             run.append(_task_row(project_id, position, task, now, completions))
         position += 1
-    bulk_insert(Task, PLAIN_TASK_COLUMNS if run_is_plain else TASK_COLUMNS, run)
+    insert_rows(Task, PLAIN_TASK_COLUMNS if run_is_plain else TASK_COLUMNS, run)
     keys = _keys_between(project_id, start, position)
     search.index_new([(task_id, task.data) for (task_id, _), task in zip(keys, chunk, strict=True)])
     if completions or predictions:
@@ -258,7 +259,7 @@ def _insert_chunk(
             (project_id, task_ids[owner], created, now, cancelled, payload)
             for owner, (created, cancelled, payload) in zip(owners, completions, strict=True)
         ]
-        bulk_insert(Completion, COMPLETION_COLUMNS, completion_rows)
+        insert_rows(Completion, COMPLETION_COLUMNS, completion_rows)
         if completions:
             labels.add_many(
                 project_id,
@@ -309,7 +310,7 @@ def _insert_predictions(
     for task, task_id in zip(chunk, task_ids, strict=True):
         if task.predictions:
             rows.extend(prediction_rows(project_id, task_id, task.predictions, now))
-    bulk_insert(Prediction, PREDICTION_COLUMNS, rows)
+    insert_rows(Prediction, PREDICTION_COLUMNS, rows)
 
 
 def finish(project: Project, stored: Stored) -> ImportResult:
