@@ -5,6 +5,7 @@ conditions and groups); orderings and their keyset cursors equal a Python sort."
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from server.services.datamanager.listing import TaskSelection
 from server.services.datamanager.ordering import parse_sort
 from server.services.imports.json_import import import_tasks
 from server.services.tasks import completions
-from tests.conftest import fixture_text
+from tests.conftest import TEST_DATABASE_URL, fixture_text
 
 T0 = 1_600_000_000
 CHOICES = ["Positive", "Negative", "Neutral"]
@@ -259,6 +260,7 @@ def test_every_operator_of_every_type_is_drawn() -> None:
 
 SORTS = ["id", "completed_at", "predictions_score", "is_labeled", "total_completions"]
 SORTS += ["labels", "model_version", "data.n", "data.word", "created_at"]
+SORTS += ["total_predictions", "cancelled_completions"]
 
 
 def _sort_key(record: dict[str, Any], field: str) -> tuple[Any, ...]:
@@ -323,6 +325,60 @@ def test_orderings_and_cursors_equal_a_python_sort(
             return seen
 
         assert db.with_connection(numbered, 7) == expected, (field, descending, "pages")
+
+
+def _plans_of(run: Any) -> list[str]:
+    """SQLite's plan of every read of the task table ``run`` executes."""
+    statements: list[tuple[str, Any]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if isinstance(record.msg, tuple) and 'FROM "task" ' in record.msg[0]:
+                statements.append(record.msg)
+
+    handler = Capture(logging.DEBUG)
+    logger = logging.getLogger("peewee")
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        run()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+    plans = []
+    for sql, params in statements:
+        rows = db.database.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+        plans.append(" / ".join(str(row[-1]) for row in rows))
+    return plans
+
+
+@pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="reads SQLite query plans")
+@pytest.mark.parametrize(
+    "field", ["total_completions", "total_predictions", "cancelled_completions"]
+)
+@pytest.mark.parametrize("descending", [False, True])
+def test_counter_orderings_read_an_index_in_order(
+    tasks: list[dict[str, Any]], project_id: int, field: str, descending: bool
+) -> None:
+    """Every phase of an ordering by a counter is an index walk in listing order: no sort of
+    the project's tasks for a page (each phase is queried: pages of one task, walked to the
+    end)."""
+    sort = parse_sort(("-" if descending else "") + field)
+
+    def walk() -> None:
+        project = Project.get_by_id(project_id)
+        cursor = None
+        while True:
+            page = listing.list_slice(project, TaskSelection(), sort, 1, cursor, 100)
+            if not page.has_next_page:
+                return
+            cursor = page.cursors[-1]
+
+    plans = db.with_connection(_plans_of, walk)
+    assert len(plans) >= len(tasks)
+    for plan in plans:
+        assert "INDEX" in plan and "TEMP B-TREE" not in plan, (field, plan)
 
 
 @pytest.mark.parametrize("list_bound", [1, 5000])
