@@ -341,8 +341,8 @@ def delete_task(task_id: int, project_id: int | None = None) -> int:
         lock_project(task.project_id)
         if not is_sqlite():  # re-read under the lock: a completion may have changed it since
             task = get_task(task_id, project_id, for_update=True)
-        Completion.delete().where(Completion.task == task.id).execute()
-        Prediction.delete().where(Prediction.task == task.id).execute()
+        # Its completions, predictions and label rows go with it by their foreign keys' ON
+        # DELETE CASCADE (foreign_keys=1 on SQLite): one statement, not three round trips.
         Task.delete().where(Task.id == task.id).execute()
         for ordering in rank_blocks.orderings_of(task.is_labeled):
             key = rank_blocks.key_of(ordering, task.id, task.completed_at)
