@@ -411,8 +411,56 @@ def test_label_and_version_conditions_by_probe_and_by_list(
             selection = TaskSelection(filter=parsed)
             assert listing.task_ids(project, selection) == expected, spec
             assert listing.count(project, selection) == len(expected), spec
+            assert _walked(project, selection, 3) == expected, spec
 
     db.with_connection(run)
+
+
+def _walked(project: Project, selection: TaskSelection, size: int) -> list[int]:
+    """Every task of a selection, by keyset pages of ``size`` in id order."""
+    seen: list[int] = []
+    cursor = None
+    while True:
+        page = listing.list_slice(project, selection, parse_sort("id"), size, cursor, 100)
+        seen += [t.id for t in page.tasks]
+        if not page.has_next_page:
+            return seen
+        cursor = page.cursors[-1]
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="reads PostgreSQL query plans")
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"field": "labels", "operator": "equal", "value": "Positive"},
+        {"field": "labels", "operator": "not_equal", "value": "Positive"},
+        {"field": "model_version", "operator": "contains", "value": "v"},
+        {"field": "labels", "operator": "empty", "value": False},
+    ],
+)
+def test_a_keyset_page_probes_labels_by_task_on_postgresql(
+    tasks: list[dict[str, Any]],
+    project_id: int,
+    monkeypatch: pytest.MonkeyPatch,
+    spec: dict[str, Any],
+) -> None:
+    """A page's label or version probe stays a subplan run per task in listing order: a
+    (merge) semi-join would read the label index from its start on every page, whatever the
+    cursor. The count keeps the join."""
+    from server.services.datamanager import compile as compile_module
+
+    monkeypatch.setattr(compile_module, "LIST_BOUND", 1)  # "equal" probes too
+    selection = TaskSelection(filter=parse_filter(spec))
+
+    def plans(paged: bool) -> str:
+        where = listing.conditions(project_id, selection, paged=paged)
+        sql, params = Task.select(Task.id).where(*where).order_by(Task.id).limit(4).sql()
+        rows = db.database.execute_sql(f"EXPLAIN {sql}", params).fetchall()
+        return "\n".join(str(row[0]) for row in rows)
+
+    paged, counted = db.with_connection(plans, True), db.with_connection(plans, False)
+    assert "SubPlan" in paged and " Join" not in paged, paged
+    assert "SubPlan" not in counted, counted
 
 
 @pytest.mark.parametrize(
