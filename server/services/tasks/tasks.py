@@ -337,10 +337,14 @@ def update_task(task_id: int, body: Any, project_id: int | None = None) -> Task:
 def delete_task(task_id: int, project_id: int | None = None) -> int:
     """Delete a task with its completions and predictions, and uncount it from its blocks."""
     with write_transaction():
-        task = get_task(task_id, project_id)
-        lock_project(task.project_id)
-        if not is_sqlite():  # re-read under the lock: a completion may have changed it since
+        if project_id is not None:  # the project is known: lock it, then read the task once
+            lock_project(project_id)
             task = get_task(task_id, project_id, for_update=True)
+        else:
+            task = get_task(task_id)
+            lock_project(task.project_id)
+            if not is_sqlite():  # re-read under the lock: a completion may have changed it
+                task = get_task(task_id, for_update=True)
         # Its completions, predictions and label rows go with it by their foreign keys' ON
         # DELETE CASCADE (foreign_keys=1 on SQLite): one statement, not three round trips.
         Task.delete().where(Task.id == task.id).execute()
