@@ -7,7 +7,8 @@ scored prediction, the word ``refund`` in ~0.1 % of them, a ``category`` data ke
 values). It times (median of ``--reps`` runs after a warm-up, milliseconds, with the goal):
 
 * the first page of 50 with a filter on labeled state, completion time, score and label;
-* a later page (page 200) by cursor in the same listings;
+* a later page (page 200) by cursor in the same listings, and for the id-ordered ones a late
+  page (from a cursor at 90 % of the id range);
 * full-text search for ``refund`` (first page and count);
 * ``totalCount`` of the filtered sets;
 * a filter on ``data.category`` (a scan): first page and count;
@@ -39,21 +40,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import peewee
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from server import db, migrations
-from server.models import Project
+from server.models import Project, Task
 from server.services import projects
 from server.services.datamanager import listing
 from server.services.datamanager.conditions import parse_filter
 from server.services.datamanager.listing import TaskSelection
-from server.services.datamanager.ordering import Sort, parse_sort
+from server.services.datamanager.ordering import Sort, encode_cursor, parse_sort
 from server.services.imports.json_import import import_tasks
 from server.services.tasks.tasks import delete_all_tasks
 
 CHUNK = 100_000
 PAGE = 50
 LATER_PAGE = 200
+LATE_FRACTION = 0.9  # the "late" page of the id-ordered cases starts there in the id range
 SEED = 20261130
 LABELS = ["Car", "Bus", "Bike", "Truck"]
 T0 = 1_700_000_000
@@ -185,6 +189,13 @@ def _plans(fn: Callable[[], object]) -> str:
     return "\n".join(db.with_connection(explain))
 
 
+def _id_at(project_id: int, fraction: float) -> int:
+    """The task id at ``fraction`` of the project's id range."""
+    ids = Task.select(peewee.fn.MIN(Task.id), peewee.fn.MAX(Task.id))
+    low, high = ids.where(Task.project == project_id).scalar(as_tuple=True)
+    return int(low + (high - low) * fraction)
+
+
 def _cursor_after(project: Project, query: TaskSelection, sort: Sort, pages: int) -> str | None:
     cursor = None
     for _ in range(pages):
@@ -228,8 +239,12 @@ CASES: list[tuple[str, dict[str, Any] | None, str | None, str]] = [
 
 def measure(project_id: int, reps: int) -> None:
     project = db.with_connection(projects.get_project, project_id)
-    print(f"{'case':<46} {'page 1':>8} {'page 200':>9} {'count':>8}  (ms; goals 20/20/100)")
+    print(
+        f"{'case':<46} {'page 1':>8} {'page 200':>9} {'late':>8} {'count':>8}"
+        "  (ms; goals 20/20/20/100)"
+    )
     plans = []
+    late_id = db.with_connection(_id_at, project_id, LATE_FRACTION)
     for name, spec, search, order in CASES:
         query = TaskSelection(filter=parse_filter(spec), search=search)
         sort = parse_sort(order)
@@ -247,13 +262,25 @@ def measure(project_id: int, reps: int) -> None:
         def count(query: TaskSelection = query) -> int:
             return listing.count(project, query)
 
+        late_figure = "-"
+        if order == "id":  # a cursor deep into the id order, without walking to it
+            late_cursor = encode_cursor(sort, 0, None, late_id)
+
+            def late(
+                query: TaskSelection = query, sort: Sort = sort, cursor: str = late_cursor
+            ) -> object:
+                return listing.list_slice(project, query, sort, PAGE, cursor, 1000)
+
+            late_figure = f"{_ms(late, reps):.1f}"
         total = db.with_connection(count)
         print(
-            f"{name:<46} {_ms(first, reps):8.1f} {_ms(later, reps):9.1f} "
+            f"{name:<46} {_ms(first, reps):8.1f} {_ms(later, reps):9.1f} {late_figure:>8} "
             f"{_ms(count, max(1, reps // 2)):8.1f}  ({total:,} tasks)"
         )
         plans.append((f"{name}: page 1", _plans(first)))
         plans.append((f"{name}: page {LATER_PAGE}", _plans(later)))
+        if order == "id":
+            plans.append((f"{name}: late page", _plans(late)))
         plans.append((f"{name}: count", _plans(count)))
     print("\nplans (the statements each figure runs):")
     for name, plan in plans:
