@@ -7,24 +7,29 @@ scored prediction, the word ``refund`` in ~0.1 % of them, a ``category`` data ke
 values). It times (median of ``--reps`` runs after a warm-up, milliseconds, with the goal):
 
 * the first page of 50 with a filter on labeled state, completion time, score and label;
-* a later page (page 200) by cursor in the same listings;
+* a later page (page 200) by cursor in the same listings, and for the id-ordered ones a late
+  page (from a cursor at 90 % of the id range);
 * full-text search for ``refund`` (first page and count);
 * ``totalCount`` of the filtered sets;
-* a filter on ``data.category`` (a scan): first page and count.
+* a filter on ``data.category`` (a scan): first page and count;
+* every task ordered by a counter (completions, predictions, cancelled completions).
 
-and prints the SQL plan (``EXPLAIN QUERY PLAN`` / ``EXPLAIN``) of each first page. No
+and prints the SQL plan of every statement behind each figure (``EXPLAIN QUERY PLAN`` on
+SQLite, ``EXPLAIN (ANALYZE)`` on PostgreSQL). No
 assertions: it reports figures. Run from the repository root with the project's venv::
 
-    python bench/datamanager.py [--tasks 1000000] [--reps 7] [--db URL] [--keep PATH]
+    python bench/datamanager.py [--tasks 1000000] [--reps 7] [--db URL [--reuse]] [--keep PATH]
 
 Without ``--db`` the project is built in a SQLite file (``--keep PATH`` keeps it and reuses
 it on the next run). With ``--db postgresql://…`` it builds its own project there, vacuums and
-analyses the tables, and deletes the project at the end.
+analyses the tables, and deletes the project at the end (``--reuse`` keeps it, and reuses a
+kept project of the same size on the next run).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 import statistics
 import sys
@@ -35,21 +40,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import peewee
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from server import db, migrations
-from server.models import Project
+from server.models import Project, Task
 from server.services import projects
 from server.services.datamanager import listing
 from server.services.datamanager.conditions import parse_filter
-from server.services.datamanager.listing import TaskSelection, _phase_query, conditions
-from server.services.datamanager.ordering import Sort, parse_sort, phases
+from server.services.datamanager.listing import TaskSelection
+from server.services.datamanager.ordering import Sort, encode_cursor, parse_sort
 from server.services.imports.json_import import import_tasks
 from server.services.tasks.tasks import delete_all_tasks
 
 CHUNK = 100_000
 PAGE = 50
 LATER_PAGE = 200
+LATE_FRACTION = 0.9  # the "late" page of the id-ordered cases starts there in the id range
 SEED = 20261130
 LABELS = ["Car", "Bus", "Bike", "Truck"]
 T0 = 1_700_000_000
@@ -141,16 +149,51 @@ def _ms(fn: Callable[[], object], reps: int) -> float:
     return statistics.median(samples)
 
 
-def _plan(project: Project, query: TaskSelection, sort: Sort) -> str:
-    where = conditions(project.id, query)
-    first_phase = phases(project.id, sort)[0]
-    select = _phase_query(where, first_phase, sort.descending, bool(query.search))
-    select = select.limit(PAGE + 1)
-    sql, params = select.sql()
-    prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite() else "EXPLAIN "
-    rows = db.database.execute_sql(prefix + sql, params).fetchall()
-    lines = [str(row[-1]) if db.is_sqlite() else str(row[0]) for row in rows]
-    return "\n".join("      " + line for line in lines)
+class _Statements(logging.Handler):
+    """The statements peewee runs (it logs each as ``(sql, params)`` at DEBUG level)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.found: list[tuple[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, tuple) and len(record.msg) == 2:
+            self.found.append(record.msg)
+
+
+def _plans(fn: Callable[[], object]) -> str:
+    """The plan of every SELECT that ``fn`` runs: ``EXPLAIN (ANALYZE)`` on PostgreSQL (the
+    rows and times of that run), ``EXPLAIN QUERY PLAN`` on SQLite."""
+    logger = logging.getLogger("peewee")
+    capture = _Statements()
+    level = logger.level
+    logger.addHandler(capture)
+    logger.setLevel(logging.DEBUG)
+    try:
+        db.with_connection(fn)
+    finally:
+        logger.removeHandler(capture)
+        logger.setLevel(level)
+    prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite() else "EXPLAIN (ANALYZE, COSTS OFF) "
+
+    def explain() -> list[str]:
+        out: list[str] = []
+        for sql, params in capture.found:
+            if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
+                continue
+            rows = db.database.execute_sql(prefix + sql, params).fetchall()
+            out.append("      -- " + " ".join(sql.split())[:160])
+            out += ["      " + (str(row[-1]) if db.is_sqlite() else str(row[0])) for row in rows]
+        return out
+
+    return "\n".join(db.with_connection(explain))
+
+
+def _id_at(project_id: int, fraction: float) -> int:
+    """The task id at ``fraction`` of the project's id range."""
+    ids = Task.select(peewee.fn.MIN(Task.id), peewee.fn.MAX(Task.id))
+    low, high = ids.where(Task.project == project_id).scalar(as_tuple=True)
+    return int(low + (high - low) * fraction)
 
 
 def _cursor_after(project: Project, query: TaskSelection, sort: Sort, pages: int) -> str | None:
@@ -186,13 +229,22 @@ CASES: list[tuple[str, dict[str, Any] | None, str | None, str]] = [
         None,
         "id",
     ),
+    ("all, by number of completions", None, None, "total_completions"),
+    ("all, by number of completions, most first", None, None, "-total_completions"),
+    ("all, by number of predictions", None, None, "total_predictions"),
+    ("all, by number of predictions, most first", None, None, "-total_predictions"),
+    ("all, by cancelled completions, most first", None, None, "-cancelled_completions"),
 ]
 
 
 def measure(project_id: int, reps: int) -> None:
     project = db.with_connection(projects.get_project, project_id)
-    print(f"{'case':<46} {'page 1':>8} {'page 200':>9} {'count':>8}  (ms; goals 20/20/100)")
+    print(
+        f"{'case':<46} {'page 1':>8} {'page 200':>9} {'late':>8} {'count':>8}"
+        "  (ms; goals 20/20/20/100)"
+    )
     plans = []
+    late_id = db.with_connection(_id_at, project_id, LATE_FRACTION)
     for name, spec, search, order in CASES:
         query = TaskSelection(filter=parse_filter(spec), search=search)
         sort = parse_sort(order)
@@ -210,13 +262,27 @@ def measure(project_id: int, reps: int) -> None:
         def count(query: TaskSelection = query) -> int:
             return listing.count(project, query)
 
+        late_figure = "-"
+        if order == "id":  # a cursor deep into the id order, without walking to it
+            late_cursor = encode_cursor(sort, 0, None, late_id)
+
+            def late(
+                query: TaskSelection = query, sort: Sort = sort, cursor: str = late_cursor
+            ) -> object:
+                return listing.list_slice(project, query, sort, PAGE, cursor, 1000)
+
+            late_figure = f"{_ms(late, reps):.1f}"
         total = db.with_connection(count)
         print(
-            f"{name:<46} {_ms(first, reps):8.1f} {_ms(later, reps):9.1f} "
+            f"{name:<46} {_ms(first, reps):8.1f} {_ms(later, reps):9.1f} {late_figure:>8} "
             f"{_ms(count, max(1, reps // 2)):8.1f}  ({total:,} tasks)"
         )
-        plans.append((name, db.with_connection(_plan, project, query, sort)))
-    print("\nplans of the first pages:")
+        plans.append((f"{name}: page 1", _plans(first)))
+        plans.append((f"{name}: page {LATER_PAGE}", _plans(later)))
+        if order == "id":
+            plans.append((f"{name}: late page", _plans(late)))
+        plans.append((f"{name}: count", _plans(count)))
+    print("\nplans (the statements each figure runs):")
     for name, plan in plans:
         print(f"  {name}\n{plan}")
 
@@ -246,9 +312,14 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--db", help="postgresql://… (default: a SQLite file)")
     parser.add_argument("--keep", help="SQLite file to build once and reuse")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --db: keep the project at the end and reuse one of the same size if present",
+    )
     args = parser.parse_args()
     if args.db:
-        run(args.db, args.tasks, args.reps, reuse=False)
+        run(args.db, args.tasks, args.reps, reuse=args.reuse)
     elif args.keep:
         run(f"sqlite:///{Path(args.keep).resolve()}", args.tasks, args.reps, reuse=True)
     else:

@@ -17,7 +17,9 @@ No assertions: it only reports figures. Run from the repository root with the pr
     python bench/task_pages.py [--sizes 100000 1000000] [--deletes 50] [--db URL]
 
 Without ``--db`` it uses a SQLite file in a temporary folder. With ``--db postgresql://…`` it
-creates its own project in that (already migrated or empty) database and deletes it at the end.
+creates its own project in that (already migrated or empty) database and deletes it at the end;
+``--project ID`` measures an existing project there instead (e.g. the one ``datamanager.py
+--reuse`` keeps), without building one: the ``--deletes`` random tasks are deleted for good.
 """
 
 from __future__ import annotations
@@ -126,10 +128,18 @@ def _pages(project_id: int, reps: int, rng: random.Random) -> None:
             _row(f"order={order.value} {label}", samples)
 
 
-def run(url: str, sizes: list[int], deletes: int, reps: int) -> None:
+def run(url: str, sizes: list[int], deletes: int, reps: int, existing: int | None = None) -> None:
     db.connect(url)
     db.with_connection(migrations.migrate)
     rng = random.Random(SEED)
+    if existing is not None:
+        size = db.with_connection(lambda: Project.get_by_id(existing).task_count)
+        print(
+            f"{size:,} tasks of project {existing} ({'SQLite' if db.is_sqlite() else 'PostgreSQL'})"
+        )
+        db.with_connection(_deletes, existing, deletes, rng)
+        db.with_connection(_pages, existing, reps, rng)
+        return
     for size in sizes:
         print(f"{size:,} tasks ({'SQLite' if db.is_sqlite() else 'PostgreSQL'})")
         project_id = db.with_connection(_build, size, rng)
@@ -146,9 +156,14 @@ def main() -> None:
     parser.add_argument("--deletes", type=int, default=50)
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--db", help="postgresql://… (default: a temporary SQLite file)")
+    parser.add_argument(
+        "--project",
+        type=int,
+        help="with --db: measure this existing project (no build; its deleted tasks are gone)",
+    )
     args = parser.parse_args()
     if args.db:
-        run(args.db, args.sizes, args.deletes, args.reps)
+        run(args.db, args.sizes, args.deletes, args.reps, args.project)
         return
     with tempfile.TemporaryDirectory() as folder:
         run(f"sqlite:///{folder}/bench.db", args.sizes, args.deletes, args.reps)

@@ -142,6 +142,16 @@ def _data_manager() -> None:
     search.create()
 
 
+def _counter_orders() -> None:
+    """Partial indexes for the data manager's orderings by number of completions, of
+    predictions and of cancelled completions (each over the tasks whose counter is not 0):
+    without them the first page of such an ordering sorts every task of the project."""
+    from server.models import COUNTER_INDEXES
+
+    for index in COUNTER_INDEXES:
+        database.execute(index)  # CREATE INDEX IF NOT EXISTS
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
@@ -152,6 +162,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     _job_leases,
     _webhook_tables,
     _data_manager,
+    _counter_orders,
 ]
 
 

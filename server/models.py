@@ -153,6 +153,27 @@ Task.add_index(
 )
 Task.add_index(Task.index(Task.project, Task.id, name="task_predicted").where(UNLABELED, PREDICTED))
 
+# Data-manager orderings by a counter: the tasks whose counter is not 0, by (counter, id); the
+# others are listed by id (:func:`server.services.datamanager.ordering.phases`). Plain imports
+# touch none of them. Created by migration 10 (``server.migrations._counter_orders``).
+LABELED = peewee.SQL('"is_labeled" = TRUE')
+UNPREDICTED = peewee.SQL('"total_predictions" = 0')
+CANCELLED = peewee.SQL('"cancelled_completions" > 0')
+UNCANCELLED = peewee.SQL('"cancelled_completions" = 0')
+COUNTER_INDEXES = (
+    Task.index(Task.project, Task.total_completions, Task.id, name="task_by_completions").where(
+        LABELED
+    ),
+    Task.index(Task.project, Task.total_predictions, Task.id, name="task_by_predictions").where(
+        PREDICTED
+    ),
+    Task.index(Task.project, Task.cancelled_completions, Task.id, name="task_by_cancelled").where(
+        CANCELLED
+    ),
+)
+for _index in COUNTER_INDEXES:
+    Task.add_index(_index)
+
 
 class TaskRankBlock(BaseModel):
     """How many of a project's tasks fall in one key range of one order: the range starts at

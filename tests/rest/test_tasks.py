@@ -1,5 +1,8 @@
 from starlette.testclient import TestClient
 
+from server import db
+from server.models import Completion, Prediction, TaskLabel
+
 RESULT = [
     {"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["A"]}}
 ]
@@ -154,3 +157,35 @@ def test_delete_all_tasks(sentiment_project: TestClient) -> None:
     report = sentiment_project.post("/api/project/import", json=[{"text": "again"}]).json()
     assert report["total_tasks"] == 1
     assert sentiment_project.get("/api/tasks").json()["tasks"][0]["data"] == {"text": "again"}
+
+
+def test_delete_task_removes_its_completions_predictions_and_label_rows(
+    sentiment_project: TestClient,
+) -> None:
+    """The task's rows in other tables go by the foreign keys' cascades; other tasks keep
+    theirs."""
+    client = sentiment_project
+    choice = {"from_name": "sentiment", "to_name": "text", "type": "choices"}
+    item = {
+        "data": {"text": "to be deleted"},
+        "completions": [{"result": [{**choice, "value": {"choices": ["Positive"]}}]}],
+        "predictions": [{"result": [], "score": 0.5}],
+    }
+    assert client.post("/api/project/import", json=[item, item]).status_code == 201
+    gone, kept = (t["id"] for t in client.get("/api/tasks?page_size=100").json()["tasks"][-2:])
+
+    def rows(task_id: int) -> tuple[int, int, int]:
+        return (
+            Completion.select().where(Completion.task == task_id).count(),
+            Prediction.select().where(Prediction.task == task_id).count(),
+            TaskLabel.select().where(TaskLabel.task == task_id).count(),
+        )
+
+    assert db.with_connection(rows, gone) == (1, 1, 1)
+    before = client.get("/api/tasks").json()
+    assert client.delete(f"/api/tasks/{gone}").status_code == 204
+    assert db.with_connection(rows, gone) == (0, 0, 0)
+    assert db.with_connection(rows, kept) == (1, 1, 1)
+    after = client.get("/api/tasks").json()
+    assert after["total_completions"] == before["total_completions"] - 1
+    assert after["total_predictions"] == before["total_predictions"] - 1

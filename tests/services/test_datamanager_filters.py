@@ -5,6 +5,7 @@ conditions and groups); orderings and their keyset cursors equal a Python sort."
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from server.services.datamanager.listing import TaskSelection
 from server.services.datamanager.ordering import parse_sort
 from server.services.imports.json_import import import_tasks
 from server.services.tasks import completions
-from tests.conftest import fixture_text
+from tests.conftest import TEST_DATABASE_URL, fixture_text
 
 T0 = 1_600_000_000
 CHOICES = ["Positive", "Negative", "Neutral"]
@@ -259,6 +260,7 @@ def test_every_operator_of_every_type_is_drawn() -> None:
 
 SORTS = ["id", "completed_at", "predictions_score", "is_labeled", "total_completions"]
 SORTS += ["labels", "model_version", "data.n", "data.word", "created_at"]
+SORTS += ["total_predictions", "cancelled_completions"]
 
 
 def _sort_key(record: dict[str, Any], field: str) -> tuple[Any, ...]:
@@ -325,6 +327,60 @@ def test_orderings_and_cursors_equal_a_python_sort(
         assert db.with_connection(numbered, 7) == expected, (field, descending, "pages")
 
 
+def _plans_of(run: Any) -> list[str]:
+    """SQLite's plan of every read of the task table ``run`` executes."""
+    statements: list[tuple[str, Any]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if isinstance(record.msg, tuple) and 'FROM "task" ' in record.msg[0]:
+                statements.append(record.msg)
+
+    handler = Capture(logging.DEBUG)
+    logger = logging.getLogger("peewee")
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        run()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+    plans = []
+    for sql, params in statements:
+        rows = db.database.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+        plans.append(" / ".join(str(row[-1]) for row in rows))
+    return plans
+
+
+@pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="reads SQLite query plans")
+@pytest.mark.parametrize(
+    "field", ["total_completions", "total_predictions", "cancelled_completions"]
+)
+@pytest.mark.parametrize("descending", [False, True])
+def test_counter_orderings_read_an_index_in_order(
+    tasks: list[dict[str, Any]], project_id: int, field: str, descending: bool
+) -> None:
+    """Every phase of an ordering by a counter is an index walk in listing order: no sort of
+    the project's tasks for a page (each phase is queried: pages of one task, walked to the
+    end)."""
+    sort = parse_sort(("-" if descending else "") + field)
+
+    def walk() -> None:
+        project = Project.get_by_id(project_id)
+        cursor = None
+        while True:
+            page = listing.list_slice(project, TaskSelection(), sort, 1, cursor, 100)
+            if not page.has_next_page:
+                return
+            cursor = page.cursors[-1]
+
+    plans = db.with_connection(_plans_of, walk)
+    assert len(plans) >= len(tasks)
+    for plan in plans:
+        assert "INDEX" in plan and "TEMP B-TREE" not in plan, (field, plan)
+
+
 @pytest.mark.parametrize("list_bound", [1, 5000])
 def test_label_and_version_conditions_by_probe_and_by_list(
     tasks: list[dict[str, Any]], project_id: int, monkeypatch: pytest.MonkeyPatch, list_bound: int
@@ -355,8 +411,56 @@ def test_label_and_version_conditions_by_probe_and_by_list(
             selection = TaskSelection(filter=parsed)
             assert listing.task_ids(project, selection) == expected, spec
             assert listing.count(project, selection) == len(expected), spec
+            assert _walked(project, selection, 3) == expected, spec
 
     db.with_connection(run)
+
+
+def _walked(project: Project, selection: TaskSelection, size: int) -> list[int]:
+    """Every task of a selection, by keyset pages of ``size`` in id order."""
+    seen: list[int] = []
+    cursor = None
+    while True:
+        page = listing.list_slice(project, selection, parse_sort("id"), size, cursor, 100)
+        seen += [t.id for t in page.tasks]
+        if not page.has_next_page:
+            return seen
+        cursor = page.cursors[-1]
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="reads PostgreSQL query plans")
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"field": "labels", "operator": "equal", "value": "Positive"},
+        {"field": "labels", "operator": "not_equal", "value": "Positive"},
+        {"field": "model_version", "operator": "contains", "value": "v"},
+        {"field": "labels", "operator": "empty", "value": False},
+    ],
+)
+def test_a_keyset_page_probes_labels_by_task_on_postgresql(
+    tasks: list[dict[str, Any]],
+    project_id: int,
+    monkeypatch: pytest.MonkeyPatch,
+    spec: dict[str, Any],
+) -> None:
+    """A page's label or version probe stays a subplan run per task in listing order: a
+    (merge) semi-join would read the label index from its start on every page, whatever the
+    cursor. The count keeps the join."""
+    from server.services.datamanager import compile as compile_module
+
+    monkeypatch.setattr(compile_module, "LIST_BOUND", 1)  # "equal" probes too
+    selection = TaskSelection(filter=parse_filter(spec))
+
+    def plans(paged: bool) -> str:
+        where = listing.conditions(project_id, selection, paged=paged)
+        sql, params = Task.select(Task.id).where(*where).order_by(Task.id).limit(4).sql()
+        rows = db.database.execute_sql(f"EXPLAIN {sql}", params).fetchall()
+        return "\n".join(str(row[0]) for row in rows)
+
+    paged, counted = db.with_connection(plans, True), db.with_connection(plans, False)
+    assert "SubPlan" in paged and " Join" not in paged, paged
+    assert "SubPlan" not in counted, counted
 
 
 @pytest.mark.parametrize(

@@ -51,10 +51,14 @@ class TaskSelection:
         )
 
 
-def conditions(project_id: int, query: TaskSelection) -> list[peewee.ColumnBase]:
+def conditions(
+    project_id: int, query: TaskSelection, *, paged: bool = False
+) -> list[peewee.ColumnBase]:
+    """The selection as conditions on ``Task`` (``paged``: for a keyset page, see
+    :func:`server.services.datamanager.compile.compile_filter`)."""
     found: list[peewee.ColumnBase] = [Task.project == project_id]
     if query.filter is not None:
-        found.append(compile_filter(project_id, query.filter))
+        found.append(compile_filter(project_id, query.filter, paged=paged))
     if query.search:
         match = full_text.matches(query.search)
         if match is not None:
@@ -100,7 +104,7 @@ def list_slice(
     """Up to ``first`` tasks after ``cursor``; ``total`` is -1 (counted on demand)."""
     if first < 0 or first > max_first:
         raise DomainError("invalid", f"first must be between 0 and {max_first}", {"field": "first"})
-    where = conditions(project.id, query)
+    where = conditions(project.id, query, paged=True)
     listed = phases(project.id, sort)
     if listed[-1].last and query.filter is not None and rejects_null(query.filter, sort.field):
         listed = listed[:-1]  # the filter needs a value: no task is in the "no value" phase

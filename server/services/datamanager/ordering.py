@@ -4,8 +4,9 @@ An ordering splits the tasks into phases, each a condition plus the value it sor
 none: by id only): e.g. completed tasks by ``completed_at`` then the others by id (nulls sort
 last in both directions, as in Label Studio); a data key's numbers, then its strings, then the
 tasks where it is neither. Each phase is one query ``ORDER BY value, id`` that a partial index
-can serve, and a cursor is (phase, value, id): rows inserted concurrently land before or after
-it by their key, so no row is skipped or repeated.
+can serve (a counter: the tasks where it is 0 by id, then the others by count from a partial
+index over them), and a cursor is (phase, value, id): rows inserted concurrently land before
+or after it by their key, so no row is skipped or repeated.
 """
 
 from __future__ import annotations
@@ -20,7 +21,19 @@ from typing import Any
 import peewee
 
 from server.errors import DomainError
-from server.models import COMPLETED, SCORED, UNLABELED, Prediction, Task, TaskLabel
+from server.models import (
+    CANCELLED,
+    COMPLETED,
+    LABELED,
+    PREDICTED,
+    SCORED,
+    UNCANCELLED,
+    UNLABELED,
+    UNPREDICTED,
+    Prediction,
+    Task,
+    TaskLabel,
+)
 from server.services.datamanager import data_keys
 from server.services.datamanager.compile import _COLUMNS
 from server.services.datamanager.fields import ValueType, bad_filter, find_field
@@ -98,6 +111,15 @@ def phases(project_id: int, sort: Sort) -> list[Phase]:
     elif name == "predictions_score":
         valued = [Phase(SCORED, Task.predictions_score)]
         rest = Phase(Task.predictions_score.is_null(), None, last=True)
+    elif name == "total_completions":  # a task is labeled when it has a completion
+        valued = [Phase(UNLABELED, None), Phase(LABELED, Task.total_completions)]
+        rest = None
+    elif name == "total_predictions":
+        valued = [Phase(UNPREDICTED, None), Phase(PREDICTED, Task.total_predictions)]
+        rest = None
+    elif name == "cancelled_completions":
+        valued = [Phase(UNCANCELLED, None), Phase(CANCELLED, Task.cancelled_completions)]
+        rest = None
     elif name == "id":
         valued = [Phase(None, None)]
         rest = None

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from server.db import database
+from server.db import database, is_sqlite
 
 Key = tuple[int, int]
 
@@ -38,6 +38,12 @@ def _statements(p: str) -> dict[str, str]:
         "last": f'SELECT {_COLUMNS} {of_order} ORDER BY "start_at" DESC, "start_id" DESC LIMIT 1',
         "all": f'SELECT {_COLUMNS} {of_order} ORDER BY "start_at", "start_id"',
         "set_size": f'UPDATE {_TABLE} SET "size" = {p} WHERE "id" = {p}',
+        # The block holding a key, shrunk by one in the same statement (PostgreSQL: one round
+        # trip instead of a read and an update).
+        "shrink": f'UPDATE {_TABLE} SET "size" = "size" - 1 WHERE "id" = ('
+        f'SELECT "id" {of_order} AND {_START} <= ({p}, {p}) '
+        'ORDER BY "start_at" DESC, "start_id" DESC LIMIT 1) '
+        f"RETURNING {_COLUMNS}",
         "set_start": f'UPDATE {_TABLE} SET "start_at" = {p}, "start_id" = {p} WHERE "id" = {p}',
         "delete": f'DELETE FROM {_TABLE} WHERE "id" = {p}',
         "insert": f'INSERT INTO {_TABLE} ("project_id", "ordering", "start_at", "start_id", '
@@ -64,6 +70,18 @@ def block_of(project_id: int, ordering: int, key: Key) -> Block | None:
     first one (a key below every start belongs to the first block)."""
     found = _one("at_or_before", project_id, ordering, *key)
     return found if found is not None else _one("first", project_id, ordering)
+
+
+def shrink(project_id: int, ordering: int, key: Key) -> Block | None:
+    """Take one from the size of the block whose range holds ``key``; that block with its new
+    size, or None when no block starts at or before ``key`` (nothing changed then)."""
+    if is_sqlite():  # in-process: a read and an update cost no round trip
+        found = _one("at_or_before", project_id, ordering, *key)
+        if found is None:
+            return None
+        set_size(found.id, found.size - 1)
+        return Block(found.id, found.start, found.size - 1)
+    return _one("shrink", project_id, ordering, *key)
 
 
 def neighbour(project_id: int, ordering: int, block: Block, after: bool) -> Block | None:

@@ -166,16 +166,18 @@ def add(project_id: int, ordering: Ordering, key: Key) -> None:
 
 def remove(project_id: int, ordering: Ordering, key: Key) -> None:
     """Uncount a task that left an order (``key`` is the key it had)."""
-    block = rows.block_of(project_id, ordering, key)
-    if block is None:
-        return
-    size = block.size - 1
-    if size <= 0:
+    block = rows.shrink(project_id, ordering, key)
+    if block is None:  # below every start: the first block's (none when there is no block)
+        first = rows.block_of(project_id, ordering, key)
+        if first is None:
+            return
+        block = Block(first.id, first.start, first.size - 1)
+        rows.set_size(block.id, block.size)
+    if block.size <= 0:
         rows.delete(block.id)
         return
-    rows.set_size(block.id, size)
-    if size < MIN_SIZE:
-        _join(project_id, ordering, Block(block.id, block.start, size))
+    if block.size < MIN_SIZE:
+        _join(project_id, ordering, block)
 
 
 State = tuple[bool, int | None]  # (is_labeled, completed_at)

@@ -337,12 +337,16 @@ def update_task(task_id: int, body: Any, project_id: int | None = None) -> Task:
 def delete_task(task_id: int, project_id: int | None = None) -> int:
     """Delete a task with its completions and predictions, and uncount it from its blocks."""
     with write_transaction():
-        task = get_task(task_id, project_id)
-        lock_project(task.project_id)
-        if not is_sqlite():  # re-read under the lock: a completion may have changed it since
+        if project_id is not None:  # the project is known: lock it, then read the task once
+            lock_project(project_id)
             task = get_task(task_id, project_id, for_update=True)
-        Completion.delete().where(Completion.task == task.id).execute()
-        Prediction.delete().where(Prediction.task == task.id).execute()
+        else:
+            task = get_task(task_id)
+            lock_project(task.project_id)
+            if not is_sqlite():  # re-read under the lock: a completion may have changed it
+                task = get_task(task_id, for_update=True)
+        # Its completions, predictions and label rows go with it by their foreign keys' ON
+        # DELETE CASCADE (foreign_keys=1 on SQLite): one statement, not three round trips.
         Task.delete().where(Task.id == task.id).execute()
         for ordering in rank_blocks.orderings_of(task.is_labeled):
             key = rank_blocks.key_of(ordering, task.id, task.completed_at)
