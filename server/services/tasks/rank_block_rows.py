@@ -37,6 +37,9 @@ def _statements(p: str) -> dict[str, str]:
         "first": f'SELECT {_COLUMNS} {of_order} ORDER BY "start_at", "start_id" LIMIT 1',
         "last": f'SELECT {_COLUMNS} {of_order} ORDER BY "start_at" DESC, "start_id" DESC LIMIT 1',
         "all": f'SELECT {_COLUMNS} {of_order} ORDER BY "start_at", "start_id"',
+        "shift_at_or_before": f'UPDATE {_TABLE} SET "size" = "size" + {p} WHERE "id" = ('
+        f'SELECT "id" {of_order} AND {_START} <= ({p}, {p}) '
+        f'ORDER BY "start_at" DESC, "start_id" DESC LIMIT 1) RETURNING {_COLUMNS}',
         "set_size": f'UPDATE {_TABLE} SET "size" = {p} WHERE "id" = {p}',
         "set_start": f'UPDATE {_TABLE} SET "start_at" = {p}, "start_id" = {p} WHERE "id" = {p}',
         "delete": f'DELETE FROM {_TABLE} WHERE "id" = {p}',
@@ -64,6 +67,12 @@ def block_of(project_id: int, ordering: int, key: Key) -> Block | None:
     first one (a key below every start belongs to the first block)."""
     found = _one("at_or_before", project_id, ordering, *key)
     return found if found is not None else _one("first", project_id, ordering)
+
+
+def shift_block_of(project_id: int, ordering: int, key: Key, delta: int) -> Block | None:
+    """Add ``delta`` to the size of the last block starting at or before ``key`` and return
+    it as changed, in one statement; None (nothing changed) when no block starts there."""
+    return _one("shift_at_or_before", delta, project_id, ordering, *key)
 
 
 def neighbour(project_id: int, ordering: int, block: Block, after: bool) -> Block | None:
