@@ -133,7 +133,9 @@ class CompletionMutation:
         self, info: Info, task_id: int, completion: JSON, was_cancelled: bool | None = None
     ) -> Completion:
         ctx = info.context
-        project_id = ctx.task(task_id).project_id
+        # The service finds the task (locked) within this scope, NOT_FOUND as ctx.task; only
+        # a multi-session request's visibility check needs the task read beforehand.
+        project_id = ctx.task(task_id).project_id if ctx.session is not None else ctx.task_scope()
         principal = ctx.principal
         row = completion_service.create_completion(
             task_id,

@@ -7,8 +7,10 @@ loop never waits on the database.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, ParamSpec, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
@@ -25,10 +27,11 @@ P = ParamSpec("P")
 T = TypeVar("T")
 M = TypeVar("M", bound=peewee.Model)
 
+SQLITE_BUSY_TIMEOUT_MS = 10000
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
-    "busy_timeout": 10000,
+    "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
     "synchronous": "normal",
     "cache_size": -64000,
     "temp_store": "memory",
@@ -83,18 +86,78 @@ def is_sqlite() -> bool:
     return isinstance(database.obj, peewee.SqliteDatabase)
 
 
+class FairLock:
+    """A lock handed to its waiters in arrival order (``threading.Lock`` lets a newcomer take
+    it before threads that have waited longer, which shows as a long tail of waits)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held = False
+        self._waiters: collections.deque[threading.Lock] = collections.deque()
+
+    def acquire(self, timeout: float) -> bool:
+        """Take the lock, waiting at most ``timeout`` seconds; False if it was not taken."""
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiters.append(waiter)
+        if waiter.acquire(timeout=timeout):
+            return True  # handed over by release()
+        with self._mutex:
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:  # handed over as the wait timed out: ours after all
+                return True
+            return False
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().release()  # stays held, by the next waiter
+            else:
+                self._held = False
+
+    def locked(self) -> bool:
+        return self._held
+
+
+# SQLite has one write lock per database file. Threads of this process wait for it here, in
+# arrival order, on a lock handed to the next waiter when the holder commits, rather than in
+# SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and wakes to find the
+# lock taken again: with 32 writers that made the p99 of a completion POST 0.6 to 1 s. Readers
+# never take it (WAL: they read their snapshot while a write runs). Other processes writing
+# the same file still meet this one in the busy handler, as before.
+_sqlite_writer = FairLock()
+
+
+@contextlib.contextmanager
+def _sqlite_write_turn() -> Iterator[None]:
+    """This process's turn to write to SQLite. Waits at most the busy timeout; past it (a
+    writer stuck in this process) the transaction goes on to SQLite's own lock and timeout."""
+    acquired = _sqlite_writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    try:
+        yield
+    finally:
+        if acquired:
+            _sqlite_writer.release()
+
+
 @contextlib.contextmanager
 def write_transaction() -> Iterator[None]:
     """A transaction that writes. On SQLite it takes the write lock up front
-    (``BEGIN IMMEDIATE``) so that concurrent writers queue on the busy timeout instead of
-    failing when they upgrade a read snapshot.
+    (``BEGIN IMMEDIATE``), after the process's writer turn (:func:`_sqlite_write_turn`), so
+    that concurrent writers queue in order instead of failing when they upgrade a read
+    snapshot or sleeping in the busy handler.
 
     Events the services emit inside it are published only once the outermost one commits
-    (:mod:`server.services.events.pending`)."""
+    (:mod:`server.services.events.pending`), after the turn is handed on."""
     outermost = not database.in_transaction()
     with pending.collecting(outermost) as frame:
         if outermost and is_sqlite():
-            with database.atomic("IMMEDIATE"):
+            with _sqlite_write_turn(), database.atomic("IMMEDIATE"):
                 yield
                 pending.before_commit(frame)
         else:

@@ -3,6 +3,8 @@ bench/hot_paths.py for those)."""
 
 from __future__ import annotations
 
+import time
+
 from starlette.testclient import TestClient
 
 from rest_compat._http import ENDPOINTS
@@ -55,16 +57,65 @@ def test_a_completion_post_makes_a_fixed_number_of_queries(sentiment_project: Te
         )
     assert answer.status_code == 201
     statements = [q.msg[0].split()[0] for q in counter.get_queries()]
-    # The task (visibility), the task again in the write transaction, the completion, the
-    # task's and the project's counters; the project (locked) and the rank blocks the task
-    # leaves (unlabeled) and joins (completion order); its labels (task_label rows, for the
-    # data manager's label filters); whether a target storage wants it.
+    # The task (locked, within the request's project), the completion, its labels (task_label
+    # rows, for the data manager's label filters), the task's and the project's counters;
+    # the rank block the task leaves (unlabeled: a small block, so its neighbours are looked
+    # up to join it) and the one it joins (completion order), each shifted in one UPDATE;
+    # whether a target storage wants it.
     assert statements == [
-        *["SELECT", "SELECT", "INSERT", "UPDATE", "UPDATE"],
-        *["SELECT", "SELECT", "UPDATE", "SELECT", "SELECT", "SELECT", "UPDATE"],
-        "INSERT",
+        *["SELECT", "INSERT", "INSERT", "UPDATE", "UPDATE"],
+        *["UPDATE", "SELECT", "SELECT", "UPDATE"],
         "SELECT",
     ]
     task = sentiment_project.get(f"/api/tasks/{task_id}").json()
     assert [c["id"] for c in task["completions"]] == [answer.json()["id"]]
     assert task["completions"][0]["result"] == RESULT
+
+
+def test_a_completion_post_in_a_large_project_is_eight_statements(
+    sentiment_project: TestClient,
+) -> None:
+    """Past a block's minimum size (1,024 tasks) leaving the unlabeled order is one UPDATE,
+    and a labeled task's newer completion that stays in its completion-order block changes
+    no block: the write path of a completion makes no other statement."""
+    answer = sentiment_project.post(
+        "/api/project/import", json=[{"text": f"task {i}"} for i in range(1100)]
+    )
+    assert answer.status_code == 201, answer.text
+    task_id, other_id = answer.json()["new_task_ids"][:2]
+    with count_queries() as counter:
+        created = sentiment_project.post(
+            f"/api/tasks/{task_id}/completions", json={"result": RESULT}
+        )
+    assert created.status_code == 201, created.text
+    statements = [q.msg[0].split()[0] for q in counter.get_queries()]
+    assert statements == [
+        *["SELECT", "INSERT", "INSERT", "UPDATE", "UPDATE"],  # task, completion, labels, counters
+        *["UPDATE", "UPDATE"],  # out of the unlabeled order, into the completion order
+        "SELECT",  # a target storage?
+    ]
+    # A second completion (of another task first, so the first task's is not the newest).
+    assert (
+        sentiment_project.post(
+            f"/api/tasks/{other_id}/completions", json={"result": RESULT}
+        ).status_code
+        == 201
+    )
+    time.sleep(1.05)  # a later completed_at (seconds)
+    with count_queries() as counter:
+        again = sentiment_project.post(f"/api/tasks/{task_id}/completions", json={"result": RESULT})
+    assert again.status_code == 201, again.text
+    statements = [q.msg[0].split()[0] for q in counter.get_queries()]
+    assert statements == [
+        *["SELECT", "INSERT", "INSERT", "UPDATE", "UPDATE"],
+        *["SELECT", "SELECT"],  # its old and new completion-order block: the same one
+        "SELECT",
+    ]
+    task = sentiment_project.get(f"/api/tasks/{task_id}").json()
+    assert [c["id"] for c in task["completions"]] == [created.json()["id"], again.json()["id"]]
+    assert task["total_completions"] == 2
+    # The completion order's blocks agree: labeled tasks first, the newest completion last.
+    page = sentiment_project.get("/api/tasks?order=completed_at&page=1&page_size=100").json()
+    labeled = [t["id"] for t in page["tasks"] if t["total_completions"]]
+    assert [t["id"] for t in page["tasks"][: len(labeled)]] == labeled
+    assert labeled[-2:] == [other_id, task_id]

@@ -21,3 +21,36 @@ def test_sqlite_paths() -> None:
 def test_unknown_scheme() -> None:
     with pytest.raises(ValueError, match="unsupported database URL"):
         make_database("mysql://x/y")
+
+
+def test_the_writer_lock_is_handed_over_in_arrival_order() -> None:
+    import threading
+    import time
+
+    from server.db import FairLock
+
+    lock = FairLock()
+    assert lock.acquire(timeout=1)
+    order: list[str] = []
+
+    def wait(name: str) -> None:
+        assert lock.acquire(timeout=10)
+        order.append(name)
+        lock.release()
+
+    threads = []
+    for name in ("first", "second", "third"):
+        thread = threading.Thread(target=wait, args=(name,))
+        thread.start()
+        threads.append(thread)
+        deadline = time.monotonic() + 5
+        while len(lock._waiters) < len(threads):  # queued before the next one starts
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    assert lock.acquire(timeout=0.01) is False  # a timed-out wait leaves no waiter behind
+    assert len(lock._waiters) == 3
+    lock.release()
+    for thread in threads:
+        thread.join(5)
+    assert order == ["first", "second", "third"]
+    assert not lock.locked()

@@ -7,9 +7,10 @@ its labels, any other change recomputes the task's rows from its remaining compl
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
-from server.db import database
+from server.db import database, is_sqlite
 from server.db_rows import insert_rows
 from server.models import Completion, TaskLabel
 
@@ -52,9 +53,19 @@ def add(project_id: int, task_id: int, payloads: Iterable[Any]) -> None:
         pairs |= labels_of(payload)
     if not pairs:
         return
-    rows = [(project_id, task_id, c, label) for c, label in sorted(pairs)]
-    fields = [TaskLabel.project, TaskLabel.task, TaskLabel.from_name, TaskLabel.label]
-    TaskLabel.insert_many(rows, fields=fields).on_conflict_ignore().execute()
+    params = [value for c, label in sorted(pairs) for value in (project_id, task_id, c, label)]
+    database.execute_sql(_insert_ignoring_sql(database.param, is_sqlite(), len(pairs)), params)
+
+
+@lru_cache(maxsize=64)
+def _insert_ignoring_sql(p: str, sqlite: bool, count: int) -> str:
+    """INSERT of ``count`` rows that skips the ones present, written once per backend and
+    row count (peewee would build it anew on every completion)."""
+    values = ", ".join([f"({p}, {p}, {p}, {p})"] * count)
+    columns = ", ".join(f'"{c}"' for c in COLUMNS)
+    if sqlite:
+        return f'INSERT OR IGNORE INTO "task_label" ({columns}) VALUES {values}'
+    return f'INSERT INTO "task_label" ({columns}) VALUES {values} ON CONFLICT DO NOTHING'
 
 
 def add_many(project_id: int, rows: Iterable[tuple[int, Any]]) -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import peewee
 
-from server.db import write_transaction
+from server.db import database, is_sqlite, write_transaction
 from server.errors import DomainError, not_found
 from server.int_ranges import fits_query, is_timestamp
 from server.ls_json import is_cancelled
-from server.models import COMPLETED, Completion, Project, Task, now_seconds
+from server.models import COMPLETED, Completion, Project, Task, dump_json, now_seconds
 from server.services import events
 from server.services.config import derived_schema
 from server.services.datamanager import labels
@@ -70,12 +71,17 @@ def refresh_task_stats(task: Task) -> None:
     _recount(task, labeled, newest if labeled else None)
 
 
-def _recount(task: Task, labeled: bool, completed_at: int | None) -> None:
+def _recount(
+    task: Task, labeled: bool, completed_at: int | None, *, project_locked: bool = False
+) -> None:
     """Move the task between the completion-order blocks when its key changed (under the
-    project's lock, which orders these block updates across writers)."""
+    project's lock, which orders these block updates across writers: taken here unless the
+    caller already updated the project row, which takes it, or on SQLite, whose write
+    transactions are serialised already)."""
     old = (bool(task.is_labeled), task.completed_at)
     if old != (labeled, completed_at):
-        lock_project(task.project_id)
+        if not project_locked and not is_sqlite():
+            lock_project(task.project_id)
         rank_blocks.move(task.project_id, task.id, old, (labeled, completed_at))
 
 
@@ -124,40 +130,91 @@ def create_completion(
                 return _merge(
                     existing, task, payload, was_cancelled=True if was_cancelled else None
                 )
-        now = now_seconds()
-        completion = Completion.create(
-            project=task.project_id,
-            task=task.id,
-            created_at=now,
-            updated_at=now,
-            was_cancelled=is_cancelled(payload),
-            payload=payload,
-            completed_by=completed_by,
-        )
+        completion = _insert_completion(task, payload, completed_by)
+        labels.add(task.project_id, task.id, [payload])
         _count_new_completion(task, completion)
         events.emit(events.COMPLETION_CREATED, task.project_id, (completion.id,), task=task.id)
         kind = events.TASK_UPDATED if task.is_labeled else events.TASK_LABELED
         events.emit(kind, task.project_id, (task.id,))
         events.emit(events.PROJECT_UPDATED, task.project_id, reason="counters")
-        labels.add(task.project_id, task.id, [payload])
         return completion
 
 
+# The statements of a new completion, the most frequent write, as SQL written once per
+# backend: building them with peewee on each call cost more than running them.
+
+
+@cache
+def _new_completion_sql(p: str, returning: bool) -> tuple[str, str, str]:
+    """(insert the completion, count it on its task, count it on its project) for the
+    backend's parameter marker ``p``."""
+    insert = (
+        'INSERT INTO "completion" ("project_id", "task_id", "created_at", "updated_at", '
+        f'"was_cancelled", "payload", "completed_by") VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})'
+    )
+    if returning:
+        insert += ' RETURNING "id"'
+    task = (
+        'UPDATE "task" SET "total_completions" = "total_completions" + 1, '
+        f'"cancelled_completions" = "cancelled_completions" + {p}, "is_labeled" = {p}, '
+        f'"completed_at" = {p}, "updated_at" = {p} WHERE "id" = {p}'
+    )
+    project = (
+        f'UPDATE "project" SET "labeled_task_count" = "labeled_task_count" + {p}, '
+        f'"completion_count" = "completion_count" + 1 WHERE "id" = {p}'
+    )
+    return insert, task, project
+
+
+def _insert_completion(task: Task, payload: dict[str, Any], completed_by: int | None) -> Completion:
+    now = now_seconds()
+    cancelled = is_cancelled(payload)
+    sqlite = is_sqlite()
+    insert, _task, _project = _new_completion_sql(database.param, not sqlite)
+    values = (
+        task.project_id,
+        task.id,
+        now,
+        now,
+        cancelled,
+        dump_json(payload),  # JSON text: what the column holds on both backends
+        completed_by,
+    )
+    cursor = database.execute_sql(insert, values)
+    new_id = cursor.lastrowid if sqlite else cursor.fetchone()[0]
+    completion = Completion(
+        id=int(new_id),
+        project=task.project_id,
+        task=task.id,
+        created_at=now,
+        updated_at=now,
+        was_cancelled=cancelled,
+        payload=payload,
+        completed_by=completed_by,
+    )
+    return completion
+
+
 def _count_new_completion(task: Task, completion: Completion) -> None:
-    """Shift the counters by one new completion (cheaper than :func:`refresh_task_stats`)."""
+    """Shift the counters by one new completion (cheaper than :func:`refresh_task_stats`).
+
+    The project's counters are updated last but for the completion-order blocks: on
+    PostgreSQL that row lock, which orders the blocks' updates across writers of the project,
+    is held only for the end of the transaction."""
     newest = max(task.completed_at or 0, completion.created_at)
-    Task.update(
-        total_completions=Task.total_completions + 1,
-        cancelled_completions=Task.cancelled_completions + int(completion.was_cancelled),
-        is_labeled=True,
-        completed_at=newest,
-        updated_at=completion.created_at,
-    ).where(Task.id == task.id).execute()
-    Project.update(
-        labeled_task_count=Project.labeled_task_count + (0 if task.is_labeled else 1),
-        completion_count=Project.completion_count + 1,
-    ).where(Project.id == task.project_id).execute()
-    _recount(task, True, newest)
+    _insert, task_sql, project_sql = _new_completion_sql(database.param, not is_sqlite())
+    database.execute_sql(
+        task_sql,
+        (
+            int(completion.was_cancelled),
+            True,
+            newest,
+            completion.created_at,
+            task.id,
+        ),
+    )
+    database.execute_sql(project_sql, (0 if task.is_labeled else 1, task.project_id))
+    _recount(task, True, newest, project_locked=True)
 
 
 def _merge(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from server.db import database, is_sqlite
+from server.db import database
 
 Key = tuple[int, int]
 
@@ -37,13 +37,10 @@ def _statements(p: str) -> dict[str, str]:
         "first": f'SELECT {_COLUMNS} {of_order} ORDER BY "start_at", "start_id" LIMIT 1',
         "last": f'SELECT {_COLUMNS} {of_order} ORDER BY "start_at" DESC, "start_id" DESC LIMIT 1',
         "all": f'SELECT {_COLUMNS} {of_order} ORDER BY "start_at", "start_id"',
-        "set_size": f'UPDATE {_TABLE} SET "size" = {p} WHERE "id" = {p}',
-        # The block holding a key, shrunk by one in the same statement (PostgreSQL: one round
-        # trip instead of a read and an update).
-        "shrink": f'UPDATE {_TABLE} SET "size" = "size" - 1 WHERE "id" = ('
+        "shift_at_or_before": f'UPDATE {_TABLE} SET "size" = "size" + {p} WHERE "id" = ('
         f'SELECT "id" {of_order} AND {_START} <= ({p}, {p}) '
-        'ORDER BY "start_at" DESC, "start_id" DESC LIMIT 1) '
-        f"RETURNING {_COLUMNS}",
+        f'ORDER BY "start_at" DESC, "start_id" DESC LIMIT 1) RETURNING {_COLUMNS}',
+        "set_size": f'UPDATE {_TABLE} SET "size" = {p} WHERE "id" = {p}',
         "set_start": f'UPDATE {_TABLE} SET "start_at" = {p}, "start_id" = {p} WHERE "id" = {p}',
         "delete": f'DELETE FROM {_TABLE} WHERE "id" = {p}',
         "insert": f'INSERT INTO {_TABLE} ("project_id", "ordering", "start_at", "start_id", '
@@ -72,16 +69,10 @@ def block_of(project_id: int, ordering: int, key: Key) -> Block | None:
     return found if found is not None else _one("first", project_id, ordering)
 
 
-def shrink(project_id: int, ordering: int, key: Key) -> Block | None:
-    """Take one from the size of the block whose range holds ``key``; that block with its new
-    size, or None when no block starts at or before ``key`` (nothing changed then)."""
-    if is_sqlite():  # in-process: a read and an update cost no round trip
-        found = _one("at_or_before", project_id, ordering, *key)
-        if found is None:
-            return None
-        set_size(found.id, found.size - 1)
-        return Block(found.id, found.start, found.size - 1)
-    return _one("shrink", project_id, ordering, *key)
+def shift_block_of(project_id: int, ordering: int, key: Key, delta: int) -> Block | None:
+    """Add ``delta`` to the size of the last block starting at or before ``key`` and return
+    it as changed, in one statement; None (nothing changed) when no block starts there."""
+    return _one("shift_at_or_before", delta, project_id, ordering, *key)
 
 
 def neighbour(project_id: int, ordering: int, block: Block, after: bool) -> Block | None:

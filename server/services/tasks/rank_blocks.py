@@ -154,6 +154,11 @@ def _join(project_id: int, ordering: Ordering, block: Block) -> None:
 
 def add(project_id: int, ordering: Ordering, key: Key) -> None:
     """Count a task that joined an order (its row already holds ``key``)."""
+    shifted = rows.shift_block_of(project_id, ordering, key, 1)
+    if shifted is not None:  # the usual case, in one statement
+        if shifted.size > MAX_SIZE:
+            _split(project_id, ordering, shifted)
+        return
     block = rows.block_of(project_id, ordering, key)
     if block is None:
         rows.insert(project_id, ordering, key, 1)
@@ -166,18 +171,20 @@ def add(project_id: int, ordering: Ordering, key: Key) -> None:
 
 def remove(project_id: int, ordering: Ordering, key: Key) -> None:
     """Uncount a task that left an order (``key`` is the key it had)."""
-    block = rows.shrink(project_id, ordering, key)
-    if block is None:  # below every start: the first block's (none when there is no block)
-        first = rows.block_of(project_id, ordering, key)
-        if first is None:
+    block = rows.shift_block_of(project_id, ordering, key, -1)
+    if block is None:  # below every start: the first block's
+        block = rows.block_of(project_id, ordering, key)
+        if block is None:
             return
-        block = Block(first.id, first.start, first.size - 1)
-        rows.set_size(block.id, block.size)
-    if block.size <= 0:
+        block = Block(block.id, block.start, block.size - 1)
+        if block.size > 0:
+            rows.set_size(block.id, block.size)
+    size = block.size
+    if size <= 0:
         rows.delete(block.id)
         return
-    if block.size < MIN_SIZE:
-        _join(project_id, ordering, block)
+    if size < MIN_SIZE:
+        _join(project_id, ordering, Block(block.id, block.start, size))
 
 
 State = tuple[bool, int | None]  # (is_labeled, completed_at)
@@ -187,6 +194,12 @@ def move(project_id: int, task_id: int, old: State, new: State) -> None:
     """Recount a task whose ``(is_labeled, completed_at)`` changed from ``old`` to ``new``."""
     if old == new:
         return
+    if old[0] and new[0]:  # a labeled task's completed_at changed (a newer completion)
+        key, new_key = (key_of(Ordering.COMPLETED, task_id, at) for at in (old[1], new[1]))
+        block = rows.block_of(project_id, Ordering.COMPLETED, key)
+        stays = block is not None and key >= block.start and new_key >= block.start
+        if stays and rows.block_of(project_id, Ordering.COMPLETED, new_key) == block:
+            return  # it stays in its block: no size changes (the usual case: the last one)
     for labeled, completed_at, change in ((*old, remove), (*new, add)):
         ordering = Ordering.COMPLETED if labeled else Ordering.UNLABELED
         change(project_id, ordering, key_of(ordering, task_id, completed_at))

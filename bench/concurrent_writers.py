@@ -1,0 +1,236 @@
+"""Many writers at once: concurrent clients POSTing completions to a few tasks.
+
+Starts a fresh ``labelgraph start`` process (as ``rest_workload.py``), sets a Text + Choices
+config and imports ``--tasks`` tasks (default 50), then ``--clients`` clients (default 32), each
+on its own keep-alive connection, POST ``--posts`` completions each (default 100) to tasks
+picked at random among the first ``--targets`` (default 50), all starting together. It prints:
+
+* throughput (completion POSTs/s over the wall time of the burst) and latency p50/p95/p99/max,
+* completions sent, answered with a distinct id, and stored (the tasks' completions counted
+  back through ``GET /api/tasks/<id>``, and the project's counter): a lost or duplicated write
+  shows as a difference,
+* the server process's CPU time per POST (``/proc/<pid>/stat``: steadier than latency on a
+  shared machine; use it for A/B comparisons),
+* the load average before and after.
+
+The clients run in ``--processes`` forked processes (default 4, 8 threads each) so that the
+client side's own interpreter lock does not cap the rate. Run from the repository root::
+
+    python bench/concurrent_writers.py [--clients 32] [--posts 100] [--tasks 50] [--targets 50]
+        [--processes 4] [--db URL]
+
+``--clients 1 --processes 1 --tasks 100000 --targets 1000`` gives the server CPU of single
+completion POSTs, mostly each a task's first, in a large project.
+
+It makes no assertions: it only reports figures (goal: >= 1,000 POSTs/s, p99 <= 50 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from rest_workload import (
+    COMPLETION_BODY,
+    Client,
+    _raise_keyboard_interrupt,
+    import_tasks,
+    reset_project,
+    running_server,
+    set_label_config,
+)
+
+SEED = 20261130
+GOAL_RATE = 1000.0
+GOAL_P99_MS = 50.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _client_thread(
+    port: int, task_ids: list[int], posts: int, seed: int, start: threading.Barrier, out: list
+) -> None:
+    rng = random.Random(seed)
+    client = Client(port)
+    try:
+        client.request("GET", "/api/health")  # connection open before the start
+        start.wait()
+        for _ in range(posts):
+            task_id = rng.choice(task_ids)
+            sent = time.perf_counter()
+            answer = client.request(
+                "POST", f"/api/tasks/{task_id}/completions", COMPLETION_BODY, expect=(201,)
+            )
+            out.append((json.loads(answer)["id"], (time.perf_counter() - sent) * 1000.0))
+    except BaseException as exc:  # reported by the parent
+        out.append(("error", repr(exc)))
+    finally:
+        client.close()
+
+
+def _client_process(
+    port: int, task_ids: list[int], threads: int, posts: int, first: int, conn: Connection
+) -> None:
+    results: list[list] = [[] for _ in range(threads)]
+    start = threading.Barrier(threads + 1)
+    pool = [
+        threading.Thread(
+            target=_client_thread,
+            args=(port, task_ids, posts, SEED + first + i, start, results[i]),
+            daemon=True,
+        )
+        for i in range(threads)
+    ]
+    for thread in pool:
+        thread.start()
+    conn.send("ready")
+    conn.recv()  # go
+    start.wait()
+    for thread in pool:
+        thread.join()
+    conn.send([row for rows in results for row in rows])
+    conn.close()
+
+
+def burst(port: int, task_ids: list[int], clients: int, processes: int, posts: int) -> tuple:
+    """Run the clients; (completion ids, latencies in ms, wall seconds, errors)."""
+    context = multiprocessing.get_context("fork")
+    per = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
+    children = []
+    first = 0
+    for threads in per:
+        if not threads:
+            continue
+        parent, child = context.Pipe()
+        process = context.Process(
+            target=_client_process,
+            args=(port, task_ids, threads, posts, first, child),
+            daemon=True,
+        )
+        process.start()
+        children.append((process, parent))
+        first += threads
+    for _process, parent in children:
+        parent.recv()
+    started = time.perf_counter()
+    for _process, parent in children:
+        parent.send("go")
+    rows: list = []
+    for _process, parent in children:
+        rows += parent.recv()
+    wall = time.perf_counter() - started
+    for process, _parent in children:
+        process.join(10)
+    errors = [r[1] for r in rows if r[0] == "error"]
+    done = [r for r in rows if r[0] != "error"]
+    return [r[0] for r in done], [r[1] for r in done], wall, errors
+
+
+def stored_counts(port: int, task_ids: list[int]) -> tuple[int, int]:
+    """(completions listed on the tasks, the project's completion counter)."""
+    client = Client(port)
+    try:
+        listed = sum(
+            len(json.loads(client.request("GET", f"/api/tasks/{i}")).get("completions", []))
+            for i in task_ids
+        )
+        query = json.dumps({"query": "{ project { completionCount } }"}).encode()
+        answer = json.loads(client.request("POST", "/graphql", query))
+        counter = int(answer["data"]["project"]["completionCount"])
+    finally:
+        client.close()
+    return listed, counter
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100.0 * (len(ordered) - 1)))]
+
+
+def run(args: argparse.Namespace) -> int:
+    with (
+        tempfile.TemporaryDirectory(prefix="labelgraph-writers-") as tmp,
+        running_server(Path(tmp), args.db) as server,
+    ):
+        client = Client(server.port)
+        try:
+            reset_project(client)
+            set_label_config(client)
+        finally:
+            client.close()
+        _figures, imported = import_tasks(server.port, args.tasks, 0, random.Random(SEED))
+        task_ids = sorted(imported)[: args.targets]
+        # warm-up: every worker thread's first request, the stored operations' caches
+        burst(server.port, task_ids, args.clients, args.processes, 3)
+        before_listed, before_counter = stored_counts(server.port, task_ids)
+        load_before = os.getloadavg()
+        cpu_start = cpu_seconds(server.process.pid)
+        ids, latencies, wall, errors = burst(
+            server.port, task_ids, args.clients, args.processes, args.posts
+        )
+        cpu = cpu_seconds(server.process.pid) - cpu_start
+        load_after = os.getloadavg()
+        listed, counter = stored_counts(server.port, task_ids)
+    sent = args.clients * args.posts
+    rate = len(latencies) / wall
+    p99 = percentile(latencies, 99) if latencies else float("nan")
+    print(
+        f"\n=== {args.clients} writers x {args.posts} completion POSTs to {len(task_ids)} of "
+        f"{args.tasks:,} tasks "
+        f"(db {args.db or 'SQLite'}) ==="
+    )
+    print(f"throughput        {rate:,.0f} POSTs/s over {wall:.2f} s  (goal >= {GOAL_RATE:,.0f})")
+    if latencies:
+        print(
+            f"latency           p50 {statistics.median(latencies):.1f} ms, "
+            f"p95 {percentile(latencies, 95):.1f} ms, p99 {p99:.1f} ms, "
+            f"max {max(latencies):.1f} ms  (goal p99 <= {GOAL_P99_MS:g} ms)"
+        )
+    print(
+        f"writes            sent {sent:,}, answered {len(ids):,} ({len(set(ids)):,} distinct ids), "
+        f"stored {listed - before_listed:,} (project counter +{counter - before_counter:,}), "
+        f"errors {len(errors)}"
+    )
+    if errors:
+        print(f"first error       {errors[0]}")
+    print(f"server CPU        {cpu * 1000 / max(1, len(latencies)):.2f} ms per POST")
+    print(
+        "load average (1, 5, 15 min): "
+        f"{' '.join(f'{x:.2f}' for x in load_before)} -> {' '.join(f'{x:.2f}' for x in load_after)}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=32, help="concurrent writers")
+    parser.add_argument("--posts", type=int, default=100, help="completion POSTs per writer")
+    parser.add_argument("--tasks", type=int, default=50, help="tasks imported")
+    parser.add_argument(
+        "--targets", type=int, default=50, help="the first N tasks, which the writers share"
+    )
+    parser.add_argument("--processes", type=int, default=4, help="client processes")
+    parser.add_argument("--db", help="database URL passed to the server (e.g. postgresql://…)")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # stop the server too
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
