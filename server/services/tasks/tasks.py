@@ -40,6 +40,7 @@ from server.services.datamanager import labels
 from server.services.imports.validation import ROOT_MESSAGE, ItemError, ValidTask, validate_item
 from server.services.projects import get_project, lock_project, parsed_config
 from server.services.tasks import rank_blocks
+from server.services.tasks.lookup import lock_task
 from server.services.tasks.rank_blocks import Ordering
 
 
@@ -337,14 +338,7 @@ def update_task(task_id: int, body: Any, project_id: int | None = None) -> Task:
 def delete_task(task_id: int, project_id: int | None = None) -> int:
     """Delete a task with its completions and predictions, and uncount it from its blocks."""
     with write_transaction():
-        if project_id is not None:  # the project is known: lock it, then read the task once
-            lock_project(project_id)
-            task = get_task(task_id, project_id, for_update=True)
-        else:
-            task = get_task(task_id)
-            lock_project(task.project_id)
-            if not is_sqlite():  # re-read under the lock: a completion may have changed it
-                task = get_task(task_id, for_update=True)
+        task = lock_task(task_id, project_id)
         # Its completions, predictions and label rows go with it by their foreign keys' ON
         # DELETE CASCADE (foreign_keys=1 on SQLite): one statement, not three round trips.
         Task.delete().where(Task.id == task.id).execute()
