@@ -164,8 +164,8 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
             page_latency(port, pid, "REST GET /api/tasks?page_size=100", "GET", path, None, runs)
         )
         db_url = args.db or _sqlite_url(Path(tmp))
-        counts = statements(db_url, project_id)
-    return {"size": size, "rows": rows, "statements": counts}
+        counts, in_process = statements(db_url, project_id)
+    return {"size": size, "rows": rows, "statements": counts, "in_process": in_process}
 
 
 def _sqlite_url(workdir: Path) -> str:
