@@ -15,8 +15,11 @@ floor of this machine, client and HTTP server. Run from the repository root::
 
     python bench/hot_paths.py [--tasks 100000] [--reps 500] [--threads 16] [--db URL] [--floor]
 
-Client and server share the machine's CPUs: note the load average printed (``uptime``) and
-repeat a run when it is noisy. The script makes no assertions: it only reports figures.
+Beside each figure it prints the server process's CPU time per request (user + system, all
+its threads, from ``/proc/<pid>/stat``): on a shared machine that figure is much steadier than
+latency, so compare it for A/B runs. Client and server share the machine's CPUs: note the load
+average printed (``uptime``) and repeat a run when it is noisy. The script makes no assertions:
+it only reports figures.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from rest_workload import (
     COMPLETION_BODY,
@@ -67,6 +72,23 @@ async def app(scope, receive, send):
 """
 
 
+T = TypeVar("T")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(pid: int, work: Callable[[], T], requests: Callable[[T], int]) -> tuple[T, float]:
+    """``work()``'s result and the server's CPU time per request during it, in ms (the
+    warm-up requests included: they are few)."""
+    before = cpu_seconds(pid)
+    result = work()
+    return result, (cpu_seconds(pid) - before) * 1000 / max(1, requests(result))
+
+
 def get_latency(port: int, label: str, key: str, paths: list[str], warmups: int) -> Latency:
     client = Client(port)
     try:
@@ -90,9 +112,13 @@ def completion_latency(port: int, task_ids: list[int], warmups: int) -> Latency:
         client.close()
 
 
-def threaded_rate(port: int, task_ids: list[int], threads: int, seconds: float) -> float:
+def threaded_rate(
+    port: int, task_ids: list[int], threads: int, seconds: float
+) -> tuple[float, int]:
     """Requests/s of ``threads`` clients fetching random tasks for ``seconds`` (after one
-    second of warm-up), each on its own keep-alive connection."""
+    second of warm-up), each on its own keep-alive connection; and how many requests were
+    made in all (warm-up included)."""
+    total = [0] * threads
     counts = [0] * threads
     start = threading.Barrier(threads + 1)
     timing = threading.Event()
@@ -106,6 +132,7 @@ def threaded_rate(port: int, task_ids: list[int], threads: int, seconds: float) 
             start.wait()
             while not stop.is_set():
                 client.request("GET", f"/api/tasks/{rng.choice(task_ids)}")
+                total[index] += 1
                 if timing.is_set():
                     counts[index] += 1
         except BaseException as exc:  # reported by the main thread
@@ -128,10 +155,10 @@ def threaded_rate(port: int, task_ids: list[int], threads: int, seconds: float) 
         thread.join(timeout=30)
     if errors:
         raise RuntimeError(f"a client thread failed: {errors[0]!r}")
-    return sum(counts) / elapsed
+    return sum(counts) / elapsed, sum(total)
 
 
-def bare_floor(reps: int, warmups: int, workdir: Path) -> Latency:
+def bare_floor(reps: int, warmups: int, workdir: Path) -> tuple[Latency, float]:
     """Median latency of a bare uvicorn app (same client, same machine)."""
     (workdir / "bare_app.py").write_text(BARE_APP)
     port = free_port()
@@ -140,7 +167,12 @@ def bare_floor(reps: int, warmups: int, workdir: Path) -> Latency:
     process = subprocess.Popen(command, cwd=workdir, start_new_session=True)
     try:
         wait_until_healthy(Server(process, port, workdir / "bare.log"))
-        return get_latency(port, "bare uvicorn app (floor)", "", ["/"] * (reps + warmups), warmups)
+        paths = ["/"] * (reps + warmups)
+        return with_cpu(
+            process.pid,
+            lambda: get_latency(port, "bare uvicorn app (floor)", "", paths, warmups),
+            lambda _: reps + warmups,
+        )
     finally:
         stop_server(process)
 
@@ -166,36 +198,61 @@ def run(args: argparse.Namespace) -> int:
             _imported, task_ids = import_tasks(server.port, args.tasks, 10, rng)
             load_before = os.getloadavg()
             random_ids = [rng.choice(task_ids) for _ in range(runs)]
-            health = get_latency(
-                server.port, "GET /api/health", "health", ["/api/health"] * runs, args.warmups
+            pid = server.process.pid
+            port = server.port
+            cpu: dict[str, float] = {}
+            health, cpu["health"] = with_cpu(
+                pid,
+                lambda: get_latency(
+                    port, "GET /api/health", "health", ["/api/health"] * runs, args.warmups
+                ),
+                lambda _: runs,
             )
-            task_get = get_latency(
-                server.port,
-                "GET /api/tasks/<random id>",
-                "task_get",
-                [f"/api/tasks/{i}" for i in random_ids],
-                args.warmups,
+            task_get, cpu["task_get"] = with_cpu(
+                pid,
+                lambda: get_latency(
+                    port,
+                    "GET /api/tasks/<random id>",
+                    "task_get",
+                    [f"/api/tasks/{i}" for i in random_ids],
+                    args.warmups,
+                ),
+                lambda _: runs,
             )
-            completion = completion_latency(server.port, sorted(task_ids)[:runs], args.warmups)
-            rate = threaded_rate(server.port, task_ids, args.threads, args.seconds)
+            completion, cpu["completion_post"] = with_cpu(
+                pid,
+                lambda: completion_latency(port, sorted(task_ids)[:runs], args.warmups),
+                lambda _: runs,
+            )
+            (rate, _made), cpu["task_get_rate"] = with_cpu(
+                pid,
+                lambda: threaded_rate(port, task_ids, args.threads, args.seconds),
+                lambda result: result[1],
+            )
             load_after = os.getloadavg()
     print(f"\n=== hot paths at {args.tasks:,} tasks (db {args.db or 'SQLite'}) ===")
-    header = f"{'figure':<44} {'median':>10} {'p95':>9} {'target':>10}  verdict"
+    header = f"{'figure':<44} {'median':>10} {'p95':>9} {'target':>10}  verdict  server CPU/request"
     print(header)
     print("-" * len(header))
     if floor is not None:
-        print(f"{floor.label:<44} {floor.median:>7.3f} ms {floor.p95:>6.3f} ms")
-    for latency in (health, task_get, completion):
-        target = TARGETS[latency.target_key or ""]
+        latency, floor_cpu = floor
         print(
             f"{latency.label:<44} {latency.median:>7.3f} ms {latency.p95:>6.3f} ms "
-            f"{'<= ' + format(target, 'g'):>10}  {verdict(latency.median, target)}"
+            f"{'':>10}  {'':<7}  {floor_cpu:.3f} ms"
+        )
+    for latency in (health, task_get, completion):
+        key = latency.target_key or ""
+        target = TARGETS[key]
+        print(
+            f"{latency.label:<44} {latency.median:>7.3f} ms {latency.p95:>6.3f} ms "
+            f"{'<= ' + format(target, 'g'):>10}  {verdict(latency.median, target):<7}  "
+            f"{cpu[key]:.3f} ms"
         )
     target = TARGETS["task_get_rate"]
     label = f"GET /api/tasks/<id>, {args.threads} threads"
     print(
         f"{label:<44} {rate:>6,.0f}/s {'':>9} {'>= ' + format(target, ',.0f'):>10}  "
-        f"{verdict(rate, target, higher_is_better=True)}"
+        f"{verdict(rate, target, higher_is_better=True):<7}  {cpu['task_get_rate']:.3f} ms"
     )
     print(
         "load average (1, 5, 15 min): "

@@ -9,6 +9,7 @@ measured. Run from the repository root::
     python bench/profile_rest.py import --tasks 100000
     python bench/profile_rest.py task-get --tasks 100000 --reps 500
     python bench/profile_rest.py list-first|list-last|completion|next-<mode>|health ...
+    python bench/profile_rest.py graphql-page --tasks 100000 --reps 200
 
 (``bench/`` is on ``sys.path`` as the script's directory: it reuses rest_workload's data.)
 
@@ -45,6 +46,7 @@ SCENARIOS = (
     "list-first",
     "list-last",
     "task-get",
+    "graphql-page",
     "completion",
     "next-sequential",
     "next-uniform",
@@ -57,9 +59,19 @@ async def _inline(fn: Callable[..., Any], *args: Any, **_kwargs: Any) -> Any:
     return fn(*args)
 
 
+# bench/graphql_pages.py's page of 100 (the first 200 tasks have a completion each).
+GRAPHQL_PAGE = (
+    "query Page($n: Int!) { project { tasks(first: $n) {"
+    " nodes { id data completions { id result } predictions { score result } } } } }"
+)
+
+
 def run_threads_inline() -> None:
     """Make every ``anyio.to_thread.run_sync`` call run on the calling thread."""
     anyio.to_thread.run_sync = _inline  # type: ignore[assignment]
+
+
+JSON = {"Content-Type": "application/json"}
 
 
 async def check(response: Awaitable[httpx.Response]) -> httpx.Response:
@@ -96,6 +108,9 @@ def requests_for(
     if scenario == "task-get":
         picks = [rng.choice(ids) for _ in range(reps)]
         return [lambda i=i: client.get(f"/api/tasks/{i}") for i in picks]
+    if scenario == "graphql-page":
+        body = {"query": GRAPHQL_PAGE, "variables": {"n": 100}}
+        return [lambda: client.post("/graphql", json=body)] * reps
     if scenario == "completion":
         headers = {"Content-Type": "application/json"}
         return [
@@ -127,6 +142,10 @@ async def profile(args: argparse.Namespace, workdir: Path) -> cProfile.Profile:
                 print(f"import of {args.tasks:,} tasks: {args.tasks / elapsed:,.0f} tasks/s")
             else:
                 ids = await prepare(client, args.tasks, args.prediction_every)
+                if args.scenario == "graphql-page":
+                    for task_id in sorted(ids)[:200]:
+                        path = f"/api/tasks/{task_id}/completions"
+                        await check(client.post(path, content=COMPLETION_BODY, headers=JSON))
                 if args.scenario.startswith("next-"):
                     mode = args.scenario.removeprefix("next-")
                     await check(client.patch("/api/project", json={"sampling": mode}))

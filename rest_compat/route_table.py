@@ -25,10 +25,12 @@ class RouteTable(BaseRoute):
     def __init__(self, routes: list[Route]) -> None:
         self.routes = routes
         self._static: dict[str, int] = {}
-        self._with_params: list[tuple[int, Route]] = []
+        # Routes with parameters, each with the literal text before its first parameter: a
+        # path not starting with it cannot match (a string test instead of a regex match).
+        self._with_params: list[tuple[int, str, Route]] = []
         for index, route in enumerate(routes):
             if route.param_convertors:
-                self._with_params.append((index, route))
+                self._with_params.append((index, route.path.split("{", 1)[0], route))
             else:
                 self._static.setdefault(route.path, index)
 
@@ -36,8 +38,10 @@ class RouteTable(BaseRoute):
         static = self._static.get(path)
         found = [
             route
-            for index, route in self._with_params
-            if (static is None or index < static) and route.path_regex.match(path)
+            for index, prefix, route in self._with_params
+            if path.startswith(prefix)
+            and (static is None or index < static)
+            and route.path_regex.match(path)
         ]
         if static is not None:
             found.append(self.routes[static])

@@ -26,6 +26,7 @@ from schema.export import ExportMutation, ExportQuery
 from schema.export_jobs import ExportJobMutation
 from schema.imports import ImportMutation, ImportQuery
 from schema.label_config import LabelConfigQuery
+from schema.lean_fields import install as install_lean_fields
 from schema.limits import GuardedDocuments
 from schema.live import Subscription
 from schema.meta import MetaQuery
@@ -77,6 +78,8 @@ class Mutation(
 class ThreadedSchema(strawberry.Schema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Plain object fields resolve by calling their method (schema/lean_fields.py).
+        self.lean_fields = install_lean_fields(self)
         self.stored_operations = StoredOperations(self._schema)
 
     def process_errors(

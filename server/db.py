@@ -251,15 +251,44 @@ class PreparedSelect(Generic[M]):
             self._compiled[kind] = compiled
         return compiled
 
-    def first(self, *args: int) -> M | None:
-        """The first row for these arguments (None when there is none)."""
+    def _query(self, args: tuple[int, ...]) -> Any:
         if len(args) != self.arity:
             raise TypeError(f"expected {self.arity} arguments, got {len(args)}")
         sql, template, slots = self._sql()
         params = list(template)
         for slot, value in zip(slots, args, strict=True):
             params[slot] = int(value)
-        for row in self.model.raw(sql, *params):
+        return self.model.raw(sql, *params)
+
+    def first(self, *args: int) -> M | None:
+        """The first row for these arguments (None when there is none)."""
+        for row in self._query(args):
             found: M = row
             return found
         return None
+
+    def rows(self, *args: int) -> list[M]:
+        """All rows for these arguments."""
+        return list(self._query(args))
+
+
+class PreparedSelects(Generic[M]):
+    """:class:`PreparedSelect` for a query whose number of arguments varies (``IN`` lists): one
+    per argument count up to ``max_arity`` (then the query is built each time)."""
+
+    def __init__(
+        self, model: type[M], build: Callable[..., peewee.ModelSelect[M]], max_arity: int
+    ) -> None:
+        self.model = model
+        self.build = build
+        self.max_arity = max_arity
+        self._by_arity: dict[int, PreparedSelect[M]] = {}
+
+    def rows(self, args: list[int]) -> list[M]:
+        if len(args) > self.max_arity:
+            return list(self.build(*args))
+        prepared = self._by_arity.get(len(args))
+        if prepared is None:
+            prepared = PreparedSelect(self.model, self.build, len(args))
+            self._by_arity[len(args)] = prepared
+        return prepared.rows(*args)

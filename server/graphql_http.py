@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
+import orjson
 from cross_web import HTTPException  # Strawberry's own HTTP error (a dependency of it)
 from starlette.requests import Request
 from starlette.responses import Response
@@ -114,7 +115,7 @@ class GraphQLOverHTTP(GraphQL[ContextT, None]):
     ) -> Response:
         if not isinstance(sub_response, GraphQLSubResponse):
             return super().create_response(response_data, sub_response)
-        body = self.encode_json(response_data)
+        body = encode_answer(response_data)
         has_data = isinstance(response_data, dict) and "data" in response_data
         if len(body) > sub_response.max_size:
             has_data = False
@@ -126,7 +127,7 @@ class GraphQLOverHTTP(GraphQL[ContextT, None]):
                 max=sub_response.max_size,
                 found=len(body),
             )
-            body = self.encode_json(refused)
+            body = encode_answer(refused)
         status = 400 if sub_response.graphql_media and not has_data else 200
         response = Response(body, status, media_type=_media_type(sub_response.graphql_media))
         response.headers.raw.extend(sub_response.headers.raw)
@@ -135,6 +136,16 @@ class GraphQLOverHTTP(GraphQL[ContextT, None]):
         if sub_response.status_code:
             response.status_code = sub_response.status_code
         return response
+
+
+def encode_answer(data: object) -> bytes:
+    """An HTTP answer's JSON: orjson (compact UTF-8, several times faster than the standard
+    library on a page of tasks); the standard library for what orjson refuses (integers beyond
+    64 bits)."""
+    try:
+        return orjson.dumps(data)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 def _media_type(graphql_media: bool) -> str:

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from server.db import is_sqlite, write_transaction
+from server.db import PreparedSelect, is_sqlite, write_transaction
 from server.errors import DomainError, not_found
 from server.models import Project, now_seconds
 from server.services import events
@@ -36,8 +36,14 @@ _BOOL_SETTINGS = (
 )
 
 
+# Every GraphQL request reads its project: the SQL is built once.
+_BY_ID = PreparedSelect(
+    Project, lambda project_id: Project.select().where(Project.id == project_id).limit(1), 1
+)
+
+
 def get_project(project_id: int) -> Project:
-    project = Project.get_or_none(Project.id == project_id)
+    project = _BY_ID.first(project_id)
     if project is None:
         raise not_found("Project", project_id)
     return project

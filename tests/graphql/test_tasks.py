@@ -73,15 +73,19 @@ def test_bad_cursor_and_first(labeled: TestClient, gql: GraphQL) -> None:
 
 def test_listing_100_tasks_uses_constant_queries(client: TestClient, gql: GraphQL) -> None:
     client.post("/api/project/config", data={"label_config": fixture_text("configs/sentiment.xml")})
-    query = (
-        "query($n: Int!) { project { tasks(first: $n) { nodes { id data lsJson "
+    # The page (bench/graphql_pages.py), and with lsJson too.
+    page = (
+        "query($n: Int!) { project { tasks(first: $n) { nodes { id data "
         "completions { id result } predictions { score result } } } } }"
     )
+    query = page.replace("nodes { id data", "nodes { id data lsJson")
 
-    def queries_for(n: int) -> int:
+    def queries_for(n: int, document: str = query) -> int:
         with count_queries() as counter:
-            nodes = gql(query, {"n": n})["project"]["tasks"]["nodes"]
+            nodes = gql(document, {"n": n})["project"]["tasks"]["nodes"]
         assert len(nodes) == n
+        assert [len(node["completions"]) for node in nodes] == [2] * n
+        assert [node["predictions"][0]["score"] for node in nodes] == [i / 100 for i in range(n)]
         return counter.count
 
     tasks = [
@@ -95,6 +99,8 @@ def test_listing_100_tasks_uses_constant_queries(client: TestClient, gql: GraphQ
     client.post("/api/project/import", json=tasks)
     assert queries_for(100) == queries_for(10) == queries_for(1)
     assert queries_for(100) <= 6
+    # The project, the page of tasks, their completions, their predictions.
+    assert queries_for(100, page) == queries_for(10, page) == queries_for(1, page) == 4
 
 
 def test_task_mutations(labeled: TestClient, gql: GraphQL) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import peewee
 
-from server.db import bulk_insert, is_sqlite, write_transaction
+from server.db import PreparedSelect, PreparedSelects, bulk_insert, is_sqlite, write_transaction
 from server.errors import DomainError, not_found
 from server.ls_json import mean_score
 from server.models import (
@@ -159,10 +159,10 @@ def list_page(project: Project, page: int, page_size: int, order: TaskOrder) -> 
 
 
 def _encode_cursor(task: Task, order: TaskOrder) -> str:
-    key: list[Any] = [task.id]
     if order in (TaskOrder.COMPLETED_AT_ASC, TaskOrder.COMPLETED_AT_DESC):
-        key = [task.completed_at, task.id]
-    raw = json.dumps([order.value, *key], separators=(",", ":")).encode()
+        raw = json.dumps([order.value, task.completed_at, task.id], separators=(",", ":")).encode()
+    else:  # what json.dumps makes of [order, id], a page's worth of times faster
+        raw = f'["{order.value}",{int(task.id)}]'.encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -184,6 +184,33 @@ def _decode_cursor(cursor: str, order: TaskOrder) -> list[Any]:
         ) from None
 
 
+# Keyset slices in id order, their SQL built once: (project, limit) and (project, after, limit).
+_ID_SLICES = {
+    TaskOrder.ID_ASC: PreparedSelect(
+        Task, lambda p, n: Task.select().where(_in_project(p)).order_by(Task.id).limit(n), 2
+    ),
+    TaskOrder.ID_DESC: PreparedSelect(
+        Task, lambda p, n: Task.select().where(_in_project(p)).order_by(Task.id.desc()).limit(n), 2
+    ),
+}
+_ID_SLICES_AFTER = {
+    TaskOrder.ID_ASC: PreparedSelect(
+        Task,
+        lambda p, k, n: (
+            Task.select().where(_in_project(p) & (Task.id > k)).order_by(Task.id).limit(n)
+        ),
+        3,
+    ),
+    TaskOrder.ID_DESC: PreparedSelect(
+        Task,
+        lambda p, k, n: (
+            Task.select().where(_in_project(p) & (Task.id < k)).order_by(Task.id.desc()).limit(n)
+        ),
+        3,
+    ),
+}
+
+
 def list_slice(
     project: Project, first: int, after: str | None, order: TaskOrder, max_first: int
 ) -> TaskSlice:
@@ -195,16 +222,12 @@ def list_slice(
     limit = first + 1
     tasks: list[Task]
     if order in (TaskOrder.ID_ASC, TaskOrder.ID_DESC):
-        query = Task.select().where(_in_project(project_id))
-        if order is TaskOrder.ID_ASC:
-            if key:
-                query = query.where(Task.id > key[0])
-            query = query.order_by(Task.id)
+        if key and key[0] is None:
+            tasks = []  # as SQL's ``id > NULL``: nothing comes after it
+        elif key:
+            tasks = _ID_SLICES_AFTER[order].rows(project_id, key[0], limit)
         else:
-            if key:
-                query = query.where(Task.id < key[0])
-            query = query.order_by(Task.id.desc())
-        tasks = list(query.limit(limit))
+            tasks = _ID_SLICES[order].rows(project_id, limit)
     else:
         descending = order is TaskOrder.COMPLETED_AT_DESC
         tasks = []
@@ -237,14 +260,27 @@ class TaskChildren:
     predictions: dict[int, list[Prediction]]
 
 
+# The page loader's queries, their SQL built once per number of tasks (a page's size).
+_COMPLETIONS_OF = PreparedSelects(
+    Completion,
+    lambda *ids: Completion.select().where(Completion.task.in_(ids)).order_by(Completion.id),
+    1000,
+)
+_PREDICTIONS_OF = PreparedSelects(
+    Prediction,
+    lambda *ids: Prediction.select().where(Prediction.task.in_(ids)).order_by(Prediction.id),
+    1000,
+)
+
+
 def load_children(task_ids: list[int]) -> TaskChildren:
     """Completions and predictions of many tasks in two queries (the page's batch loader)."""
     completions: dict[int, list[Completion]] = defaultdict(list)
     predictions: dict[int, list[Prediction]] = defaultdict(list)
     if task_ids:
-        for c in Completion.select().where(Completion.task.in_(task_ids)).order_by(Completion.id):
+        for c in _COMPLETIONS_OF.rows(task_ids):
             completions[c.task_id].append(c)
-        for p in Prediction.select().where(Prediction.task.in_(task_ids)).order_by(Prediction.id):
+        for p in _PREDICTIONS_OF.rows(task_ids):
             predictions[p.task_id].append(p)
     return TaskChildren(completions=completions, predictions=predictions)
 
