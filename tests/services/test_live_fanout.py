@@ -204,3 +204,31 @@ def test_direct_and_queued_subscribers_share_the_process_limit() -> None:
         assert direct.ended.cancelled() and hub.subscriber_count == 1
 
     asyncio.run(scenario())
+
+
+def test_the_renders_of_a_backlog_wait_for_the_database_side_by_side() -> None:
+    async def scenario() -> None:
+        hub = LocalHub(asyncio.get_running_loop(), queue_size=10, max_subscriptions=10)
+        started: list[str] = []
+        release = asyncio.Event()
+
+        async def reading(event: Event) -> bytes:  # as a field that reads the task
+            started.append(event.kind)
+            await release.wait()
+            return f'"{event.kind}"'.encode()
+
+        connection = Connection()
+        hub.subscribe_direct(every, "A", reading, b"{", connection.write)
+        hub.dispatch_threadsafe([Event("one", 1), Event("two", 1)])
+
+        async def both_started() -> None:
+            while len(started) < 2:
+                await asyncio.sleep(0)
+
+        await asyncio.wait_for(both_started(), 5)  # one after the other: a TimeoutError
+        assert connection.writes == []
+        release.set()
+        await settle(hub)
+        assert connection.writes == [[b'{"one"}', b'{"two"}']]
+
+    asyncio.run(scenario())

@@ -239,22 +239,28 @@ class LocalHub:
             while self._fanout:
                 backlog = list(self._fanout)
                 self._fanout.clear()
-                frames: dict[DirectSubscriber, list[bytes]] = {}
+                # Every render of the backlog is started before any is awaited: those that
+                # read the database (the task, the counters) wait for it side by side.
+                renders: list[tuple[Event, list[DirectSubscriber], asyncio.Future[bytes]]] = []
                 for event, takers in backlog:
                     groups: dict[Hashable, list[DirectSubscriber]] = {}
                     for subscriber in takers:
                         if not subscriber.ended.done():
                             groups.setdefault(subscriber.key, []).append(subscriber)
                     for group in groups.values():
-                        try:
-                            payload = await group[0].render(event)
-                        except Exception as error:  # the subscribers' result could not be made
-                            log.exception("live: rendering %s failed", event.kind)
-                            for subscriber in group:
-                                subscriber.fail(error)
-                            continue
+                        started = asyncio.ensure_future(group[0].render(event))
+                        renders.append((event, group, started))
+                frames: dict[DirectSubscriber, list[bytes]] = {}
+                for event, group, rendering in renders:
+                    try:
+                        payload = await rendering
+                    except Exception as error:  # the subscribers' result could not be made
+                        log.exception("live: rendering %s failed", event.kind)
                         for subscriber in group:
-                            frames.setdefault(subscriber, []).append(payload)
+                            subscriber.fail(error)
+                        continue
+                    for subscriber in group:
+                        frames.setdefault(subscriber, []).append(payload)
                 written = 0
                 for subscriber, payloads in frames.items():
                     try:
