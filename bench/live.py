@@ -14,10 +14,11 @@ config, imports ``2 x --completions`` tasks, then:
    answer arrived (the commit happened before it) and from the moment the POST was sent (an
    upper bound of commit-to-delivery).
 
-Client and server share the machine's CPUs (the 200 receiving clients run in this script's one
-Python thread): note the load average and repeat when noisy. Run from the repository root::
+Client and server share the machine's CPUs (the 200 receiving clients run in one Python thread
+of a child process; ``--lean-clients``: a minimal client that costs less CPU per message): note
+the load average and repeat when noisy. Run from the repository root::
 
-    python bench/live.py [--subscribers 200] [--completions 1000] [--db URL]
+    python bench/live.py [--subscribers 200] [--completions 1000] [--db URL] [--lean-clients]
 """
 
 from __future__ import annotations
