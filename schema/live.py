@@ -6,12 +6,20 @@ the event loop. Events carry ids; what a subscriber selects beyond them (the tas
 counters, the job's state) is read once per event on a worker thread, however many subscribers
 ask (``Event.memo``). Every field is a plain ``strawberry.subscription``, so a permission
 class can be attached to it like to any query field.
+
+On a connection served by our uvicorn protocol (``server/live_transport.py``) the events of a
+subscription do not go through its generator at all: it registers a direct subscriber with the
+hub, whose fan-out executes each event once per document, variables and role
+(``schema/shared_events.py``) and writes the same bytes to every such connection; the generator
+only waits for the end (the connection closed, or the subscriber fell behind: an error, as on
+the queued path). Elsewhere (Starlette's test client, other servers) events are read from a
+bounded queue and yielded to Strawberry one by one.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -21,13 +29,17 @@ from schema.context import Info
 from schema.ml import JobState
 from schema.permissions import IsAdmin, IsAnnotator, inherits_access
 from schema.scalars import JSON
+from schema.shared_events import SUBSCRIPTION_EXECUTOR, render_event, sharing_key
 from server.db import run_db
 from server.errors import DomainError
+from server.live_frames import encode_json
+from server.live_operations import OPERATION
 from server.live_socket import connection_state
+from server.live_transport import frame_writer
 from server.principal import Role
 from server.services import events
 from server.services.events.event import COMPLETION_KINDS, TASK_KINDS, Event
-from server.services.events.hub import LocalHub
+from server.services.events.hub import DirectSubscriber, LocalHub
 from server.services.live_reads import (
     completion_as_json,
     job_state,
@@ -81,14 +93,50 @@ class _Events:
             self.state.subscriptions -= 1
 
 
-async def _stream(info: Info, accepts: Callable[[Event], bool]) -> AsyncGenerator[Event, None]:
-    """Committed events ``accepts`` takes, until the client stops (or falls behind)."""
-    stream = _Events(info, accepts)
+def _direct(
+    info: Info, accepts: Callable[[Event], bool], to_payload: Callable[[Event], object]
+) -> DirectSubscriber | None:
+    """A direct subscriber for this operation, when its connection takes frames directly and
+    the operation and its executor are known (else None: the queued path)."""
+    writer = frame_writer(getattr(info.context.request, "scope", None))
+    operation = OPERATION.get()
+    executor = SUBSCRIPTION_EXECUTOR.get()
+    if writer is None or operation is None or executor is None:
+        return None
+    key = sharing_key(executor)
+    if key is None:
+        return None
+    prefix = f'{{"type":"{operation.result_type}","id":{encode_json(operation.id)},"payload":'
+
+    def render(event: Event) -> Awaitable[bytes]:
+        return render_event(executor, to_payload(event))
+
+    return _hub().subscribe_direct(accepts, key, render, prefix.encode(), writer.write)
+
+
+async def _stream(
+    info: Info, accepts: Callable[[Event], bool], to_payload: Callable[[Event], T]
+) -> AsyncGenerator[T, None]:
+    """The results of committed events ``accepts`` takes, until the client stops (or falls
+    behind): yielded one by one, or written by the hub's fan-out (:func:`_direct`)."""
+    direct = _direct(info, accepts, to_payload)
+    if direct is None:
+        stream = _Events(info, accepts)
+        try:
+            while True:
+                yield to_payload(await stream.next())
+        finally:
+            stream.close()
+        return
+    state = connection_state(info.context.request)
+    if state is not None:
+        state.subscriptions += 1
     try:
-        while True:
-            yield await stream.next()
+        await direct.ended  # None: the connection closed; the overflow error: fell behind
     finally:
-        stream.close()
+        _hub().unsubscribe(direct)
+        if state is not None:
+            state.subscriptions -= 1
 
 
 @strawberry.enum(description="What happened to tasks.")
@@ -266,8 +314,8 @@ class Subscription:
     ) -> AsyncGenerator[ProjectChange, None]:
         pid = await _project_id(info, project_id)
         accepts = lambda e: e.project_id == pid and e.kind == events.PROJECT_UPDATED  # noqa: E731
-        async for event in _stream(info, accepts):
-            yield ProjectChange(event=event)
+        async for change in _stream(info, accepts, lambda e: ProjectChange(event=e)):
+            yield change
 
     @strawberry.subscription(
         description="Tasks of a project created, updated, labeled (their first completion) "
@@ -279,8 +327,8 @@ class Subscription:
     ) -> AsyncGenerator[TaskChange, None]:
         pid = await _project_id(info, project_id)
         accepts = lambda e: e.project_id == pid and e.kind in TASK_KINDS  # noqa: E731
-        async for event in _stream(info, accepts):
-            yield TaskChange(event=event)
+        async for change in _stream(info, accepts, lambda e: TaskChange(event=e)):
+            yield change
 
     @strawberry.subscription(
         description="Completions of a project created, updated, deleted.",
@@ -291,8 +339,8 @@ class Subscription:
     ) -> AsyncGenerator[CompletionChange, None]:
         pid = await _project_id(info, project_id)
         accepts = lambda e: e.project_id == pid and e.kind in COMPLETION_KINDS  # noqa: E731
-        async for event in _stream(info, accepts):
-            yield CompletionChange(event=event)
+        async for change in _stream(info, accepts, lambda e: CompletionChange(event=e)):
+            yield change
 
     @strawberry.subscription(
         description="A job's state now, then after each change, until it is done or failed.",
@@ -320,5 +368,5 @@ class Subscription:
     ) -> AsyncGenerator[ImportProgress, None]:
         pid = await _project_id(info, project_id)
         accepts = lambda e: e.project_id == pid and e.kind == events.IMPORT_PROGRESS  # noqa: E731
-        async for event in _stream(info, accepts):
-            yield ImportProgress(event=event)
+        async for change in _stream(info, accepts, lambda e: ImportProgress(event=e)):
+            yield change

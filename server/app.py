@@ -31,6 +31,7 @@ from server.host_check import HostCheck, host_rule
 from server.json_depth import DEFAULT_MAX_JSON_DEPTH
 from server.live import LiveRuntime
 from server.live_frames import ResultFrames
+from server.live_operations import LegacyWSHandler, TransportWSHandler
 from server.live_socket import LiveSocketGuard
 from server.login_page import login_page, logout_post
 from server.middleware import BodyGuard, LabelStudioHeaders
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 
 class GraphQLApp(GraphQLOverHTTP[Context]):
     max_json_depth = DEFAULT_MAX_JSON_DEPTH
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from server.live_transport import LiveWebSocketProtocol
+
 log = logging.getLogger(__name__)
 
 
@@ -107,7 +109,10 @@ def uvicorn_options(limits: HeaderLimits) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run`` enforcing ``limits`` (picklable, for workers)."""
     # Subscription messages are small JSON: compressing each for every subscriber (and
     # decompressing it in every client) costs more CPU than the bytes it saves.
+    # LiveWebSocketProtocol: uvicorn's default WebSocket protocol, letting the live fan-out
+    # write subscription frames straight to the connection (server/live_transport.py).
     return {
         "http": functools.partial(HeaderLimitedProtocol, limits=limits),
+        "ws": LiveWebSocketProtocol,
         "ws_per_message_deflate": False,
     }

@@ -11,15 +11,24 @@ socket write), and asyncio polls sockets only between turns, so waking 200 subsc
 turn kept every HTTP request (the writers' too) waiting for the whole fan-out. In batches,
 requests are served between them. Events stay in the subscribers' own bounded queues meanwhile;
 the hub holds at most one pending wake-up per subscriber.
+
+Subscribers that can take frames directly (:class:`DirectSubscriber`: a WebSocket connection
+served by ``server/live_transport.py``) skip all that: one fan-out task per hub takes each event
+in commit order, renders it once per distinct ``key`` (the same document, variables and role
+get the same bytes) and writes those bytes to every such subscriber's connection, yielding to
+the event loop every :data:`FANOUT_BATCH` writes so that HTTP requests are served in between.
+Their bound is the connection's own buffer: a subscriber with more than ``queue_size`` frames
+still held by the transport (the kernel took none of them) has fallen behind and is ended.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Hashable
 
 from server.errors import DomainError, ErrorCode
 from server.services.events.event import Event
@@ -27,6 +36,17 @@ from server.services.events.event import Event
 OVERFLOW: ErrorCode = "subscriber_overflow"
 TOO_MANY: ErrorCode = "too_many_subscriptions"
 WAKE_BATCH = 16
+FANOUT_BATCH = 32
+log = logging.getLogger(__name__)
+
+
+def overflow_error(queue_size: int) -> DomainError:
+    return DomainError(
+        OVERFLOW,
+        f"This subscriber fell more than {queue_size} events behind and was "
+        "closed; subscribe again (and read faster)",
+        {"limit": "queueSize", "max": queue_size},
+    )
 
 
 class Subscriber:
@@ -71,13 +91,61 @@ class Subscriber:
             finally:
                 self.waiter = None
         if self.overflowed:
-            raise DomainError(
-                OVERFLOW,
-                f"This subscriber fell more than {self.queue_size} events behind and was "
-                "closed; subscribe again (and read faster)",
-                {"limit": "queueSize", "max": self.queue_size},
-            )
+            raise overflow_error(self.queue_size)
         return self.queue.popleft()
+
+
+class DirectSubscriber:
+    """One subscription whose frames the hub's fan-out writes itself.
+
+    ``render(event)`` gives the bytes of the event's result, the same for every subscriber of
+    the same ``key`` (rendered once per event and key); each subscriber's frame is ``prefix``
+    (its envelope, with its operation id), those bytes and ``}``. ``write(frames)`` sends them
+    in order and answers how many bytes its connection still holds (None once it is closing).
+    :attr:`ended` is done when the subscription is over: with None when the connection closed,
+    with the overflow error when the subscriber fell behind.
+    """
+
+    def __init__(
+        self,
+        accepts: Callable[[Event], bool],
+        key: Hashable,
+        render: Callable[[Event], Awaitable[bytes]],
+        prefix: bytes,
+        write: Callable[[list[bytes]], int | None],
+        queue_size: int,
+    ) -> None:
+        self.accepts = accepts
+        self.key = key
+        self.render = render
+        self.prefix = prefix
+        self.write = write
+        self.queue_size = queue_size
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._written = 0
+        self._frame_ends: deque[int] = deque()  # where each frame the transport holds ends
+
+    def deliver(self, payloads: list[bytes]) -> None:
+        if self.ended.done():
+            return
+        frames = [self.prefix + payload + b"}" for payload in payloads]
+        held = self.write(frames)
+        if held is None:
+            self.ended.set_result(None)
+            return
+        for frame in frames:  # the frame headers are not counted: a few bytes each
+            self._written += len(frame)
+            self._frame_ends.append(self._written)
+        taken = self._written - held  # bytes the kernel accepted so far (about)
+        ends = self._frame_ends
+        while ends and ends[0] <= taken:
+            ends.popleft()
+        if len(ends) > self.queue_size:
+            self.ended.set_exception(overflow_error(self.queue_size))
+
+    def fail(self, error: BaseException) -> None:
+        if not self.ended.done():
+            self.ended.set_exception(error)
 
 
 class LocalHub:
@@ -91,30 +159,57 @@ class LocalHub:
         self._loop_thread = threading.get_ident()
         self._to_wake: deque[Subscriber] = deque()
         self._waking = False
+        self._direct: set[DirectSubscriber] = set()
+        self._fanout: deque[tuple[Event, list[DirectSubscriber]]] = deque()
+        self._fanout_task: asyncio.Task[None] | None = None
 
     @property
     def has_subscribers(self) -> bool:
-        return bool(self._subscribers)
+        return bool(self._subscribers) or bool(self._direct)
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._subscribers)
+        return len(self._subscribers) + len(self._direct)
 
-    def subscribe(self, accepts: Callable[[Event], bool]) -> Subscriber:
-        """A new subscriber (on the loop); TOO_MANY when the process has its maximum."""
-        if len(self._subscribers) >= self.max_subscriptions:
+    def _check_room(self) -> None:
+        if self.subscriber_count >= self.max_subscriptions:
             raise DomainError(
                 TOO_MANY,
                 f"This server has its maximum of {self.max_subscriptions} subscriptions; "
                 "try again later",
                 {"limit": "subscriptions", "max": self.max_subscriptions},
             )
+
+    def subscribe(self, accepts: Callable[[Event], bool]) -> Subscriber:
+        """A new subscriber (on the loop); TOO_MANY when the process has its maximum."""
+        self._check_room()
         subscriber = Subscriber(accepts, self.queue_size, self._wake)
         self._subscribers.add(subscriber)
         return subscriber
 
-    def unsubscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers.discard(subscriber)
+    def subscribe_direct(
+        self,
+        accepts: Callable[[Event], bool],
+        key: Hashable,
+        render: Callable[[Event], Awaitable[bytes]],
+        prefix: bytes,
+        write: Callable[[list[bytes]], int | None],
+    ) -> DirectSubscriber:
+        """A new :class:`DirectSubscriber` (on the loop); TOO_MANY as :meth:`subscribe`."""
+        self._check_room()
+        subscriber = DirectSubscriber(accepts, key, render, prefix, write, self.queue_size)
+        self._direct.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber | DirectSubscriber) -> None:
+        if isinstance(subscriber, DirectSubscriber):
+            self._direct.discard(subscriber)
+            if not subscriber.ended.done():
+                subscriber.ended.cancel()
+            elif not subscriber.ended.cancelled():
+                subscriber.ended.exception()  # seen: no "never retrieved" warning
+        else:
+            self._subscribers.discard(subscriber)
 
     def dispatch_threadsafe(self, events: list[Event]) -> None:
         if threading.get_ident() == self._loop_thread:
@@ -127,6 +222,58 @@ class LocalHub:
     def _dispatch(self, events: list[Event]) -> None:
         for subscriber in list(self._subscribers):
             subscriber.offer(events)
+        if not self._direct:
+            return
+        for event in events:
+            takers = [s for s in self._direct if s.accepts(event)]
+            if takers:
+                self._fanout.append((event, takers))
+        if self._fanout and self._fanout_task is None:
+            self._fanout_task = self.loop.create_task(self._fan_out())
+
+    async def _fan_out(self) -> None:
+        """Write the queued events to their direct subscribers, in commit order: all the events
+        queued so far are rendered first (once per key), then each subscriber gets its frames
+        in one write, so a backlog (a burst of commits) costs one write per connection."""
+        try:
+            while self._fanout:
+                backlog = list(self._fanout)
+                self._fanout.clear()
+                # Every render of the backlog is started before any is awaited: those that
+                # read the database (the task, the counters) wait for it side by side.
+                renders: list[tuple[Event, list[DirectSubscriber], asyncio.Future[bytes]]] = []
+                for event, takers in backlog:
+                    groups: dict[Hashable, list[DirectSubscriber]] = {}
+                    for subscriber in takers:
+                        if not subscriber.ended.done():
+                            groups.setdefault(subscriber.key, []).append(subscriber)
+                    for group in groups.values():
+                        started = asyncio.ensure_future(group[0].render(event))
+                        renders.append((event, group, started))
+                frames: dict[DirectSubscriber, list[bytes]] = {}
+                for event, group, rendering in renders:
+                    try:
+                        payload = await rendering
+                    except Exception as error:  # the subscribers' result could not be made
+                        log.exception("live: rendering %s failed", event.kind)
+                        for subscriber in group:
+                            subscriber.fail(error)
+                        continue
+                    for subscriber in group:
+                        frames.setdefault(subscriber, []).append(payload)
+                written = 0
+                for subscriber, payloads in frames.items():
+                    try:
+                        subscriber.deliver(payloads)
+                    except Exception as error:  # a transport that broke under us
+                        log.warning("live: a frame could not be written: %r", error)
+                        subscriber.fail(error)
+                    written += 1
+                    if written >= FANOUT_BATCH:
+                        written = 0
+                        await asyncio.sleep(0)
+        finally:
+            self._fanout_task = None
 
     def _wake(self, subscriber: Subscriber) -> None:
         """Queue a waiting reader's wake-up (once until its batch comes)."""
