@@ -41,6 +41,7 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from figures import record
 from rest_workload import (
     COMPLETION_BODY,
     Client,
@@ -209,6 +210,14 @@ def run(args: argparse.Namespace) -> int:
     if errors:
         print(f"first error       {errors[0]}")
     print(f"server CPU        {cpu * 1000 / max(1, len(latencies)):.2f} ms per POST")
+    stored = listed - before_listed
+    duplicated = len(ids) - len(set(ids))
+    record("writers_rate", rate)
+    record("writers_p99_ms", p99)
+    record(
+        "writers_lost", abs(stored - len(ids)) + duplicated + abs(counter - before_counter - stored)
+    )
+    record("writers_errors", len(errors))
     print(
         "load average (1, 5, 15 min): "
         f"{' '.join(f'{x:.2f}' for x in load_before)} -> {' '.join(f'{x:.2f}' for x in load_after)}"

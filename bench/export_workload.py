@@ -37,6 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from figures import record  # noqa: E402  (bench/, the script's own folder)
+
 CONFIG = (
     '<View><Text name="text" value="$text"/>'
     '<Choices name="sentiment" toName="text"><Choice value="Positive"/><Choice value="Negative"/>'
@@ -261,15 +263,20 @@ def main() -> None:
                     f"{f['tasks'] / f['seconds']:9,.0f} {f['rss_mib']:13.1f}"
                 )
                 peaks[size, fmt] = max(peaks.get((size, fmt), 0.0), f["rss_mib"])
+                if size == max(args.tasks):
+                    record(f"export_{fmt.lower()}_s", f["seconds"])
     if len(args.tasks) > 1:
         small, large = min(args.tasks), max(args.tasks)
+        ratios = []
         for fmt in args.formats:
             ratio = peaks[large, fmt] / peaks[small, fmt]
+            ratios.append(ratio)
             verdict = "OK" if ratio <= 1.2 else "OVER TARGET"
             print(
                 f"{fmt} peak RSS {large:,} vs {small:,} tasks: {peaks[large, fmt]:.1f} / "
                 f"{peaks[small, fmt]:.1f} MiB = {ratio:.2f}x (target <= 1.2x): {verdict}"
             )
+        record("export_rss_ratio", max(ratios))
 
 
 if __name__ == "__main__":

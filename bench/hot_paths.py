@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from figures import record
 from rest_workload import (
     COMPLETION_BODY,
     HOST,
@@ -258,6 +259,14 @@ def run(args: argparse.Namespace) -> int:
         "load average (1, 5, 15 min): "
         f"{' '.join(f'{x:.2f}' for x in load_before)} -> {' '.join(f'{x:.2f}' for x in load_after)}"
     )
+    for key, latency in (
+        ("health", health),
+        ("task_get", task_get),
+        ("completion_post", completion),
+    ):
+        record(f"{key}_ms", latency.median)
+        record(f"{key}_cpu_ms", cpu[key])
+    record("task_get_rate", rate)
     return 0
 
 

@@ -39,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from figures import record
 from rest_workload import (  # a sibling script
     CHOICE_RESULT,
     HOST,
@@ -242,6 +243,10 @@ def print_figures(results: list[Figures]) -> None:
     print()
     for r in results:
         if r.workload in ("json-body", "json-completions"):
+            record(
+                "import_plain_rate" if r.workload == "json-body" else "import_completions_rate",
+                r.rate,
+            )
             verdict = "meets" if r.rate >= BODY_TARGET else "MISSES"
             print(f"{r.workload}: {r.rate:,.0f} tasks/s {verdict} the target of {BODY_TARGET:,.0f}")
         elif r.peak_rss_kib is not None:

@@ -49,14 +49,18 @@ class Figure:
 
 FIGURES = (
     Figure("health_ms", "GET /api/health, median (small)", "ms", 0.7),
+    Figure("health_cpu_ms", "  its server CPU per request", "ms", None),
     Figure("task_get_ms", "GET /api/tasks/<id>, median (small)", "ms", 1.0),
+    Figure("task_get_cpu_ms", "  its server CPU per request", "ms", None),
     Figure("completion_post_ms", "POST completion, median (small)", "ms", 1.3),
+    Figure("completion_post_cpu_ms", "  its server CPU per request", "ms", None),
     Figure("task_get_rate", "task GETs/s, 16 threads (small)", "/s", 1000, higher_is_better=True),
     Figure("writers_rate", "completion POSTs/s, 32 writers", "/s", 1000, higher_is_better=True),
     Figure("writers_p99_ms", "completion POST p99, 32 writers", "ms", 50),
     Figure("writers_lost", "writes lost or duplicated, 32 writers", "", 0),
-    Figure("delete_max_ms", "DELETE one task, max (large)", "ms", 5),
-    Figure("page_max_ms", "task page, any order, max (large)", "ms", 5),
+    Figure("writers_errors", "failed POSTs, 32 writers", "", 0),
+    Figure("delete_p95_ms", "DELETE one task, p95 (large)", "ms", 5),
+    Figure("page_p95_ms", "task page, worst p95 over orders and depths (large)", "ms", 5),
     Figure("export_json_s", "export JSON (large)", "s", 8),
     Figure("export_csv_s", "export CSV (large)", "s", 8),
     Figure("export_coco_s", "export COCO (large)", "s", 15),
@@ -72,6 +76,7 @@ FIGURES = (
     ),
     Figure("import_plain_rate", "import, plain tasks (small, one POST)", "tasks/s", None, True),
     Figure("graphql_page_ms", "GraphQL page of 100 with nested lists (large)", "ms", 8),
+    Figure("graphql_page_cpu_ms", "  its server CPU per request", "ms", None),
     Figure("graphql_page_statements", "  its SQL statements", "", None),
 )
 
@@ -96,9 +101,9 @@ def steps(small: int, large: int) -> list[Step]:
         Step(
             "imports",
             "import_workload.py",
-            ("--body-tasks", str(small), "--only", "json-body", "json-body-completions"),
+            ("--body-tasks", str(small), "--only", "json-body", "json-completions"),
         ),
-        Step("graphql_page", "graphql_page.py", ("--tasks", str(large))),
+        Step("graphql_page", "graphql_pages.py", ("--sizes", str(large))),
     ]
 
 
