@@ -232,3 +232,32 @@ def test_the_renders_of_a_backlog_wait_for_the_database_side_by_side() -> None:
         assert connection.writes == [[b'{"one"}', b'{"two"}']]
 
     asyncio.run(scenario())
+
+
+def test_renders_slower_than_commits_end_the_subscriber_instead_of_growing_the_backlog() -> None:
+    async def scenario() -> None:
+        hub = LocalHub(asyncio.get_running_loop(), queue_size=3, max_subscriptions=10)
+        release = asyncio.Event()
+
+        async def stuck_render(event: Event) -> bytes:  # a database that does not answer
+            await release.wait()
+            return f'"{event.kind}"'.encode()
+
+        connection = Connection()
+        subscriber = hub.subscribe_direct(every, "A", stuck_render, b"{", connection.write)
+        hub.dispatch_threadsafe([Event("e0", 1)])
+        await asyncio.sleep(0)  # the fan-out took e0 and waits for its render
+        for n in range(1, 1000):
+            hub.dispatch_threadsafe([Event(f"e{n}", 1)])
+        assert subscriber.ended.done()
+        error = subscriber.ended.exception()
+        assert isinstance(error, DomainError) and error.code == OVERFLOW
+        assert len(hub._fanout) == 4  # queue_size + 1 events, not 999
+        release.set()
+        await settle(hub)
+        assert connection.writes == []  # an ended subscriber gets nothing more
+        hub.unsubscribe(subscriber)
+        hub.dispatch_threadsafe([Event("later", 1)])
+        assert not hub._fanout
+
+    asyncio.run(scenario())

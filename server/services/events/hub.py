@@ -17,8 +17,10 @@ served by ``server/live_transport.py``) skip all that: one fan-out task per hub 
 in commit order, renders it once per distinct ``key`` (the same document, variables and role
 get the same bytes) and writes those bytes to every such subscriber's connection, yielding to
 the event loop every :data:`FANOUT_BATCH` writes so that HTTP requests are served in between.
-Their bound is the connection's own buffer: a subscriber with more than ``queue_size`` frames
-still held by the transport (the kernel took none of them) has fallen behind and is ended.
+Their bound is ``queue_size`` events counted from the fan-out's backlog to the connection's own
+buffer: a subscriber with more than ``queue_size`` events not yet taken by the fan-out (renders
+slower than commits) or frames still held by the transport (the kernel took none of them) has
+fallen behind and is ended, so the backlog never outgrows ``queue_size`` events per subscriber.
 """
 
 from __future__ import annotations
@@ -124,6 +126,18 @@ class DirectSubscriber:
         self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._written = 0
         self._frame_ends: deque[int] = deque()  # where each frame the transport holds ends
+        self.waiting = 0  # events in the hub's backlog for this subscriber, not yet rendered
+
+    def take(self) -> bool:
+        """Count one more event for the fan-out to render; False, and the subscription ends
+        with an overflow, when that would put it more than ``queue_size`` events behind."""
+        if self.ended.done():
+            return False
+        if self.waiting + len(self._frame_ends) > self.queue_size:
+            self.ended.set_exception(overflow_error(self.queue_size))
+            return False
+        self.waiting += 1
+        return True
 
     def deliver(self, payloads: list[bytes]) -> None:
         if self.ended.done():
@@ -225,7 +239,7 @@ class LocalHub:
         if not self._direct:
             return
         for event in events:
-            takers = [s for s in self._direct if s.accepts(event)]
+            takers = [s for s in self._direct if s.accepts(event) and s.take()]
             if takers:
                 self._fanout.append((event, takers))
         if self._fanout and self._fanout_task is None:
@@ -245,6 +259,7 @@ class LocalHub:
                 for event, takers in backlog:
                     groups: dict[Hashable, list[DirectSubscriber]] = {}
                     for subscriber in takers:
+                        subscriber.waiting -= 1
                         if not subscriber.ended.done():
                             groups.setdefault(subscriber.key, []).append(subscriber)
                     for group in groups.values():
