@@ -171,3 +171,57 @@ def test_an_import_prepared_by_one_process_is_applied_by_another(
         applied = b.post(f"/api/project/import/{json_id}/apply")
         assert applied.status_code == 201, applied.text
         assert b.get("/api/tasks").json()["total"] == 2
+
+
+def test_the_shared_copies_of_applied_expired_and_stray_imports_and_old_exports_are_deleted(
+    tmp_path: Path, s3_bucket: Bucket, aws_credentials: None
+) -> None:
+    from server.services.files.expiry import GRACE, sweep_shared_exports, sweep_shared_staging
+    from server.services.jobs.handlers import sweep_shared_files
+
+    image = (FIXTURES / "imports" / "red.png").read_bytes()
+    with two_hosts(tmp_path, s3_bucket) as (a, b):
+        project = a.get("/api/project").json()["project_name"]
+        area = f"files/{project}"
+        kept = a.post("/api/project/import/prepare", json=[{"image": "kept.png"}]).json()["id"]
+        files = [("file", ("red.png", image, "image/png"))]
+        applied = a.post("/api/project/import/prepare", files=files).json()["id"]
+        staged_dirs = {k.split("/")[3] for k in s3_bucket.keys(f"{area}/import/")}
+        assert len(staged_dirs) == 2
+        assert b.post(f"/api/project/import/{applied}/apply").status_code == 201
+        [kept_dir] = {k.split("/")[3] for k in s3_bucket.keys(f"{area}/import/")}
+        s3_bucket.put(f"{area}/import/died-before-its-row/tasks.json", "[]")  # a stray
+        start = {"query": 'mutation { startExport(format: "JSON") { id } }'}
+        job_id = a.post("/graphql", json=start).json()["data"]["startExport"]["id"]
+        deadline = time.monotonic() + 30
+        while (
+            b.post("/graphql", json={"query": JOB, "variables": {"id": job_id}}).json()["data"][
+                "job"
+            ]["state"]
+            != "DONE"
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        [export_key] = s3_bucket.keys(f"{area}/export/")
+
+        settings = a.app.state.settings  # type: ignore[attr-defined]
+        sweep_shared_files(settings)  # nothing is old yet: everything stays
+        assert s3_bucket.keys(f"{area}/export/") == [export_key]
+        assert len(s3_bucket.keys(f"{area}/import/")) == 2
+
+        store = file_store(settings.file_store, settings.file_store_endpoint)
+        later = time.time() + GRACE + 1
+        pid = a.post("/graphql", json={"query": "{ project { id } }"}).json()["data"]["project"][
+            "id"
+        ]
+        from server.db import with_connection
+
+        assert with_connection(sweep_shared_staging, store, project, pid, later) == 1
+        assert {k.split("/")[3] for k in s3_bucket.keys(f"{area}/import/")} == {kept_dir}
+        assert a.post(f"/api/project/import/{kept}/apply").status_code == 201
+        assert not s3_bucket.keys(f"{area}/import/")
+        assert sweep_shared_exports(store, project, settings.export_ttl, later) == 0
+        expired = time.time() + settings.export_ttl + 1
+        assert sweep_shared_exports(store, project, settings.export_ttl, expired) == 1
+        assert not s3_bucket.keys(f"{area}/export/")
+        assert s3_bucket.keys(f"{area}/upload/")  # uploads are never expired

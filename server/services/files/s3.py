@@ -6,6 +6,7 @@ profiles, instance roles); ``LABELGRAPH_FILE_STORE_ENDPOINT`` names a non-AWS en
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from urllib.parse import urlparse
 
 from server.services.files.store import StoredFile
 
+DELETE_BATCH = 1000  # S3's most keys in one DeleteObjects
 MISSING_BOTO3 = "LABELGRAPH_FILE_STORE=s3://… needs boto3: pip install 'labelgraph[storage]'"
 
 
@@ -81,3 +83,22 @@ class S3FileStore:
 
     def delete(self, project: str, area: str, name: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(project, area, name))
+
+    def listing(
+        self, project: str, area: str, prefix: str = ""
+    ) -> Iterator[tuple[str, StoredFile]]:
+        area_prefix = self.key(project, area, "") + "/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=area_prefix + prefix
+        )
+        for page in pages:
+            for item in page.get("Contents", ()):
+                name = str(item["Key"])[len(area_prefix) :]
+                yield name, StoredFile(int(item["Size"]), item["LastModified"].timestamp())
+
+    def delete_many(self, project: str, area: str, names: list[str]) -> None:
+        for start in range(0, len(names), DELETE_BATCH):
+            keys = [
+                {"Key": self.key(project, area, n)} for n in names[start : start + DELETE_BATCH]
+            ]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})

@@ -14,6 +14,7 @@ every other process serves:
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 UPLOAD = "upload"
 EXPORT = "export"
+IMPORT = "import"  # staged imports
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,14 @@ class FileStore(Protocol):
 
     def delete(self, project: str, area: str, name: str) -> None: ...
 
+    def listing(
+        self, project: str, area: str, prefix: str = ""
+    ) -> Iterator[tuple[str, StoredFile]]:
+        """Every stored file of the area whose name starts with ``prefix``, with its time."""
+
+    def delete_many(self, project: str, area: str, names: list[str]) -> None:
+        """Delete these files (those already gone are ignored)."""
+
 
 class ProjectDirectoryStore:
     """The default: files only in the project directory (nothing more to do)."""
@@ -70,6 +80,14 @@ class ProjectDirectoryStore:
         return False
 
     def delete(self, project: str, area: str, name: str) -> None:
+        return None
+
+    def listing(
+        self, project: str, area: str, prefix: str = ""
+    ) -> Iterator[tuple[str, StoredFile]]:
+        return iter(())
+
+    def delete_many(self, project: str, area: str, names: list[str]) -> None:
         return None
 
 

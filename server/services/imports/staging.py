@@ -25,7 +25,11 @@ from server.services.imports import file_import, json_import
 from server.services.imports.report import ImportResult, Progress, Selection
 from server.services.imports.staging_dir import ImportLimits, IncomingFile, StagedFile, Staging
 from server.services.imports.staging_dir import open_staging as _open_staging
-from server.services.imports.staging_share import fetch_staging, share_staging
+from server.services.imports.staging_share import (
+    drop_shared_staging,
+    fetch_staging,
+    share_staging,
+)
 from server.services.url_fetch import FetchPolicy
 from server.settings import Settings
 
@@ -296,6 +300,7 @@ def apply(
             )
         StagedImport.delete().where(StagedImport.id == row.id).execute()
     staging.remove()
+    drop_shared_staging(place.files, project_id, row.directory)
     result.duration = round(time.perf_counter() - started, 6)
     return result
 

@@ -4,13 +4,14 @@ no copy of a staging directory fetches it before updating or applying the import
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from server.services.files.store import FileStore
+from server.services.files.store import IMPORT, FileStore
 from server.services.imports.staging_dir import StagedFile, Staging
 from server.services.projects import get_project
 
-IMPORT = "import"
+log = logging.getLogger(__name__)
 TASKS_FILE = "tasks.json"
 
 
@@ -43,3 +44,18 @@ def fetch_staging(
     for f in staged:
         files.fetch(project, IMPORT, f"{directory}/files/{f.name}", target.path(f))
     target.files_dir.mkdir(parents=True, exist_ok=True)
+
+
+def drop_shared_staging(files: FileStore, project_id: int, directory: str) -> None:
+    """Delete the store's copy of a staging directory whose import was applied. A failure is
+    only logged: the import is committed, and the periodic sweep deletes the copy later."""
+    if not files.shared:
+        return
+    project = get_project(project_id).name
+    try:
+        names = [name for name, _ in files.listing(project, IMPORT, f"{directory}/")]
+        files.delete_many(project, IMPORT, names)
+    except Exception as error:  # the store's client raises its own kinds of errors
+        log.warning(
+            "the shared copy of staged import %s stays until the sweep: %r", directory, error
+        )

@@ -8,6 +8,8 @@ from server.db import with_connection
 from server.models import Project, StagedImport, now_seconds
 from server.services.export.export_jobs import EXPORT, run_export_job
 from server.services.export.exporter import sweep_exports
+from server.services.files.expiry import sweep_shared_exports, sweep_shared_staging
+from server.services.files.store import settings_file_store
 from server.services.imports.staging import purge_expired
 from server.services.jobs.worker import Handler, JobWorker, Outcome, RunningJob
 from server.services.ml.client import MLClient
@@ -58,3 +60,27 @@ def sweep_expired(settings: Settings) -> None:
             log.info("project %d: %d expired staged imports removed", project_id, removed)
     if not settings.multi_session:
         sweep_exports(settings.export_dir, settings.export_ttl)
+    sweep_shared_files(settings)
+
+
+def sweep_shared_files(settings: Settings) -> None:
+    """Expire the shared file store's export and staged-import copies of every project."""
+    if not settings_file_store(settings).shared:
+        return
+
+    def projects() -> list[tuple[int, str]]:
+        return [(int(p.id), str(p.name)) for p in Project.select(Project.id, Project.name)]
+
+    for project_id, name in with_connection(projects):
+        place = _project_settings(settings, project_id)
+        files, now = settings_file_store(place), float(now_seconds())
+        exports = sweep_shared_exports(files, name, place.export_ttl, now)
+        staged = with_connection(sweep_shared_staging, files, name, project_id, now)
+        if exports or staged:
+            log.info(
+                "project %s: %d expired export and %d staged-import files removed from the "
+                "shared store",
+                name,
+                exports,
+                staged,
+            )
