@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from server.services.imports.json_import import import_tasks
 from server.services.imports.pipeline import CHUNK
 from server.services.imports.report import Selection
 from server.services.imports.staging import ImportSource, StagingPlace
+from server.services.files.store import ProjectDirectoryStore
 from server.services.imports.staging_dir import ImportLimits, IncomingFile
 from server.settings import Settings
 from tests.conftest import FIXTURES, fixture_text
@@ -316,3 +318,34 @@ def test_text_of_flat_and_nested_data() -> None:
     assert text_of({"a": "x", "n": 1, "d": {"b": ["y", {"c": "z"}]}}) == "x y z"
     assert text_of({}) == ""
     assert text_of(["x", {"a": "y"}]) == "x y"
+
+
+class TransactionWatchingStore(ProjectDirectoryStore):
+    """A shared store that notes, for each file put into it, whether the database was inside a
+    transaction at that moment (a network call there would hold the write lock)."""
+
+    shared = True
+
+    def __init__(self) -> None:
+        self.puts: list[tuple[str, str, bool]] = []
+
+    def put(self, project: str, area: str, name: str, source: Path) -> None:
+        assert source.is_file()
+        self.puts.append((area, name, db.database.in_transaction()))
+
+
+@pytest.mark.parametrize("staged", [False, True], ids=["direct", "prepared-then-applied"])
+def test_uploads_go_to_the_shared_store_after_the_commit(
+    client: TestClient, project_id: int, place: StagingPlace, staged: bool
+) -> None:
+    store = TransactionWatchingStore()
+    shared_place = dataclasses.replace(place, files=store)
+    if staged:
+        prepared = run(import_staging.prepare, project_id, files("red.png"), shared_place)
+        store.puts.clear()  # the staged copy, put outside any transaction too
+        run(import_staging.apply, project_id, prepared.id, shared_place)
+    else:
+        run(import_staging.import_now, project_id, files("red.png"), shared_place)
+    assert [(area, inside) for area, _, inside in store.puts] == [("upload", False)]
+    assert store.puts[0][1].endswith("-red.png")
+    assert run(lambda: Task.select().count()) == 1

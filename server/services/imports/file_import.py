@@ -303,16 +303,18 @@ def read_staging(
         _remove(created)
         raise
     if insert and files is not None and files.shared:
-        _share_uploads(files, project.name, staging, upload_dir)
+        share_uploads(files, project.name, staging, upload_dir)
     result.duration = round(time.perf_counter() - started, 6)
     return plan.report(result, selection)
 
 
-def _share_uploads(
+def share_uploads(
     files: FileStore, project: str, staging: Staging, upload_dir: Path | None
 ) -> None:
     """Put the imported files into the shared file store (after the commit: no network call
-    inside the transaction). A failure is logged: this process still serves its copy."""
+    inside the transaction — a caller that wraps :func:`read_staging` in its own transaction
+    passes ``files=None`` and calls this after its commit). A failure is logged: this process
+    still serves its copy."""
     assert upload_dir is not None
     for staged in staging.files:
         try:

@@ -30,6 +30,7 @@ from server.services.imports.staging_share import (
     fetch_staging,
     share_staging,
 )
+from server.services.projects import get_project
 from server.services.url_fetch import FetchPolicy
 from server.settings import Settings
 
@@ -295,10 +296,13 @@ def apply(
                 state.selection,
                 limits=place.limits,
                 upload_dir=place.upload_dir,
-                files=place.files,
+                files=None,  # shared below, after this transaction's commit
                 progress=progress,
             )
         StagedImport.delete().where(StagedImport.id == row.id).execute()
+    if state.kind != "tasks" and place.files.shared:
+        project = get_project(project_id).name
+        file_import.share_uploads(place.files, project, staging, place.upload_dir)
     staging.remove()
     drop_shared_staging(place.files, project_id, row.directory)
     result.duration = round(time.perf_counter() - started, 6)
