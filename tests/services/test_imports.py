@@ -14,12 +14,12 @@ from server import db
 from server.errors import DomainError
 from server.models import Completion, Prediction, Project, StagedImport, Task, Upload
 from server.services import projects
+from server.services.files.store import ProjectDirectoryStore
 from server.services.imports import staging as import_staging
 from server.services.imports.json_import import import_tasks
 from server.services.imports.pipeline import CHUNK
 from server.services.imports.report import Selection
 from server.services.imports.staging import ImportSource, StagingPlace
-from server.services.files.store import ProjectDirectoryStore
 from server.services.imports.staging_dir import ImportLimits, IncomingFile
 from server.settings import Settings
 from tests.conftest import FIXTURES, fixture_text
