@@ -1,5 +1,6 @@
 """Users, API tokens and signing in: ``me``, ``myTokens``, ``users``; ``createToken``,
-``revokeToken``, ``createUser``, ``login``, ``logout``.
+``revokeToken``, ``createUser``, ``setUserEnabled``, ``shareProject``, ``unshareProject``,
+``login``, ``logout``.
 
 A token is shown once, in ``createToken``'s answer; only its SHA-256 hash is stored. Signed-in
 users manage their own tokens; admins may also list users, create them and revoke any token.
@@ -42,6 +43,13 @@ class User:
     @strawberry.field(description="admin or annotator.")
     def role(self) -> str:
         return self.row.role
+
+    @strawberry.field(
+        description="False once an admin disabled the user: no sign-in, token or login "
+        "cookie of theirs works until they are enabled again."
+    )
+    def enabled(self) -> bool:
+        return self.row.disabled_at is None
 
 
 @inherits_access(Role.ANNOTATOR)
@@ -169,6 +177,25 @@ class AuthMutation:
     )
     def share_project(self, uuid: str, username: str) -> str:
         return share_service.share_project(uuid, username).uuid
+
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Multi-session mode with users: take back a share (idempotent); the user "
+        "can no longer select or use the project, even as their session's current project. "
+        "Returns the project's uuid.",
+    )
+    def unshare_project(self, uuid: str, username: str) -> str:
+        return share_service.unshare_project(uuid, username).uuid
+
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Disable a user (enabled: false) or enable them again (idempotent). "
+        "Disabling ends their login sessions and stops their tokens at once; their tokens, "
+        "shares and completions are kept. The last enabled admin cannot be disabled "
+        "(CONFLICT).",
+    )
+    def set_user_enabled(self, username: str, enabled: bool) -> User:
+        return User(row=user_service.set_enabled(username, enabled))
 
     @strawberry.mutation(
         permission_classes=[Public],

@@ -2,8 +2,8 @@
 
 A user's ``password_hash`` is an argon2id hash (:mod:`server.services.auth.passwords`); a
 token row holds only the SHA-256 of the token (:mod:`server.services.auth.tokens`).
-``auth_epoch`` grows when a user signs out: login cookies name the epoch they were made in,
-so signing out ends every browser session of that user.
+``auth_epoch`` grows when a user signs out or is disabled: login cookies name the epoch they
+were made in, so signing out ends every browser session of that user.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ class User(BaseModel):
     role = peewee.CharField(max_length=16, default="annotator")  # admin, annotator
     auth_epoch = peewee.IntegerField(default=0)
     created_at = peewee.IntegerField(default=now_seconds)
+    # Set when an admin disables the user: no sign-in, token or login cookie works any more,
+    # while the user's completions keep naming them. Added by ``_disabled_users``.
+    disabled_at = peewee.IntegerField(null=True)
 
     class Meta:
         table_name = "user"

@@ -152,6 +152,14 @@ def _counter_orders() -> None:
         database.execute(index)  # CREATE INDEX IF NOT EXISTS
 
 
+def _disabled_users() -> None:
+    """``user.disabled_at`` (nullable: no table rebuild on SQLite; a database whose auth tables
+    were made after this model change already has it)."""
+    if "disabled_at" not in {c.name for c in database.get_columns("user")}:
+        migrator = SchemaMigrator.from_database(database.obj)
+        apply(migrator.add_column("user", "disabled_at", peewee.IntegerField(null=True)))
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
@@ -163,6 +171,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     _webhook_tables,
     _data_manager,
     _counter_orders,
+    _disabled_users,
 ]
 
 

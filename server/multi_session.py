@@ -159,8 +159,18 @@ class SessionProject:
             if found is None:
                 project = session_projects.stored_project(project_uuid)
                 found = None if project is None else self.runtime.remember(project)
+            if found is not None and not self._still_reachable(project_uuid, found[1]):
+                self.session.pop("project", None)  # its share was taken back
+                found = None
             self._current = found
         return self._current
+
+    def _still_reachable(self, project_uuid: str, name: str) -> bool:
+        """Whether a signed-in user may still use the current project of their session: their
+        own, or another user's while it is shared with them (an admin may unshare it)."""
+        if self.account is None or self.admin:
+            return True
+        return session_projects.owner_of_name(name) == self.user or project_uuid in self.shared
 
     def unsaved(self) -> Project:
         """The current project as reads see it before it is stored: a new, empty project."""

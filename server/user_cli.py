@@ -1,4 +1,4 @@
-"""``labelgraph user add|list`` and ``labelgraph token create|list|revoke``.
+"""``labelgraph user add|list|disable|enable`` and ``labelgraph token create|list|revoke``.
 
 Passwords are asked with ``getpass`` (twice), or read from the first line of stdin with
 ``--password-stdin`` (scripts); they never appear on the command line. A new token is printed
@@ -41,6 +41,13 @@ def add_user_parsers(commands: Any) -> None:
     _location(add)
     listing = user_commands.add_parser("list", help="list users")
     _location(listing)
+    for action, what in (
+        ("disable", "disable a user: ends their logins, stops their tokens"),
+        ("enable", "enable a disabled user again"),
+    ):
+        switch = user_commands.add_parser(action, help=what)
+        switch.add_argument("name", help="the user's name")
+        _location(switch)
 
     token = commands.add_parser("token", help="manage API tokens")
     token_commands = token.add_subparsers(dest="action", required=True)
@@ -101,9 +108,14 @@ def run_user_command(args: argparse.Namespace, settings: Settings) -> int:
             password = _read_password(args.password_stdin)
             user = db.with_connection(users.add_user, args.name, password, args.role)
             log.info("user %s (%s) created", user.username, user.role)
+        elif args.command == "user" and args.action in ("disable", "enable"):
+            enabled = args.action == "enable"
+            user = db.with_connection(users.set_enabled, args.name, enabled)
+            log.info("user %s %s", user.username, "enabled" if enabled else "disabled")
         elif args.command == "user":
             for user in db.with_connection(users.list_users):
-                print(f"{user.id}\t{user.username}\t{user.role}\t{_when(user.created_at)}")
+                state = "disabled" if user.disabled_at is not None else "enabled"
+                print(f"{user.id}\t{user.username}\t{user.role}\t{_when(user.created_at)}\t{state}")
         elif args.action == "create":
             user = db.with_connection(users.find_user, args.name)
             new = db.with_connection(tokens.create_token, user.id, args.label, args.expires)

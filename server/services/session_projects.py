@@ -35,7 +35,12 @@ def project_name(user: str, project_uuid: str) -> str:
 
 
 def owner_of(project: Project) -> str | None:
-    user, sep, _ = project.name.partition("/")
+    return owner_of_name(project.name)
+
+
+def owner_of_name(name: str) -> str | None:
+    """The session user a multi-session project's name (``<user>/<uuid>``) belongs to."""
+    user, sep, _ = name.partition("/")
     return user if sep else None
 
 

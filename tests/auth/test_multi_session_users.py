@@ -105,3 +105,30 @@ def test_without_users_label_studios_behaviour_is_kept(app: Any) -> None:
     )
     uuid = project_of(one)["uuid"]
     assert two.post(f"/api/project-switch?uuid={uuid}").status_code == 200
+
+
+def test_an_unshared_project_is_out_of_reach_even_as_the_current_one(app: Any) -> None:
+    setup = TestClient(app)
+    tokens = {"root": add_user(setup, "root", "admin"), "alice": add_user(setup, "alice")}
+    owner = browser(app, tokens["root"])
+    config = {"label_config": fixture_text("configs/sentiment.xml")}
+    assert owner.post("/api/project/config", data=config).status_code == 201
+    owned = project_of(owner)
+    share = 'mutation($u: String!) { %s(uuid: $u, username: "alice") }'
+    root = as_token(tokens["root"])
+    gql(setup, share % "shareProject", {"u": owned["uuid"]}, headers=root)
+    alice = browser(app, tokens["alice"])
+    assert alice.post(f"/api/project-switch?uuid={owned['uuid']}").status_code == 200
+    assert project_of(alice)["uuid"] == owned["uuid"]
+
+    taken = gql(setup, share % "unshareProject", {"u": owned["uuid"]}, headers=root)
+    assert taken["data"] == {"unshareProject": owned["uuid"]}
+    current = project_of(alice)  # her session's current project was the shared one
+    assert current["uuid"] != owned["uuid"]
+    assert current["name"].startswith("user-")
+    assert owned["uuid"] not in [
+        p["uuid"] for p in gql(alice, "{ projects { uuid } }")["data"]["projects"]
+    ]
+    assert alice.post(f"/api/project-switch?uuid={owned['uuid']}").status_code == 403
+    again = gql(setup, share % "unshareProject", {"u": owned["uuid"]}, headers=root)
+    assert again["data"] == {"unshareProject": owned["uuid"]}  # idempotent

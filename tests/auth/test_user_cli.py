@@ -57,6 +57,25 @@ def test_users_and_tokens_from_the_command_line(
         assert client.get("/api/project").status_code == 401
         answer = client.get("/api/project", headers={"Authorization": f"Token {token}"})
         assert answer.status_code == 200
+    assert (
+        run(["user", "add", "bob", "--password-stdin", *where], monkeypatch, "another pw 1\n") == 0
+    )
+    assert run(["token", "create", "bob", *where], monkeypatch) == 0
+    bob_token = capsys.readouterr().out.strip()
+    assert run(["user", "disable", "bob", *where], monkeypatch) == 0
+    assert "user bob disabled" in caplog.text
+    assert run(["user", "list", *where], monkeypatch) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [(r[1], r[-1]) for r in rows] == [("alice", "enabled"), ("bob", "disabled")]
+    with TestClient(create_app(settings)) as client:
+        answer = client.get("/api/project", headers={"Authorization": f"Token {bob_token}"})
+        assert answer.status_code == 401
+    assert run(["user", "disable", "alice", *where], monkeypatch) == 2  # the last admin
+    assert "last enabled admin" in caplog.text
+    assert run(["user", "enable", "bob", *where], monkeypatch) == 0
+    with TestClient(create_app(settings)) as client:
+        answer = client.get("/api/project", headers={"Authorization": f"Token {bob_token}"})
+        assert answer.status_code == 200
     assert run(["token", "revoke", "1", *where], monkeypatch) == 0
     with TestClient(create_app(settings)) as client:
         answer = client.get("/api/project", headers={"Authorization": f"Token {token}"})

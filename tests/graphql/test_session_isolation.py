@@ -65,6 +65,8 @@ SHARES_BY_UUID = {"selectProject"}
 # any project (tests/auth/ covers who reaches them).
 USER_SCOPED = {
     "shareProject",
+    "unshareProject",
+    "setUserEnabled",
     "me",
     "myTokens",
     "users",

@@ -20,6 +20,17 @@ def shared_with(user_id: int) -> list[str]:
     return [row.uuid for row in query]
 
 
+def unshare_project(project_uuid: str, username: str) -> Project:
+    """Take back a share (idempotent): the user can no longer select or use the project."""
+    project = find_project(project_uuid)
+    user = find_user(username)
+    with write_transaction():
+        ProjectShare.delete().where(
+            (ProjectShare.project == project.id) & (ProjectShare.user == user.id)
+        ).execute()
+    return project
+
+
 def share_project(project_uuid: str, username: str) -> Project:
     """Let ``username`` select and use the project (idempotent)."""
     project = find_project(project_uuid)

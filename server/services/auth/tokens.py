@@ -84,6 +84,8 @@ def user_for_token(token: str) -> User | None:
     now = int(time.time())
     if row is None or (row.expires_at is not None and row.expires_at <= now):
         return None
+    if row.user.disabled_at is not None:
+        return None
     if row.last_used_at is None or row.last_used_at < now - LAST_USED_GRANULARITY:
         with write_transaction():
             ApiToken.update(last_used_at=now).where(ApiToken.id == row.id).execute()

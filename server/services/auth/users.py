@@ -1,4 +1,4 @@
-"""Users: create, look up, verify a password, end all sessions of one."""
+"""Users: create, look up, verify a password, end all sessions of one, disable and enable."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 from server.auth_models import User
 from server.db import write_transaction
 from server.errors import DomainError
+from server.models import now_seconds
 from server.principal import Role
 from server.services.auth.passwords import check_password_rules, hash_password, verify_password
 
@@ -43,7 +44,8 @@ def any_user_exists() -> bool:
 
 
 def get_user(user_id: int) -> User | None:
-    return User.get_or_none(User.id == user_id)
+    """The user, while enabled (a disabled user's login cookies and tokens stop working)."""
+    return User.get_or_none(User.id == user_id, User.disabled_at.is_null())
 
 
 def find_user(username: str) -> User:
@@ -61,13 +63,37 @@ def authenticate(username: str, password: str) -> User | None:
     """The user whose name and password these are, else None (same cost either way)."""
     user = User.get_or_none(User.username == username) if USERNAME.fullmatch(username) else None
     ok = verify_password(user.password_hash if user is not None else None, password)
-    return user if ok and user is not None else None
+    return user if ok and user is not None and user.disabled_at is None else None
 
 
 def end_sessions(user_id: int) -> None:
     """Invalidate every login cookie of the user (sign out everywhere)."""
     with write_transaction():
         User.update(auth_epoch=User.auth_epoch + 1).where(User.id == user_id).execute()
+
+
+def set_enabled(username: str, enabled: bool) -> User:
+    """Enable or disable a user (idempotent). Disabling ends the user's login sessions and
+    stops their tokens; their tokens, shares and completions are kept for when they are enabled
+    again. The last enabled admin cannot be disabled: nobody could manage users any more."""
+    with write_transaction():
+        user = find_user(username)
+        if not enabled and user.disabled_at is None and user.role == "admin":
+            admins = User.select().where(User.role == "admin", User.disabled_at.is_null())
+            if admins.count() <= 1:
+                raise DomainError(
+                    "conflict", f"{username} is the last enabled admin and cannot be disabled"
+                )
+        if enabled and user.disabled_at is not None:
+            User.update(disabled_at=None).where(User.id == user.id).execute()
+            user.disabled_at = None
+        elif not enabled and user.disabled_at is None:
+            now = now_seconds()
+            User.update(disabled_at=now, auth_epoch=User.auth_epoch + 1).where(
+                User.id == user.id
+            ).execute()
+            user.disabled_at = now
+    return user
 
 
 def role_of(user: User) -> Role:
