@@ -160,6 +160,15 @@ def _disabled_users() -> None:
         apply(migrator.add_column("user", "disabled_at", peewee.IntegerField(null=True)))
 
 
+def _storage_sync_lease() -> None:
+    """``storage.sync_lease``: who holds a storage's sync (nullable: no table rebuild)."""
+    if "sync_lease" not in {c.name for c in database.get_columns("storage")}:
+        migrator = SchemaMigrator.from_database(database.obj)
+        apply(
+            migrator.add_column("storage", "sync_lease", peewee.CharField(max_length=32, null=True))
+        )
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
@@ -172,6 +181,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     _data_manager,
     _counter_orders,
     _disabled_users,
+    _storage_sync_lease,
 ]
 
 

@@ -348,9 +348,12 @@ class Storage(BaseModel):
     type = peewee.CharField(max_length=32)
     path = peewee.TextField(null=True)
     params = JSONField(default=dict)
-    # Sync state: a sync owns the storage while ``syncing`` (a lease from sync_started_at).
+    # Sync state: a sync owns the storage while ``syncing`` (a lease from sync_started_at);
+    # ``sync_lease`` names the holder, so one whose lease was taken over cannot renew or end
+    # the new holder's (added by ``_storage_sync_lease``).
     syncing = peewee.BooleanField(default=False)
     sync_started_at = peewee.IntegerField(null=True)
+    sync_lease = peewee.CharField(max_length=32, null=True)
     synced_at = peewee.IntegerField(null=True)
     last_error = peewee.TextField(null=True)
     error_at = peewee.IntegerField(null=True)

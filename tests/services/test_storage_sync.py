@@ -40,7 +40,7 @@ def test_a_lease_lets_one_sync_run(project: int) -> None:
     taken, busy = db.with_connection(sync_env.claim, project, "target")
     assert taken is not None and taken.syncing and not busy
     assert db.with_connection(sync_env.claim, project, "target") == (None, True)
-    db.with_connection(sync_env.release, row.id, "boom", synced=False)
+    db.with_connection(sync_env.release, taken, "boom", synced=False)
     state = db.with_connection(Storage.get_by_id, row.id)
     assert not state.syncing and state.last_error == "boom" and state.synced_at is None
     # A lease older than SYNC_LEASE is taken over (a process died while syncing).

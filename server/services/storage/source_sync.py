@@ -39,7 +39,9 @@ from server.services.storage.backends import (
 from server.services.storage.key_filter import compile_key_regex
 from server.services.storage.storage_types import CLOUD_SOURCES, SOURCE, SYNCED_SOURCES
 from server.services.storage.sync_env import (
+    LEASE_LOST,
     UNEXPECTED,
+    LeaseLost,
     SyncEnv,
     SyncOutcome,
     claim,
@@ -168,15 +170,18 @@ def sync_source(
                         added += with_connection(_store_tasks, project_id, items)
                     except DomainError as exc:
                         problems.append(f"{items[0][0]}…: {exc.message}")
-                with_connection(renew, row.id)
+                with_connection(renew, row)
     except StorageFailure as exc:
         failure = exc.message
+    except LeaseLost:
+        log.warning("project %d: %s", project_id, LEASE_LOST)
+        failure = LEASE_LOST
     except Exception:
         log.exception("syncing the source of project %d failed", project_id)
         failure = UNEXPECTED
     finally:
         error = failure or problems_summary(problems)
-        with_connection(release, row.id, error, synced=failure is None)
+        with_connection(release, row, error, synced=failure is None)
     if failure is not None:
         return SyncOutcome("failed", added, failure)
     return SyncOutcome("done", added, error)

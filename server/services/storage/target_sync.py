@@ -37,7 +37,9 @@ from server.services.storage.backends import (
 )
 from server.services.storage.storage_types import CLOUD_TARGETS, TARGET
 from server.services.storage.sync_env import (
+    LEASE_LOST,
     UNEXPECTED,
+    LeaseLost,
     SyncEnv,
     SyncOutcome,
     claim,
@@ -273,7 +275,7 @@ def write_target(
             if error is not None:
                 failure = error.message
                 break
-            with_connection(renew, row.id)
+            with_connection(renew, row)
         if failure is None and task_ids is None:
             written = Written({}, [])
             try:
@@ -285,9 +287,12 @@ def write_target(
             with_connection(_record, project_id, written, plan.spec.version)
     except StorageFailure as exc:
         failure = exc.message
+    except LeaseLost:
+        log.warning("project %d: %s", project_id, LEASE_LOST)
+        failure = LEASE_LOST
     except Exception:
         log.exception("writing the target of project %d failed", project_id)
         failure = UNEXPECTED
     finally:
-        with_connection(release, row.id, failure, synced=failure is None)
+        with_connection(release, row, failure, synced=failure is None)
     return SyncOutcome("failed" if failure else "done", error=failure)
