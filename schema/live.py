@@ -73,13 +73,19 @@ async def _project_id(info: Info, project_id: int | None) -> int:
     return int(project.id)
 
 
+def _user_id(info: Info) -> int | None:
+    """The signed-in user whose subscription this is (it ends if they are disabled)."""
+    principal = getattr(info.context, "principal", None)
+    return None if principal is None else principal.user_id
+
+
 class _Events:
     """One subscriber of the hub, subscribed at once (not at the first read), so nothing
     committed after it was made is missed; :meth:`close` unsubscribes."""
 
     def __init__(self, info: Info, accepts: Callable[[Event], bool]) -> None:
         self.hub = _hub()
-        self.subscriber = self.hub.subscribe(accepts)
+        self.subscriber = self.hub.subscribe(accepts, _user_id(info))
         self.state = connection_state(info.context.request)
         if self.state is not None:
             self.state.subscriptions += 1
@@ -111,7 +117,9 @@ def _direct(
     def render(event: Event) -> Awaitable[bytes]:
         return render_event(executor, to_payload(event))
 
-    return _hub().subscribe_direct(accepts, key, render, prefix.encode(), writer.write)
+    return _hub().subscribe_direct(
+        accepts, key, render, prefix.encode(), writer.write, _user_id(info)
+    )
 
 
 async def _stream(

@@ -11,6 +11,7 @@ import pytest
 
 from server.errors import DomainError
 from server.services.events import Event
+from server.services.events.event import USERS_DISABLED
 from server.services.events.hub import FANOUT_BATCH, OVERFLOW, TOO_MANY, LocalHub
 
 
@@ -259,5 +260,29 @@ def test_renders_slower_than_commits_end_the_subscriber_instead_of_growing_the_b
         hub.unsubscribe(subscriber)
         hub.dispatch_threadsafe([Event("later", 1)])
         assert not hub._fanout
+
+    asyncio.run(scenario())
+
+
+def test_a_disabled_users_subscribers_end_and_the_others_go_on() -> None:
+    async def scenario() -> None:
+        hub = LocalHub(asyncio.get_running_loop(), queue_size=10, max_subscriptions=10)
+        alice_conn, bob_conn = Connection(), Connection()
+        alice = hub.subscribe_direct(every, "A", renderer([], "A"), b"{", alice_conn.write, 7)
+        bob = hub.subscribe_direct(every, "A", renderer([], "A"), b"{", bob_conn.write, 8)
+        anonymous = hub.subscribe_direct(every, "A", renderer([], "A"), b"{", Connection().write)
+        queued = hub.subscribe(every, user_id=7)
+        waiting = asyncio.ensure_future(queued.next())
+        await asyncio.sleep(0)
+        hub.dispatch_threadsafe([Event(USERS_DISABLED, 0, (7,)), Event("later", 1)])
+        await settle(hub)
+        error = alice.ended.exception()
+        assert isinstance(error, DomainError) and error.code == "unauthenticated"
+        assert alice_conn.frames == []  # nothing after the end
+        assert not bob.ended.done() and not anonymous.ended.done()
+        assert [f for f in bob_conn.frames if b"later" in f]
+        with pytest.raises(DomainError) as ended:
+            await asyncio.wait_for(waiting, 5)
+        assert ended.value.code == "unauthenticated"
 
     asyncio.run(scenario())

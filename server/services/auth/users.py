@@ -9,6 +9,7 @@ from server.db import write_transaction
 from server.errors import DomainError
 from server.models import now_seconds
 from server.principal import Role
+from server.services import events
 from server.services.auth.passwords import check_password_rules, hash_password, verify_password
 
 USERNAME = re.compile(r"[A-Za-z0-9_.@+-]{1,150}")
@@ -93,6 +94,8 @@ def set_enabled(username: str, enabled: bool) -> User:
                 User.id == user.id
             ).execute()
             user.disabled_at = now
+            if events.bus.listening():  # their open subscriptions, in every process
+                events.add(events.Event(events.USERS_DISABLED, 0, (user.id,)))
     return user
 
 

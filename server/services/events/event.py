@@ -24,6 +24,8 @@ PROJECT_UPDATED = "project.updated"
 JOB_PROGRESS = "job.progress"
 IMPORT_PROGRESS = "import.progress"
 WEBHOOKS_CHANGED = "webhooks.changed"
+# An admin disabled users (``ids``; project 0): their open subscriptions end at once.
+USERS_DISABLED = "users.disabled"
 
 TASK_KINDS = frozenset({TASK_CREATED, TASK_UPDATED, TASK_LABELED, TASK_DELETED})
 COMPLETION_KINDS = frozenset({COMPLETION_CREATED, COMPLETION_UPDATED, COMPLETION_DELETED})
@@ -35,6 +37,7 @@ KINDS = (
         JOB_PROGRESS,
         IMPORT_PROGRESS,
         WEBHOOKS_CHANGED,
+        USERS_DISABLED,
     }
 )
 MAX_IDS = 500

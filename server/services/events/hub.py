@@ -17,6 +17,9 @@ served by ``server/live_transport.py``) skip all that: one fan-out task per hub 
 in commit order, renders it once per distinct ``key`` (the same document, variables and role
 get the same bytes) and writes those bytes to every such subscriber's connection, yielding to
 the event loop every :data:`FANOUT_BATCH` writes so that HTTP requests are served in between.
+A subscriber made by a signed-in user (``user_id``) ends with ``UNAUTHENTICATED`` when a
+``users.disabled`` event names that user, in whichever process it is.
+
 Their bound is ``queue_size`` events counted from the fan-out's backlog to the connection's own
 buffer: a subscriber with more than ``queue_size`` events not yet taken by the fan-out (renders
 slower than commits) or frames still held by the transport (the kernel took none of them) has
@@ -33,13 +36,17 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 
 from server.errors import DomainError, ErrorCode
-from server.services.events.event import Event
+from server.services.events.event import USERS_DISABLED, Event
 
 OVERFLOW: ErrorCode = "subscriber_overflow"
 TOO_MANY: ErrorCode = "too_many_subscriptions"
 WAKE_BATCH = 16
 FANOUT_BATCH = 32
 log = logging.getLogger(__name__)
+
+
+def disabled_error() -> DomainError:
+    return DomainError("unauthenticated", "This user was disabled; the subscription ended")
 
 
 def overflow_error(queue_size: int) -> DomainError:
@@ -59,17 +66,20 @@ class Subscriber:
         accepts: Callable[[Event], bool],
         queue_size: int,
         wake: Callable[[Subscriber], None],
+        user_id: int | None = None,
     ) -> None:
         self.accepts = accepts
+        self.user_id = user_id
         self.queue: deque[Event] = deque()
         self.queue_size = queue_size
         self.overflowed = False
+        self.error: DomainError | None = None  # ends the subscription at the next read
         self.waiter: asyncio.Future[None] | None = None
         self.wake_queued = False
         self._wake = wake
 
     def offer(self, events: list[Event]) -> None:
-        if self.overflowed:
+        if self.overflowed or self.error is not None:
             return
         taken = False
         for event in events:
@@ -85,13 +95,24 @@ class Subscriber:
         if taken and self.waiter is not None and not self.waiter.done():
             self._wake(self)
 
+    def fail(self, error: DomainError) -> None:
+        """End the subscription with ``error`` at its next read (queued events are dropped)."""
+        self.error = error
+        self.queue.clear()
+        if self.waiter is not None and not self.waiter.done():
+            self._wake(self)
+
     async def next(self) -> Event:
-        while not self.queue and not self.overflowed:
+        if self.error is not None:
+            raise self.error
+        while not self.queue and not self.overflowed and self.error is None:
             self.waiter = asyncio.get_running_loop().create_future()
             try:
                 await self.waiter
             finally:
                 self.waiter = None
+        if self.error is not None:
+            raise self.error
         if self.overflowed:
             raise overflow_error(self.queue_size)
         return self.queue.popleft()
@@ -116,8 +137,10 @@ class DirectSubscriber:
         prefix: bytes,
         write: Callable[[list[bytes]], int | None],
         queue_size: int,
+        user_id: int | None = None,
     ) -> None:
         self.accepts = accepts
+        self.user_id = user_id
         self.key = key
         self.render = render
         self.prefix = prefix
@@ -194,10 +217,10 @@ class LocalHub:
                 {"limit": "subscriptions", "max": self.max_subscriptions},
             )
 
-    def subscribe(self, accepts: Callable[[Event], bool]) -> Subscriber:
+    def subscribe(self, accepts: Callable[[Event], bool], user_id: int | None = None) -> Subscriber:
         """A new subscriber (on the loop); TOO_MANY when the process has its maximum."""
         self._check_room()
-        subscriber = Subscriber(accepts, self.queue_size, self._wake)
+        subscriber = Subscriber(accepts, self.queue_size, self._wake, user_id)
         self._subscribers.add(subscriber)
         return subscriber
 
@@ -208,10 +231,11 @@ class LocalHub:
         render: Callable[[Event], Awaitable[bytes]],
         prefix: bytes,
         write: Callable[[list[bytes]], int | None],
+        user_id: int | None = None,
     ) -> DirectSubscriber:
         """A new :class:`DirectSubscriber` (on the loop); TOO_MANY as :meth:`subscribe`."""
         self._check_room()
-        subscriber = DirectSubscriber(accepts, key, render, prefix, write, self.queue_size)
+        subscriber = DirectSubscriber(accepts, key, render, prefix, write, self.queue_size, user_id)
         self._direct.add(subscriber)
         return subscriber
 
@@ -234,6 +258,9 @@ class LocalHub:
             self.loop.call_soon_threadsafe(self._dispatch, events)
 
     def _dispatch(self, events: list[Event]) -> None:
+        for event in events:
+            if event.kind == USERS_DISABLED:
+                self._end_subscriptions_of(set(event.ids))
         for subscriber in list(self._subscribers):
             subscriber.offer(events)
         if not self._direct:
@@ -244,6 +271,14 @@ class LocalHub:
                 self._fanout.append((event, takers))
         if self._fanout and self._fanout_task is None:
             self._fanout_task = self.loop.create_task(self._fan_out())
+
+    def _end_subscriptions_of(self, user_ids: set[int]) -> None:
+        for subscriber in self._subscribers:
+            if subscriber.user_id in user_ids:
+                subscriber.fail(disabled_error())
+        for direct in self._direct:
+            if direct.user_id in user_ids:
+                direct.fail(disabled_error())
 
     async def _fan_out(self) -> None:
         """Write the queued events to their direct subscribers, in commit order: all the events
