@@ -152,6 +152,14 @@ def _counter_orders() -> None:
         database.execute(index)  # CREATE INDEX IF NOT EXISTS
 
 
+def _contentless_search() -> None:
+    """SQLite: the search table without its own copy of every task's text and without column
+    sizes (:mod:`server.services.datamanager.search`), rebuilt from the tasks."""
+    from server.services.datamanager import search
+
+    search.recreate_contentless()
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
@@ -163,6 +171,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     _webhook_tables,
     _data_manager,
     _counter_orders,
+    _contentless_search,
 ]
 
 
