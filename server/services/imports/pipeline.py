@@ -82,6 +82,7 @@ class Stored:
     completions: int = 0
     predictions: int = 0
     head: list[ValidTask] = field(default_factory=list)  # the first tasks, for the preview
+    task_ids: list[int] = field(default_factory=list)  # of the stored tasks, in order
 
 
 def store(
@@ -123,7 +124,8 @@ def _store(
         if insert:
             if not latest:
                 latest.append(_latest_completed(project.id))
-            counts = _insert_chunk(project.id, stored.start + stored.count, pending, now, latest)
+            position = stored.start + stored.count
+            counts = _insert_chunk(project.id, position, pending, now, latest, stored.task_ids)
         else:
             counts = _count_children(pending)
         stored.labeled += counts[0]
@@ -227,13 +229,19 @@ def _task_row(
 
 
 def _insert_chunk(
-    project_id: int, position: int, chunk: list[ValidTask], now: int, latest: list[Key | None]
+    project_id: int,
+    position: int,
+    chunk: list[ValidTask],
+    now: int,
+    latest: list[Key | None],
+    stored_ids: list[int],
 ) -> tuple[int, int, int]:
     """Insert tasks at ``position``… in order (ids rise with positions), then their
     completions and predictions; returns (labeled tasks, completions, predictions).
     Consecutive plain tasks use the short column list; each kind of row is inserted in one
     ``executemany``/multi-row ``VALUES`` per chunk, and the counters are computed here.
-    ``latest``: the completion order's highest key so far (see :func:`_count_in_blocks`)."""
+    ``latest``: the completion order's highest key so far (see :func:`_count_in_blocks`); the
+    new tasks' ids are appended to ``stored_ids``."""
     start = position
     run: list[tuple[Any, ...]] = []
     run_is_plain = True
@@ -257,6 +265,7 @@ def _insert_chunk(
         position += 1
     insert_rows(Task, PLAIN_TASK_COLUMNS if run_is_plain else TASK_COLUMNS, run)
     keys = _keys_between(project_id, start, position)
+    stored_ids.extend(task_id for task_id, _ in keys)
     search.index_new([(task_id, task.data) for (task_id, _), task in zip(keys, chunk, strict=True)])
     if completions or predictions:
         task_ids = [task_id for task_id, _ in keys]
@@ -320,13 +329,6 @@ def _count_in_blocks(
     rank_blocks.add_many(project_id, Ordering.UNLABELED, unlabeled, above=True)
 
 
-def _ids_between(project_id: int, start: int, stop: int | None = None) -> list[int]:
-    query = Task.select(Task.id).where(Task.project == project_id, Task.position >= start)
-    if stop is not None:
-        query = query.where(Task.position < stop)
-    return [row[0] for row in database.execute(query.order_by(Task.position)).fetchall()]
-
-
 def _insert_predictions(
     project_id: int, chunk: list[ValidTask], task_ids: list[int], now: int
 ) -> None:
@@ -346,7 +348,7 @@ def finish(project: Project, stored: Stored) -> ImportResult:
         prediction_count=Project.prediction_count + stored.predictions,
         updated_at=now_seconds(),
     ).where(Project.id == project.id).execute()
-    task_ids = _ids_between(project.id, stored.start)
+    task_ids = stored.task_ids  # read back with each chunk's keys
     if task_ids:
         events.add(events.bulk(events.TASK_CREATED, project.id, task_ids))
         events.emit(events.PROJECT_UPDATED, project.id, reason="counters")
