@@ -9,6 +9,11 @@ Each workload starts its own fresh server process (``labelgraph start <tmp>/benc
 * ``json-completions``: one JSON body of N tasks (``--body-tasks``) that each carry one
   completion (a choice, ``lead_time`` and ``created_at``): the bulk completion insert and the
   task counters computed from it;
+* ``delete-all``: ``DELETE /api/tasks`` of N tasks (``--body-tasks``) that each carry one
+  completion, imported as ``json-completions`` after a prelude that leaves the connection
+  with stale plans for the foreign keys' cascades (10 tasks with a completion imported, on
+  PostgreSQL ``ANALYZE`` of the tables then, as autovacuum does on a small quiet database, 8
+  single deletes): the sequence that once made this request O(N²) on PostgreSQL;
 * ``json-file``: a JSON file of N tasks (default 1,000,000, about 100 MB) uploaded as
   ``multipart/form-data`` (field ``FileUpload``), streamed from disk by the client;
 * ``csv-file``: a CSV file of N rows (default 1,000,000; columns ``text,score``) uploaded the
@@ -19,7 +24,8 @@ the server's peak RSS and the database size. No assertions: it only reports figu
 the repository root with the project's venv::
 
     python bench/import_workload.py [--body-tasks 100000] [--file-tasks 1000000] [--db URL]
-                                    [--only json-body json-completions json-file csv-file]
+                                    [--only json-body json-completions delete-all json-file
+                                            csv-file]
 """
 
 from __future__ import annotations
@@ -53,7 +59,8 @@ from rest_workload import (  # a sibling script
     task_text,
 )
 
-WORKLOADS = ("json-body", "json-completions", "json-file", "csv-file")
+WORKLOADS = ("json-body", "json-completions", "delete-all", "json-file", "csv-file")
+STALE_TASKS = 10  # the delete-all prelude: tasks imported, then all but two deleted one by one
 FILE_CHUNK = 1024 * 1024
 BODY_TARGET = 100_000.0  # tasks/s for the JSON body
 RSS_TARGET_KIB = 1024 * 1024  # 1 GiB for the 1M-task file
@@ -72,6 +79,47 @@ class Figures:
     @property
     def rate(self) -> float:
         return self.tasks / self.wall_seconds
+
+
+def analyze_children(db_url: str) -> None:
+    """``ANALYZE`` the tables referencing ``task``, as autovacuum would (PostgreSQL)."""
+    import psycopg2
+
+    connection = psycopg2.connect(db_url)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            for table in ("task", "completion", "prediction", "task_label", "storage_key"):
+                cursor.execute(f'ANALYZE "{table}"')
+    finally:
+        connection.close()
+
+
+def delete_all(port: int, body: bytes, db_url: str | None) -> tuple[float, float, int]:
+    """The delete-all workload: (import wall s, DELETE /api/tasks wall s, tasks deleted)."""
+    client = Client(port, timeout=IMPORT_TIMEOUT)
+    try:
+        small = make_completed_tasks(STALE_TASKS, random.Random(SEED))
+        client.request("POST", "/api/project/import", small, expect=(201,))
+        page = client.json("GET", f"/api/tasks?page=1&page_size={STALE_TASKS}")
+        ids = [task["id"] for task in (page if isinstance(page, list) else page["tasks"])]
+        if db_url:
+            analyze_children(db_url)
+        for task_id in ids[:-2]:
+            client.request("DELETE", f"/api/tasks/{task_id}")
+        started = time.perf_counter()
+        client.request("POST", "/api/project/import", body, expect=(201,))
+        imported = time.perf_counter() - started
+        count = int(client.json("GET", "/api/project")["task_count"])
+        print(f"delete-all: {count:,} tasks imported in {imported:.2f} s; deleting …", flush=True)
+        started = time.perf_counter()
+        client.request("DELETE", "/api/tasks")
+        deleted = time.perf_counter() - started
+        if client.json("GET", "/api/project")["task_count"] != 0:
+            raise RuntimeError("delete-all: tasks left after DELETE /api/tasks")
+    finally:
+        client.close()
+    return imported, deleted, count
 
 
 def make_completed_tasks(count: int, rng: random.Random) -> bytes:
@@ -167,7 +215,7 @@ def prepare_sources(args: argparse.Namespace, workdir: Path) -> Sources:
     body = completed_body = json_file = csv_file = None
     if "json-body" in args.only:
         body = make_tasks(0, args.body_tasks, 10, rng)
-    if "json-completions" in args.only:
+    if "json-completions" in args.only or "delete-all" in args.only:
         completed_body = make_completed_tasks(args.body_tasks, rng)
     if "json-file" in args.only:
         json_file = workdir / "tasks.json"
@@ -195,6 +243,10 @@ def run_workload(name: str, sources: Sources, args: argparse.Namespace, workdir:
             assert sources.body is not None
             payload_bytes = len(sources.body)
             wall, report = post_body(server.port, sources.body)
+        elif name == "delete-all":
+            assert sources.completed_body is not None
+            _, wall, count = delete_all(server.port, sources.completed_body, args.db)
+            return Figures(name, count, 0, wall, wall, server.peak_rss_kib(), None)
         elif name == "json-completions":
             assert sources.completed_body is not None
             payload_bytes = len(sources.completed_body)
@@ -242,7 +294,10 @@ def print_figures(results: list[Figures]) -> None:
         )
     print()
     for r in results:
-        if r.workload in ("json-body", "json-completions"):
+        if r.workload == "delete-all":
+            record("delete_all_seconds", r.wall_seconds)
+            print(f"delete-all: DELETE /api/tasks of {r.tasks:,} tasks in {r.wall_seconds:.2f} s")
+        elif r.workload in ("json-body", "json-completions"):
             record(
                 "import_plain_rate" if r.workload == "json-body" else "import_completions_rate",
                 r.rate,

@@ -75,6 +75,7 @@ FIGURES = (
         postgres_goal=80_000,
     ),
     Figure("import_plain_rate", "import, plain tasks (small, one POST)", "tasks/s", None, True),
+    Figure("delete_all_seconds", "DELETE /api/tasks of those with completions (small)", "s", None),
     Figure("graphql_page_ms", "GraphQL page of 100 with nested lists (large)", "ms", 8),
     Figure("graphql_page_cpu_ms", "  its server CPU per request", "ms", None),
     Figure("graphql_page_statements", "  its SQL statements", "", None),
@@ -101,7 +102,7 @@ def steps(small: int, large: int) -> list[Step]:
         Step(
             "imports",
             "import_workload.py",
-            ("--body-tasks", str(small), "--only", "json-body", "json-completions"),
+            ("--body-tasks", str(small), "--only", "json-body", "json-completions", "delete-all"),
         ),
         Step("graphql_page", "graphql_pages.py", ("--sizes", str(large))),
     ]

@@ -169,6 +169,14 @@ def _storage_sync_lease() -> None:
         )
 
 
+def _contentless_search() -> None:
+    """SQLite: the search table without its own copy of every task's text and without column
+    sizes (:mod:`server.services.datamanager.search`), rebuilt from the tasks."""
+    from server.services.datamanager import search
+
+    search.recreate_contentless()
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
@@ -182,6 +190,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     _counter_orders,
     _disabled_users,
     _storage_sync_lease,
+    _contentless_search,
 ]
 
 

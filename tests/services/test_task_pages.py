@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 from server import db
 from server.models import Completion, Project, Task, TaskRankBlock
 from server.services import projects
+from server.services.imports import pipeline
 from server.services.imports.json_import import import_tasks
 from server.services.tasks import completions, rank_blocks
 from server.services.tasks.rank_blocks import Ordering
@@ -164,4 +165,51 @@ def test_a_huge_page_number_is_empty_in_every_order(client: TestClient, project_
             second = "t0" if order is TaskOrder.ID_DESC else "t1"
             assert [t.data["text"] for t in list_page(project, 2, 1, order).tasks] == [second]
 
+    db.with_connection(run)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    imports=st.lists(
+        st.lists(st.one_of(st.none(), st.integers(0, 30)), min_size=1, max_size=40),
+        min_size=1,
+        max_size=4,
+    )
+)
+@example(imports=[[None] * 40, [None] * 2])  # fill the last block, then a short tail
+@example(imports=[list(range(40)), list(range(40, 45))])  # completion times always rising
+@example(imports=[list(range(40, 0, -1)), [0] * 30])  # falling, then below every key
+def test_chunked_imports_cut_blocks_from_their_keys(
+    client: TestClient,
+    project_id: int,
+    tiny_blocks: None,
+    monkeypatch: pytest.MonkeyPatch,
+    imports: list[list[int | None]],
+) -> None:
+    """Imports of several chunks cut the blocks of every order from the new keys (no key read
+    back while they lie above the counted ones): sizes stay within MIN..MAX but for the last
+    block, and pages equal the brute-force ordering."""
+    monkeypatch.setattr(pipeline, "CHUNK", 7)
+
+    def run() -> None:
+        delete_all_tasks(project_id)
+        for number, times in enumerate(imports):
+            at = [None if t is None else 1_600_000_000 + t for t in times]
+            import_tasks(project_id, [_item(a, 100 * number + n) for n, a in enumerate(at)])
+        _check_pages(project_id)
+        for ordering in Ordering:
+            sizes = [
+                b.size
+                for b in TaskRankBlock.select()
+                .where(TaskRankBlock.project == project_id, TaskRankBlock.ordering == ordering)
+                .order_by(TaskRankBlock.start_at, TaskRankBlock.start_id)
+            ]
+            assert all(size <= rank_blocks.MAX_SIZE for size in sizes), (ordering, sizes)
+            assert all(size >= rank_blocks.MIN_SIZE for size in sizes[:-1]), (ordering, sizes)
+
+    db.with_connection(projects.set_label_config, project_id, _text_config())
     db.with_connection(run)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from server.db import database, write_transaction
+from server.db_rows import ANALYZE_OVER, analyze_referencing
 from server.models import Completion, Prediction, Project, Task, TaskLabel
 from server.services import events
 from server.services.config import derived_schema
@@ -48,6 +49,8 @@ def _states(project_id: int, ids: list[int]) -> list[tuple[int, bool, int | None
 
 def delete_tasks(project_id: int, ids: list[int]) -> int:
     """Delete tasks with their completions and predictions; returns how many."""
+    if len(ids) > ANALYZE_OVER:
+        analyze_referencing(Task)  # see there: the cascades' plans, else O(n²) on PostgreSQL
     with write_transaction():
         lock_project(project_id)
         states = _states(project_id, ids)

@@ -37,6 +37,7 @@ from server.services.imports.validation import (
     validate_item,
 )
 from server.services.tasks import rank_blocks
+from server.services.tasks.rank_block_rows import Key
 from server.services.tasks.rank_blocks import Ordering
 from server.services.tasks.tasks import PREDICTION_COLUMNS, prediction_rows
 
@@ -81,6 +82,7 @@ class Stored:
     completions: int = 0
     predictions: int = 0
     head: list[ValidTask] = field(default_factory=list)  # the first tasks, for the preview
+    task_ids: list[int] = field(default_factory=list)  # of the stored tasks, in order
 
 
 def store(
@@ -114,12 +116,16 @@ def _store(
     errors: list[str] = []
     pending: list[ValidTask] = []
     now = now_seconds()
+    latest: list[Key | None] = []  # the completion order's highest key, read once
 
     def flush() -> None:
         if len(stored.head) < PREVIEW_SIZE:
             stored.head.extend(pending[: PREVIEW_SIZE - len(stored.head)])
         if insert:
-            counts = _insert_chunk(project.id, stored.start + stored.count, pending, now)
+            if not latest:
+                latest.append(_latest_completed(project.id))
+            position = stored.start + stored.count
+            counts = _insert_chunk(project.id, position, pending, now, latest, stored.task_ids)
         else:
             counts = _count_children(pending)
         stored.labeled += counts[0]
@@ -223,12 +229,19 @@ def _task_row(
 
 
 def _insert_chunk(
-    project_id: int, position: int, chunk: list[ValidTask], now: int
+    project_id: int,
+    position: int,
+    chunk: list[ValidTask],
+    now: int,
+    latest: list[Key | None],
+    stored_ids: list[int],
 ) -> tuple[int, int, int]:
     """Insert tasks at ``position``… in order (ids rise with positions), then their
     completions and predictions; returns (labeled tasks, completions, predictions).
     Consecutive plain tasks use the short column list; each kind of row is inserted in one
-    ``executemany``/multi-row ``VALUES`` per chunk, and the counters are computed here."""
+    ``executemany``/multi-row ``VALUES`` per chunk, and the counters are computed here.
+    ``latest``: the completion order's highest key so far (see :func:`_count_in_blocks`); the
+    new tasks' ids are appended to ``stored_ids``."""
     start = position
     run: list[tuple[Any, ...]] = []
     run_is_plain = True
@@ -252,6 +265,7 @@ def _insert_chunk(
         position += 1
     insert_rows(Task, PLAIN_TASK_COLUMNS if run_is_plain else TASK_COLUMNS, run)
     keys = _keys_between(project_id, start, position)
+    stored_ids.extend(task_id for task_id, _ in keys)
     search.index_new([(task_id, task.data) for (task_id, _), task in zip(keys, chunk, strict=True)])
     if completions or predictions:
         task_ids = [task_id for task_id, _ in keys]
@@ -267,7 +281,7 @@ def _insert_chunk(
             )
         if predictions:
             _insert_predictions(project_id, chunk, task_ids, now)
-    _count_in_blocks(project_id, keys)
+    _count_in_blocks(project_id, keys, latest)
     return labeled, len(completions), predictions
 
 
@@ -286,21 +300,33 @@ def _keys_between(project_id: int, start: int, stop: int) -> list[tuple[int, int
     return [(r[0], r[1]) for r in database.execute(query.order_by(Task.position)).fetchall()]
 
 
-def _count_in_blocks(project_id: int, keys: list[tuple[int, int | None]]) -> None:
-    """Count new tasks in the rank blocks (ids are new, so these are appends but for the
-    completion order)."""
-    labeled = [(at, task_id) for task_id, at in keys if at is not None]
+def _latest_completed(project_id: int) -> Key | None:
+    """The highest key of the project's completion order (before the import's inserts)."""
+    query = (
+        Task.select(Task.completed_at, Task.id)
+        .where(*rank_blocks.members(project_id, Ordering.COMPLETED))
+        .order_by(Task.completed_at.desc(), Task.id.desc())
+        .limit(1)
+    )
+    row = database.execute(query).fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def _count_in_blocks(
+    project_id: int, keys: list[tuple[int, int | None]], latest: list[Key | None]
+) -> None:
+    """Count new tasks in the rank blocks from their keys. New ids lie above every counted id,
+    so the id orders' blocks are cut from the keys alone; so are the completion order's while
+    the new keys lie above ``latest[0]``, its highest key so far (kept up to date here)."""
+    labeled = sorted((at, task_id) for task_id, at in keys if at is not None)
     unlabeled = [(0, task_id) for task_id, at in keys if at is None]
-    rank_blocks.add_many(project_id, Ordering.ID, [(0, task_id) for task_id, _ in keys])
-    rank_blocks.add_many(project_id, Ordering.COMPLETED, labeled)
-    rank_blocks.add_many(project_id, Ordering.UNLABELED, unlabeled)
-
-
-def _ids_between(project_id: int, start: int, stop: int | None = None) -> list[int]:
-    query = Task.select(Task.id).where(Task.project == project_id, Task.position >= start)
-    if stop is not None:
-        query = query.where(Task.position < stop)
-    return [row[0] for row in database.execute(query.order_by(Task.position)).fetchall()]
+    rank_blocks.add_many(project_id, Ordering.ID, [(0, i) for i, _ in keys], above=True)
+    if labeled:
+        above = latest[0] is None or labeled[0] > latest[0]
+        rank_blocks.add_many(project_id, Ordering.COMPLETED, labeled, above=above)
+        if latest[0] is None or labeled[-1] > latest[0]:
+            latest[0] = labeled[-1]
+    rank_blocks.add_many(project_id, Ordering.UNLABELED, unlabeled, above=True)
 
 
 def _insert_predictions(
@@ -322,7 +348,7 @@ def finish(project: Project, stored: Stored) -> ImportResult:
         prediction_count=Project.prediction_count + stored.predictions,
         updated_at=now_seconds(),
     ).where(Project.id == project.id).execute()
-    task_ids = _ids_between(project.id, stored.start)
+    task_ids = stored.task_ids  # read back with each chunk's keys
     if task_ids:
         events.add(events.bulk(events.TASK_CREATED, project.id, task_ids))
         events.emit(events.PROJECT_UPDATED, project.id, reason="counters")

@@ -205,17 +205,49 @@ def move(project_id: int, task_id: int, old: State, new: State) -> None:
         change(project_id, ordering, key_of(ordering, task_id, completed_at))
 
 
-def add_many(project_id: int, ordering: Ordering, keys: list[Key]) -> None:
-    """Count many new tasks of an order at once (bulk imports)."""
+def _sizes(count: int) -> list[int]:
+    """Sizes of TARGET-sized blocks holding ``count`` keys; a tail under MIN_SIZE joins the
+    block before it (as :func:`_split` cuts)."""
+    sizes = [TARGET] * (count // TARGET)
+    if count % TARGET:
+        if sizes and count % TARGET < MIN_SIZE:
+            sizes[-1] += count % TARGET
+        else:
+            sizes.append(count % TARGET)
+    return sizes
+
+
+def _append(project_id: int, ordering: Ordering, last: Block | None, keys: list[Key]) -> None:
+    """Count sorted new keys that all lie above every key counted in the order: the last block
+    is filled up to TARGET (or grows by a short tail while it stays under MAX_SIZE), the rest
+    is cut into new blocks from the keys themselves, without reading a task key back."""
+    rest = keys
+    if last is not None:
+        if len(keys) < MIN_SIZE and last.size + len(keys) <= MAX_SIZE:
+            rows.set_size(last.id, last.size + len(keys))
+            return
+        take = min(max(0, TARGET - last.size), len(keys))
+        if take:
+            rows.set_size(last.id, last.size + take)
+        rest = keys[take:]
+    new = []
+    offset = 0
+    for size in _sizes(len(rest)):
+        new.append((project_id, int(ordering), rest[offset][0], rest[offset][1], size))
+        offset += size
+    bulk_insert(TaskRankBlock, _BLOCK_COLUMNS, new)
+
+
+def add_many(project_id: int, ordering: Ordering, keys: list[Key], *, above: bool = False) -> None:
+    """Count many new tasks of an order at once (bulk imports). ``above``: the caller knows
+    that every key lies above every key already counted in the order (new ids in the id
+    orders; completion times past the latest one), so blocks are cut from ``keys`` alone."""
     if not keys:
         return
     keys = sorted(keys)
     last = rows.last_block(project_id, ordering)
-    if last is None:
-        rows.insert(project_id, ordering, keys[0], len(keys))
-        last = rows.last_block(project_id, ordering)
-        if last is not None and last.size > MAX_SIZE:
-            _split(project_id, ordering, last)
+    if above or last is None:
+        _append(project_id, ordering, last, keys)
         return
     if keys[0] >= last.start:  # appended after every key (ids only grow)
         _resize(project_id, ordering, last, last.size + len(keys))

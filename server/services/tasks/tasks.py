@@ -21,6 +21,7 @@ from typing import Any
 import peewee
 
 from server.db import PreparedSelect, PreparedSelects, bulk_insert, is_sqlite, write_transaction
+from server.db_rows import ANALYZE_OVER, analyze_referencing
 from server.errors import DomainError, not_found
 from server.ls_json import mean_score
 from server.models import (
@@ -395,6 +396,8 @@ def delete_task(task_id: int, project_id: int | None = None) -> int:
 
 def delete_all_tasks(project_id: int) -> int:
     """Delete every task of a project (uploads are kept); returns how many were deleted."""
+    if get_project(project_id).task_count > ANALYZE_OVER:
+        analyze_referencing(Task)  # see there: the cascades' plans, else O(n²) on PostgreSQL
     with write_transaction():
         project = lock_project(project_id)
         if events.bus.wanted(project_id):
