@@ -134,3 +134,14 @@ def test_filtered_pages_use_constant_queries(dm_project: TestClient, gql: GraphQ
         return counter.count
 
     assert queries_for(3) == queries_for(1) <= 6
+
+
+def test_search_words_joined_by_underscores_or_marks_match_as_the_index_splits_them(
+    dm_project: TestClient, gql: GraphQL
+) -> None:
+    gql('mutation { updateTask(id: 2, data: {text: "ticket order_id refund_late x"}) { id } }')
+    assert ids(gql, search="order_id") == [2]
+    assert ids(gql, search="refund_late") == [2]
+    assert ids(gql, search="late_refund") == [2]  # every word, in any order
+    assert ids(gql, search="__") == [1, 2, 3, 4, 5, 6]  # no word: no condition
+    assert ids(gql, search="order-id") == [2]

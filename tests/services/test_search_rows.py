@@ -7,6 +7,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from server import db, migrations
@@ -108,5 +110,23 @@ def test_the_migration_rebuilds_a_table_with_its_own_content(
         assert _found(project_id, "stale") == []
         delete_task(int(Task.select(Task.id).where(Task.project == project_id).first().id))
         _check(project_id)
+
+    db.with_connection(run)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.text(max_size=40))
+def test_any_search_text_is_answered(client: TestClient, project_id: int, text: str) -> None:
+    """Whatever a user types (punctuation, underscores, quotes, FTS5 or tsquery syntax, any
+    script) is a search for its words, never a database error."""
+
+    def run() -> None:
+        if not Task.select().where(Task.project == project_id).exists():
+            import_tasks(project_id, [{"data": {"text": 'order_id refund "late" café'}}])
+        condition = search.matches(text)
+        if condition is not None:
+            list(Task.select(Task.id).where(Task.project == project_id, condition))
 
     db.with_connection(run)

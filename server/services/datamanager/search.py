@@ -31,7 +31,10 @@ from server.models import Task
 # The string values of a task's data, as one text (SQLite).
 _TEXT_OF = "(SELECT group_concat(value, ' ') FROM json_tree({row}.data) WHERE type = 'text')"
 _PG_VECTOR = "json_to_tsvector('simple'::regconfig, {data}, '[\"string\"]'::jsonb)"
-_WORD = re.compile(r"\w+", re.UNICODE)
+# A word: letters and digits, as both engines' tokenizers cut them (FTS5's unicode61 and
+# PostgreSQL's parser split at "_" and punctuation). A search word holding a separator would be
+# a phrase to FTS5, which this table (detail=none) cannot answer.
+_WORD = re.compile(r"[^\W_]+")
 MAX_WORDS = 32
 
 _FORGET_OLD = (
@@ -146,6 +149,6 @@ def matches(text: str) -> peewee.ColumnBase | None:
     vector = peewee.fn.json_to_tsvector(
         peewee.SQL("'simple'::regconfig"), Task.data, peewee.SQL("'[\"string\"]'::jsonb")
     )
-    # \w+ words hold no quote or tsquery operator: each is one quoted lexeme.
+    # Words hold no quote or tsquery operator: each is one quoted lexeme.
     query = " & ".join("'" + word + "'" for word in found)
     return peewee.NodeList((vector, peewee.SQL("@@ to_tsquery('simple'::regconfig, %s)", [query])))
