@@ -251,13 +251,17 @@ class PreparedSelect(Generic[M]):
             self._compiled[kind] = compiled
         return compiled
 
-    def _query(self, args: tuple[int, ...]) -> Any:
+    def _bound(self, args: tuple[int, ...]) -> tuple[str, list[Any]]:
         if len(args) != self.arity:
             raise TypeError(f"expected {self.arity} arguments, got {len(args)}")
         sql, template, slots = self._sql()
         params = list(template)
         for slot, value in zip(slots, args, strict=True):
             params[slot] = int(value)
+        return sql, params
+
+    def _query(self, args: tuple[int, ...]) -> Any:
+        sql, params = self._bound(args)
         return self.model.raw(sql, *params)
 
     def first(self, *args: int) -> M | None:
@@ -268,8 +272,8 @@ class PreparedSelect(Generic[M]):
         return None
 
     def rows(self, *args: int) -> list[M]:
-        """All rows for these arguments."""
-        return list(self._query(args))
+        """All rows for these arguments, built straight from the cursor (:func:`model_rows`)."""
+        return model_rows(self.model, database.execute_sql(*self._bound(args)))
 
 
 class PreparedSelects(Generic[M]):
@@ -292,3 +296,62 @@ class PreparedSelects(Generic[M]):
             prepared = PreparedSelect(self.model, self.build, len(args))
             self._by_arity[len(args)] = prepared
         return prepared.rows(*args)
+
+
+# Python types a column's values already have when peewee's conversion would leave them as
+# they are (``int(v)`` of an int, ``bool(v)`` of a bool...): those values are not converted.
+_NATIVE_TYPES: tuple[tuple[type[peewee.Field], type], ...] = (
+    (peewee.BooleanField, bool),
+    (peewee.IntegerField, int),
+    (peewee.FloatField, float),
+    (peewee._StringField, str),
+)
+_ROW_PLANS: dict[tuple[type[peewee.Model], tuple[str, ...]], Any] = {}
+
+
+def _row_plan(
+    model: type[peewee.Model], columns: tuple[str, ...]
+) -> tuple[list[str], list[tuple[int, type | None, Callable[[Any], Any]]]] | None:
+    """Field names of ``columns`` and the conversions of those that need one: (index, type
+    whose values are kept as they are or None, peewee's ``python_value``). None when a column
+    is not a field of ``model``."""
+    by_column = {field.column_name: field for field in model._meta.sorted_fields}
+    names: list[str] = []
+    conversions: list[tuple[int, type | None, Callable[[Any], Any]]] = []
+    for index, column in enumerate(columns):
+        field = by_column.get(column)
+        if field is None:
+            return None
+        names.append(field.name)
+        target = field.rel_field if isinstance(field, peewee.ForeignKeyField) else field
+        native = next((t for kind, t in _NATIVE_TYPES if isinstance(target, kind)), None)
+        conversions.append((index, native, field.python_value))
+    return names, conversions
+
+
+def model_rows(model: type[M], cursor: Any) -> list[M]:
+    """The rows of ``cursor`` (a SELECT of ``model``'s columns) as model instances, the same
+    as peewee makes them (values converted by each field's ``python_value``, nothing dirty)
+    at a fraction of the cost: peewee sets each value through ``Model.__init__`` and the
+    field's descriptor; here each row's ``__data__`` is made in one go, and values that
+    already have their field's Python type are not passed through a conversion."""
+    columns = tuple(d[0] for d in cursor.description)
+    key = (model, columns)
+    plan = _ROW_PLANS.get(key)
+    if plan is None:
+        plan = _ROW_PLANS[key] = _row_plan(model, columns)
+    if plan is None:  # columns that are not fields: peewee's own way
+        return list(peewee.ModelObjectCursorWrapper(cursor, model, [], model))
+    names, conversions = plan
+    made: list[M] = []
+    new = object.__new__
+    for row in cursor.fetchall():
+        data = dict(zip(names, row, strict=True))
+        for index, native, convert in conversions:
+            value = row[index]
+            if value is not None and (native is None or type(value) is not native):
+                data[names[index]] = convert(value)
+        instance = new(model)
+        instance.__dict__.update(__data__=data, _dirty=set(), __rel__={})
+        made.append(instance)
+    return made
