@@ -306,52 +306,60 @@ _NATIVE_TYPES: tuple[tuple[type[peewee.Field], type], ...] = (
     (peewee.FloatField, float),
     (peewee._StringField, str),
 )
-_ROW_PLANS: dict[tuple[type[peewee.Model], tuple[str, ...]], Any] = {}
+_ROW_BUILDERS: dict[tuple[type[peewee.Model], tuple[str, ...]], Any] = {}
 
 
-def _row_plan(
-    model: type[peewee.Model], columns: tuple[str, ...]
-) -> tuple[list[str], list[tuple[int, type | None, Callable[[Any], Any]]]] | None:
-    """Field names of ``columns`` and the conversions of those that need one: (index, type
-    whose values are kept as they are or None, peewee's ``python_value``). None when a column
-    is not a field of ``model``."""
+def _row_builder(model: type[peewee.Model], columns: tuple[str, ...]) -> Any:
+    """A function making ``model`` instances of rows of ``columns`` (None when a column is not
+    a field of ``model``). Its loop is written out per column: each value is kept when it is
+    None or already of its field's Python type, else passed to the field's ``python_value``
+    (as peewee does; always for fields of other kinds, such as JSON)."""
     by_column = {field.column_name: field for field in model._meta.sorted_fields}
-    names: list[str] = []
-    conversions: list[tuple[int, type | None, Callable[[Any], Any]]] = []
+    items = []
+    namespace: dict[str, Any] = {"new": object.__new__, "model": model}
     for index, column in enumerate(columns):
         field = by_column.get(column)
         if field is None:
             return None
-        names.append(field.name)
         target = field.rel_field if isinstance(field, peewee.ForeignKeyField) else field
         native = next((t for kind, t in _NATIVE_TYPES if isinstance(target, kind)), None)
-        conversions.append((index, native, field.python_value))
-    return names, conversions
+        namespace[f"c{index}"] = field.python_value
+        value = f"v{index}"
+        if native is None:
+            kept = f"{value} is None"
+        else:
+            namespace[f"t{index}"] = native
+            kept = f"{value} is None or {value}.__class__ is t{index}"
+        items.append(f"{field.name!r}: {value} if {kept} else c{index}({value})")
+    values = ", ".join(f"v{i}" for i in range(len(columns)))
+    source = (
+        "def build(rows):\n"
+        "    made = []\n"
+        "    for row in rows:\n"
+        f"        ({values},) = row\n"
+        "        instance = new(model)\n"
+        "        attributes = instance.__dict__\n"
+        f"        attributes['__data__'] = {{{', '.join(items)}}}\n"
+        "        attributes['_dirty'] = set()\n"
+        "        attributes['__rel__'] = {}\n"
+        "        made.append(instance)\n"
+        "    return made\n"
+    )
+    exec(compile(source, f"<rows of {model.__name__}>", "exec"), namespace)
+    return namespace["build"]
 
 
 def model_rows(model: type[M], cursor: Any) -> list[M]:
     """The rows of ``cursor`` (a SELECT of ``model``'s columns) as model instances, the same
     as peewee makes them (values converted by each field's ``python_value``, nothing dirty)
     at a fraction of the cost: peewee sets each value through ``Model.__init__`` and the
-    field's descriptor; here each row's ``__data__`` is made in one go, and values that
-    already have their field's Python type are not passed through a conversion."""
-    columns = tuple(d[0] for d in cursor.description)
-    key = (model, columns)
-    plan = _ROW_PLANS.get(key)
-    if plan is None:
-        plan = _ROW_PLANS[key] = _row_plan(model, columns)
-    if plan is None:  # columns that are not fields: peewee's own way
+    field's descriptor; here each row's ``__data__`` is made in one go by a function written
+    for the columns (:func:`_row_builder`)."""
+    key = (model, tuple(d[0] for d in cursor.description))
+    if key not in _ROW_BUILDERS:
+        _ROW_BUILDERS[key] = _row_builder(model, key[1])
+    build = _ROW_BUILDERS[key]
+    if build is None:  # columns that are not fields: peewee's own way
         return list(peewee.ModelObjectCursorWrapper(cursor, model, [], model))
-    names, conversions = plan
-    made: list[M] = []
-    new = object.__new__
-    for row in cursor.fetchall():
-        data = dict(zip(names, row, strict=True))
-        for index, native, convert in conversions:
-            value = row[index]
-            if value is not None and (native is None or type(value) is not native):
-                data[names[index]] = convert(value)
-        instance = new(model)
-        instance.__dict__.update(__data__=data, _dirty=set(), __rel__={})
-        made.append(instance)
+    made: list[M] = build(cursor.fetchall())
     return made
