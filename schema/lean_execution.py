@@ -21,12 +21,14 @@ The completer does what graphql-core does for those fields, in the same order an
 same results and errors: non-null violations raise the same ``TypeError`` message, errors are
 located at the same path by graphql-core's ``handle_field_error`` (which propagates them to
 the nearest nullable field or records them), and leaves are coerced by graphql-core's
-``complete_leaf_value``. It only skips what does nothing for these fields: a resolve info is
-built only for resolvers that take one (with the field's real path), paths only where a value
-may hold errors below. Any value that is not of the expected shape (an object that is not an
-instance of the type's class, a list that is not a ``list``) is completed by graphql-core's
-``complete_value`` instead, from that value down. Lean resolvers are synchronous methods of
-this schema's types, which return values, never awaitables.
+``complete_leaf_value`` (not called for values the built-in scalars give back unchanged). It
+only skips what does nothing for these fields: a resolve info is made only for resolvers that
+take one, and graphql-core's (with the field's real path) only when they read more than its
+``context``; paths only where a value may hold errors below. Any value that is not of the
+expected shape (an object that is not an instance of the type's class, a list that is not a
+``list``) is completed by graphql-core's ``complete_value`` instead, from that value down.
+Lean resolvers are synchronous methods of this schema's types, which return values, never
+awaitables.
 
 Tests compare answers and errors with graphql-core's own completion (tests/graphql).
 """
@@ -34,6 +36,7 @@ Tests compare answers and errors with graphql-core's own completion (tests/graph
 from __future__ import annotations
 
 from collections.abc import Callable
+from math import isfinite
 from typing import Any, cast
 
 from graphql import (
@@ -53,6 +56,15 @@ from graphql import (
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import Path, Undefined
 from graphql.type.introspection import TypeNameMetaFieldDef
+from graphql.type.scalars import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
+    serialize_boolean,
+    serialize_float,
+    serialize_id,
+    serialize_int,
+    serialize_string,
+)
 
 from schema.shared_events import SharedEventExecution
 
@@ -70,6 +82,33 @@ def _is_plain(resolve: Any) -> bool | None:
     if getattr(resolve, "_is_default", False):  # Strawberry: a plain attribute
         return True
     return None
+
+
+_KEPT_AS_THEY_ARE: dict[Any, Callable[[Any], bool]] = {
+    serialize_int: lambda v: v.__class__ is int and GRAPHQL_MIN_INT <= v <= GRAPHQL_MAX_INT,
+    serialize_float: lambda v: v.__class__ is float and isfinite(v),
+    serialize_string: lambda v: v.__class__ is str,
+    serialize_boolean: lambda v: v.__class__ is bool,
+    serialize_id: lambda v: v.__class__ is str,
+}
+
+
+class _ResolveInfo:
+    """A resolve info made when a resolver reads more than its ``context`` (lean methods
+    mostly read only that): graphql-core's, with the same field, nodes, parent and path."""
+
+    __slots__ = ("_args", "_info", "context")
+
+    def __init__(self, context: Any, args: tuple[Any, ...]) -> None:
+        self.context = context
+        self._args = args
+        self._info: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._info is None:
+            executor, *args = self._args
+            self._info = executor.build_resolve_info(*args)
+        return getattr(self._info, name)
 
 
 class LeanExecution(SharedEventExecution):
@@ -208,12 +247,17 @@ class LeanExecution(SharedEventExecution):
 
     def _leaf(self, leaf_type: GraphQLLeafType) -> Completer:
         complete_leaf_value = self.complete_leaf_value
+        # Values the built-in scalars give back as they are: no need to call them.
+        coerce = getattr(leaf_type, "coerce_output_value", None)
+        kept = _KEPT_AS_THEY_ARE.get(coerce) if coerce is not None else None
 
         def leaf(value: Any, path: Path) -> Any:
             if isinstance(value, Exception):
                 raise value
             if value is None or value is Undefined:
                 return None
+            if kept is not None and kept(value):
+                return value
             return complete_leaf_value(leaf_type, value)
 
         return leaf
@@ -267,7 +311,7 @@ class LeanExecution(SharedEventExecution):
             )  # fmt: skip
         generic = self._generic(object_type, field_details_list, parent_type)
         handle_field_error = self.handle_field_error
-        build_resolve_info = self.build_resolve_info
+        context = self.context_value
 
         def complete_object(value: Any, path: Path) -> Any:
             if isinstance(value, Exception):
@@ -284,7 +328,9 @@ class LeanExecution(SharedEventExecution):
                 field_path: Any = Path(path, name, type_name) if wants_path else None
                 try:
                     if with_info:
-                        info = build_resolve_info(field_def, nodes, object_type, field_path)
+                        info = _ResolveInfo(
+                            context, (self, field_def, nodes, object_type, field_path)
+                        )
                         results[name] = sub(resolve(value, info), field_path)
                     else:
                         results[name] = sub(resolve(value, None), field_path)
