@@ -141,8 +141,12 @@ class LeanExecution(SharedEventExecution):
             named = named.of_type
         if not is_object_type(named) or getattr(self.middleware_manager, "middlewares", None):
             return None
-        cache: dict[tuple[Any, int], tuple[FieldDetailsList, Any]]
-        cache = self.__dict__.setdefault("_lean_completers", {})
+        # Completers are bound to this executor (its errors, context and variables): a copy of
+        # it (a subscription's executor per event copies its attributes) makes its own.
+        owner, cache = self.__dict__.get("_lean_completers", (None, None))
+        if owner != id(self) or cache is None:
+            cache = {}
+            self.__dict__["_lean_completers"] = (id(self), cache)
         key = (return_type, id(field_details_list))
         cached = cache.get(key)
         if cached is None:

@@ -195,3 +195,22 @@ def test_a_page_resolves_its_nodes_without_graphql_cores_field_steps(
     monkeypatch.setattr(schema, "execution_context_class", SharedEventExecution)
     # graphql-core's own completion: the same answer, each field through its steps.
     assert page(20) == (data, 3 + 20 * 4 + 20 * 2 + 10 * 2)
+
+
+def test_a_copy_of_an_executor_completes_with_its_own_errors() -> None:
+    """A subscription's executor is copied per event (attributes and all): each copy records
+    the errors of its own execution, not those of the executor it was copied from."""
+    from graphql import parse
+
+    lean, _plain = _schemas()
+    document = parse("{ holder { leaves { value maybe } } }")
+    executor = LeanExecution.build(lean._schema, document)
+    assert isinstance(executor, LeanExecution)
+    first = executor.execute_operation()
+    assert [e.path for e in executor.collected_errors.errors] == [["holder", "leaves", 2, "maybe"]]
+    copied = executor.build_per_event_executor(None)
+    assert copied.collected_errors.errors == []
+    again = copied.execute_operation()
+    assert again == first
+    assert [e.path for e in copied.collected_errors.errors] == [["holder", "leaves", 2, "maybe"]]
+    assert len(executor.collected_errors.errors) == 1
