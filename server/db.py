@@ -306,6 +306,21 @@ _NATIVE_TYPES: tuple[tuple[type[peewee.Field], type], ...] = (
     (peewee.FloatField, float),
     (peewee._StringField, str),
 )
+
+
+def _native_type(field: peewee.Field) -> type | None:
+    """The type of the values ``field`` keeps as they are (None: convert every value). Only for
+    the plain kinds: a subclass with its own conversion (``TimestampField``) converts all."""
+    if isinstance(field, peewee.ForeignKeyField):
+        field = field.rel_field
+    for kind, native in _NATIVE_TYPES:
+        if isinstance(field, kind):
+            cls: Any = type(field)
+            plain = cls.python_value is peewee.Field.python_value and cls.adapt is kind.adapt
+            return native if plain else None
+    return None
+
+
 _ROW_BUILDERS: dict[tuple[type[peewee.Model], tuple[str, ...]], Any] = {}
 
 
@@ -321,8 +336,7 @@ def _row_builder(model: type[peewee.Model], columns: tuple[str, ...]) -> Any:
         field = by_column.get(column)
         if field is None:
             return None
-        target = field.rel_field if isinstance(field, peewee.ForeignKeyField) else field
-        native = next((t for kind, t in _NATIVE_TYPES if isinstance(target, kind)), None)
+        native = _native_type(field)
         namespace[f"c{index}"] = field.python_value
         value = f"v{index}"
         if native is None:

@@ -79,3 +79,21 @@ def test_json_columns_read_as_json_loads_reads_them() -> None:
     assert math.isnan(load_json("[NaN]")[0])
     with pytest.raises(ValueError):
         load_json("{bad")
+
+
+def test_rows_keep_only_values_their_plain_field_would_keep() -> None:
+    """model_rows skips the conversion of values already of their field's type, only for
+    fields whose conversion leaves those as they are: a TimestampField (an integer column
+    read as a datetime) converts every value."""
+    import peewee
+
+    from server.db import _native_type
+    from server.models import Completion, Task
+
+    assert _native_type(Task.id) is int and _native_type(Task.project) is int
+    assert _native_type(Task.is_labeled) is bool and _native_type(Task.data) is None
+    assert _native_type(Task.predictions_score) is float
+    assert _native_type(Completion.was_cancelled) is bool
+    assert _native_type(peewee.TextField()) is str
+    assert _native_type(peewee.TimestampField()) is None
+    assert _native_type(peewee.DateTimeField()) is None
