@@ -26,6 +26,7 @@ from schema.export import ExportMutation, ExportQuery
 from schema.export_jobs import ExportJobMutation
 from schema.imports import ImportMutation, ImportQuery
 from schema.label_config import LabelConfigQuery
+from schema.lean_execution import LeanExecution
 from schema.lean_fields import install as install_lean_fields
 from schema.limits import GuardedDocuments
 from schema.live import Subscription
@@ -33,7 +34,6 @@ from schema.meta import MetaQuery
 from schema.ml import MLMutation, MLQuery
 from schema.projects import ProjectMutation, ProjectQuery
 from schema.scalars import CHECKED_JSON
-from schema.shared_events import SharedEventExecution
 from schema.storage import StorageMutation
 from schema.stored import StoredOperations
 from schema.tasks import TaskMutation, TaskQuery
@@ -151,7 +151,7 @@ schema = ThreadedSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    execution_context_class=SharedEventExecution,
+    execution_context_class=LeanExecution,
     extensions=[GuardedDocuments, DomainErrors, SessionWrites],
     scalar_overrides={JSON: CHECKED_JSON},
 )

@@ -55,12 +55,15 @@ def _direct(field: StrawberryField, info_class: type[Any]) -> Callable[..., Any]
         def resolve(source: Any, info: Any) -> Any:
             return method(source)
 
+        resolve.lean_direct = True  # type: ignore[attr-defined]  # for schema.lean_execution
         return resolve
     name = info_parameter.name
 
     def resolve_with_info(source: Any, info: Any) -> Any:
         return method(source, **{name: info_class(_raw_info=info, _field=field)})
 
+    resolve_with_info.lean_direct = True  # type: ignore[attr-defined]
+    resolve_with_info.lean_info = True  # type: ignore[attr-defined]
     return resolve_with_info
 
 

@@ -10,6 +10,7 @@ transaction, so listings, counts and the label stream never scan the table.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,23 @@ def dump_json(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+# A run of 19 digits or more: a number orjson would read differently from ``json`` (an
+# integer beyond 64 bits becomes a float there) or not at all.
+_LONG_NUMBER = re.compile(r"[0-9]{19}")
+
+
+def load_json(text: str) -> Any:
+    """``json.loads``, with orjson (~3x faster) where it reads the same value: it refuses
+    what ``json`` accepts beyond the standard (NaN, lone surrogates), which then goes to
+    ``json``, and numbers with 19 or more digits go to ``json`` at once."""
+    if _LONG_NUMBER.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 class JSONField(peewee.JSONField):
     """JSON on both backends: ``json`` on PostgreSQL, compact JSON text on SQLite.
 
@@ -43,7 +61,7 @@ class JSONField(peewee.JSONField):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(dumps=dump_json, **kwargs)
+        super().__init__(dumps=dump_json, loads=load_json, **kwargs)
 
     def _db_hook(self, database: Any) -> None:
         super()._db_hook(database)  # type: ignore[misc]  # private hook, not in the stubs

@@ -54,3 +54,46 @@ def test_the_writer_lock_is_handed_over_in_arrival_order() -> None:
         thread.join(5)
     assert order == ["first", "second", "third"]
     assert not lock.locked()
+
+
+def test_json_columns_read_as_json_loads_reads_them() -> None:
+    """server.models.load_json takes orjson's faster path only where it reads the same value."""
+    import json
+    import math
+
+    from server.models import load_json
+
+    texts = [
+        '{"b":1,"a":[1.5,-0.0,1e5,null,true,"\\u00e9"]}',
+        "[123456789012345678]",  # 18 digits: within 64 bits
+        "[12345678901234567890123]",  # beyond 64 bits: orjson would make a float of it
+        "[0.12345678901234567890123]",
+        '["\\ud800"]',  # a lone surrogate orjson refuses
+        "[NaN, Infinity]",  # json's extensions
+        "[1e400]",
+    ]
+    for text in texts:
+        got, expected = load_json(text), json.loads(text)
+        assert repr(got) == repr(expected), text
+    assert load_json("[12345678901234567890123]") == [12345678901234567890123]
+    assert math.isnan(load_json("[NaN]")[0])
+    with pytest.raises(ValueError):
+        load_json("{bad")
+
+
+def test_rows_keep_only_values_their_plain_field_would_keep() -> None:
+    """model_rows skips the conversion of values already of their field's type, only for
+    fields whose conversion leaves those as they are: a TimestampField (an integer column
+    read as a datetime) converts every value."""
+    import peewee
+
+    from server.db import _native_type
+    from server.models import Completion, Task
+
+    assert _native_type(Task.id) is int and _native_type(Task.project) is int
+    assert _native_type(Task.is_labeled) is bool and _native_type(Task.data) is None
+    assert _native_type(Task.predictions_score) is float
+    assert _native_type(Completion.was_cancelled) is bool
+    assert _native_type(peewee.TextField()) is str
+    assert _native_type(peewee.TimestampField()) is None
+    assert _native_type(peewee.DateTimeField()) is None

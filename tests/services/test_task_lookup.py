@@ -104,3 +104,54 @@ def test_page_loaders_equal_peewees_queries(client: TestClient) -> None:
             assert task_service.list_slice(project, 5, raw, order, 100).tasks == []
 
     db.with_connection(check)
+
+
+def test_rows_made_from_the_cursor_are_peewees_rows(client: TestClient) -> None:
+    """PreparedSelect.rows builds instances straight from the cursor (server.db.model_rows):
+    every value converted as peewee converts it (booleans, nulls, JSON with integers beyond
+    64 bits), nothing dirty, and the instance saves like one peewee made."""
+    big = 2**70 + 1
+    tasks = [
+        {
+            "data": {"text": "a", "big": big, "n": 1.5, "u": "\u00e9\U0001f600"},
+            "meta": {"m": [1, None]},
+            "completions": [{"result": [], "was_cancelled": True}, {"result": [{"x": big}]}],
+            "predictions": [{"result": [], "score": 0.25}, {"result": []}],
+        },
+        {"data": {"text": "b"}},
+    ]
+    answer = client.post("/api/project/import", json=tasks)
+    assert answer.status_code == 201, answer.text
+    ids = answer.json()["new_task_ids"]
+
+    def check() -> None:
+        from server.models import Completion, Prediction
+
+        children = task_service.load_children(ids)
+        made = [
+            *children.completions[ids[0]],
+            *children.predictions[ids[0]],
+            *lookup._BY_ID.rows(ids[0]),
+            *lookup._BY_ID.rows(ids[1]),
+        ]
+        assert [type(row) for row in made] == [Completion] * 2 + [Prediction] * 2 + [Task] * 2
+        for row in made:
+            expected = type(row).get_by_id(row.id)
+            assert row.__data__ == expected.__data__
+            assert [type(v) for v in row.__data__.values()] == [
+                type(v) for v in expected.__data__.values()
+            ]
+            assert row._dirty == set() and row.__rel__ == {}
+        cancelled, kept = children.completions[ids[0]]
+        assert cancelled.was_cancelled is True and kept.was_cancelled is False
+        assert kept.payload["result"] == [{"x": big}]
+        task, bare = made[-2:]
+        assert task.data["big"] == big and task.meta == {"m": [1, None]}
+        assert bare.meta is None and bare.completed_at is None and bare.is_labeled is False
+        assert [p.score for p in children.predictions[ids[0]]] == [0.25, None]
+        bare.meta = {"saved": True}
+        bare.save()
+        assert Task.get_by_id(bare.id).meta == {"saved": True}
+        assert Task.get_by_id(bare.id).data == {"text": "b"}
+
+    db.with_connection(check)
