@@ -152,6 +152,15 @@ def _counter_orders() -> None:
         database.execute(index)  # CREATE INDEX IF NOT EXISTS
 
 
+def _project_counter_shards() -> None:
+    """Per-shard deltas of the project totals (``project_counter``, new table): per-task
+    writers add to them instead of updating the project row (:mod:`server.services.counters`).
+    Existing totals stay in the project row as the base."""
+    from server.models import ProjectCounter
+
+    database.create_tables([ProjectCounter], safe=True)
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
@@ -163,6 +172,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     _webhook_tables,
     _data_manager,
     _counter_orders,
+    _project_counter_shards,
 ]
 
 

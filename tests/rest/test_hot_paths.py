@@ -11,9 +11,14 @@ from rest_compat._http import ENDPOINTS
 from tests.conftest import TEST_DATABASE_URL
 from tests.query_log import count_queries
 
-# On PostgreSQL a task write locks the project's row before the task's (one lock order for
-# every writer: server.services.tasks.lookup.lock_task); SQLite's writers are serialised.
+# On PostgreSQL a task write takes its project's lock (shared) before the task's row lock
+# (one lock order for every writer: server.services.tasks.lookup.lock_task), and the
+# completion-order blocks' lock (exclusive) to change their sizes or, shared in a savepoint,
+# to find that a labeled task stays in its block (rank_blocks.move); SQLite's writers are
+# serialised.
 PROJECT_LOCK = ["SELECT"] if TEST_DATABASE_URL else []
+BLOCKS_LOCK = ["SELECT"] if TEST_DATABASE_URL else []
+IN_SAVEPOINT = ("SAVEPOINT", "RELEASE") if TEST_DATABASE_URL else ()
 
 RESULT = [
     {
@@ -63,13 +68,14 @@ def test_a_completion_post_makes_a_fixed_number_of_queries(sentiment_project: Te
     assert answer.status_code == 201
     statements = [q.msg[0].split()[0] for q in counter.get_queries()]
     # The task (locked, within the request's project), the completion, its labels (task_label
-    # rows, for the data manager's label filters), the task's and the project's counters;
-    # the rank block the task leaves (unlabeled: a small block, so its neighbours are looked
-    # up to join it) and the one it joins (completion order), each shifted in one UPDATE;
-    # whether a target storage wants it. PostgreSQL first locks the project (lock order).
+    # rows, for the data manager's label filters), the task's counters and the project's (an
+    # upsert of the task's counter shard); the rank block the task leaves (unlabeled: a small
+    # block, so its neighbours are looked up to join it) and the one it joins (completion
+    # order), each shifted in one UPDATE; whether a target storage wants it.
     assert statements == [
         *PROJECT_LOCK,
-        *["SELECT", "INSERT", "INSERT", "UPDATE", "UPDATE"],
+        *["SELECT", "INSERT", "INSERT", "UPDATE", "INSERT"],
+        *BLOCKS_LOCK,
         *["UPDATE", "SELECT", "SELECT", "UPDATE"],
         "SELECT",
     ]
@@ -97,7 +103,8 @@ def test_a_completion_post_in_a_large_project_is_eight_statements(
     statements = [q.msg[0].split()[0] for q in counter.get_queries()]
     assert statements == [
         *PROJECT_LOCK,
-        *["SELECT", "INSERT", "INSERT", "UPDATE", "UPDATE"],  # task, completion, labels, counters
+        *["SELECT", "INSERT", "INSERT", "UPDATE", "INSERT"],  # task, completion, labels, counters
+        *BLOCKS_LOCK,
         *["UPDATE", "UPDATE"],  # out of the unlabeled order, into the completion order
         "SELECT",  # a target storage?
     ]
@@ -115,8 +122,11 @@ def test_a_completion_post_in_a_large_project_is_eight_statements(
     statements = [q.msg[0].split()[0] for q in counter.get_queries()]
     assert statements == [
         *PROJECT_LOCK,
-        *["SELECT", "INSERT", "INSERT", "UPDATE", "UPDATE"],
+        *["SELECT", "INSERT", "INSERT", "UPDATE", "INSERT"],
+        *IN_SAVEPOINT[:1],
+        *BLOCKS_LOCK,
         *["SELECT", "SELECT"],  # its old and new completion-order block: the same one
+        *IN_SAVEPOINT[1:],
         "SELECT",
     ]
     task = sentiment_project.get(f"/api/tasks/{task_id}").json()

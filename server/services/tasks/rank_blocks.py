@@ -25,9 +25,11 @@ tasks by id (completion-order listings show labeled tasks, then unlabeled ones b
 Descending pages use the same blocks: the k-th from the end is the (n-1-k)-th from the start.
 Keys are ``(at, id)`` pairs, ``at`` being 0 in the id orders.
 
-Writers call these functions inside their write transaction, after changing the task rows and
-holding the project's lock (:func:`server.services.projects.lock_project`), so blocks and rows
-change together.
+Writers call these functions inside their write transaction, after changing the task rows,
+so blocks and rows change together, holding either the project's lock exclusively (bulk
+writers: :func:`server.services.projects.lock_project`) or, per-task writers, the project's
+shared lock and then :func:`lock` (on PostgreSQL: block sizes are read, then updated, and a
+block may be cut or merged, which writers of the same order must do one at a time).
 """
 
 from __future__ import annotations
@@ -39,7 +41,13 @@ from functools import cache
 
 import peewee
 
-from server.db import bulk_insert, database
+from server.db import (
+    ADVISORY_RANK_BLOCKS,
+    advisory_xact_lock,
+    bulk_insert,
+    database,
+    is_sqlite,
+)
 from server.models import COMPLETED, UNLABELED, Task, TaskRankBlock
 from server.services.tasks import rank_block_rows as rows
 from server.services.tasks.rank_block_rows import Block, Key
@@ -51,6 +59,19 @@ TARGET = 4096
 MIN_SIZE = 1024
 
 _BLOCK_COLUMNS = ["project_id", "ordering", "start_at", "start_id", "size"]
+
+
+def lock(project_id: int, *, shared: bool = False) -> None:
+    """Take the project's block lock for the rest of the write transaction, after the
+    project's shared lock, the task's row lock and its counter shard: the last lock a per-task
+    writer takes. Exclusive to change block sizes (and cut or merge blocks); shared to move a
+    labeled task's key within its block, which no cut may meet half done. A no-op on SQLite
+    (serialised writers)."""
+    advisory_xact_lock(ADVISORY_RANK_BLOCKS, project_id, shared=shared)
+
+
+class _Leaves(Exception):
+    """The task leaves its block: drop the shared lock taken to find it out."""
 
 
 class Ordering(IntEnum):
@@ -194,15 +215,37 @@ def move(project_id: int, task_id: int, old: State, new: State) -> None:
     """Recount a task whose ``(is_labeled, completed_at)`` changed from ``old`` to ``new``."""
     if old == new:
         return
-    if old[0] and new[0]:  # a labeled task's completed_at changed (a newer completion)
-        key, new_key = (key_of(Ordering.COMPLETED, task_id, at) for at in (old[1], new[1]))
-        block = rows.block_of(project_id, Ordering.COMPLETED, key)
-        stays = block is not None and key >= block.start and new_key >= block.start
-        if stays and rows.block_of(project_id, Ordering.COMPLETED, new_key) == block:
-            return  # it stays in its block: no size changes (the usual case: the last one)
+    if old[0] and new[0] and _stays(project_id, task_id, old[1], new[1]):
+        return  # it stays in its block: no size changes (the usual case: the last one)
+    lock(project_id)
     for labeled, completed_at, change in ((*old, remove), (*new, add)):
         ordering = Ordering.COMPLETED if labeled else Ordering.UNLABELED
         change(project_id, ordering, key_of(ordering, task_id, completed_at))
+
+
+def _stays(project_id: int, task_id: int, old_at: int | None, new_at: int | None) -> bool:
+    """Whether a labeled task whose ``completed_at`` changed stays in its completion-order
+    block. On PostgreSQL the answer holds under the shared block lock, taken in a savepoint
+    that is rolled back (dropping it) when the task leaves its block: the caller then takes
+    the lock exclusively, never upgrading a shared lock (two writers upgrading at once
+    deadlock)."""
+    key, new_key = (key_of(Ordering.COMPLETED, task_id, at) for at in (old_at, new_at))
+
+    def stays() -> bool:
+        block = rows.block_of(project_id, Ordering.COMPLETED, key)
+        inside = block is not None and key >= block.start and new_key >= block.start
+        return inside and rows.block_of(project_id, Ordering.COMPLETED, new_key) == block
+
+    if is_sqlite():
+        return stays()
+    try:
+        with database.atomic():
+            lock(project_id, shared=True)
+            if not stays():
+                raise _Leaves
+    except _Leaves:
+        return False
+    return True
 
 
 def add_many(project_id: int, ordering: Ordering, keys: list[Key]) -> None:
