@@ -85,8 +85,10 @@ class _CounterAccessor(peewee.FieldAccessor):
     """Reads a project counter as the exact total (the row's base value plus the per-shard
     deltas of :class:`ProjectCounter`, summed in one statement by
     :func:`server.services.counters.read`), once per instance: the first counter read of a
-    loaded project snapshots all four. In update expressions (``Project.task_count + n``) the
-    class attribute is still the column, the base that bulk writers change."""
+    loaded project snapshots all four, unless the project was read with its totals
+    (:func:`server.services.counters.with_totals`). In update expressions
+    (``Project.task_count + n``) the class attribute is still the column, the base that bulk
+    writers change."""
 
     def __get__(self, instance: Any, instance_type: Any = None) -> Any:
         if instance is None:
@@ -145,6 +147,13 @@ class Project(BaseModel):
     prediction_count = CounterField(default=0)
     created_at = peewee.IntegerField(default=now_seconds)
     updated_at = peewee.IntegerField(default=now_seconds)
+
+    def save(self, force_insert: bool = False, only: Any = None) -> Any:
+        """Never writes the totals of a stored project: what it holds may be the exact totals
+        rather than the base (services change totals through server.services.counters)."""
+        if only is None and not force_insert and self.__data__.get("id") is not None:
+            only = [f for f in self._meta.sorted_fields if not isinstance(f, CounterField)]
+        return super().save(force_insert=force_insert, only=only)
 
 
 ZERO = peewee.SQL("DEFAULT 0")

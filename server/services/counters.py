@@ -15,7 +15,8 @@ modulo :data:`SHARDS`:
   the base and every shard;
 - readers get base + the sum of the shards in one statement (:func:`read`): exact at every
   read, whatever writers committed before it. ``project.task_count`` etc. read it through the
-  model (:class:`server.models.CounterField`), once per loaded project.
+  model (:class:`server.models.CounterField`), once per loaded project, or with the row when
+  it was selected with :func:`with_totals` (the request's project: no extra statement).
 
 SQLite uses the same table (its writers are serialised anyway): one representation, one code
 path on both backends.
@@ -24,6 +25,8 @@ path on both backends.
 from __future__ import annotations
 
 from functools import cache
+
+import peewee
 
 from server.db import database
 from server.models import Project, ProjectCounter
@@ -50,6 +53,27 @@ def _read_sql(p: str) -> str:
         f'SELECT {totals} FROM "project" AS p LEFT JOIN "project_counter" AS c '
         f'ON c."project_id" = p."id" WHERE p."id" = {p} GROUP BY p."id"'
     )
+
+
+def with_totals() -> list[peewee.Node]:
+    """The project's columns with the exact totals in place of the base, in one snapshot:
+    ``Project.select(*with_totals())``, then :func:`selected` on the loaded row, which then
+    reads its totals without another statement."""
+    columns: list[peewee.Node] = []
+    for field in Project._meta.sorted_fields:
+        if field.name not in FIELDS:
+            columns.append(field)
+            continue
+        shards = ProjectCounter.select(peewee.fn.SUM(getattr(ProjectCounter, field.name)))
+        shards = shards.where(ProjectCounter.project == Project.id)
+        columns.append((field + peewee.fn.COALESCE(shards, 0)).alias(field.column_name))
+    return columns
+
+
+def selected(project: Project) -> Project:
+    """Mark a project read with :func:`with_totals` as holding its totals."""
+    project.__dict__["_counter_totals"] = {f: int(project.__data__[f] or 0) for f in FIELDS}
+    return project
 
 
 def add(

@@ -16,7 +16,7 @@ from server.db import (
 )
 from server.errors import DomainError, not_found
 from server.models import Project, now_seconds
-from server.services import events
+from server.services import counters, events
 from server.services.config import derived_schema, label_config, sample_tasks
 from server.services.config.issues import (
     NOT_A_STRING,
@@ -42,9 +42,13 @@ _BOOL_SETTINGS = (
 )
 
 
-# Every GraphQL request reads its project: the SQL is built once.
+# Every GraphQL request reads its project, with its exact totals: the SQL is built once.
 _BY_ID = PreparedSelect(
-    Project, lambda project_id: Project.select().where(Project.id == project_id).limit(1), 1
+    Project,
+    lambda project_id: (
+        Project.select(*counters.with_totals()).where(Project.id == project_id).limit(1)
+    ),
+    1,
 )
 
 
@@ -52,7 +56,7 @@ def get_project(project_id: int) -> Project:
     project = _BY_ID.first(project_id)
     if project is None:
         raise not_found("Project", project_id)
-    return project
+    return counters.selected(project)
 
 
 def get_project_by_uuid(uuid: str) -> Project:

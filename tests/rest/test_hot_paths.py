@@ -120,15 +120,18 @@ def test_a_completion_post_in_a_large_project_is_eight_statements(
         again = sentiment_project.post(f"/api/tasks/{task_id}/completions", json={"result": RESULT})
     assert again.status_code == 201, again.text
     statements = [q.msg[0].split()[0] for q in counter.get_queries()]
-    assert statements == [
-        *PROJECT_LOCK,
-        *["SELECT", "INSERT", "INSERT", "UPDATE", "INSERT"],
-        *IN_SAVEPOINT[:1],
-        *BLOCKS_LOCK,
-        *["SELECT", "SELECT"],  # its old and new completion-order block: the same one
-        *IN_SAVEPOINT[1:],
-        "SELECT",
-    ]
+    assert (
+        statements
+        == [
+            *PROJECT_LOCK,
+            *["SELECT", "INSERT", "INSERT", "UPDATE", "INSERT"],
+            *IN_SAVEPOINT[:1],
+            *BLOCKS_LOCK,
+            *["SELECT", "SELECT"],  # its old and new completion-order block: the same one
+            *IN_SAVEPOINT[1:],
+            "SELECT",
+        ]
+    )
     task = sentiment_project.get(f"/api/tasks/{task_id}").json()
     assert [c["id"] for c in task["completions"]] == [created.json()["id"], again.json()["id"]]
     assert task["total_completions"] == 2

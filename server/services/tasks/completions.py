@@ -17,7 +17,7 @@ from server.services.config import derived_schema
 from server.services.datamanager import labels
 from server.services.projects import get_project, lock_project
 from server.services.tasks import rank_blocks
-from server.services.tasks.lookup import lock_task
+from server.services.tasks.lookup import lock_task_state
 from server.services.tasks.rank_blocks import Ordering
 
 _SERVER_KEYS = ("id", "created_at")
@@ -107,7 +107,7 @@ def create_completion(
         payload.pop("was_cancelled", None)
         payload.pop("skipped", None)
     with write_transaction():
-        task = lock_task(task_id, project_id)
+        task = lock_task_state(task_id, project_id)
         existing_id = body.get("id")
         if fits_query(existing_id):
             existing = Completion.get_or_none(
@@ -239,7 +239,7 @@ def update_completion(
     payload = {k: v for k, v in body.items() if k != "id"}
     with write_transaction():
         completion = get_completion(completion_id, task_id)
-        task = lock_task(completion.task_id, project_id)
+        task = lock_task_state(completion.task_id, project_id)
         return _merge(completion, task, payload, was_cancelled=was_cancelled)
 
 
@@ -253,7 +253,7 @@ def delete_completion(
 ) -> int:
     with write_transaction():
         completion = get_completion(completion_id, task_id)
-        task = lock_task(completion.task_id, project_id)
+        task = lock_task_state(completion.task_id, project_id)
         _check_deletion_allowed(task.project_id)
         completion.delete_instance()
         events.emit(events.COMPLETION_DELETED, task.project_id, (completion_id,), task=task.id)
@@ -265,7 +265,7 @@ def delete_completion(
 
 def delete_task_completions(task_id: int, project_id: int | None = None) -> int:
     with write_transaction():
-        task = lock_task(task_id, project_id)
+        task = lock_task_state(task_id, project_id)
         _check_deletion_allowed(task.project_id)
         _announce_deletions(task.project_id, Completion.task == task.id, task=task.id)
         deleted = Completion.delete().where(Completion.task == task.id).execute()

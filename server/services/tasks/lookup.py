@@ -38,6 +38,20 @@ _LOCKED_BY_ID_IN_PROJECT = PreparedSelect(
 )
 
 
+# What a writer of a task's completions needs of it (its counters and completion-order key):
+# not its data, whose JSON is the costliest part of reading the row.
+_STATE_COLUMNS = (Task.id, Task.project, Task.total_completions, Task.is_labeled, Task.completed_at)
+_LOCKED_STATE_IN_PROJECT = PreparedSelect(
+    Task,
+    lambda task_id, project_id: _locked(
+        Task.select(*_STATE_COLUMNS)
+        .where((Task.id == task_id) & (Task.project == project_id))
+        .limit(1)
+    ),
+    2,
+)
+
+
 def find_task(task_id: int, project_id: int | None = None, *, for_update: bool = False) -> Task:
     """A task by id (only within ``project_id`` when given); NOT_FOUND when there is none.
     ``for_update`` locks its row on PostgreSQL for the rest of the transaction."""
@@ -46,6 +60,19 @@ def find_task(task_id: int, project_id: int | None = None, *, for_update: bool =
     else:
         prepared = _LOCKED_BY_ID_IN_PROJECT if for_update else _BY_ID_IN_PROJECT
         task = prepared.first(task_id, project_id)
+    if task is None:
+        raise not_found("Task", task_id)
+    return task
+
+
+def lock_task_state(task_id: int, project_id: int | None = None) -> Task:
+    """:func:`lock_task` reading only the task's id, project, ``total_completions``,
+    ``is_labeled`` and ``completed_at`` (the other fields are left unset): what the writers of
+    its completions use."""
+    if project_id is None:
+        project_id = find_task(task_id).project_id
+    share_project(project_id)  # (a no-op on SQLite)
+    task = _LOCKED_STATE_IN_PROJECT.first(task_id, project_id)
     if task is None:
         raise not_found("Task", task_id)
     return task
