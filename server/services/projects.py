@@ -82,13 +82,14 @@ def lock_project(project_id: int) -> Project:
     completion).
     """
     advisory_xact_lock(ADVISORY_PROJECT, project_id)
-    query = Project.select().where(Project.id == project_id)
+    # With its totals as they stand now: the caller changes them, then may read the old ones.
+    query = Project.select(*counters.with_totals()).where(Project.id == project_id)
     if not is_sqlite():
         query = query.for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]
     project: Project | None = query.first()
     if project is None:
         raise not_found("Project", project_id)
-    return project
+    return counters.selected(project)
 
 
 def share_project(project_id: int) -> None:

@@ -188,8 +188,11 @@ def _with_lock_timeout(fn: Callable[[], Any]) -> Any:
 
 @pytest.fixture
 def open_writer(client: TestClient, project_id: int) -> Iterator[tuple[_OpenWriter, list[int]]]:
-    ids = _import(client, 6)
-    with _OpenWriter(ids[0], project_id) as writer:
+    """A writer holding the first completion of a task in a project of 1,400 tasks (1,050
+    unlabeled: past a block's minimum size), so labeling a task only shifts two block sizes,
+    under the blocks' shared lock."""
+    ids = _import(client, 1400)
+    with _OpenWriter(ids[1], project_id) as writer:
         yield writer, ids
 
 
@@ -198,9 +201,11 @@ def test_writers_of_different_tasks_do_not_wait_for_each_other(
     open_writer: tuple[_OpenWriter, list[int]], project_id: int
 ) -> None:
     _writer, ids = open_writer
-    # Another task's first completion (it changes the completion-order blocks too) and a
-    # newer completion of a labeled task: neither waits for the open writer.
-    for task_id in (ids[1], ids[1], ids[4]):
+    # Newer completions of labeled tasks (every 4th was imported with one), which stay in
+    # their completion-order block: none waits for the open writer. (Another task's first
+    # completion would: both shift the size of the last completion-order block, a row lock
+    # held until commit.)
+    for task_id in (ids[0], ids[4], ids[0], ids[8]):
         created = _with_lock_timeout(
             lambda t=task_id: completions.create_completion(
                 t, {"result": RESULT}, project_id=project_id
