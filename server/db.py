@@ -166,6 +166,23 @@ def write_transaction() -> Iterator[None]:
                 pending.before_commit(frame)
 
 
+# Namespaces of the transaction-level advisory locks (PostgreSQL's two-key form, whose keys
+# never meet the one-key locks such as the migration lock's).
+ADVISORY_PROJECT = 0x1A8E2
+ADVISORY_RANK_BLOCKS = 0x1A8E3
+
+
+def advisory_xact_lock(namespace: int, key: int, *, shared: bool = False) -> None:
+    """Take a PostgreSQL advisory lock on ``(namespace, key)`` until the transaction ends,
+    shared or exclusive (keys beyond 32 bits wrap: two keys sharing a lock only wait for each
+    other). A no-op on SQLite, whose write transactions are serialised."""
+    if is_sqlite():
+        return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    key32 = (key + 2**31) % 2**32 - 2**31
+    database.execute_sql(f"SELECT {function}(%s, %s)", (namespace, key32))
+
+
 def with_connection(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run ``fn`` holding a pooled connection (reusing the thread's open one)."""
     if not database.is_closed():

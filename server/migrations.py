@@ -177,6 +177,15 @@ def _contentless_search() -> None:
     search.recreate_contentless()
 
 
+def _project_counter_shards() -> None:
+    """Per-shard deltas of the project totals (``project_counter``, new table): per-task
+    writers add to them instead of updating the project row (:mod:`server.services.counters`).
+    Existing totals stay in the project row as the base."""
+    from server.models import ProjectCounter
+
+    database.create_tables([ProjectCounter], safe=True)
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
@@ -191,6 +200,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     _disabled_users,
     _storage_sync_lease,
     _contentless_search,
+    _project_counter_shards,
 ]
 
 

@@ -99,6 +99,45 @@ class BaseModel(peewee.Model):
         legacy_table_names = False
 
 
+class _CounterAccessor(peewee.FieldAccessor):
+    """Reads a project counter as the exact total (the row's base value plus the per-shard
+    deltas of :class:`ProjectCounter`, summed in one statement by
+    :func:`server.services.counters.read`), once per instance: the first counter read of a
+    loaded project snapshots all four, unless the project was read with its totals
+    (:func:`server.services.counters.with_totals`). In update expressions
+    (``Project.task_count + n``) the class attribute is still the column, the base that bulk
+    writers change."""
+
+    def __get__(self, instance: Any, instance_type: Any = None) -> Any:
+        if instance is None:
+            return self.field
+        totals = instance.__dict__.get("_counter_totals")
+        if totals is None:
+            if instance.__data__.get("id") is None:  # not stored: only its base values
+                return instance.__data__.get(self.name)
+            from server.services import counters  # models are below services
+
+            totals = counters.read(instance.__data__["id"])
+            instance.__dict__["_counter_totals"] = totals
+        return totals[self.name]
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        instance.__dict__.pop("_counter_totals", None)
+        super().__set__(instance, value)
+
+
+if TYPE_CHECKING:
+    _IntField = peewee.IntegerField[int]
+else:
+    _IntField = peewee.IntegerField
+
+
+class CounterField(_IntField):
+    """A project total: see :class:`_CounterAccessor`."""
+
+    accessor_class = _CounterAccessor
+
+
 class Project(BaseModel):
     id = IdField()
     uuid = peewee.CharField(max_length=36, unique=True, default=lambda: str(uuid.uuid4()))
@@ -117,13 +156,22 @@ class Project(BaseModel):
     enable_empty_completion = peewee.BooleanField(default=True)
     show_project_links_in_multisession = peewee.BooleanField(default=True)
     settings = JSONField(default=dict)
-    # Totals kept in step with the task/completion/prediction tables.
-    task_count = peewee.IntegerField(default=0)
-    labeled_task_count = peewee.IntegerField(default=0)
-    completion_count = peewee.IntegerField(default=0)
-    prediction_count = peewee.IntegerField(default=0)
+    # Totals kept in step with the task/completion/prediction tables: these columns are the
+    # base that bulk writers change; per-task writers add to ProjectCounter's shards instead
+    # (server.services.counters). Reading the attribute gives the exact sum.
+    task_count = CounterField(default=0)
+    labeled_task_count = CounterField(default=0)
+    completion_count = CounterField(default=0)
+    prediction_count = CounterField(default=0)
     created_at = peewee.IntegerField(default=now_seconds)
     updated_at = peewee.IntegerField(default=now_seconds)
+
+    def save(self, force_insert: bool = False, only: Any = None) -> Any:
+        """Never writes the totals of a stored project: what it holds may be the exact totals
+        rather than the base (services change totals through server.services.counters)."""
+        if only is None and not force_insert and self.__data__.get("id") is not None:
+            only = [f for f in self._meta.sorted_fields if not isinstance(f, CounterField)]
+        return super().save(force_insert=force_insert, only=only)
 
 
 ZERO = peewee.SQL("DEFAULT 0")
@@ -416,6 +464,24 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
 STORAGE_MODELS: tuple[type[BaseModel], ...] = (Storage, StorageKey)
 # Created by migration 4.
 RANK_MODELS: tuple[type[BaseModel], ...] = (TaskRankBlock,)
+
+
+class ProjectCounter(BaseModel):
+    """Deltas of a project's totals written by per-task writers, one row per shard (a task's
+    shard is its id modulo :data:`server.services.counters.SHARDS`): concurrent writers of
+    different tasks rarely update the same row, where one counter row on the project would
+    hold them all in line until each commit is flushed. Created by ``_project_counter_shards``."""
+
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
+    project_id: int
+    shard = peewee.IntegerField()
+    task_count = peewee.IntegerField(default=0)
+    labeled_task_count = peewee.IntegerField(default=0)
+    completion_count = peewee.IntegerField(default=0)
+    prediction_count = peewee.IntegerField(default=0)
+
+    class Meta:
+        primary_key = peewee.CompositeKey("project", "shard")
 
 
 class DatabaseHome(BaseModel):

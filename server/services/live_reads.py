@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from server.ls_json import completion_json, task_json
-from server.models import Completion, Job, Project, Task
+from server.models import Completion, Job, Task
+from server.services import counters
 from server.services.tasks.tasks import load_children
 
 
@@ -26,18 +27,7 @@ def completion_as_json(completion_id: int) -> dict[str, Any] | None:
 
 
 def project_counters(project_id: int) -> dict[str, int]:
-    row = (
-        Project.select(
-            Project.task_count,
-            Project.labeled_task_count,
-            Project.completion_count,
-            Project.prediction_count,
-        )
-        .where(Project.id == project_id)
-        .dicts()
-        .first()
-    )
-    return {k: int(v or 0) for k, v in (row or {}).items()}
+    return counters.read(project_id)
 
 
 def job_state(job_id: int) -> dict[str, Any]:

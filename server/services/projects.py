@@ -7,10 +7,16 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from server.db import PreparedSelect, is_sqlite, write_transaction
+from server.db import (
+    ADVISORY_PROJECT,
+    PreparedSelect,
+    advisory_xact_lock,
+    is_sqlite,
+    write_transaction,
+)
 from server.errors import DomainError, not_found
 from server.models import Project, now_seconds
-from server.services import events
+from server.services import counters, events
 from server.services.config import derived_schema, label_config, sample_tasks
 from server.services.config.issues import (
     NOT_A_STRING,
@@ -36,9 +42,13 @@ _BOOL_SETTINGS = (
 )
 
 
-# Every GraphQL request reads its project: the SQL is built once.
+# Every GraphQL request reads its project, with its exact totals: the SQL is built once.
 _BY_ID = PreparedSelect(
-    Project, lambda project_id: Project.select().where(Project.id == project_id).limit(1), 1
+    Project,
+    lambda project_id: (
+        Project.select(*counters.with_totals()).where(Project.id == project_id).limit(1)
+    ),
+    1,
 )
 
 
@@ -46,7 +56,7 @@ def get_project(project_id: int) -> Project:
     project = _BY_ID.first(project_id)
     if project is None:
         raise not_found("Project", project_id)
-    return project
+    return counters.selected(project)
 
 
 def get_project_by_uuid(uuid: str) -> Project:
@@ -61,20 +71,35 @@ def list_projects() -> list[Project]:
 
 
 def lock_project(project_id: int) -> Project:
-    """Read the project inside a write transaction, serialising writers of this project.
+    """Read the project inside a write transaction, serialising writers of this project: the
+    lock of bulk writers (imports, bulk actions, deleting everything) and of project settings.
 
-    SQLite's ``BEGIN IMMEDIATE`` already serialises all writers; PostgreSQL takes a row lock,
-    ``FOR NO KEY UPDATE`` (what an ``UPDATE`` of the counters takes): ``FOR UPDATE`` would also
-    wait for the key-share locks of rows inserted with a foreign key to the project (another
-    writer's new completion), which deadlocks against that writer's counter update.
+    SQLite's ``BEGIN IMMEDIATE`` already serialises all writers. PostgreSQL takes the project's
+    advisory lock exclusively (per-task writers take it shared, :func:`share_project`, so this
+    waits for them and they for it), then a row lock, ``FOR NO KEY UPDATE`` (what an
+    ``UPDATE`` of the base counters takes): ``FOR UPDATE`` would also wait for the key-share
+    locks of rows inserted with a foreign key to the project (a per-task writer's new
+    completion).
     """
-    query = Project.select().where(Project.id == project_id)
+    advisory_xact_lock(ADVISORY_PROJECT, project_id)
+    # With its totals as they stand now: the caller changes them, then may read the old ones.
+    query = Project.select(*counters.with_totals()).where(Project.id == project_id)
     if not is_sqlite():
         query = query.for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]
     project: Project | None = query.first()
     if project is None:
         raise not_found("Project", project_id)
-    return project
+    return counters.selected(project)
+
+
+def share_project(project_id: int) -> None:
+    """The lock of a per-task writer on its project, for the rest of the write transaction:
+    on PostgreSQL the project's advisory lock in shared mode, which keeps the lock order of
+    bulk writers (project, then tasks) without putting writers of different tasks in line.
+    Such writers change the totals through :mod:`server.services.counters` and the
+    completion-order blocks under :func:`server.services.tasks.rank_blocks.lock`, never the
+    project row. SQLite's write transactions are serialised already."""
+    advisory_xact_lock(ADVISORY_PROJECT, project_id, shared=True)
 
 
 class _ConfigCache:

@@ -11,13 +11,13 @@ from server.db import database, is_sqlite, write_transaction
 from server.errors import DomainError, not_found
 from server.int_ranges import fits_query, is_timestamp
 from server.ls_json import is_cancelled
-from server.models import COMPLETED, Completion, Project, Task, dump_json, now_seconds
-from server.services import events
+from server.models import COMPLETED, Completion, Task, dump_json, now_seconds
+from server.services import counters, events
 from server.services.config import derived_schema
 from server.services.datamanager import labels
 from server.services.projects import get_project, lock_project
 from server.services.tasks import rank_blocks
-from server.services.tasks.lookup import lock_task
+from server.services.tasks.lookup import lock_task_state
 from server.services.tasks.rank_blocks import Ordering
 
 _SERVER_KEYS = ("id", "created_at")
@@ -62,25 +62,15 @@ def refresh_task_stats(task: Task) -> None:
     kind = events.TASK_LABELED if labeled_delta > 0 else events.TASK_UPDATED
     events.emit(kind, task.project_id, (task.id,))
     events.emit(events.PROJECT_UPDATED, task.project_id, reason="counters")
-    if labeled_delta or completions_delta:
-        Project.update(
-            labeled_task_count=Project.labeled_task_count + labeled_delta,
-            completion_count=Project.completion_count + completions_delta,
-        ).where(Project.id == task.project_id).execute()
+    counters.add(task.project_id, task.id, labeled=labeled_delta, completions=completions_delta)
     _recount(task, labeled, newest if labeled else None)
 
 
-def _recount(
-    task: Task, labeled: bool, completed_at: int | None, *, project_locked: bool = False
-) -> None:
-    """Move the task between the completion-order blocks when its key changed (under the
-    project's lock, which orders these block updates across writers: taken here unless the
-    caller already updated the project row, which takes it, or on SQLite, whose write
-    transactions are serialised already)."""
+def _recount(task: Task, labeled: bool, completed_at: int | None) -> None:
+    """Move the task between the completion-order blocks when its key changed (the last step
+    of a writer: :func:`rank_blocks.move` takes the blocks' lock)."""
     old = (bool(task.is_labeled), task.completed_at)
     if old != (labeled, completed_at):
-        if not project_locked and not is_sqlite():
-            lock_project(task.project_id)
         rank_blocks.move(task.project_id, task.id, old, (labeled, completed_at))
 
 
@@ -117,7 +107,7 @@ def create_completion(
         payload.pop("was_cancelled", None)
         payload.pop("skipped", None)
     with write_transaction():
-        task = lock_task(task_id, project_id)
+        task = lock_task_state(task_id, project_id)
         existing_id = body.get("id")
         if fits_query(existing_id):
             existing = Completion.get_or_none(
@@ -144,9 +134,9 @@ def create_completion(
 
 
 @cache
-def _new_completion_sql(p: str, returning: bool) -> tuple[str, str, str]:
-    """(insert the completion, count it on its task, count it on its project) for the
-    backend's parameter marker ``p``."""
+def _new_completion_sql(p: str, returning: bool) -> tuple[str, str]:
+    """(insert the completion, count it on its task) for the backend's parameter marker
+    ``p``."""
     insert = (
         'INSERT INTO "completion" ("project_id", "task_id", "created_at", "updated_at", '
         f'"was_cancelled", "payload", "completed_by") VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})'
@@ -158,18 +148,14 @@ def _new_completion_sql(p: str, returning: bool) -> tuple[str, str, str]:
         f'"cancelled_completions" = "cancelled_completions" + {p}, "is_labeled" = {p}, '
         f'"completed_at" = {p}, "updated_at" = {p} WHERE "id" = {p}'
     )
-    project = (
-        f'UPDATE "project" SET "labeled_task_count" = "labeled_task_count" + {p}, '
-        f'"completion_count" = "completion_count" + 1 WHERE "id" = {p}'
-    )
-    return insert, task, project
+    return insert, task
 
 
 def _insert_completion(task: Task, payload: dict[str, Any], completed_by: int | None) -> Completion:
     now = now_seconds()
     cancelled = is_cancelled(payload)
     sqlite = is_sqlite()
-    insert, _task, _project = _new_completion_sql(database.param, not sqlite)
+    insert, _task = _new_completion_sql(database.param, not sqlite)
     values = (
         task.project_id,
         task.id,
@@ -195,13 +181,10 @@ def _insert_completion(task: Task, payload: dict[str, Any], completed_by: int | 
 
 
 def _count_new_completion(task: Task, completion: Completion) -> None:
-    """Shift the counters by one new completion (cheaper than :func:`refresh_task_stats`).
-
-    The project's counters are updated last but for the completion-order blocks: on
-    PostgreSQL that row lock, which orders the blocks' updates across writers of the project,
-    is held only for the end of the transaction."""
+    """Shift the counters by one new completion (cheaper than :func:`refresh_task_stats`):
+    the task's, its project's (in the task's shard) and, last, the completion-order blocks."""
     newest = max(task.completed_at or 0, completion.created_at)
-    _insert, task_sql, project_sql = _new_completion_sql(database.param, not is_sqlite())
+    _insert, task_sql = _new_completion_sql(database.param, not is_sqlite())
     database.execute_sql(
         task_sql,
         (
@@ -212,8 +195,8 @@ def _count_new_completion(task: Task, completion: Completion) -> None:
             task.id,
         ),
     )
-    database.execute_sql(project_sql, (0 if task.is_labeled else 1, task.project_id))
-    _recount(task, True, newest, project_locked=True)
+    counters.add(task.project_id, task.id, labeled=0 if task.is_labeled else 1, completions=1)
+    _recount(task, True, newest)
 
 
 def _merge(
@@ -256,7 +239,7 @@ def update_completion(
     payload = {k: v for k, v in body.items() if k != "id"}
     with write_transaction():
         completion = get_completion(completion_id, task_id)
-        task = lock_task(completion.task_id, project_id)
+        task = lock_task_state(completion.task_id, project_id)
         return _merge(completion, task, payload, was_cancelled=was_cancelled)
 
 
@@ -270,7 +253,7 @@ def delete_completion(
 ) -> int:
     with write_transaction():
         completion = get_completion(completion_id, task_id)
-        task = lock_task(completion.task_id, project_id)
+        task = lock_task_state(completion.task_id, project_id)
         _check_deletion_allowed(task.project_id)
         completion.delete_instance()
         events.emit(events.COMPLETION_DELETED, task.project_id, (completion_id,), task=task.id)
@@ -282,7 +265,7 @@ def delete_completion(
 
 def delete_task_completions(task_id: int, project_id: int | None = None) -> int:
     with write_transaction():
-        task = lock_task(task_id, project_id)
+        task = lock_task_state(task_id, project_id)
         _check_deletion_allowed(task.project_id)
         _announce_deletions(task.project_id, Completion.task == task.id, task=task.id)
         deleted = Completion.delete().where(Completion.task == task.id).execute()
@@ -302,9 +285,7 @@ def delete_all_completions(project_id: int) -> int:
         Task.update(
             total_completions=0, cancelled_completions=0, is_labeled=False, completed_at=None
         ).where(Task.project == project_id, COMPLETED).execute()
-        Project.update(labeled_task_count=0, completion_count=0).where(
-            Project.id == project_id
-        ).execute()
+        counters.reset(project_id, "labeled_task_count", "completion_count")
         rank_blocks.clear(project_id, Ordering.COMPLETED, Ordering.UNLABELED)
         rank_blocks.rebuild(Ordering.UNLABELED, project_id)
         derived_schema.mark_stale(project_id)

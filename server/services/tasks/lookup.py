@@ -9,7 +9,7 @@ import peewee
 from server.db import PreparedSelect, is_sqlite
 from server.errors import not_found
 from server.models import Task
-from server.services.projects import lock_project
+from server.services.projects import share_project
 
 _BY_ID = PreparedSelect(Task, lambda task_id: Task.select().where(Task.id == task_id).limit(1), 1)
 _BY_ID_IN_PROJECT = PreparedSelect(
@@ -38,6 +38,20 @@ _LOCKED_BY_ID_IN_PROJECT = PreparedSelect(
 )
 
 
+# What a writer of a task's completions needs of it (its counters and completion-order key):
+# not its data, whose JSON is the costliest part of reading the row.
+_STATE_COLUMNS = (Task.id, Task.project, Task.total_completions, Task.is_labeled, Task.completed_at)
+_LOCKED_STATE_IN_PROJECT = PreparedSelect(
+    Task,
+    lambda task_id, project_id: _locked(
+        Task.select(*_STATE_COLUMNS)
+        .where((Task.id == task_id) & (Task.project == project_id))
+        .limit(1)
+    ),
+    2,
+)
+
+
 def find_task(task_id: int, project_id: int | None = None, *, for_update: bool = False) -> Task:
     """A task by id (only within ``project_id`` when given); NOT_FOUND when there is none.
     ``for_update`` locks its row on PostgreSQL for the rest of the transaction."""
@@ -51,16 +65,31 @@ def find_task(task_id: int, project_id: int | None = None, *, for_update: bool =
     return task
 
 
+def lock_task_state(task_id: int, project_id: int | None = None) -> Task:
+    """:func:`lock_task` reading only the task's id, project, ``total_completions``,
+    ``is_labeled`` and ``completed_at`` (the other fields are left unset): what the writers of
+    its completions use."""
+    if project_id is None:
+        project_id = find_task(task_id).project_id
+    share_project(project_id)  # (a no-op on SQLite)
+    task = _LOCKED_STATE_IN_PROJECT.first(task_id, project_id)
+    if task is None:
+        raise not_found("Task", task_id)
+    return task
+
+
 def lock_task(task_id: int, project_id: int | None = None) -> Task:
     """A task to change, locked for the rest of the write transaction.
 
-    On PostgreSQL every writer takes the project's row lock before any task's (bulk writers
-    lock the project, then touch many tasks): a writer taking them the other way round
-    deadlocks against them, and PostgreSQL aborts one of the two. An unknown project's task is
-    read once unlocked to learn its project. SQLite's write transactions are serialised."""
+    On PostgreSQL every writer takes its project's lock before any task's (bulk writers lock
+    the project, then touch many tasks): a writer taking them the other way round deadlocks
+    against them, and PostgreSQL aborts one of the two. A per-task writer takes it shared
+    (:func:`server.services.projects.share_project`): writers of different tasks do not wait
+    for each other. An unknown project's task is read once unlocked to learn its project.
+    SQLite's write transactions are serialised."""
     if is_sqlite():
         return find_task(task_id, project_id)
     if project_id is None:
         project_id = find_task(task_id).project_id
-    lock_project(project_id)
+    share_project(project_id)
     return find_task(task_id, project_id, for_update=True)

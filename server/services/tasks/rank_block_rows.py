@@ -40,6 +40,7 @@ def _statements(p: str) -> dict[str, str]:
         "shift_at_or_before": f'UPDATE {_TABLE} SET "size" = "size" + {p} WHERE "id" = ('
         f'SELECT "id" {of_order} AND {_START} <= ({p}, {p}) '
         f'ORDER BY "start_at" DESC, "start_id" DESC LIMIT 1) RETURNING {_COLUMNS}',
+        "shift": f'UPDATE {_TABLE} SET "size" = "size" + {p} WHERE "id" = {p} RETURNING {_COLUMNS}',
         "set_size": f'UPDATE {_TABLE} SET "size" = {p} WHERE "id" = {p}',
         "set_start": f'UPDATE {_TABLE} SET "start_at" = {p}, "start_id" = {p} WHERE "id" = {p}',
         "delete": f'DELETE FROM {_TABLE} WHERE "id" = {p}',
@@ -73,6 +74,11 @@ def shift_block_of(project_id: int, ordering: int, key: Key, delta: int) -> Bloc
     """Add ``delta`` to the size of the last block starting at or before ``key`` and return
     it as changed, in one statement; None (nothing changed) when no block starts there."""
     return _one("shift_at_or_before", delta, project_id, ordering, *key)
+
+
+def shift(block_id: int, delta: int) -> Block | None:
+    """Add ``delta`` to a block's size and return it as changed (None if it is gone)."""
+    return _one("shift", delta, block_id)
 
 
 def neighbour(project_id: int, ordering: int, block: Block, after: bool) -> Block | None:

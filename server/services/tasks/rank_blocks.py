@@ -25,9 +25,12 @@ tasks by id (completion-order listings show labeled tasks, then unlabeled ones b
 Descending pages use the same blocks: the k-th from the end is the (n-1-k)-th from the start.
 Keys are ``(at, id)`` pairs, ``at`` being 0 in the id orders.
 
-Writers call these functions inside their write transaction, after changing the task rows and
-holding the project's lock (:func:`server.services.projects.lock_project`), so blocks and rows
-change together.
+Writers call these functions inside their write transaction, after changing the task rows,
+so blocks and rows change together, holding either the project's lock exclusively (bulk
+writers: :func:`server.services.projects.lock_project`) or, per-task writers, the project's
+shared lock and then :func:`lock`: shared while a move only changes the sizes of existing
+blocks (the block rows' own locks order those), exclusive to make, cut, merge or move a block,
+which no other writer of the project may meet half done.
 """
 
 from __future__ import annotations
@@ -39,7 +42,13 @@ from functools import cache
 
 import peewee
 
-from server.db import bulk_insert, database
+from server.db import (
+    ADVISORY_RANK_BLOCKS,
+    advisory_xact_lock,
+    bulk_insert,
+    database,
+    is_sqlite,
+)
 from server.models import COMPLETED, UNLABELED, Task, TaskRankBlock
 from server.services.tasks import rank_block_rows as rows
 from server.services.tasks.rank_block_rows import Block, Key
@@ -51,6 +60,18 @@ TARGET = 4096
 MIN_SIZE = 1024
 
 _BLOCK_COLUMNS = ["project_id", "ordering", "start_at", "start_id", "size"]
+
+
+def lock(project_id: int, *, shared: bool = False) -> None:
+    """Take the project's block lock for the rest of the write transaction, after the
+    project's shared lock, the task's row lock and its counter shard: the last lock a per-task
+    writer takes, before any block row. Shared to change sizes only, exclusive to change the
+    blocks' ranges. A no-op on SQLite (serialised writers)."""
+    advisory_xact_lock(ADVISORY_RANK_BLOCKS, project_id, shared=shared)
+
+
+class _Leaves(Exception):
+    """The move needs more than size changes: drop the shared lock taken to find it out."""
 
 
 class Ordering(IntEnum):
@@ -192,7 +213,7 @@ State = tuple[bool, int | None]  # (is_labeled, completed_at)
 
 def move(project_id: int, task_id: int, old: State, new: State) -> None:
     """Recount a task whose ``(is_labeled, completed_at)`` changed from ``old`` to ``new``."""
-    if old == new:
+    if old == new or _moved_in_place(project_id, task_id, old, new):
         return
     if old[0] and new[0]:  # a labeled task's completed_at changed (a newer completion)
         key, new_key = (key_of(Ordering.COMPLETED, task_id, at) for at in (old[1], new[1]))
@@ -200,6 +221,7 @@ def move(project_id: int, task_id: int, old: State, new: State) -> None:
         stays = block is not None and key >= block.start and new_key >= block.start
         if stays and rows.block_of(project_id, Ordering.COMPLETED, new_key) == block:
             return  # it stays in its block: no size changes (the usual case: the last one)
+    lock(project_id)
     for labeled, completed_at, change in ((*old, remove), (*new, add)):
         ordering = Ordering.COMPLETED if labeled else Ordering.UNLABELED
         change(project_id, ordering, key_of(ordering, task_id, completed_at))
@@ -236,6 +258,47 @@ def _append(project_id: int, ordering: Ordering, last: Block | None, keys: list[
         new.append((project_id, int(ordering), rest[offset][0], rest[offset][1], size))
         offset += size
     bulk_insert(TaskRankBlock, _BLOCK_COLUMNS, new)
+
+
+def _in_place(project_id: int, task_id: int, old: State, new: State) -> bool:
+    """Count the move as size changes of the existing blocks, if that is all it takes: False
+    (with nothing or only some sizes changed) when a block must be made, cut, merged or moved,
+    which only the full :func:`move` under the exclusive lock does. Used on PostgreSQL under
+    the shared lock, which keeps every block's range as it is: blocks are found first, then
+    shifted in id order, so two writers never wait for each other's block rows in turn."""
+    changes: list[tuple[Block, int]] = []
+    for (labeled, completed_at), delta in ((old, -1), (new, 1)):
+        ordering = Ordering.COMPLETED if labeled else Ordering.UNLABELED
+        key = key_of(ordering, task_id, completed_at)
+        block = rows.block_of(project_id, ordering, key)
+        if block is None or key < block.start:
+            return False
+        changes.append((block, delta))
+    if changes[0][0].id == changes[1][0].id:
+        return True  # it stays in its block (the usual case: a labeled task's newer completion)
+    for block, delta in sorted(changes, key=lambda change: change[0].id):
+        shifted = rows.shift(block.id, delta)
+        # A block left under MIN_SIZE is merged, one over MAX_SIZE cut: not in place.
+        if shifted is None or shifted.size > MAX_SIZE or (delta < 0 and shifted.size < MIN_SIZE):
+            return False
+    return True
+
+
+def _moved_in_place(project_id: int, task_id: int, old: State, new: State) -> bool:
+    """On PostgreSQL, try :func:`_in_place` under the shared block lock, in a savepoint that
+    is rolled back (dropping the lock and any size changed) when the move needs more: the
+    caller then takes the lock exclusively, never upgrading a shared lock (two writers
+    upgrading at once deadlock). SQLite's serialised writers need no such step."""
+    if is_sqlite():
+        return False
+    try:
+        with database.atomic():
+            lock(project_id, shared=True)
+            if not _in_place(project_id, task_id, old, new):
+                raise _Leaves
+    except _Leaves:
+        return False
+    return True
 
 
 def add_many(project_id: int, ordering: Ordering, keys: list[Key], *, above: bool = False) -> None:

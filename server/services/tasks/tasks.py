@@ -34,7 +34,7 @@ from server.models import (
     dump_json,
     now_seconds,
 )
-from server.services import events
+from server.services import counters, events
 from server.services.config import derived_schema
 from server.services.config.model import LabelConfig
 from server.services.datamanager import labels
@@ -345,8 +345,7 @@ def update_task(task_id: int, body: Any, project_id: int | None = None) -> Task:
         message = f"Error   at item 0: {exc} :: {body!r}"
         raise DomainError("invalid_tasks", message, {"errors": [message]}) from None
     with write_transaction():
-        lock_project(task.project_id)
-        task = get_task(task_id, project_id)
+        task = lock_task(task.id, task.project_id)
         changes: dict[str, Any] = {"data": valid.data, "updated_at": now_seconds()}
         if "meta" in body:
             changes["meta"] = valid.meta
@@ -360,9 +359,7 @@ def update_task(task_id: int, body: Any, project_id: int | None = None) -> Task:
             )
             changes["total_predictions"] = len(valid.predictions)
             changes["predictions_score"] = mean_score(valid.predictions)
-            Project.update(
-                prediction_count=Project.prediction_count + len(valid.predictions) - old
-            ).where(Project.id == task.project_id).execute()
+            counters.add(task.project_id, task.id, predictions=len(valid.predictions) - old)
         Task.update(changes).where(Task.id == task.id).execute()
         if not isinstance(task.data, dict) or task.data.keys() != valid.data.keys():
             derived_schema.mark_stale(task.project_id)
@@ -379,15 +376,18 @@ def delete_task(task_id: int, project_id: int | None = None) -> int:
         # Its completions, predictions and label rows go with it by their foreign keys' ON
         # DELETE CASCADE (foreign_keys=1 on SQLite): one statement, not three round trips.
         Task.delete().where(Task.id == task.id).execute()
+        counters.add(
+            task.project_id,
+            task.id,
+            tasks=-1,
+            labeled=-1 if task.is_labeled else 0,
+            completions=-task.total_completions,
+            predictions=-task.total_predictions,
+        )
+        rank_blocks.lock(task.project_id)
         for ordering in rank_blocks.orderings_of(task.is_labeled):
             key = rank_blocks.key_of(ordering, task.id, task.completed_at)
             rank_blocks.remove(task.project_id, ordering, key)
-        Project.update(
-            task_count=Project.task_count - 1,
-            labeled_task_count=Project.labeled_task_count - (1 if task.is_labeled else 0),
-            completion_count=Project.completion_count - task.total_completions,
-            prediction_count=Project.prediction_count - task.total_predictions,
-        ).where(Project.id == task.project_id).execute()
         derived_schema.mark_stale(task.project_id)
         events.emit(events.TASK_DELETED, task.project_id, (task.id,))
         events.emit(events.PROJECT_UPDATED, task.project_id, reason="counters")
@@ -414,8 +414,7 @@ def delete_all_tasks(project_id: int) -> int:
         Prediction.delete().where(Prediction.project == project_id).execute()
         Task.delete().where(_in_project(project_id)).execute()
         rank_blocks.clear(project_id, *Ordering)
-        Project.update(
-            task_count=0, labeled_task_count=0, completion_count=0, prediction_count=0
-        ).where(Project.id == project_id).execute()
+        count = project.task_count
+        counters.reset(project_id, *counters.FIELDS)
         derived_schema.mark_stale(project_id)
-        return project.task_count
+        return count
