@@ -236,6 +236,7 @@ class PreparedSelect(Generic[M]):
         self.build = build
         self.arity = arity
         self._compiled: dict[type[peewee.Database], tuple[str, list[Any], list[int]]] = {}
+        self._plans: dict[tuple[str, ...], tuple[tuple[str, Callable[[Any], Any] | None], ...]] = {}
 
     def _sql(self) -> tuple[str, list[Any], list[int]]:
         kind = type(database.obj)
@@ -252,24 +253,58 @@ class PreparedSelect(Generic[M]):
         return compiled
 
     def _query(self, args: tuple[int, ...]) -> Any:
+        """The executed cursor for these arguments."""
         if len(args) != self.arity:
             raise TypeError(f"expected {self.arity} arguments, got {len(args)}")
         sql, template, slots = self._sql()
         params = list(template)
         for slot, value in zip(slots, args, strict=True):
             params[slot] = int(value)
-        return self.model.raw(sql, *params)
+        return database.execute_sql(sql, params)
+
+    def _plan(self, cursor: Any) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+        """(field name, converter) per result column, as peewee's model cursor wrapper
+        resolves them for a raw query; worked out once per column list (resolving them on
+        each query cost more than the lookup itself)."""
+        names = tuple(d[0] for d in cursor.description)
+        plan = self._plans.get(names)
+        if plan is None:
+            fields = self.model._meta.combined
+            resolved = []
+            for name in names:
+                field = fields.get(name.rsplit(".", 1)[-1].strip('()"`'))
+                if not isinstance(field, peewee.Field):
+                    raise ValueError(f"column {name!r} is no field of {self.model.__name__}")
+                coerce = field._coerce  # type: ignore[attr-defined]
+                resolved.append((field.name, field.python_value if coerce else None))
+            plan = tuple(resolved)
+            self._plans[names] = plan
+        return plan
+
+    def _instances(self, cursor: Any, limit: int | None = None) -> list[M]:
+        """Model instances of the cursor's rows (at most ``limit``), with the values peewee's
+        own query gives them and nothing marked dirty."""
+        plan = self._plan(cursor)
+        model = self.model
+        found: list[M] = []
+        rows = cursor.fetchmany(limit) if limit is not None else cursor.fetchall()
+        for row in rows:
+            instance = model(__no_default__=1)
+            instance.__data__ = {
+                name: value if convert is None else convert(value)
+                for (name, convert), value in zip(plan, row, strict=True)
+            }
+            found.append(instance)
+        return found
 
     def first(self, *args: int) -> M | None:
         """The first row for these arguments (None when there is none)."""
-        for row in self._query(args):
-            found: M = row
-            return found
-        return None
+        found = self._instances(self._query(args), 1)
+        return found[0] if found else None
 
     def rows(self, *args: int) -> list[M]:
         """All rows for these arguments."""
-        return list(self._query(args))
+        return self._instances(self._query(args))
 
 
 class PreparedSelects(Generic[M]):
