@@ -37,7 +37,9 @@ import anyio.to_thread
 import httpx
 from rest_workload import COMPLETION_BODY, LABEL_CONFIG, make_tasks
 
+from schema.stored import OperationThreads
 from server.app import create_app
+from server.db import with_connection
 from server.settings import Settings
 
 SCENARIOS = (
@@ -66,9 +68,15 @@ GRAPHQL_PAGE = (
 )
 
 
+async def _inline_operation(_threads: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    return with_connection(fn, *args)
+
+
 def run_threads_inline() -> None:
-    """Make every ``anyio.to_thread.run_sync`` call run on the calling thread."""
+    """Make every ``anyio.to_thread.run_sync`` call, and the stored operations' thread hop
+    (:class:`schema.stored.OperationThreads`), run on the calling thread."""
     anyio.to_thread.run_sync = _inline  # type: ignore[assignment]
+    OperationThreads.run = _inline_operation  # type: ignore[method-assign,assignment]
 
 
 JSON = {"Content-Type": "application/json"}

