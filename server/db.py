@@ -17,8 +17,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import anyio.to_thread
 import peewee
-from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+from playhouse.pool import PooledSqliteDatabase
 
+from server.pg_pool import PostgresPool
 from server.services.events import pending
 
 database = peewee.DatabaseProxy()
@@ -71,7 +72,7 @@ def make_database(url: str, pool_size: int = 16) -> peewee.Database:
             params["host"] = unquote(parsed.netloc.rsplit("@", 1)[-1].rsplit(":", 1)[0])
         if parsed.port:
             params["port"] = parsed.port
-        postgres: peewee.Database = PooledPostgresqlDatabase(
+        postgres: peewee.Database = PostgresPool(
             unquote(parsed.path.lstrip("/")),
             max_connections=pool_size,
             stale_timeout=300,
