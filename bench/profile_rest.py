@@ -2,7 +2,8 @@
 
 Runs the ASGI app in this process through ``httpx.ASGITransport`` (no uvicorn, no sockets)
 against a fresh SQLite project, imports N tasks, then profiles one scenario. Worker-thread
-hops (``anyio.to_thread.run_sync``) are run inline so that cProfile, which follows one
+hops (``anyio.to_thread.run_sync`` and the stored operations' pool,
+``schema.stored.OperationThreads``) are run inline so that cProfile, which follows one
 thread, sees the database and GraphQL work too; the thread hop itself is therefore not
 measured. Run from the repository root::
 
