@@ -2,7 +2,8 @@
 
 Runs the ASGI app in this process through ``httpx.ASGITransport`` (no uvicorn, no sockets)
 against a fresh SQLite project, imports N tasks, then profiles one scenario. Worker-thread
-hops (``anyio.to_thread.run_sync``) are run inline so that cProfile, which follows one
+hops (``anyio.to_thread.run_sync`` and the stored operations' pool,
+``schema.stored.OperationThreads``) are run inline so that cProfile, which follows one
 thread, sees the database and GraphQL work too; the thread hop itself is therefore not
 measured. Run from the repository root::
 
@@ -37,7 +38,9 @@ import anyio.to_thread
 import httpx
 from rest_workload import COMPLETION_BODY, LABEL_CONFIG, make_tasks
 
+from schema.stored import OperationThreads
 from server.app import create_app
+from server.db import with_connection
 from server.settings import Settings
 
 SCENARIOS = (
@@ -66,9 +69,15 @@ GRAPHQL_PAGE = (
 )
 
 
+async def _inline_operation(_threads: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    return with_connection(fn, *args)
+
+
 def run_threads_inline() -> None:
-    """Make every ``anyio.to_thread.run_sync`` call run on the calling thread."""
+    """Make every ``anyio.to_thread.run_sync`` call, and the stored operations' thread hop
+    (:class:`schema.stored.OperationThreads`), run on the calling thread."""
     anyio.to_thread.run_sync = _inline  # type: ignore[assignment]
+    OperationThreads.run = _inline_operation  # type: ignore[method-assign,assignment]
 
 
 JSON = {"Content-Type": "application/json"}

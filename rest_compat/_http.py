@@ -148,8 +148,9 @@ async def execute(
             operation.document, variables or {}, context, operation.name
         )
     else:
+        threads = getattr(request.app.state, "operation_threads", None)
         result = await schema.execute_stored(
-            operation.document, variables or {}, context, operation.name
+            operation.document, variables or {}, context, operation.name, threads
         )
     if result.errors:
         error = result.errors[0]

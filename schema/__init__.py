@@ -35,7 +35,7 @@ from schema.ml import MLMutation, MLQuery
 from schema.projects import ProjectMutation, ProjectQuery
 from schema.scalars import CHECKED_JSON
 from schema.storage import StorageMutation
-from schema.stored import StoredOperations
+from schema.stored import OperationThreads, StoredOperations
 from schema.tasks import TaskMutation, TaskQuery
 from schema.webhooks import WebhookMutation, WebhookQuery
 from server.db import run_db
@@ -139,10 +139,13 @@ class ThreadedSchema(strawberry.Schema):
         variable_values: dict[str, Any],
         context_value: Any,
         operation_name: str,
+        threads: OperationThreads | None = None,
     ) -> ExecutionResult:
-        """Run one of the server's own stored operations (the REST facade) on a worker thread:
-        parsed and validated once per document, no query limits (see :mod:`schema.stored`)."""
-        return await run_db(
+        """Run one of the server's own stored operations (the REST facade) on a worker thread
+        (of ``threads``, else anyio's): parsed and validated once per document, no query
+        limits (see :mod:`schema.stored`)."""
+        run = run_db if threads is None else threads.run
+        return await run(
             self.stored_operations.execute, document, variable_values, context_value, operation_name
         )
 

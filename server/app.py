@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 import rest_compat
 from schema import schema
 from schema.context import Context, request_context
+from schema.stored import OperationThreads
 from server import db
 from server.auth_state import AuthState
 from server.authentication import Authentication
@@ -148,9 +149,11 @@ def create_app(settings: Settings) -> Starlette:
         app.state.ml = MLRuntime.open(settings)
         app.state.storage = StorageRuntime.open(settings)
         app.state.live = await LiveRuntime.open(settings)
+        app.state.operation_threads = OperationThreads()
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(app.state.operation_threads.close)
             await anyio.to_thread.run_sync(app.state.live.close)
             # Let running prediction jobs finish their batch (bounded by the ML timeouts), and
             # storage syncs their current call (bounded by the storage timeout).

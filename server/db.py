@@ -17,8 +17,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import anyio.to_thread
 import peewee
-from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+from playhouse.pool import PooledSqliteDatabase
 
+from server.pg_pool import PostgresPool
 from server.services.events import pending
 
 database = peewee.DatabaseProxy()
@@ -71,7 +72,7 @@ def make_database(url: str, pool_size: int = 16) -> peewee.Database:
             params["host"] = unquote(parsed.netloc.rsplit("@", 1)[-1].rsplit(":", 1)[0])
         if parsed.port:
             params["port"] = parsed.port
-        postgres: peewee.Database = PooledPostgresqlDatabase(
+        postgres: peewee.Database = PostgresPool(
             unquote(parsed.path.lstrip("/")),
             max_connections=pool_size,
             stale_timeout=300,
@@ -268,29 +269,24 @@ class PreparedSelect(Generic[M]):
             self._compiled[kind] = compiled
         return compiled
 
-    def _bound(self, args: tuple[int, ...]) -> tuple[str, list[Any]]:
+    def _query(self, args: tuple[int, ...]) -> Any:
+        """The executed cursor for these arguments."""
         if len(args) != self.arity:
             raise TypeError(f"expected {self.arity} arguments, got {len(args)}")
         sql, template, slots = self._sql()
         params = list(template)
         for slot, value in zip(slots, args, strict=True):
             params[slot] = int(value)
-        return sql, params
-
-    def _query(self, args: tuple[int, ...]) -> Any:
-        sql, params = self._bound(args)
-        return self.model.raw(sql, *params)
+        return database.execute_sql(sql, params)
 
     def first(self, *args: int) -> M | None:
         """The first row for these arguments (None when there is none)."""
-        for row in self._query(args):
-            found: M = row
-            return found
-        return None
+        found = model_rows(self.model, self._query(args), 1)
+        return found[0] if found else None
 
     def rows(self, *args: int) -> list[M]:
         """All rows for these arguments, built straight from the cursor (:func:`model_rows`)."""
-        return model_rows(self.model, database.execute_sql(*self._bound(args)))
+        return model_rows(self.model, self._query(args))
 
 
 class PreparedSelects(Generic[M]):
@@ -380,17 +376,18 @@ def _row_builder(model: type[peewee.Model], columns: tuple[str, ...]) -> Any:
     return namespace["build"]
 
 
-def model_rows(model: type[M], cursor: Any) -> list[M]:
+def model_rows(model: type[M], cursor: Any, limit: int | None = None) -> list[M]:
     """The rows of ``cursor`` (a SELECT of ``model``'s columns) as model instances, the same
     as peewee makes them (values converted by each field's ``python_value``, nothing dirty)
     at a fraction of the cost: peewee sets each value through ``Model.__init__`` and the
     field's descriptor; here each row's ``__data__`` is made in one go by a function written
-    for the columns (:func:`_row_builder`)."""
+    for the columns (:func:`_row_builder`). ``limit``: at most that many rows are read."""
     key = (model, tuple(d[0] for d in cursor.description))
     if key not in _ROW_BUILDERS:
         _ROW_BUILDERS[key] = _row_builder(model, key[1])
     build = _ROW_BUILDERS[key]
     if build is None:  # columns that are not fields: peewee's own way
-        return list(peewee.ModelObjectCursorWrapper(cursor, model, [], model))
-    made: list[M] = build(cursor.fetchall())
+        rows = list(peewee.ModelObjectCursorWrapper(cursor, model, [], model))
+        return rows if limit is None else rows[:limit]
+    made: list[M] = build(cursor.fetchall() if limit is None else cursor.fetchmany(limit))
     return made

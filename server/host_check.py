@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 ANY_HOST = "*"
+VERDICTS_KEPT = 256
 _NAME = re.compile(r"^(\[[0-9a-f:.]+\]|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?)$")
 _HOST = re.compile(r"^(?P<name>\[[0-9a-f:.]+\]|[^:\[\]]+)(:(?P<port>[0-9]{1,5}))?$")
 
@@ -101,13 +102,26 @@ class HostCheck:
     def __init__(self, app: ASGIApp, rule: HostRule) -> None:
         self.app = app
         self.rule = rule
+        # Verdicts by (Host header, socket port): a server hears the same few Host headers
+        # on every request, and parsing one costs more than this layer's other work.
+        self._verdicts: dict[tuple[str, int | None], bool] = {}
+
+    def allows(self, host: str, socket_port: int | None) -> bool:
+        key = (host, socket_port)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self.rule.allows(host, socket_port)
+            if len(self._verdicts) >= VERDICTS_KEPT:
+                self._verdicts.clear()  # many different names: a scan, not our clients
+            self._verdicts[key] = verdict
+        return verdict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             host = _header(scope, b"host")
             server = scope.get("server")
             socket_port = server[1] if server and isinstance(server[1], int) else None
-            if host is not None and not self.rule.allows(host, socket_port):
+            if host is not None and not self.allows(host, socket_port):
                 log.warning("refused a request for host %r (not an allowed host)", host)
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})

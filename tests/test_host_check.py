@@ -93,3 +93,56 @@ def test_start_flags_reach_a_live_server(tmp_path: Path) -> None:
         )
         assert stranger.status_code == 403
         assert http.get("/api/tasks").json()["total"] == 1
+
+
+def test_verdicts_are_remembered_per_host_and_port_and_the_memory_is_bounded() -> None:
+    """A verdict is worked out once per (Host header, socket port): the same refusal and the
+    same admission every time, and a flood of invented names keeps at most VERDICTS_KEPT."""
+    import asyncio
+
+    from server.host_check import VERDICTS_KEPT, HostCheck, host_rule
+
+    rule = host_rule("127.0.0.1", 8080, "")
+    assert rule is not None
+    parsed: list[str] = []
+    real_allows = rule.allows
+
+    def counting(host: str, socket_port: int | None) -> bool:
+        parsed.append(host)
+        return real_allows(host, socket_port)
+
+    object.__setattr__(rule, "allows", counting)
+    statuses: list[int] = []
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        statuses.append(200)
+
+    check = HostCheck(app, rule)  # type: ignore[arg-type]
+
+    async def request(host: bytes, port: int = 8080) -> None:
+        async def send(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(int(message["status"]))  # type: ignore[call-overload]
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/api/health",
+            "headers": [(b"host", host)],
+            "server": ("127.0.0.1", port),
+        }
+        await check(scope, None, send)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        for _ in range(3):
+            await request(b"localhost:8080")
+            await request(b"evil.example:8080")
+        await request(b"localhost:8080", port=9000)  # another socket port: its own verdict
+        for i in range(VERDICTS_KEPT + 10):
+            await request(f"n{i}.example".encode())
+
+    asyncio.run(scenario())
+    assert statuses[:6] == [200, 400] * 3
+    assert statuses[6] == 200
+    assert parsed[:3] == ["localhost:8080", "evil.example:8080", "localhost:8080"]
+    assert len(check._verdicts) <= VERDICTS_KEPT

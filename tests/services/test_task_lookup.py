@@ -28,6 +28,8 @@ def test_found_tasks_equal_peewees_rows_and_others_are_not_found(client: TestCli
             for found in (find_task(task_id), find_task(task_id, expected.project_id)):
                 assert type(found) is Task
                 assert found.__data__ == expected.__data__
+                assert not found.is_dirty() and found.__rel__ == {}  # as peewee's own rows
+                assert found.project_id == expected.project_id
                 assert isinstance(found.data, dict) and found.data == expected.data
         project_id = find_task(ids[0]).project_id
         for missing, project in ((max(ids) + 1, None), (ids[0], project_id + 1), (-5, None)):
@@ -51,6 +53,20 @@ def test_the_locked_lookup_locks_the_row_on_postgresql_only(client: TestClient) 
     sql = lookup._LOCKED_BY_ID_IN_PROJECT._sql()[0]
     assert ("FOR UPDATE" in sql) is (not db.is_sqlite())
     assert "FOR UPDATE" not in lookup._BY_ID_IN_PROJECT._sql()[0]
+
+
+def test_a_prepared_select_keeps_columns_that_are_no_fields_as_peewee_does(
+    client: TestClient,
+) -> None:
+    """Rows are built from the model's fields; a column that names none is not dropped: such
+    rows are made the way peewee makes them (the value as an attribute)."""
+    assert client.post("/api/project/import", json=[{"text": "x"}]).status_code == 201
+    odd = db.PreparedSelect(
+        Task, lambda a: Task.select(Task.id, (Task.id + 1).alias("later")).where(Task.id == a), 1
+    )
+    row = db.with_connection(odd.first, 1)
+    assert row is not None and row.id == 1 and row.later == 2  # type: ignore[attr-defined]
+    assert db.with_connection(odd.first, 99) is None
 
 
 def test_page_loaders_equal_peewees_queries(client: TestClient) -> None:

@@ -1,0 +1,133 @@
+"""Server CPU per request of the hot paths, in-process: the ASGI app called directly.
+
+No sockets, no HTTP client, no uvicorn: each request is a hand-made ASGI scope passed to the
+application (as uvicorn would after parsing), and the figure is the process's CPU time
+(``time.process_time``, all threads: the worker-thread hop included) per request. That is the
+part of a request the server's own code decides (middleware, routing, the stored GraphQL
+operation, the database read, JSON), and on a shared machine it moves far less than latency,
+so it is the figure to compare in A/B runs of two checkouts::
+
+    python bench/asgi_cpu.py [--tasks 10000] [--reps 3000] [--rounds 5] [--db URL] [--loop asyncio]
+
+It runs on uvloop, as uvicorn does when it is installed (``--loop asyncio``: the standard
+loop), and prints, per path, the median over ``--rounds`` of the CPU microseconds per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rest_workload import LABEL_CONFIG, make_tasks
+
+from server.app import create_app
+from server.settings import Settings
+
+
+def scope_for(method: str, path: str, port: int, query: bytes = b"") -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [
+            (b"host", f"localhost:{port}".encode()),
+            (b"user-agent", b"bench"),
+            (b"accept", b"*/*"),
+            (b"connection", b"keep-alive"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", port),
+        "state": {},
+    }
+
+
+async def call(app: Any, scope: dict[str, Any]) -> int:
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+async def measure(args: argparse.Namespace, workdir: Path) -> None:
+    overrides: dict[str, Any] = {"log_level": "WARNING"}
+    if args.db:
+        overrides["database_url"] = args.db
+    settings = Settings.from_env(project_dir=str(workdir / "cpu_project"), **overrides)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        base_url = f"http://localhost:{settings.port}"
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            if args.db:
+                await client.delete("/api/tasks")
+            answer = await client.post("/api/project/config", data={"label_config": LABEL_CONFIG})
+            assert answer.status_code < 300, answer.text
+            body = make_tasks(0, args.tasks, 10, random.Random(1))
+            answer = await client.post(
+                "/api/project/import", content=body, headers={"Content-Type": "application/json"}
+            )
+            assert answer.status_code < 300, answer.text
+            ids = answer.json()["new_task_ids"]
+        rng = random.Random(2)
+        rows = {
+            "health": [scope_for("GET", "/api/health", settings.port)] * args.reps,
+            "task GET": [
+                scope_for("GET", f"/api/tasks/{rng.choice(ids)}", settings.port)
+                for _ in range(args.reps)
+            ],
+        }
+        for label, scopes in rows.items():
+            figures = []
+            for _ in range(args.rounds):
+                for scope in scopes[:50]:
+                    assert await call(app, dict(scope)) == 200
+                started = time.process_time()
+                for scope in scopes:
+                    await call(app, dict(scope))
+                figures.append((time.process_time() - started) * 1e6 / len(scopes))
+            shown = ", ".join(f"{f:.0f}" for f in figures)
+            print(f"{label:10} median {statistics.median(figures):6.0f} µs CPU ({shown})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--reps", type=int, default=3_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--db", help="database URL (an existing project is emptied first)")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="labelgraph-cpu-") as tmp:
+        if args.loop == "uvloop":
+            import uvloop
+
+            uvloop.run(measure(args, Path(tmp)))
+        else:
+            asyncio.run(measure(args, Path(tmp)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
