@@ -2,6 +2,7 @@
 
     python bench/export_workload.py [--tasks 100000 [1000000 ...]] [--db URL]
                                     [--formats JSON CSV [COCO YOLO ...]] [--zip-levels 1 [0 6 ...]]
+                                    [--stored-below 512]
 
 For each size it creates a fresh project in a temporary directory (SQLite unless ``--db``). The
 text formats (JSON, JSON_MIN, CSV, TSV) get a Text + Choices + Labels config and N tasks, each
@@ -16,7 +17,8 @@ MB/s is the uncompressed output per second. A baseline subprocess that only open
 the project gives the fixed memory floor. With several sizes, the last line compares the peak
 RSS of the largest export with the smallest (the target: at most 1.2x). ``--zip-levels`` runs
 each export once per deflate level of the zip entries (0: stored; the server's is
-``writer_base.ZIP_LEVEL``), to weigh seconds against bytes.
+``writer_base.ZIP_LEVEL``), to weigh seconds against bytes; ``--stored-below N`` sets the size
+under which whole entries (YOLO's label files) are stored rather than deflated.
 """
 
 from __future__ import annotations
@@ -166,14 +168,22 @@ def create_project(project_dir: Path, tasks: int, db_url: str | None, images: bo
     return time.perf_counter() - started
 
 
-def child_export(project_dir: str, fmt: str, db_url: str | None, zip_level: int | None) -> None:
+def child_export(
+    project_dir: str,
+    fmt: str,
+    db_url: str | None,
+    zip_level: int | None,
+    stored_below: int | None = None,
+) -> None:
     """Runs in the subprocess: one export, figures as JSON on stdout."""
     from server.app import prepare_database
     from server.services.export import exporter as export
-    from server.services.export import writer_base
+    from server.services.export import writer_base, zip_writer
 
     if zip_level is not None:
         writer_base.ZIP_LEVEL = zip_level
+    if stored_below is not None:
+        zip_writer.STORED_BELOW = stored_below
 
     settings = settings_for(Path(project_dir), db_url)
     project_id, _ = prepare_database(settings)
@@ -201,13 +211,19 @@ def child_export(project_dir: str, fmt: str, db_url: str | None, zip_level: int 
 
 
 def run_child(
-    project_dir: Path, fmt: str, db_url: str | None, zip_level: int | None = None
+    project_dir: Path,
+    fmt: str,
+    db_url: str | None,
+    zip_level: int | None = None,
+    stored_below: int | None = None,
 ) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", str(project_dir), fmt]
     if db_url:
         command += ["--db", db_url]
     if zip_level is not None:
         command += ["--zip-level", str(zip_level)]
+    if stored_below is not None:
+        command += ["--stored-below", str(stored_below)]
     env = {**os.environ, "LABELGRAPH_LOG_LEVEL": "WARNING"}
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
@@ -223,11 +239,17 @@ def main() -> None:
     parser.add_argument("--zip-levels", type=int, nargs="+", default=[None])
     parser.add_argument("--zip-level", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
+        "--stored-below",
+        type=int,
+        help="entries given whole and smaller than this many bytes are stored "
+        "(zip_writer.STORED_BELOW; 0 deflates them all)",
+    )
+    parser.add_argument(
         "--child", nargs=2, metavar=("PROJECT_DIR", "FORMAT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.child:
-        child_export(args.child[0], args.child[1], args.db, args.zip_level)
+        child_export(args.child[0], args.child[1], args.db, args.zip_level, args.stored_below)
         return
 
     print(
@@ -253,7 +275,7 @@ def main() -> None:
                 f"tasks/s; {'image' if images else 'text'} tasks; baseline RSS {baseline:.1f} MiB)"
             )
             for fmt, level in [(f, z) for f in formats for z in args.zip_levels]:
-                f = run_child(project_dir, fmt, args.db, level)
+                f = run_child(project_dir, fmt, args.db, level, args.stored_below)
                 mb = f["raw_bytes"] / 1e6
                 shown = "dflt" if level is None else str(level)
                 print(

@@ -17,7 +17,6 @@ import re
 import secrets
 import shutil
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from server.errors import DomainError, not_found
 from server.gc_pause import paused_gc
 from server.models import COMPLETED, Completion, Task
 from server.services.config.model import LabelConfig
+from server.services.export import writer_base
 from server.services.export.formats import FORMAT_NAMES, available_formats
 from server.services.export.images import CocoWriter, VocWriter, YoloWriter
 from server.services.export.media import MediaResolver
@@ -42,6 +42,7 @@ from server.services.export.text_writers import (
     TsvWriter,
 )
 from server.services.export.writer_base import ExportTask, Writer, WriterContext
+from server.services.export.zip_writer import ZipWriter
 from server.services.files.store import EXPORT as EXPORT_AREA
 from server.services.files.store import UPLOAD as UPLOAD_AREA
 from server.services.files.store import FileStore, settings_file_store
@@ -145,7 +146,7 @@ def export_project(
     try:
         with (
             paused_gc(),
-            zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive,
+            ZipWriter(partial, writer_base.ZIP_LEVEL, work / "zip-directory") as archive,
         ):
             context = WriterContext(
                 zip=archive,
