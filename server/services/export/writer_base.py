@@ -213,8 +213,11 @@ class JsonArray:
         self.count = 0
 
     def append(self, element: bytes) -> None:
-        self.out.write((b"[" if self.count == 0 else b",") + self.inner)
-        self.out.write(element.replace(b"\n", self.inner))
+        self.append_indented(element.replace(b"\n", self.inner))
+
+    def append_indented(self, element: bytes) -> None:
+        """Append an element already laid out at this array's depth."""
+        self.out.write((b"[" if self.count == 0 else b",") + self.inner + element)
         self.count += 1
 
     def extend(self, elements: list[Any], *, sort_keys: bool = False) -> None:
