@@ -2,7 +2,7 @@
 
     python bench/export_workload.py [--tasks 100000 [1000000 ...]] [--db URL]
                                     [--formats JSON CSV [COCO YOLO ...]] [--zip-levels 1 [0 6 ...]]
-                                    [--stored-below 512]
+                                    [--stored-below 512] [--keep DIR]
 
 For each size it creates a fresh project in a temporary directory (SQLite unless ``--db``). The
 text formats (JSON, JSON_MIN, CSV, TSV) get a Text + Choices + Labels config and N tasks, each
@@ -18,12 +18,15 @@ the project gives the fixed memory floor. With several sizes, the last line comp
 RSS of the largest export with the smallest (the target: at most 1.2x). ``--zip-levels`` runs
 each export once per deflate level of the zip entries (0: stored; the server's is
 ``writer_base.ZIP_LEVEL``), to weigh seconds against bytes; ``--stored-below N`` sets the size
-under which whole entries (YOLO's label files) are stored rather than deflated.
+under which whole entries (YOLO's label files) are stored rather than deflated. ``--keep DIR``
+makes the projects under ``DIR`` and reuses them in later runs (SQLite), to compare commits
+on the same data without importing again.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -237,6 +240,11 @@ def main() -> None:
     parser.add_argument("--formats", nargs="+", default=["JSON", "CSV"])
     parser.add_argument("--db", help="PostgreSQL URL (default: a SQLite file per size)")
     parser.add_argument("--zip-levels", type=int, nargs="+", default=[None])
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="make the projects under DIR and reuse them in later runs (SQLite; for A/B runs)",
+    )
     parser.add_argument("--zip-level", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
         "--stored-below",
@@ -265,15 +273,25 @@ def main() -> None:
         for images in (False, True)
     ]
     for size, (images, formats) in [(n, k) for n in args.tasks for k in kinds if k[1]]:
-        with tempfile.TemporaryDirectory(prefix="labelgraph-export-bench-") as tmp:
-            project_dir = Path(tmp) / "bench_project"
-            project_dir.mkdir()
-            import_seconds = create_project(project_dir, size, args.db, images)
+        with contextlib.ExitStack() as stack:
+            kind = "image" if images else "text"
+            if args.keep:  # reused when a run made it already (SQLite only)
+                project_dir = Path(args.keep) / f"{kind}-{size}" / "bench_project"
+                made = project_dir.is_dir()
+            else:
+                tmp = stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix="labelgraph-export-bench-")
+                )
+                project_dir = Path(tmp) / "bench_project"
+                made = False
+            if made:
+                import_note = "kept project"
+            else:
+                project_dir.mkdir(parents=True)
+                import_seconds = create_project(project_dir, size, args.db, images)
+                import_note = f"import {import_seconds:.1f}s, {size / import_seconds:,.0f} tasks/s"
             baseline = run_child(project_dir, "BASELINE", args.db)["rss_mib"]
-            print(
-                f"{size:>9} {'(import':>7} {import_seconds:8.1f}s, {size / import_seconds:,.0f} "
-                f"tasks/s; {'image' if images else 'text'} tasks; baseline RSS {baseline:.1f} MiB)"
-            )
+            print(f"{size:>9} {'(' + import_note}; {kind} tasks; baseline RSS {baseline:.1f} MiB)")
             for fmt, level in [(f, z) for f in formats for z in args.zip_levels]:
                 f = run_child(project_dir, fmt, args.db, level, args.stored_below)
                 mb = f["raw_bytes"] / 1e6
