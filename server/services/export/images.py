@@ -362,6 +362,7 @@ class StagedWriter(ImageWriter):
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16384"):
             self.stage.execute(f"PRAGMA {pragma}")
         self.stage.execute("CREATE TABLE staged (name TEXT PRIMARY KEY, content BLOB NOT NULL)")
+        self.stage.execute("BEGIN")
         self.pending: list[tuple[str, bytes]] = []
         self.staged_any = False
 
@@ -372,15 +373,11 @@ class StagedWriter(ImageWriter):
 
     def flush_staged(self) -> None:
         if self.pending:
-            # a transaction per batch: one for the whole export kept every page it wrote in
-            # memory until its end (~650 bytes per image)
-            self.stage.execute("BEGIN")
             self.stage.executemany(
                 "INSERT INTO staged (name, content) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET content = excluded.content",
                 self.pending,
             )
-            self.stage.execute("COMMIT")
             self.pending = []
             self.staged_any = True
 
