@@ -2,6 +2,7 @@
 
     python bench/export_workload.py [--tasks 100000 [1000000 ...]] [--db URL]
                                     [--formats JSON CSV [COCO YOLO ...]] [--zip-levels 1 [0 6 ...]]
+                                    [--stored-below 512] [--keep DIR]
 
 For each size it creates a fresh project in a temporary directory (SQLite unless ``--db``). The
 text formats (JSON, JSON_MIN, CSV, TSV) get a Text + Choices + Labels config and N tasks, each
@@ -16,12 +17,16 @@ MB/s is the uncompressed output per second. A baseline subprocess that only open
 the project gives the fixed memory floor. With several sizes, the last line compares the peak
 RSS of the largest export with the smallest (the target: at most 1.2x). ``--zip-levels`` runs
 each export once per deflate level of the zip entries (0: stored; the server's is
-``writer_base.ZIP_LEVEL``), to weigh seconds against bytes.
+``writer_base.ZIP_LEVEL``), to weigh seconds against bytes; ``--stored-below N`` sets the size
+under which whole entries (YOLO's label files) are stored rather than deflated. ``--keep DIR``
+makes the projects under ``DIR`` and reuses them in later runs (SQLite), to compare commits
+on the same data without importing again.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -166,14 +171,22 @@ def create_project(project_dir: Path, tasks: int, db_url: str | None, images: bo
     return time.perf_counter() - started
 
 
-def child_export(project_dir: str, fmt: str, db_url: str | None, zip_level: int | None) -> None:
+def child_export(
+    project_dir: str,
+    fmt: str,
+    db_url: str | None,
+    zip_level: int | None,
+    stored_below: int | None = None,
+) -> None:
     """Runs in the subprocess: one export, figures as JSON on stdout."""
     from server.app import prepare_database
     from server.services.export import exporter as export
-    from server.services.export import writer_base
+    from server.services.export import writer_base, zip_writer
 
     if zip_level is not None:
         writer_base.ZIP_LEVEL = zip_level
+    if stored_below is not None:
+        zip_writer.STORED_BELOW = stored_below
 
     settings = settings_for(Path(project_dir), db_url)
     project_id, _ = prepare_database(settings)
@@ -185,6 +198,8 @@ def child_export(project_dir: str, fmt: str, db_url: str | None, zip_level: int 
     started = time.perf_counter()
     result = export.export_project(project_id, fmt, settings)
     seconds = time.perf_counter() - started
+    rss = peak_rss_mib()  # before zipfile reads the zip: its ZipInfo per entry (~600 MiB for
+    # YOLO's million entries) would be counted as the export's
     with zipfile.ZipFile(result.path) as archive:
         raw = sum(info.file_size for info in archive.infolist())
     result.path.unlink()
@@ -195,19 +210,25 @@ def child_export(project_dir: str, fmt: str, db_url: str | None, zip_level: int 
         "tasks": result.task_count,
         "zip_bytes": result.size,
         "raw_bytes": raw,
-        "rss_mib": peak_rss_mib(),
+        "rss_mib": rss,
     }
     print(json.dumps(figures))
 
 
 def run_child(
-    project_dir: Path, fmt: str, db_url: str | None, zip_level: int | None = None
+    project_dir: Path,
+    fmt: str,
+    db_url: str | None,
+    zip_level: int | None = None,
+    stored_below: int | None = None,
 ) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", str(project_dir), fmt]
     if db_url:
         command += ["--db", db_url]
     if zip_level is not None:
         command += ["--zip-level", str(zip_level)]
+    if stored_below is not None:
+        command += ["--stored-below", str(stored_below)]
     env = {**os.environ, "LABELGRAPH_LOG_LEVEL": "WARNING"}
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
@@ -221,13 +242,24 @@ def main() -> None:
     parser.add_argument("--formats", nargs="+", default=["JSON", "CSV"])
     parser.add_argument("--db", help="PostgreSQL URL (default: a SQLite file per size)")
     parser.add_argument("--zip-levels", type=int, nargs="+", default=[None])
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="make the projects under DIR and reuse them in later runs (SQLite; for A/B runs)",
+    )
     parser.add_argument("--zip-level", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--stored-below",
+        type=int,
+        help="entries given whole and smaller than this many bytes are stored "
+        "(zip_writer.STORED_BELOW; 0 deflates them all)",
+    )
     parser.add_argument(
         "--child", nargs=2, metavar=("PROJECT_DIR", "FORMAT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.child:
-        child_export(args.child[0], args.child[1], args.db, args.zip_level)
+        child_export(args.child[0], args.child[1], args.db, args.zip_level, args.stored_below)
         return
 
     print(
@@ -243,17 +275,27 @@ def main() -> None:
         for images in (False, True)
     ]
     for size, (images, formats) in [(n, k) for n in args.tasks for k in kinds if k[1]]:
-        with tempfile.TemporaryDirectory(prefix="labelgraph-export-bench-") as tmp:
-            project_dir = Path(tmp) / "bench_project"
-            project_dir.mkdir()
-            import_seconds = create_project(project_dir, size, args.db, images)
+        with contextlib.ExitStack() as stack:
+            kind = "image" if images else "text"
+            if args.keep:  # reused when a run made it already (SQLite only)
+                project_dir = Path(args.keep) / f"{kind}-{size}" / "bench_project"
+                made = project_dir.is_dir()
+            else:
+                tmp = stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix="labelgraph-export-bench-")
+                )
+                project_dir = Path(tmp) / "bench_project"
+                made = False
+            if made:
+                import_note = "kept project"
+            else:
+                project_dir.mkdir(parents=True)
+                import_seconds = create_project(project_dir, size, args.db, images)
+                import_note = f"import {import_seconds:.1f}s, {size / import_seconds:,.0f} tasks/s"
             baseline = run_child(project_dir, "BASELINE", args.db)["rss_mib"]
-            print(
-                f"{size:>9} {'(import':>7} {import_seconds:8.1f}s, {size / import_seconds:,.0f} "
-                f"tasks/s; {'image' if images else 'text'} tasks; baseline RSS {baseline:.1f} MiB)"
-            )
+            print(f"{size:>9} {'(' + import_note}; {kind} tasks; baseline RSS {baseline:.1f} MiB)")
             for fmt, level in [(f, z) for f in formats for z in args.zip_levels]:
-                f = run_child(project_dir, fmt, args.db, level)
+                f = run_child(project_dir, fmt, args.db, level, args.stored_below)
                 mb = f["raw_bytes"] / 1e6
                 shown = "dflt" if level is None else str(level)
                 print(

@@ -338,6 +338,45 @@ def test_yolo_classes_labels_and_notes(settings: Settings, project_id: int) -> N
     assert {"images/", "labels/"} <= set(zip_names(result.path))
 
 
+def test_yolo_lines_grouped_by_control_and_odd_boxes(settings: Settings, project_id: int) -> None:
+    """Lines come grouped by control in order of first appearance (as the item groups them),
+    whatever the result's order; integer and float coordinates, entries of other controls,
+    values that are no objects and rectangles without a label are passed over as before."""
+    config = (
+        '<View><Image name="img" value="$image"/><RectangleLabels name="box" toName="img">'
+        '<Label value="Dog"/></RectangleLabels><RectangleLabels name="other" toName="img">'
+        '<Label value="Cat"/></RectangleLabels><Choices name="c" toName="img">'
+        '<Choice value="A"/></Choices></View>'
+    )
+    other = {**rect(50, 50, 10, 10, "Cat"), "from_name": "other"}
+    setup_project(
+        project_id,
+        config,
+        [
+            {
+                "data": {"image": "http://a.invalid/p.jpg"},
+                "completions": [
+                    {
+                        "result": [
+                            {"from_name": "c", "to_name": "img", "value": {"choices": ["A"]}},
+                            other,
+                            rect(10, 20, 30, 40, "Dog"),
+                            {"from_name": "box", "value": "not an object"},
+                            {"from_name": "box", "value": {"x": 1, "y": 1, "width": 1}},
+                            rect(0.5, 0.25, 1, 2, "Dog"),
+                        ]
+                    }
+                ],
+            }
+        ],
+    )
+    _, files = run_export(settings, project_id, "YOLO")
+    assert files["classes.txt"] == b"Cat\nDog\n"
+    assert files["labels/p.txt"] == (
+        b"0 0.55 0.55 0.1 0.1\n1 0.25 0.4 0.3 0.4\n1 0.01 0.0125 0.01 0.02\n"
+    )
+
+
 # --- media ---------------------------------------------------------------------------------------
 
 

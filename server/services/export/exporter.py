@@ -17,8 +17,8 @@ import re
 import secrets
 import shutil
 import time
-import zipfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from server.errors import DomainError, not_found
 from server.gc_pause import paused_gc
 from server.models import COMPLETED, Completion, Task
 from server.services.config.model import LabelConfig
+from server.services.export import writer_base
 from server.services.export.formats import FORMAT_NAMES, available_formats
 from server.services.export.images import CocoWriter, VocWriter, YoloWriter
 from server.services.export.media import MediaResolver
@@ -42,6 +43,7 @@ from server.services.export.text_writers import (
     TsvWriter,
 )
 from server.services.export.writer_base import ExportTask, Writer, WriterContext
+from server.services.export.zip_writer import ZipWriter
 from server.services.files.store import EXPORT as EXPORT_AREA
 from server.services.files.store import UPLOAD as UPLOAD_AREA
 from server.services.files.store import FileStore, settings_file_store
@@ -145,7 +147,7 @@ def export_project(
     try:
         with (
             paused_gc(),
-            zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive,
+            ZipWriter(partial, writer_base.ZIP_LEVEL, work / "zip-directory") as archive,
         ):
             context = WriterContext(
                 zip=archive,
@@ -201,28 +203,45 @@ def task_pages(
     only_ids: list[int] | None = None,
 ) -> Iterator[list[ExportTask]]:
     """The project's tasks in id order (only ``only_ids``, ascending, when given), a page at a
-    time, each page read on its own."""
+    time, each page read on its own.
+
+    The next page is read on a helper thread while the caller formats the current one: the
+    database's own work (SQLite stepping through its pages, PostgreSQL's server and the
+    network) runs outside the GIL and overlaps the formatting."""
     page_size = page_size or PAGE_SIZE
-    last_id = 0
-    start = 0
-    while True:
-        if only_ids is not None:
-            if start >= len(only_ids):
-                return
-            chunk: list[int] | None = only_ids[start : start + page_size]
-            start += page_size
-        else:
-            chunk = None
+    end: list[int] = []  # no more chunks (a chunk is never empty)
+    chunks: Iterator[list[int] | None]
+    if only_ids is None:
+        chunks = iter(lambda: None, end)  # endless: until a page comes back empty
+    else:
+        chunks = (
+            only_ids[start : start + page_size] for start in range(0, len(only_ids), page_size)
+        )
+
+    def read(after_id: int, chunk: list[int] | None) -> list[ExportTask]:
         among = {} if chunk is None else {"among": chunk}
-        page = with_connection(read_page, project_id, last_id, only_completed, page_size, **among)
-        if chunk is not None and not page:
-            continue
-        if not page:
-            return
+        page = with_connection(read_page, project_id, after_id, only_completed, page_size, **among)
         for task in page:
             task.data = rename_undefined(task.data, config)
-        yield page
-        last_id = page[-1].id
+        return page
+
+    with ThreadPoolExecutor(1, thread_name_prefix="export-read") as reader:
+        chunk = next(chunks, end)
+        if chunk is end:
+            return
+        pending = reader.submit(read, 0, chunk)
+        while True:
+            page = pending.result()
+            if chunk is None and not page:
+                return
+            last_id = page[-1].id if page else 0
+            chunk = next(chunks, end)
+            if chunk is not end:
+                pending = reader.submit(read, last_id if chunk is None else 0, chunk)
+            if page:
+                yield page
+            if chunk is end:
+                return
 
 
 def read_page(

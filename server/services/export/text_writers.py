@@ -6,9 +6,10 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+from server.services.config.model import LabelConfig
 from server.services.export.writer_base import (
     BUFFER_SIZE,
     ExportTask,
@@ -19,6 +20,7 @@ from server.services.export.writer_base import (
     ZipStream,
     extract_item,
     json_indented,
+    latest_completion,
     values_of,
 )
 
@@ -118,6 +120,64 @@ def control_cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def _plain_encoder() -> Callable[[Any], str]:
+    """``json.dumps`` with its default options, without its per-call setup: ``json.dumps``
+    builds a new C encoder for every value (half the cost of a small one). Values read from
+    the database have no cycles, so the cycle check (``markers``) is off."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: json itself
+        return json.dumps
+    encode = make(
+        None,
+        json.JSONEncoder().default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ": ",
+        ", ",
+        False,
+        False,
+        True,
+    )
+    return lambda value: "".join(encode(value, 0))
+
+
+json_dumps = _plain_encoder()
+
+
+def control_values(result: Any, config: LabelConfig) -> dict[str, Any]:
+    """``pretty`` of each control's values of ``result`` by control name, as
+    ``extract_item`` + ``pretty`` make them (in the order the controls first appear)."""
+    groups: dict[str, list[Any]] = {}
+    tags: dict[str, str] = {}
+    controls = config.controls
+    for entry in result if isinstance(result, list) else ():
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get("from_name")
+        control = controls.get(name) if isinstance(name, str) else None
+        if control is None:
+            continue
+        raw = entry.get("value")
+        tag = control.tag
+        if tag == "Choices" and isinstance(raw, dict):
+            choices = raw.get("choices")
+            if isinstance(choices, list) and len(choices) == 1:
+                groups.setdefault(control.name, []).append(choices[0])
+                tags[control.name] = tag
+                continue
+        plain = dict(raw) if isinstance(raw, dict) else {}
+        plain.pop("type", None)
+        for key in ("original_width", "original_height"):
+            if key in entry:
+                plain[key] = entry[key]
+        groups.setdefault(control.name, []).append(plain)
+        tags[control.name] = tag
+    return {
+        name: values[0] if tags[name] == "Choices" and len(values) == 1 else values
+        for name, values in groups.items()
+    }
+
+
 # Cells a spreadsheet may run as a formula (OWASP "CSV Injection"): escaped with a leading
 # apostrophe unless they are plain numbers (a negative amount is no formula).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -188,6 +248,7 @@ class CsvWriter(Writer):
         self.rows = 0
         self.last_keys: tuple[str, ...] = ()
         self.last_indexes: list[int] = []
+        self.in_order = False
 
     def add(self, task: ExportTask) -> bool:
         return self.add_page([task]) == 1
@@ -207,17 +268,31 @@ class CsvWriter(Writer):
 
     def row(self, task: ExportTask) -> list[str] | None:
         """The task's cells by column (data keys, ``id``, controls; a later cell of the same
-        name wins), the columns it brings appended; None when the task has no item."""
-        item = extract_item(task, self.ctx.config, unlabeled=self.ctx.include_unlabeled)
-        if item is None:
-            return None
-        keys = (*item.data, "id", *item.output)
-        cells = [data_cell(value) for value in item.data.values()]
-        cells.append(str(item.task_id))
-        cells.extend(control_cell(pretty(values)) for values in item.output.values())
+        name wins), the columns it brings appended; None when the task has no item.
+
+        The cells are those of ``extract_item`` + ``pretty`` + ``control_cell``, computed in
+        one pass over the result without the item's intermediate dicts (the row was ~half of
+        a CSV export's time): see :func:`control_values`."""
+        completion = latest_completion(task)
+        if completion is None:
+            if not self.ctx.include_unlabeled:
+                return None
+            output: dict[str, Any] = {}
+        else:
+            output = control_values(completion.get("result"), self.ctx.config)
+        data = task.data
+        keys = (*data, "id", *output)
+        cells = [value if type(value) is str else data_cell(value) for value in data.values()]
+        cells.append(str(task.id))
+        cells.extend(
+            value if type(value) is str else json_dumps(value) for value in output.values()
+        )
         if keys != self.last_keys:  # tasks mostly share their keys: their column indexes too
             self.last_keys = keys
             self.last_indexes = [self.column(key) for key in keys]
+            self.in_order = self.last_indexes == list(range(len(self.columns)))
+        if self.in_order:  # the cells are the row already
+            return cells
         row: list[str] = [""] * len(self.columns)
         for index, cell in zip(self.last_indexes, cells, strict=True):
             row[index] = cell

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from server.ls_json import is_cancelled
 from server.services.config.model import LabelConfig
 from server.services.export.formats import data_keys
 from server.services.export.media import Media, MediaResolver
+from server.services.export.zip_writer import EntryStream, ZipWriter
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ class Item:
 
 @dataclass
 class WriterContext:
-    zip: zipfile.ZipFile
+    zip: ZipWriter
     config: LabelConfig
     work_dir: Path
     media: MediaResolver
@@ -71,9 +70,9 @@ class WriterContext:
         keys = data_keys(self.config)
         return keys[0] if keys else None
 
-    def open(self, name: str) -> ZipStream:
+    def open(self, name: str) -> EntryStream:
         """A buffered stream into a new zip entry (only one can be open at a time)."""
-        stream = ZipStream(self.zip.open(file_info(name), "w", force_zip64=True))
+        stream = self.zip.open(name)
         self.resources.append(stream)
         return stream
 
@@ -87,27 +86,24 @@ class WriterContext:
         """After a failure: close whatever the writer left open, so the zip can close."""
         for resource in reversed(self.resources):
             try:
-                resource.close()
+                if isinstance(resource, EntryStream):
+                    resource.abort()
+                else:
+                    resource.close()
             except Exception:  # best effort: the export is failing anyway
                 log.debug("export: closing %r after a failure failed", resource, exc_info=True)
 
     def add_file(self, name: str, path: Path) -> None:
         """Copy ``path`` into the zip as ``name`` (once: later copies of the same name are
         skipped)."""
-        if name in self.zip.NameToInfo:
-            return
-        info = file_info(name)
-        info.file_size = path.stat().st_size  # lets zipfile pick ZIP64 for huge files
-        with path.open("rb") as source, self.zip.open(info, "w") as target:
-            while chunk := source.read(BUFFER_SIZE):
-                target.write(chunk)
+        if not self.zip.contains(name):
+            self.zip.copy_file(name, path, remember=True)
 
     def add_bytes(self, name: str, content: bytes) -> None:
-        self.zip.writestr(file_info(name), content)
+        self.zip.write_bytes(name, content)
 
     def mkdir(self, name: str) -> None:
-        if name + "/" not in self.zip.NameToInfo:
-            self.zip.mkdir(name)
+        self.zip.mkdir(name)
 
     def fail(self, task_id: int, message: str) -> DomainError:
         return DomainError(
@@ -117,36 +113,7 @@ class WriterContext:
         )
 
 
-def file_info(name: str) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
-    info.external_attr = 0o644 << 16
-    info.compress_type = zipfile.ZIP_DEFLATED if ZIP_LEVEL else zipfile.ZIP_STORED
-    info._compresslevel = ZIP_LEVEL  # type: ignore[attr-defined]  # no public name before 3.13
-    return info
-
-
-class ZipStream:
-    """A buffered binary writer over one zip entry."""
-
-    def __init__(self, target: Any) -> None:
-        self.target = target
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self.parts.append(data)
-        self.size += len(data)
-        if self.size >= BUFFER_SIZE:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.parts:
-            self.target.write(b"".join(self.parts))
-            self.parts, self.size = [], 0
-
-    def close(self) -> None:
-        self.flush()
-        self.target.close()
+ZipStream = EntryStream  # the stream a writer gets from WriterContext.open
 
 
 class Writer:
@@ -246,8 +213,11 @@ class JsonArray:
         self.count = 0
 
     def append(self, element: bytes) -> None:
-        self.out.write((b"[" if self.count == 0 else b",") + self.inner)
-        self.out.write(element.replace(b"\n", self.inner))
+        self.append_indented(element.replace(b"\n", self.inner))
+
+    def append_indented(self, element: bytes) -> None:
+        """Append an element already laid out at this array's depth."""
+        self.out.write((b"[" if self.count == 0 else b",") + self.inner + element)
         self.count += 1
 
     def extend(self, elements: list[Any], *, sort_keys: bool = False) -> None:
