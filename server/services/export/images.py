@@ -83,6 +83,12 @@ class ImageWriter(Writer):
         return info.width, info.height
 
     def box(self, task_id: int, value: dict[str, Any]) -> tuple[float, float, float, float]:
+        x: Any = value.get("x")
+        y: Any = value.get("y")
+        w: Any = value.get("width")
+        h: Any = value.get("height")
+        if _plain(x) and _plain(y) and _plain(w) and _plain(h):
+            return x, y, w, h  # the usual case, without the checking call chain
         numbers = [_number(value.get(k)) for k in ("x", "y", "width", "height")]
         if any(n is None for n in numbers):
             raise self.ctx.fail(task_id, "a rectangle lacks x, y, width or height")
@@ -131,12 +137,7 @@ class CocoWriter(ImageWriter):
                 label = _label(value, "rectanglelabels")
                 if label is None:
                     continue
-                x: Any = value.get("x")
-                y: Any = value.get("y")
-                w: Any = value.get("width")
-                h: Any = value.get("height")
-                if not (_plain(x) and _plain(y) and _plain(w) and _plain(h)):
-                    x, y, w, h = self.box(task.id, value)
+                x, y, w, h = self.box(task.id, value)
                 bx, by = int(x / 100 * width), int(y / 100 * height)
                 bw, bh = int(w / 100 * width), int(h / 100 * height)
                 category = self.categories.setdefault(label, len(self.categories))
@@ -468,12 +469,7 @@ class YoloWriter(StagedWriter):
             label = _label(value, "rectanglelabels")
             if label is None:
                 continue
-            x: Any = value.get("x")
-            y: Any = value.get("y")
-            w: Any = value.get("width")
-            h: Any = value.get("height")
-            if not (_plain(x) and _plain(y) and _plain(w) and _plain(h)):
-                x, y, w, h = self.box(task.id, value)
+            x, y, w, h = self.box(task.id, value)
             ident = self.classes.setdefault(label, len(self.classes))
             line = f"{ident} {(x + w / 2) / 100} {(y + h / 2) / 100} {w / 100} {h / 100}\n"
             groups.setdefault(control.name, []).append(line)
