@@ -73,10 +73,13 @@ async def _project_id(info: Info, project_id: int | None) -> int:
     return int(project.id)
 
 
-def _user_id(info: Info) -> int | None:
-    """The signed-in user whose subscription this is (it ends if they are disabled)."""
+def _owner(info: Info) -> tuple[int | None, bool]:
+    """The signed-in user whose subscription this is (it ends if they are disabled) and
+    whether it was made with their login cookie (it ends too when they sign out)."""
     principal = getattr(info.context, "principal", None)
-    return None if principal is None else principal.user_id
+    if principal is None:
+        return None, False
+    return principal.user_id, principal.via == "session"
 
 
 class _Events:
@@ -85,7 +88,7 @@ class _Events:
 
     def __init__(self, info: Info, accepts: Callable[[Event], bool]) -> None:
         self.hub = _hub()
-        self.subscriber = self.hub.subscribe(accepts, _user_id(info))
+        self.subscriber = self.hub.subscribe(accepts, *_owner(info))
         self.state = connection_state(info.context.request)
         if self.state is not None:
             self.state.subscriptions += 1
@@ -118,7 +121,7 @@ def _direct(
         return render_event(executor, to_payload(event))
 
     return _hub().subscribe_direct(
-        accepts, key, render, prefix.encode(), writer.write, _user_id(info)
+        accepts, key, render, prefix.encode(), writer.write, *_owner(info)
     )
 
 

@@ -71,3 +71,48 @@ def test_a_disabled_users_subscriptions_end_and_others_go_on(tmp_path: Path, pro
             assert "disabled" in errors[0]["message"]
             poke()
             assert bob_ws.data_for("b") == {"projectChanged": {"reason": "settings"}}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_signing_out_ends_the_subscriptions_opened_with_the_login_cookie(
+    tmp_path: Path, protocol: str
+) -> None:
+    """Logging out ends every login cookie of the user, so a WebSocket opened with one ends too
+    (UNAUTHENTICATED); the same user's subscription opened with an API token goes on."""
+    create = (
+        "mutation($u: String!, $p: String!) "
+        '{ createUser(username: $u, password: $p, role: "admin") { id } }'
+    )
+    login = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { id } }"
+    with running_server(tmp_path / "p") as base, httpx.Client(base_url=base, timeout=10) as http:
+        gql(http, create, u="root", p=PASSWORD)
+        root = token_of(base, "root")
+        with httpx.Client(base_url=base, timeout=10) as browser:
+            gql(browser, login, u="root", p=PASSWORD)
+            cookie = "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
+            poke = lambda: http.patch(  # noqa: E731
+                "/api/project", json={"title": "poke"}, headers={"Authorization": f"Token {root}"}
+            )
+            with (
+                GraphQLSocket(
+                    base, protocol, additional_headers={"Cookie": cookie, "Origin": base}
+                ) as cookie_ws,
+                GraphQLSocket(
+                    base, protocol, additional_headers={"Authorization": f"Token {root}"}
+                ) as token_ws,
+            ):
+                cookie_ws.subscribe_confirmed("c", PROJECT, poke)
+                token_ws.subscribe_confirmed("t", PROJECT, poke)
+                cookie_ws.drain(0.5)
+                token_ws.drain(0.5)
+                assert gql(browser, "mutation { logout }") == {"logout": True}
+                message = cookie_ws.message_for("c")
+                errors = message["payload"]
+                if message["type"] in ("next", "data"):
+                    errors = errors["errors"]
+                elif isinstance(errors, dict):  # graphql-ws: one error object
+                    errors = [errors]
+                assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED", message
+                assert "signed out" in errors[0]["message"]
+                poke()
+                assert token_ws.data_for("t") == {"projectChanged": {"reason": "settings"}}

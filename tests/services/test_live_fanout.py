@@ -11,7 +11,7 @@ import pytest
 
 from server.errors import DomainError
 from server.services.events import Event
-from server.services.events.event import USERS_DISABLED
+from server.services.events.event import USERS_DISABLED, USERS_SIGNED_OUT
 from server.services.events.hub import FANOUT_BATCH, OVERFLOW, TOO_MANY, LocalHub
 
 
@@ -281,6 +281,35 @@ def test_a_disabled_users_subscribers_end_and_the_others_go_on() -> None:
         assert alice_conn.frames == []  # nothing after the end
         assert not bob.ended.done() and not anonymous.ended.done()
         assert [f for f in bob_conn.frames if b"later" in f]
+        with pytest.raises(DomainError) as ended:
+            await asyncio.wait_for(waiting, 5)
+        assert ended.value.code == "unauthenticated"
+
+    asyncio.run(scenario())
+
+
+def test_signing_out_ends_only_the_subscriptions_made_with_the_login_cookie() -> None:
+    async def scenario() -> None:
+        hub = LocalHub(asyncio.get_running_loop(), queue_size=10, max_subscriptions=10)
+        cookie_conn, token_conn = Connection(), Connection()
+        by_cookie = hub.subscribe_direct(
+            every, "A", renderer([], "A"), b"{", cookie_conn.write, 7, by_cookie=True
+        )
+        by_token = hub.subscribe_direct(every, "A", renderer([], "A"), b"{", token_conn.write, 7)
+        other = hub.subscribe_direct(
+            every, "A", renderer([], "A"), b"{", Connection().write, 8, by_cookie=True
+        )
+        queued = hub.subscribe(every, user_id=7, by_cookie=True)
+        waiting = asyncio.ensure_future(queued.next())
+        await asyncio.sleep(0)
+        hub.dispatch_threadsafe([Event(USERS_SIGNED_OUT, 0, (7,)), Event("later", 1)])
+        await settle(hub)
+        error = by_cookie.ended.exception()
+        assert isinstance(error, DomainError) and error.code == "unauthenticated"
+        assert "signed out" in error.message
+        assert cookie_conn.frames == []
+        assert not by_token.ended.done() and not other.ended.done()
+        assert [f for f in token_conn.frames if b"later" in f]
         with pytest.raises(DomainError) as ended:
             await asyncio.wait_for(waiting, 5)
         assert ended.value.code == "unauthenticated"

@@ -68,9 +68,12 @@ def authenticate(username: str, password: str) -> User | None:
 
 
 def end_sessions(user_id: int) -> None:
-    """Invalidate every login cookie of the user (sign out everywhere)."""
+    """Invalidate every login cookie of the user (sign out everywhere), and end the
+    subscriptions opened with one, in every process."""
     with write_transaction():
         User.update(auth_epoch=User.auth_epoch + 1).where(User.id == user_id).execute()
+        if events.bus.listening():
+            events.add(events.Event(events.USERS_SIGNED_OUT, 0, (user_id,)))
 
 
 def set_enabled(username: str, enabled: bool) -> User:

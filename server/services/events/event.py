@@ -26,6 +26,9 @@ IMPORT_PROGRESS = "import.progress"
 WEBHOOKS_CHANGED = "webhooks.changed"
 # An admin disabled users (``ids``; project 0): their open subscriptions end at once.
 USERS_DISABLED = "users.disabled"
+# Users signed out everywhere (``ids``; project 0): subscriptions opened with their login cookie
+# end at once (those opened with an API token go on: the token still works).
+USERS_SIGNED_OUT = "users.signed_out"
 
 TASK_KINDS = frozenset({TASK_CREATED, TASK_UPDATED, TASK_LABELED, TASK_DELETED})
 COMPLETION_KINDS = frozenset({COMPLETION_CREATED, COMPLETION_UPDATED, COMPLETION_DELETED})
@@ -38,6 +41,7 @@ KINDS = (
         IMPORT_PROGRESS,
         WEBHOOKS_CHANGED,
         USERS_DISABLED,
+        USERS_SIGNED_OUT,
     }
 )
 MAX_IDS = 500

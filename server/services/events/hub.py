@@ -18,7 +18,9 @@ in commit order, renders it once per distinct ``key`` (the same document, variab
 get the same bytes) and writes those bytes to every such subscriber's connection, yielding to
 the event loop every :data:`FANOUT_BATCH` writes so that HTTP requests are served in between.
 A subscriber made by a signed-in user (``user_id``) ends with ``UNAUTHENTICATED`` when a
-``users.disabled`` event names that user, in whichever process it is.
+``users.disabled`` event names that user, in whichever process it is; one made with the user's
+login cookie (``by_cookie``) also ends when a ``users.signed_out`` event names them (signing out
+ends every login cookie of the user, and so what was opened with one).
 
 Their bound is ``queue_size`` events counted from the fan-out's backlog to the connection's own
 buffer: a subscriber with more than ``queue_size`` events not yet taken by the fan-out (renders
@@ -36,7 +38,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 
 from server.errors import DomainError, ErrorCode
-from server.services.events.event import USERS_DISABLED, Event
+from server.services.events.event import USERS_DISABLED, USERS_SIGNED_OUT, Event
 
 OVERFLOW: ErrorCode = "subscriber_overflow"
 TOO_MANY: ErrorCode = "too_many_subscriptions"
@@ -47,6 +49,12 @@ log = logging.getLogger(__name__)
 
 def disabled_error() -> DomainError:
     return DomainError("unauthenticated", "This user was disabled; the subscription ended")
+
+
+def signed_out_error() -> DomainError:
+    return DomainError(
+        "unauthenticated", "This user signed out; the subscription made with their login ended"
+    )
 
 
 def overflow_error(queue_size: int) -> DomainError:
@@ -67,9 +75,11 @@ class Subscriber:
         queue_size: int,
         wake: Callable[[Subscriber], None],
         user_id: int | None = None,
+        by_cookie: bool = False,
     ) -> None:
         self.accepts = accepts
         self.user_id = user_id
+        self.by_cookie = by_cookie
         self.queue: deque[Event] = deque()
         self.queue_size = queue_size
         self.overflowed = False
@@ -138,9 +148,11 @@ class DirectSubscriber:
         write: Callable[[list[bytes]], int | None],
         queue_size: int,
         user_id: int | None = None,
+        by_cookie: bool = False,
     ) -> None:
         self.accepts = accepts
         self.user_id = user_id
+        self.by_cookie = by_cookie
         self.key = key
         self.render = render
         self.prefix = prefix
@@ -217,10 +229,12 @@ class LocalHub:
                 {"limit": "subscriptions", "max": self.max_subscriptions},
             )
 
-    def subscribe(self, accepts: Callable[[Event], bool], user_id: int | None = None) -> Subscriber:
+    def subscribe(
+        self, accepts: Callable[[Event], bool], user_id: int | None = None, by_cookie: bool = False
+    ) -> Subscriber:
         """A new subscriber (on the loop); TOO_MANY when the process has its maximum."""
         self._check_room()
-        subscriber = Subscriber(accepts, self.queue_size, self._wake, user_id)
+        subscriber = Subscriber(accepts, self.queue_size, self._wake, user_id, by_cookie)
         self._subscribers.add(subscriber)
         return subscriber
 
@@ -232,10 +246,13 @@ class LocalHub:
         prefix: bytes,
         write: Callable[[list[bytes]], int | None],
         user_id: int | None = None,
+        by_cookie: bool = False,
     ) -> DirectSubscriber:
         """A new :class:`DirectSubscriber` (on the loop); TOO_MANY as :meth:`subscribe`."""
         self._check_room()
-        subscriber = DirectSubscriber(accepts, key, render, prefix, write, self.queue_size, user_id)
+        subscriber = DirectSubscriber(
+            accepts, key, render, prefix, write, self.queue_size, user_id, by_cookie
+        )
         self._direct.add(subscriber)
         return subscriber
 
@@ -260,7 +277,9 @@ class LocalHub:
     def _dispatch(self, events: list[Event]) -> None:
         for event in events:
             if event.kind == USERS_DISABLED:
-                self._end_subscriptions_of(set(event.ids))
+                self._end_subscriptions_of(set(event.ids), disabled_error, cookie_only=False)
+            elif event.kind == USERS_SIGNED_OUT:
+                self._end_subscriptions_of(set(event.ids), signed_out_error, cookie_only=True)
         for subscriber in list(self._subscribers):
             subscriber.offer(events)
         if not self._direct:
@@ -272,13 +291,15 @@ class LocalHub:
         if self._fanout and self._fanout_task is None:
             self._fanout_task = self.loop.create_task(self._fan_out())
 
-    def _end_subscriptions_of(self, user_ids: set[int]) -> None:
-        for subscriber in self._subscribers:
-            if subscriber.user_id in user_ids:
-                subscriber.fail(disabled_error())
-        for direct in self._direct:
-            if direct.user_id in user_ids:
-                direct.fail(disabled_error())
+    def _end_subscriptions_of(
+        self, user_ids: set[int], error: Callable[[], DomainError], cookie_only: bool
+    ) -> None:
+        """End the subscriptions of ``user_ids`` (only those made with a login cookie when
+        ``cookie_only``) with ``error()``."""
+        subscribers: list[Subscriber | DirectSubscriber] = [*self._subscribers, *self._direct]
+        for subscriber in subscribers:
+            if subscriber.user_id in user_ids and (subscriber.by_cookie or not cookie_only):
+                subscriber.fail(error())
 
     async def _fan_out(self) -> None:
         """Write the queued events to their direct subscribers, in commit order: all the events
