@@ -176,6 +176,9 @@ def create_app(settings: Settings) -> Starlette:
     )
     graphql_app.max_json_depth = settings.max_json_depth
     routes = [
+        # First: the REST facade's table (the hot paths) answers its own paths without the
+        # router trying the others' patterns; no path matches both (tests/test_app_routes.py).
+        *rest_compat.routes(),
         Route("/", guarded(Role.PUBLIC, index), methods=["GET", "HEAD"]),
         Mount("/static/app", app=guarded(Role.PUBLIC, web_ui_assets())),
         Route(
@@ -198,7 +201,6 @@ def create_app(settings: Settings) -> Starlette:
         ),
         Route("/login", guarded(Role.PUBLIC, login_page), methods=["GET", "POST"]),
         Route("/logout", guarded(Role.PUBLIC, logout_post), methods=["POST"]),
-        *rest_compat.routes(),
     ]
     middleware = [
         *front_door(settings),

@@ -3,6 +3,8 @@ orjson answers."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -69,3 +71,35 @@ def test_answers_render_as_compact_utf8_json_and_big_integers_still_render() -> 
         == '{"text":"naïve ☃","n":[1,2.5,null,true],"3":"int key"}'.encode()
     )
     assert FastJSONResponse({"big": 2**70}).body == b'{"big":1180591620717411303424}'
+
+
+def test_the_rest_table_is_tried_first_and_shares_no_path_with_other_routes(
+    tmp_path: Path,
+) -> None:
+    """The router tries the REST facade's table before the other routes (the hot paths skip
+    their patterns): that answers as before only while no path matches both."""
+    from starlette.routing import Match
+
+    from rest_compat._http import ENDPOINTS
+    from server.app import create_app
+    from server.settings import Settings
+
+    app = create_app(Settings.from_env(project_dir=str(tmp_path / "p")))
+    table, *others = app.router.routes
+    assert isinstance(table, RouteTable)
+
+    def scope(path: str) -> dict[str, object]:
+        return {"type": "http", "path": path, "root_path": "", "method": "GET"}
+
+    rest_paths = {
+        ep.path.replace("{", "").replace("}", "").replace(":path", "") for ep in ENDPOINTS
+    }
+    assert "/api/tasks/task_id" in rest_paths
+    for path in rest_paths | {p + "/" for p in rest_paths}:
+        assert table.matches(scope(path))[0] is Match.FULL, path
+        assert [r for r in others if r.matches(scope(path))[0] is not Match.NONE] == [], path
+    other_paths = ["/", "/static/app/x.js", "/graphql", "/data/export/x.zip", "/data/upload/a/b"]
+    other_paths += ["/static/samples/x.jpg", "/login", "/logout"]
+    for path in other_paths:
+        assert table.matches(scope(path))[0] is Match.NONE, path
+        assert any(r.matches(scope(path))[0] is not Match.NONE for r in others), path
