@@ -66,7 +66,7 @@ _PASSED_AS_THEY_ARE = (int, str, bool, float)
 def _unchanged_by_conversion(type_: Any) -> bool:
     """Whether Strawberry's ``convert_argument`` gives a value of this argument type back as
     it is (a built-in leaf or a custom scalar, optional or not)."""
-    if isinstance(type_, StrawberryOptional):
+    if type(type_) is StrawberryOptional:  # not ``Maybe`` (a subclass), whose values are wrapped
         type_ = type_.of_type
     return type_ in _PASSED_AS_THEY_ARE or isinstance(type_, ScalarDefinition)
 

@@ -166,3 +166,14 @@ def test_fields_with_arguments_answer_and_refuse_as_strawberry(
     )
     gone = _answer(_run(schema, gql, query, {"id": ids[0], "live": False}, ADMIN))
     assert gone[0] is None and gone[1] is not None
+
+
+def test_only_arguments_conversion_leaves_unchanged_are_taken() -> None:
+    from strawberry.types.base import StrawberryList, StrawberryMaybe, StrawberryOptional
+
+    from schema.lean_fields import _unchanged_by_conversion
+
+    assert _unchanged_by_conversion(int) and _unchanged_by_conversion(StrawberryOptional(str))
+    assert _unchanged_by_conversion(CHECKED_JSON)
+    assert not _unchanged_by_conversion(StrawberryMaybe(int))  # wrapped in Some()
+    assert not _unchanged_by_conversion(StrawberryList(int))  # copied
