@@ -23,19 +23,19 @@ from schema.stored import OperationThreads
 from server import db
 from server.auth_state import AuthState
 from server.authentication import Authentication
-from server.cors import CrossOriginGuard, parse_origins
+from server.cors import parse_origins
 from server.downloads import export_download
 from server.graphql_csrf import PreflightRequired
 from server.graphql_http import GraphQLOverHTTP
 from server.graphql_json import RefusedGraphQLBody, decode_graphql_json
-from server.host_check import HostCheck, host_rule
+from server.host_check import host_rule
 from server.json_depth import DEFAULT_MAX_JSON_DEPTH
 from server.live import LiveRuntime
 from server.live_frames import ResultFrames
 from server.live_operations import LegacyWSHandler, TransportWSHandler
 from server.live_socket import LiveSocketGuard
 from server.login_page import login_page, logout_post
-from server.middleware import BodyGuard, LabelStudioHeaders
+from server.middleware import FrontDoor
 from server.migrations import migrate
 from server.multi_session import COOKIE, MultiSession, session_key
 from server.principal import OPEN, SCOPE_KEY, Role
@@ -176,6 +176,9 @@ def create_app(settings: Settings) -> Starlette:
     )
     graphql_app.max_json_depth = settings.max_json_depth
     routes = [
+        # First: the REST facade's table (the hot paths) answers its own paths without the
+        # router trying the others' patterns; no path matches both (tests/test_app_routes.py).
+        *rest_compat.routes(),
         Route("/", guarded(Role.PUBLIC, index), methods=["GET", "HEAD"]),
         Mount("/static/app", app=guarded(Role.PUBLIC, web_ui_assets())),
         Route(
@@ -198,13 +201,8 @@ def create_app(settings: Settings) -> Starlette:
         ),
         Route("/login", guarded(Role.PUBLIC, login_page), methods=["GET", "POST"]),
         Route("/logout", guarded(Role.PUBLIC, logout_post), methods=["POST"]),
-        *rest_compat.routes(),
     ]
-    middleware = [
-        *front_door(settings),
-        Middleware(LabelStudioHeaders),
-        Middleware(Authentication, auth=auth),
-    ]
+    middleware = [front_door(settings), Middleware(Authentication, auth=auth)]
     if settings.multi_session:
         middleware.append(
             Middleware(
@@ -223,18 +221,16 @@ def create_app(settings: Settings) -> Starlette:
     )
 
 
-def front_door(settings: Settings) -> list[Middleware]:
+def front_door(settings: Settings) -> Middleware:
     """The checks every request passes first: Host (DNS rebinding), cross-origin writes, body
-    read timeout and size. Outermost first."""
-    layers = []
-    rule = host_rule(settings.host, settings.port, settings.allowed_hosts)
-    if rule is not None:
-        layers.append(Middleware(HostCheck, rule=rule))
-    return [
-        *layers,
-        Middleware(CrossOriginGuard, allowed_origins=parse_origins(settings.cors_origins)),
-        Middleware(BodyGuard, limit=settings.max_body_size, timeout=settings.body_timeout),
-    ]
+    read timeout and size; then Label Studio's headers (server/middleware.py: FrontDoor)."""
+    return Middleware(
+        FrontDoor,
+        rule=host_rule(settings.host, settings.port, settings.allowed_hosts),
+        allowed_origins=parse_origins(settings.cors_origins),
+        limit=settings.max_body_size,
+        timeout=settings.body_timeout,
+    )
 
 
 def prepare_root(settings: Settings) -> None:

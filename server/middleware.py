@@ -1,4 +1,6 @@
-"""ASGI middleware: request body limit and read timeout, Label Studio's response headers."""
+"""ASGI middleware: request body limit and read timeout, Label Studio's response headers, and
+:class:`FrontDoor`, the one layer that stacks them with the Host check and the cross-origin
+guard."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from typing import Any
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.cors import CrossOriginGuard
+from server.host_check import HostCheck, HostRule
 from server.http_refusal import send_refusal
 
 log = logging.getLogger(__name__)
@@ -163,3 +167,68 @@ class LabelStudioHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+# Request headers one of the front door's checks acts on: a request with none of them (and an
+# allowed Host) passes the Host check, the cross-origin guard and the body guard unchanged.
+_CHECKED_HEADERS = frozenset(
+    {
+        b"origin",
+        b"sec-fetch-site",
+        b"access-control-request-method",
+        b"content-length",
+        b"transfer-encoding",
+    }
+)
+
+
+class FrontDoor:
+    """The checks every request passes first, outermost first: the Host check (DNS
+    rebinding; only with a ``rule``), cross-origin writes, the body's read timeout and size,
+    then Label Studio's response headers on ``/api``, in one layer.
+
+    Each check is its own class, stacked here in that order. Most requests (a client's GET:
+    no Origin, no body, the usual Host) pass all three checks unchanged, and each check
+    scans the headers again to learn that; so one scan here sends such a request straight to
+    :class:`LabelStudioHeaders`, and any other (a header a check acts on, a Host to vet, a
+    WebSocket, listed CORS origins, whose answers all carry ``Vary``) through the whole stack.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        rule: HostRule | None,
+        allowed_origins: frozenset[str],
+        limit: int,
+        timeout: float,
+    ) -> None:
+        self.app = app
+        self.answered = LabelStudioHeaders(app)
+        body = BodyGuard(self.answered, limit, timeout)
+        self.cross_origin = CrossOriginGuard(body, allowed_origins)
+        self.host_check = HostCheck(self.cross_origin, rule) if rule is not None else None
+        self.checked: ASGIApp = self.host_check or self.cross_origin
+        self.plain_possible = not allowed_origins
+
+    def passes_unchanged(self, scope: Scope) -> bool:
+        """Whether every check would let this request through as it is."""
+        if scope["type"] != "http" or not self.plain_possible:
+            return False
+        host = None
+        for name, value in scope["headers"]:
+            if name in _CHECKED_HEADERS:
+                return False
+            if name == b"host":
+                host = value
+        if host is None or self.host_check is None:
+            return True
+        server = scope.get("server")
+        socket_port = server[1] if server and isinstance(server[1], int) else None
+        return self.host_check.allows(host.decode("latin-1"), socket_port)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.passes_unchanged(scope):
+            await self.answered(scope, receive, send)
+        else:
+            await self.checked(scope, receive, send)

@@ -1,5 +1,6 @@
 """Plain object fields resolve through a direct call (schema/lean_fields.py): the same answers
-as Strawberry's own resolver chain; fields with permissions keep that chain."""
+as Strawberry's own resolver chain; fields with arguments conversion leaves unchanged too, with
+their permission checks (root fields) chained around the call: the same answers and refusals."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import strawberry
 from starlette.testclient import TestClient
+from strawberry.permission import PermissionExtension
 from strawberry.scalars import JSON
 
 from schema import Mutation, Query, schema
@@ -14,6 +16,7 @@ from schema.context import Context
 from schema.lean_fields import BACKREF
 from schema.scalars import CHECKED_JSON
 from server import db
+from server.principal import ANONYMOUS, Principal, Role
 from tests.conftest import GraphQL, fixture_text
 
 RESULT = [
@@ -48,9 +51,17 @@ def _strawberry_resolution() -> strawberry.Schema:
     return strawberry.Schema(query=Query, mutation=Mutation, scalar_overrides={JSON: CHECKED_JSON})
 
 
-def _run(target: strawberry.Schema, gql: GraphQL, query: str) -> Any:
+def _run(
+    target: strawberry.Schema,
+    gql: GraphQL,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    principal: Principal | None = None,
+) -> Any:
     context = Context(settings=gql.settings, project_id=gql.project_id)
-    return db.with_connection(target.execute_sync, query, {}, context_value=context)
+    if principal is not None:
+        context.principal = principal
+    return db.with_connection(target.execute_sync, query, variables or {}, context_value=context)
 
 
 def test_plain_fields_are_direct_and_permissioned_ones_are_not() -> None:
@@ -66,11 +77,19 @@ def test_plain_fields_are_direct_and_permissioned_ones_are_not() -> None:
     # Project.mlBackends takes no arguments but declares a role: Strawberry checks it.
     assert "Project.mlBackends" not in schema.lean_fields
     assert by_name["Project.mlBackends"].extensions[BACKREF].extensions
+    roots = ("Query.", "Mutation.", "Subscription.")
     for name in schema.lean_fields:
         field = by_name[name].extensions[BACKREF]
-        assert not field.extensions and not field.arguments, name
-    roots = ("Query.", "Mutation.", "Subscription.")
-    assert not [name for name in schema.lean_fields if name.startswith(roots)]
+        if not field.arguments:  # a plain field: a method of its source, nothing else
+            assert not field.extensions and not name.startswith(roots), name
+            continue
+        # A field with arguments: only permission checks, and every root field has one.
+        assert all(type(e) is PermissionExtension for e in field.extensions), name
+        assert field.extensions or not name.startswith(roots), name
+    assert {"Query.task", "Task.lsJson", "Mutation.deleteTask"} <= set(schema.lean_fields)
+    # Enum arguments are converted by Strawberry: such fields keep its chain.
+    assert "Project.taskPage" not in schema.lean_fields
+    assert not [name for name in schema.lean_fields if name.startswith("Subscription.")]
 
 
 def test_answers_are_those_of_strawberrys_resolvers(client: TestClient, gql: GraphQL) -> None:
@@ -94,3 +113,67 @@ def test_answers_are_those_of_strawberrys_resolvers(client: TestClient, gql: Gra
     assert nodes[1]["completions"][0]["result"] == RESULT
     assert nodes[1]["completions"][0]["leadTime"] == 1.5
     assert nodes[2]["predictions"][0]["score"] == 0.2
+
+
+ANNOTATOR = Principal(Role.ANNOTATOR, "token", 1, "ann")
+ADMIN = Principal(Role.ADMIN, "token", 2, "boss")
+
+
+def _answer(result: Any) -> tuple[Any, list[tuple[str, Any]] | None]:
+    errors = [(e.message, e.path) for e in result.errors] if result.errors else None
+    return result.data, errors
+
+
+def test_fields_with_arguments_answer_and_refuse_as_strawberry(
+    client: TestClient, gql: GraphQL
+) -> None:
+    client.post("/api/project/config", data={"label_config": fixture_text("configs/sentiment.xml")})
+    tasks = [
+        {"data": {"text": "a"}, "completions": [{"result": RESULT}]},
+        {"data": {"text": "b"}, "predictions": [{"result": RESULT, "score": 0.5}]},
+    ]
+    ids = client.post("/api/project/import", json=tasks).json()["new_task_ids"]
+    query = (
+        "query Q($id: Int!, $live: Boolean!) { task(id: $id) {"
+        " id lsJson(livePredictions: $live) plain: lsJson } }"
+    )
+    delete = "mutation D($id: Int!) { deleteTask(id: $id) }"
+    reference = _strawberry_resolution()
+    cases: list[tuple[str, dict[str, Any], Principal | None]] = [
+        (query, {"id": ids[0], "live": True}, None),
+        (query, {"id": ids[1], "live": False}, ANNOTATOR),
+        (query, {"id": 10**6, "live": True}, ANNOTATOR),  # NOT_FOUND
+        (query, {"id": ids[0], "live": True}, ANONYMOUS),  # refused: not signed in
+        (delete, {"id": ids[0]}, ANNOTATOR),  # refused: admins only
+    ]
+    for document, variables, principal in cases:
+        lean = _answer(_run(schema, gql, document, variables, principal))
+        expected = _answer(_run(reference, gql, document, variables, principal))
+        assert lean == expected, (document, variables, principal)
+    found, errors = _answer(_run(schema, gql, query, {"id": ids[1], "live": True}, ANNOTATOR))
+    assert errors is None
+    assert found["task"]["id"] == ids[1]
+    assert found["task"]["lsJson"]["predictions"][0]["score"] == 0.5
+    assert found["task"]["plain"]["data"] == {"text": "b"}
+    refused = _answer(_run(schema, gql, query, {"id": ids[0], "live": True}, ANONYMOUS))
+    assert refused[0] is None and refused[1] is not None and refused[1][0][1] == ["task"]
+    denied = _answer(_run(schema, gql, delete, {"id": ids[0]}, ANNOTATOR))
+    assert denied[1] is not None and denied[1][0][1] == ["deleteTask"]
+    # The refused delete deleted nothing; an admin's does, through the lean resolver.
+    assert _answer(_run(schema, gql, delete, {"id": ids[0]}, ADMIN)) == (
+        {"deleteTask": ids[0]},
+        None,
+    )
+    gone = _answer(_run(schema, gql, query, {"id": ids[0], "live": False}, ADMIN))
+    assert gone[0] is None and gone[1] is not None
+
+
+def test_only_arguments_conversion_leaves_unchanged_are_taken() -> None:
+    from strawberry.types.base import StrawberryList, StrawberryMaybe, StrawberryOptional
+
+    from schema.lean_fields import _unchanged_by_conversion
+
+    assert _unchanged_by_conversion(int) and _unchanged_by_conversion(StrawberryOptional(str))
+    assert _unchanged_by_conversion(CHECKED_JSON)
+    assert not _unchanged_by_conversion(StrawberryMaybe(int))  # wrapped in Some()
+    assert not _unchanged_by_conversion(StrawberryList(int))  # copied
