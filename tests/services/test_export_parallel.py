@@ -3,6 +3,7 @@ content as the in-process export, byte for byte, whatever the parts hold."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
 import json
@@ -90,7 +91,7 @@ def workers(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return started
 
 
-@pytest.mark.parametrize("fmt", ["JSON", "JSON_MIN"])
+@pytest.mark.parametrize("fmt", ["JSON", "JSON_MIN", "CSV", "TSV"])
 def test_parts_make_the_in_process_export(
     settings: Settings, project_id: int, fmt: str, workers: list[dict[str, Any]]
 ) -> None:
@@ -102,8 +103,14 @@ def test_parts_make_the_in_process_export(
     assert sum(len(job["parts"]) for job in workers) == 3 * parallel.PARTS_PER_PROCESS
     assert files == expected
     assert result.task_count == alone.task_count == 36
-    documents = json.loads(files["result.json"])
-    assert [d["id"] for d in documents] == [t for i, t in enumerate(task_ids) if i % 5]
+    if fmt.startswith("JSON"):
+        documents = json.loads(files["result.json"])
+    else:
+        delimiter = "," if fmt == "CSV" else "\t"
+        text = files["result.csv"].decode("utf-8")
+        documents = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
+        assert list(documents[0]) == ["text", "n", "z", "id", "sent", "ner"]
+    assert [int(d["id"]) for d in documents] == [t for i, t in enumerate(task_ids) if i % 5]
     assert not list(settings.export_dir.glob(".*.work"))  # parts and logs deleted
 
 
@@ -128,6 +135,38 @@ def test_all_tasks_and_empty_parts(
     assert workers
 
 
+@pytest.mark.parametrize("fmt", ["CSV", "TSV"])
+def test_table_parts_with_their_own_columns(
+    settings: Settings, project_id: int, fmt: str, workers: list[dict[str, Any]]
+) -> None:
+    """Later parts bring new columns, or find the same ones in another order: their rows are
+    rewritten under the header of all columns, as the in-process writer pads them; formula
+    cells stay escaped once."""
+
+    def run() -> None:
+        projects.set_label_config(project_id, CONFIG)
+        tasks: list[dict[str, Any]] = []
+        for i in range(48):
+            data: dict[str, Any] = {"text": f"=SUM(A{i})\r\nline,two", "n": i}
+            if i >= 30:  # the last parts: a new key, and the keys in another order
+                data = {"extra": [i, "x"], "n": i, "text": f'say "{i}"'}
+            tasks.append({"data": data, "completions": [completion(i)] if i % 3 else []})
+        imports.import_tasks(project_id, tasks)
+
+    db.with_connection(run)
+    alone, expected = run_export(settings, project_id, fmt)
+    result, files = run_export(in_parts(settings, 2), project_id, fmt)
+    assert len(workers) == 2
+    assert files == expected
+    assert result.task_count == alone.task_count == 32
+    delimiter = "," if fmt == "CSV" else "\t"
+    text = files["result.csv"].decode("utf-8")
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    assert rows[0] == ["text", "n", "id", "sent", "ner", "extra"]
+    assert rows[1][0] == "'=SUM(A1)\r\nline,two"
+    assert rows[-1][0] == 'say "47"' and rows[-1][5] == "[47, 'x']"
+
+
 def test_no_tasks_gives_an_empty_array(
     settings: Settings, project_id: int, workers: list[dict[str, Any]]
 ) -> None:
@@ -141,6 +180,9 @@ def test_no_tasks_gives_an_empty_array(
     _, files = run_export(in_parts(settings), project_id, "JSON")
     assert files == expected
     assert files["result.json"] == b"[]"
+    _, expected = run_export(settings, project_id, "CSV")
+    _, files = run_export(in_parts(settings), project_id, "CSV")
+    assert files == expected == {"result.csv": b"\n"}
 
 
 def test_stored_entries(
@@ -163,7 +205,7 @@ def test_small_exports_and_selections_stay_in_process(
     few = dataclasses.replace(settings, export_processes=2, export_parallel_min=1000)
     run_export(few, project_id, "JSON")
     export_service.export_project(project_id, "JSON", in_parts(settings), task_ids=task_ids[:3])
-    run_export(in_parts(settings), project_id, "CSV")
+    run_export(in_parts(settings), project_id, "CONLL2003")
     assert not workers
 
 

@@ -69,9 +69,14 @@ WRITERS: dict[str, type[Writer]] = {
     "YOLO": YoloWriter,
 }
 assert tuple(WRITERS) == FORMAT_NAMES
-# Formats whose output is one JSON array of independent elements: large exports of them are
-# formatted by worker processes (server.services.export.parallel), into this zip entry.
-PARALLEL_ENTRIES = {"JSON": "result.json", "JSON_MIN": "result.json"}
+# Formats whose large exports are read and formatted by worker processes, and their one zip
+# entry (server.services.export.parallel).
+PARALLEL_ENTRIES = {
+    "JSON": "result.json",
+    "JSON_MIN": "result.json",
+    "CSV": "result.csv",
+    "TSV": "result.csv",  # sic: Label Studio's name
+}
 _FILE_NAME = re.compile(r"^(\d{4}(?:-\d{2}){5})-([A-Z0-9_]+)-[0-9a-f]{16}\.zip$")
 
 Progress = Callable[[int, int], None]
@@ -162,7 +167,11 @@ def export_project(
                 escape_formulas=settings.export_escape_formulas,
             )
             in_parts = name in PARALLEL_ENTRIES and parallel.usable(
-                settings.export_processes, total, settings.export_parallel_min, task_ids
+                settings.export_processes,
+                total,
+                settings.export_parallel_min,
+                task_ids,
+                settings.resolved_database_url,
             )
             try:
                 if in_parts:
