@@ -244,3 +244,36 @@ def test_zip_entry_from_parts(tmp_path: Path, level: int) -> None:
         assert archive.read("after.txt") == b"last"
         method = zipfile.ZIP_DEFLATED if level else zipfile.ZIP_STORED
         assert archive.getinfo("joined.bin").compress_type == method
+
+
+class Cancelled(Exception):
+    pass
+
+
+@pytest.mark.parametrize("fmt", ["JSON", "CSV"])
+def test_a_cancelled_export_stops_its_workers(
+    settings: Settings, project_id: int, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Progress comes part by part; an export stopped there (a cancelled job) kills the
+    workers and leaves nothing behind."""
+    setup_project(project_id, 40)
+    started: list[parallel.Worker] = []
+    real = parallel.Worker.__init__
+
+    def spy(self: parallel.Worker, job: dict[str, Any], log: Path) -> None:
+        real(self, job, log)
+        started.append(self)
+
+    monkeypatch.setattr(parallel.Worker, "__init__", spy)
+    calls: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        calls.append((done, total))
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        export_service.export_project(project_id, fmt, in_parts(settings), progress=progress)
+    assert len(calls) == 1 and 0 < calls[0][0] < 40
+    assert len(started) == 2
+    assert all(worker.process.poll() is not None for worker in started)
+    assert not list(settings.export_dir.iterdir())

@@ -139,10 +139,12 @@ def export_in_parts(
             workers.append(Worker(job, context.work_dir / f"worker-{number}.log"))
 
         if tabular:
-            done = [workers[index % width].next_part() for index in range(len(ranges))]
-            count = sum(result.count for result in done)
-            seen = sum(result.seen for result in done)
-            progress(seen)
+            done: list[PartDone] = []
+            for index in range(len(ranges)):  # progress (and a job's cancel) part by part
+                done.append(workers[index % width].next_part())
+                count += done[-1].count
+                seen += done[-1].seen
+                progress(seen)
             zip.write_parts(entry, table_parts(done, context, zip.level))
             for worker in workers:
                 worker.finish()
