@@ -2,7 +2,7 @@
 
     python bench/export_workload.py [--tasks 100000 [1000000 ...]] [--db URL]
                                     [--formats JSON CSV [COCO YOLO ...]] [--zip-levels 1 [0 6 ...]]
-                                    [--stored-below 512] [--keep DIR]
+                                    [--stored-below 512] [--keep DIR] [--processes N]
 
 For each size it creates a fresh project in a temporary directory (SQLite unless ``--db``). The
 text formats (JSON, JSON_MIN, CSV, TSV) get a Text + Choices + Labels config and N tasks, each
@@ -20,13 +20,17 @@ each export once per deflate level of the zip entries (0: stored; the server's i
 ``writer_base.ZIP_LEVEL``), to weigh seconds against bytes; ``--stored-below N`` sets the size
 under which whole entries (YOLO's label files) are stored rather than deflated. ``--keep DIR``
 makes the projects under ``DIR`` and reuses them in later runs (SQLite), to compare commits
-on the same data without importing again.
+on the same data without importing again. ``--processes N`` sets the export's worker processes
+(``LABELGRAPH_EXPORT_PROCESSES``; 1 = in the exporting process): CPU seconds include the
+workers', and "wrk RSS" is the largest worker's peak RSS (JSON/JSON_MIN/CSV/TSV exports of at
+least ``LABELGRAPH_EXPORT_PARALLEL_MIN`` tasks use them).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -177,6 +181,7 @@ def child_export(
     db_url: str | None,
     zip_level: int | None,
     stored_below: int | None = None,
+    processes: int | None = None,
 ) -> None:
     """Runs in the subprocess: one export, figures as JSON on stdout."""
     from server.app import prepare_database
@@ -189,6 +194,8 @@ def child_export(
         zip_writer.STORED_BELOW = stored_below
 
     settings = settings_for(Path(project_dir), db_url)
+    if processes is not None:
+        settings = dataclasses.replace(settings, export_processes=processes)
     project_id, _ = prepare_database(settings)
     if fmt == "BASELINE":
         print(json.dumps({"rss_mib": peak_rss_mib()}))
@@ -204,9 +211,15 @@ def child_export(
         raw = sum(info.file_size for info in archive.infolist())
     result.path.unlink()
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
     figures = {
         "seconds": seconds,
-        "cpu_seconds": usage.ru_utime + usage.ru_stime - cpu_before,
+        "cpu_seconds": usage.ru_utime
+        + usage.ru_stime
+        - cpu_before
+        + workers.ru_utime
+        + workers.ru_stime,
+        "worker_rss_mib": workers.ru_maxrss / 1024,
         "tasks": result.task_count,
         "zip_bytes": result.size,
         "raw_bytes": raw,
@@ -221,8 +234,11 @@ def run_child(
     db_url: str | None,
     zip_level: int | None = None,
     stored_below: int | None = None,
+    processes: int | None = None,
 ) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", str(project_dir), fmt]
+    if processes is not None:
+        command += ["--processes", str(processes)]
     if db_url:
         command += ["--db", db_url]
     if zip_level is not None:
@@ -255,11 +271,18 @@ def main() -> None:
         "(zip_writer.STORED_BELOW; 0 deflates them all)",
     )
     parser.add_argument(
+        "--processes",
+        type=int,
+        help="the export's worker processes (LABELGRAPH_EXPORT_PROCESSES; 1 = none)",
+    )
+    parser.add_argument(
         "--child", nargs=2, metavar=("PROJECT_DIR", "FORMAT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.child:
-        child_export(args.child[0], args.child[1], args.db, args.zip_level, args.stored_below)
+        child_export(
+            args.child[0], args.child[1], args.db, args.zip_level, args.stored_below, args.processes
+        )
         return
 
     print(
@@ -267,7 +290,7 @@ def main() -> None:
     )
     print(
         f"{'tasks':>9} {'format':>7} {'zip':>4} {'seconds':>8} {'cpu s':>6} {'MB out':>8} "
-        f"{'MB/s':>7} {'zip MB':>7} {'tasks/s':>9} {'peak RSS MiB':>13}"
+        f"{'MB/s':>7} {'zip MB':>7} {'tasks/s':>9} {'peak RSS MiB':>13} {'wrk RSS':>8}"
     )
     peaks: dict[tuple[int, str], float] = {}
     kinds = [
@@ -295,16 +318,18 @@ def main() -> None:
             baseline = run_child(project_dir, "BASELINE", args.db)["rss_mib"]
             print(f"{size:>9} {'(' + import_note}; {kind} tasks; baseline RSS {baseline:.1f} MiB)")
             for fmt, level in [(f, z) for f in formats for z in args.zip_levels]:
-                f = run_child(project_dir, fmt, args.db, level, args.stored_below)
+                f = run_child(project_dir, fmt, args.db, level, args.stored_below, args.processes)
                 mb = f["raw_bytes"] / 1e6
                 shown = "dflt" if level is None else str(level)
                 print(
                     f"{size:>9} {fmt:>7} {shown:>4} {f['seconds']:8.2f} {f['cpu_seconds']:6.2f} "
                     f"{mb:8.1f} "
                     f"{mb / f['seconds']:7.1f} {f['zip_bytes'] / 1e6:7.1f} "
-                    f"{f['tasks'] / f['seconds']:9,.0f} {f['rss_mib']:13.1f}"
+                    f"{f['tasks'] / f['seconds']:9,.0f} {f['rss_mib']:13.1f} "
+                    f"{f['worker_rss_mib']:8.1f}"
                 )
-                peaks[size, fmt] = max(peaks.get((size, fmt), 0.0), f["rss_mib"])
+                peak = max(f["rss_mib"], f["worker_rss_mib"])
+                peaks[size, fmt] = max(peaks.get((size, fmt), 0.0), peak)
                 if size == max(args.tasks):
                     record(f"export_{fmt.lower()}_s", f["seconds"])
     if len(args.tasks) > 1:

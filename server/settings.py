@@ -168,6 +168,17 @@ class Settings:
     export_fetch_timeout: float = _setting(
         10.0, "Timeout in seconds for each remote fetch during an export", cast=float
     )
+    export_processes: int = _setting(
+        2,
+        "Worker processes that read and format a large JSON/JSON_MIN/CSV/TSV export in parallel "
+        "(0 or 1 = in the server process)",
+        cast=int,
+    )
+    export_parallel_min: int = _setting(
+        50_000,
+        "Fewest tasks for which a JSON/JSON_MIN/CSV/TSV export uses the worker processes",
+        cast=int,
+    )
     max_upload_files: int = _setting(
         100, "Largest number of files in one upload request (400 above it)", cast=int
     )

@@ -7,17 +7,17 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
 from server.services.config.model import LabelConfig
 from server.services.export.writer_base import (
     BUFFER_SIZE,
+    ByteSink,
     ExportTask,
     Item,
     JsonArray,
     Writer,
     WriterContext,
-    ZipStream,
     extract_item,
     json_indented,
     latest_completion,
@@ -187,7 +187,7 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _FORMULA_FIRST = frozenset(_FORMULA_START)
 
 
-class _RowWriter:
+class RowWriter:
     """``csv.writer`` rows ending in ``\n``, with every cell holding a ``\r`` quoted too.
 
     With ``lineterminator="\n"`` the csv module leaves a bare ``\r`` unquoted, and readers
@@ -195,7 +195,7 @@ class _RowWriter:
     quotes both characters, so such rows are written one by one with it and their ending is
     rewritten. Rows without any ``\r`` (nearly all) go through ``writerows`` in batches."""
 
-    def __init__(self, sink: _TextSink, delimiter: str, escape_formulas: bool) -> None:
+    def __init__(self, sink: TextSink, delimiter: str, escape_formulas: bool) -> None:
         self.sink = sink
         self.buffer = io.StringIO()
         self.writer = csv.writer(self.buffer, delimiter=delimiter, lineterminator="\r\n")
@@ -243,7 +243,7 @@ class CsvWriter(Writer):
         self.columns: dict[str, int] = {}
         self.spool_path = ctx.work_dir / "rows.csv"
         self.spool = ctx.spool("rows.csv")
-        self.writer = _RowWriter(_TextSink(self.spool), self.delimiter, ctx.escape_formulas)
+        self.writer = RowWriter(TextSink(self.spool), self.delimiter, ctx.escape_formulas)
         self.segments: list[tuple[int, int]] = []  # per page: (bytes in the spool, width)
         self.rows = 0
         self.last_keys: tuple[str, ...] = ()
@@ -307,15 +307,21 @@ class CsvWriter(Writer):
     def finish(self) -> None:
         self.spool.close()
         stream = self.ctx.open("result.csv")
-        text = _TextSink(stream)
+        text = TextSink(stream)
         if not self.rows:
             text.write("\n")
             stream.close()
             return
-        _RowWriter(text, self.delimiter, self.ctx.escape_formulas).writerow(list(self.columns))
+        RowWriter(text, self.delimiter, self.ctx.escape_formulas).writerow(list(self.columns))
+        self.write_rows(stream)
+        stream.close()
+
+    def write_rows(self, stream: ByteSink) -> None:
+        """The spooled rows (the spool closed), each padded to the final columns."""
+        text = TextSink(stream)
         width = len(self.columns)
         # cells were escaped when spooled: rows read back are written as they are
-        padder = _RowWriter(text, self.delimiter, escape_formulas=False)
+        padder = RowWriter(text, self.delimiter, escape_formulas=False)
         with self.spool_path.open("rb") as spool:
             for size, written_width in self.segments:
                 if written_width == width:
@@ -329,18 +335,17 @@ class CsvWriter(Writer):
                 for row in rows:
                     row.extend([""] * (width - len(row)))
                 padder.writerows(rows)
-        stream.close()
 
 
 class TsvWriter(CsvWriter):
     delimiter = "\t"
 
 
-class _TextSink:
+class TextSink:
     """What ``csv.writer`` writes to: text encoded as UTF-8 into a :class:`ZipStream` (or a
     binary file)."""
 
-    def __init__(self, stream: ZipStream | BinaryIO) -> None:
+    def __init__(self, stream: ByteSink) -> None:
         self.stream = stream
 
     def write(self, text: str) -> int:

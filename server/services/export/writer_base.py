@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -114,6 +114,12 @@ class WriterContext:
 
 
 ZipStream = EntryStream  # the stream a writer gets from WriterContext.open
+
+
+class ByteSink(Protocol):
+    """Where bytes go: a zip entry's stream, a file, a worker's part."""
+
+    def write(self, data: bytes, /) -> Any: ...
 
 
 class Writer:

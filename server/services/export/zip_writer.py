@@ -16,7 +16,11 @@ in their local header (like ``zipfile``'s ``force_zip64``) that is filled in by 
 when the entry closes; their data is compressed on one background thread while the caller
 builds the next chunk (the compressors release the GIL), so formatting and deflate overlap on two
 cores. ZIP64 end records are written when there are more than 65,535 entries or offsets pass
-4 GiB. Only names given with ``remember=True`` are kept (folders, copied media files) so that
+4 GiB. An entry can also be assembled from parts deflated elsewhere (:class:`PartWriter`, e.g.
+in worker processes; :meth:`ZipWriter.write_parts`): each part is a run of deflate blocks that
+starts from an empty window and ends byte-aligned (a sync flush), so parts concatenate into one
+stream, and the CRC-32s combine (``crc32_combine``) without reading the content again.
+Only names given with ``remember=True`` are kept (folders, copied media files) so that
 callers can skip duplicates (:meth:`ZipWriter.contains`).
 """
 
@@ -26,7 +30,9 @@ import shutil
 import struct
 import time
 import zlib
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -66,6 +72,92 @@ def deflate(content: bytes, level: int) -> bytes:
     if isal_zlib is not None and 1 <= level <= 3:
         return bytes(isal_zlib.compress(content, level, -15))
     return zlib.compress(content, level, -15)
+
+
+@dataclass(frozen=True)
+class Part:
+    """A piece of an entry's content as the entry stores it (see the module doc), in the file
+    ``path`` or in ``data``, with the CRC-32 and size of the content it holds."""
+
+    crc: int
+    size: int
+    packed: int
+    path: Path | None = None
+    data: bytes = b""
+
+
+class PartWriter:
+    """Writes one :class:`Part` to ``path``: content deflated at ``level`` (a fresh window,
+    ended by a sync flush; stored as it is at level 0). The first ``skip`` bytes written are
+    left out."""
+
+    def __init__(self, path: Path, level: int, skip: int = 0) -> None:
+        self.path = path
+        self.file: BinaryIO = path.open("wb", buffering=BUFFER_SIZE)
+        self.deflate = deflater(level) if level else None
+        self.skip = skip
+        self.crc = 0
+        self.size = 0
+        self.packed = 0
+        self.parts: list[bytes] = []
+        self.buffered = 0
+
+    def write(self, data: bytes) -> None:
+        if self.skip:
+            dropped = data[: self.skip]
+            data = data[self.skip :]
+            self.skip -= len(dropped)
+        self.parts.append(data)
+        self.buffered += len(data)
+        if self.buffered >= BUFFER_SIZE:
+            self._put(b"".join(self.parts), last=False)
+            self.parts, self.buffered = [], 0
+
+    def _put(self, chunk: bytes, last: bool) -> None:
+        self.crc = zlib.crc32(chunk, self.crc)
+        self.size += len(chunk)
+        if self.deflate is not None:
+            data = self.deflate.compress(chunk)
+            if last:
+                data += self.deflate.flush(zlib.Z_SYNC_FLUSH)
+        else:
+            data = chunk
+        self.packed += len(data)
+        self.file.write(data)
+
+    def close(self) -> Part:
+        self._put(b"".join(self.parts), last=True)
+        self.parts, self.buffered = [], 0
+        self.file.close()
+        return Part(self.crc, self.size, self.packed, path=self.path)
+
+    def abort(self) -> None:
+        self.file.close()
+
+
+def make_part(content: bytes, level: int) -> Part:
+    """``content`` as a :class:`Part` held in memory (small pieces made by the caller)."""
+    if not level:
+        return Part(zlib.crc32(content), len(content), len(content), data=content)
+    compressor = deflater(level)
+    data = compressor.compress(content) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return Part(zlib.crc32(content), len(content), len(data), data=data)
+
+
+def parts_supported() -> bool:
+    """Whether :meth:`ZipWriter.write_parts` can combine CRCs here (it needs ISA-L)."""
+    return isal_zlib is not None
+
+
+def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
+    """The CRC-32 of A + B from A's, B's and B's length (ISA-L's; zlib has none in Python)."""
+    if isal_zlib is None:  # pragma: no cover - isal is a dependency
+        raise RuntimeError("crc32_combine needs isal")
+    return int(isal_zlib.crc32_combine(crc1, crc2, length2))
+
+
+# A final, empty deflate block (fixed Huffman codes): ends a stream of sync-flushed parts.
+_FINAL_BLOCK = b"\x03\x00"
 
 
 def dos_time(moment: float | None = None) -> tuple[int, int]:
@@ -189,6 +281,30 @@ class ZipWriter:
         if remember:
             self.names.add(name)
         return entry
+
+    def write_parts(self, name: str, parts: Iterable[Part]) -> None:
+        """An entry whose content is ``parts`` in order (see the module doc); parts held in
+        files are copied from them. Deflated unless the writer's level is 0 (then the parts
+        must be stored ones)."""
+        entry = self.open(name)
+        entry.closed = True  # its own buffering is not used
+        entry.worker.shutdown()
+        crc = size = packed = 0
+        file = self.file
+        for part in parts:
+            if part.path is not None:
+                with part.path.open("rb") as handle:
+                    shutil.copyfileobj(handle, file, BUFFER_SIZE)
+            else:
+                file.write(part.data)
+            crc = crc32_combine(crc, part.crc, part.size) if size else part.crc
+            size += part.size
+            packed += part.packed
+        if entry.method:
+            file.write(_FINAL_BLOCK)
+            packed += len(_FINAL_BLOCK)
+        entry.crc, entry.size, entry.packed = crc, size, packed
+        entry.finish()
 
     def copy_file(self, name: str, source: Path, *, remember: bool = False) -> None:
         """An entry with the content of the file ``source``."""
@@ -364,6 +480,10 @@ class EntryStream:
         self._compress(chunk, True)
         self.worker.shutdown()
         self.closed = True
+        self.finish()
+
+    def finish(self) -> None:
+        """The entry's CRC and sizes into its local header, and its directory record."""
         zip = self.zip
         file = zip.file
         end = file.tell()
