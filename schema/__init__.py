@@ -28,6 +28,7 @@ from schema.imports import ImportMutation, ImportQuery
 from schema.label_config import LabelConfigQuery
 from schema.lean_execution import LeanExecution
 from schema.lean_fields import install as install_lean_fields
+from schema.lean_mutations import install as install_lean_mutations
 from schema.limits import GuardedDocuments
 from schema.live import Subscription
 from schema.meta import MetaQuery
@@ -80,6 +81,8 @@ class ThreadedSchema(strawberry.Schema):
         super().__init__(*args, **kwargs)
         # Plain object fields resolve by calling their method (schema/lean_fields.py).
         self.lean_fields = install_lean_fields(self)
+        # Root mutations that only check a role are called directly (schema/lean_mutations.py).
+        self.lean_mutations = install_lean_mutations(self)
         self.stored_operations = StoredOperations(self._schema)
 
     def process_errors(
