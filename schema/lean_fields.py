@@ -39,6 +39,7 @@ from typing import Any, cast
 
 from graphql import GraphQLObjectType
 from strawberry.permission import PermissionExtension
+from strawberry.scalars import ID, JSON
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.base import StrawberryOptional
 from strawberry.types.field import StrawberryField
@@ -60,7 +61,8 @@ def leanable(field: StrawberryField) -> bool:
     return all(p in reserved for p in resolver.signature.parameters.values())
 
 
-_PASSED_AS_THEY_ARE = (int, str, bool, float)
+# Leaves of Strawberry's scalar registry (``JSON``, ``ID`` included) come back as they are.
+_PASSED_AS_THEY_ARE: tuple[object, ...] = (int, str, bool, float, ID, JSON)
 
 
 def _unchanged_by_conversion(type_: Any) -> bool:
@@ -85,9 +87,10 @@ def leanable_with_arguments(field: StrawberryField, *, root: bool) -> bool:
     """Whether :func:`_with_arguments` resolves ``field`` as Strawberry's chain would: a
     synchronous resolver taking (if anything) its source as ``self``, ``info`` and arguments
     that conversion leaves unchanged; extensions only permission checks (on root types at
-    least one: every root field declares its role)."""
+    least one: every root field declares its role). Root fields without arguments are taken
+    too (``deleteAllCompletions``): their chain is only the role check."""
     resolver = field.base_resolver
-    if resolver is None or resolver.is_async or not field.arguments:
+    if resolver is None or resolver.is_async or not (field.arguments or root):
         return False
     if resolver.root_parameter is not None or resolver.parent_parameter is not None:
         return False

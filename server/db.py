@@ -11,7 +11,7 @@ import collections
 import contextlib
 import functools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -173,15 +173,22 @@ ADVISORY_PROJECT = 0x1A8E2
 ADVISORY_RANK_BLOCKS = 0x1A8E3
 
 
+def advisory_xact_lock_sql(
+    namespace: int, key: int, *, shared: bool = False
+) -> tuple[str, tuple[int, int]]:
+    """:func:`advisory_xact_lock`'s statement and parameters (PostgreSQL)."""
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    key32 = (key + 2**31) % 2**32 - 2**31
+    return f"SELECT {function}(%s, %s)", (namespace, key32)
+
+
 def advisory_xact_lock(namespace: int, key: int, *, shared: bool = False) -> None:
     """Take a PostgreSQL advisory lock on ``(namespace, key)`` until the transaction ends,
     shared or exclusive (keys beyond 32 bits wrap: two keys sharing a lock only wait for each
     other). A no-op on SQLite, whose write transactions are serialised."""
     if is_sqlite():
         return
-    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    key32 = (key + 2**31) % 2**32 - 2**31
-    database.execute_sql(f"SELECT {function}(%s, %s)", (namespace, key32))
+    database.execute_sql(*advisory_xact_lock_sql(namespace, key, shared=shared))
 
 
 def with_connection(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -282,6 +289,20 @@ class PreparedSelect(Generic[M]):
     def first(self, *args: int) -> M | None:
         """The first row for these arguments (None when there is none)."""
         found = model_rows(self.model, self._query(args), 1)
+        return found[0] if found else None
+
+    def first_after(self, statement: str, statement_params: Sequence[Any], *args: int) -> M | None:
+        """:meth:`first`, with ``statement`` run just before it in the same round trip
+        (PostgreSQL only: psycopg2 sends ``statement; select`` as one simple query, run in
+        order, and the cursor holds the select's rows)."""
+        if is_sqlite():
+            raise RuntimeError("first_after is for PostgreSQL")
+        sql, template, slots = self._sql()
+        params = list(template)
+        for slot, value in zip(slots, args, strict=True):
+            params[slot] = int(value)
+        cursor = database.execute_sql(f"{statement}; {sql}", [*statement_params, *params])
+        found = model_rows(self.model, cursor, 1)
         return found[0] if found else None
 
     def rows(self, *args: int) -> list[M]:

@@ -80,10 +80,12 @@ def test_plain_fields_are_direct_and_permissioned_ones_are_not() -> None:
     roots = ("Query.", "Mutation.", "Subscription.")
     for name in schema.lean_fields:
         field = by_name[name].extensions[BACKREF]
-        if not field.arguments:  # a plain field: a method of its source, nothing else
-            assert not field.extensions and not name.startswith(roots), name
+        if not field.arguments and not name.startswith(roots):
+            # a plain field: a method of its source, nothing else
+            assert not field.extensions, name
             continue
-        # A field with arguments: only permission checks, and every root field has one.
+        # A field with arguments or a root field: only permission checks, and every root
+        # field has one.
         assert all(type(e) is PermissionExtension for e in field.extensions), name
         assert field.extensions or not name.startswith(roots), name
     assert {"Query.task", "Task.lsJson", "Mutation.deleteTask"} <= set(schema.lean_fields)

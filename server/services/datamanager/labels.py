@@ -48,13 +48,23 @@ def _strings(value: Any, control: str, into: set[tuple[str, str]]) -> None:
 def add(project_id: int, task_id: int, payloads: Iterable[Any]) -> None:
     """Record the labels of new completions of a task: one INSERT that skips the rows the
     task already has."""
+    statement = add_statement(project_id, task_id, payloads)
+    if statement is not None:
+        database.execute_sql(*statement)
+
+
+def add_statement(
+    project_id: int, task_id: int, payloads: Iterable[Any]
+) -> tuple[str, list[Any]] | None:
+    """:func:`add`'s statement and parameters (None: no labels), for a writer that sends it
+    within a statement of its own."""
     pairs: set[tuple[str, str]] = set()
     for payload in payloads:
         pairs |= labels_of(payload)
     if not pairs:
-        return
+        return None
     params = [value for c, label in sorted(pairs) for value in (project_id, task_id, c, label)]
-    database.execute_sql(_insert_ignoring_sql(database.param, is_sqlite(), len(pairs)), params)
+    return _insert_ignoring_sql(database.param, is_sqlite(), len(pairs)), params
 
 
 @lru_cache(maxsize=64)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import peewee
 
-from server.db import PreparedSelect, is_sqlite
+from server.db import ADVISORY_PROJECT, PreparedSelect, advisory_xact_lock_sql, is_sqlite
 from server.errors import not_found
 from server.models import Task
 from server.services.projects import share_project
@@ -71,8 +71,11 @@ def lock_task_state(task_id: int, project_id: int | None = None) -> Task:
     its completions use."""
     if project_id is None:
         project_id = find_task(task_id).project_id
-    share_project(project_id)  # (a no-op on SQLite)
-    task = _LOCKED_STATE_IN_PROJECT.first(task_id, project_id)
+    if is_sqlite():
+        task = _LOCKED_STATE_IN_PROJECT.first(task_id, project_id)
+    else:  # the project's shared lock, then the task's row lock: one round trip
+        lock = advisory_xact_lock_sql(ADVISORY_PROJECT, project_id, shared=True)
+        task = _LOCKED_STATE_IN_PROJECT.first_after(*lock, task_id, project_id)
     if task is None:
         raise not_found("Task", task_id)
     return task

@@ -4,6 +4,7 @@ call costs more than running them; a deletion runs several)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -68,6 +69,35 @@ def block_of(project_id: int, ordering: int, key: Key) -> Block | None:
     first one (a key below every start belongs to the first block)."""
     found = _one("at_or_before", project_id, ordering, *key)
     return found if found is not None else _one("first", project_id, ordering)
+
+
+@cache
+def _pair_sql(p: str) -> str:
+    """The blocks starting at or before two keys, each row tagged with its lookup (0, 1)."""
+    at_or_before = _statements(p)["at_or_before"]
+    return (
+        f"(SELECT 0, * FROM ({at_or_before}) AS a) "
+        f"UNION ALL (SELECT 1, * FROM ({at_or_before}) AS b)"
+    )
+
+
+def blocks_at_or_before_after(
+    statement: str,
+    statement_params: Sequence[int],
+    project_id: int,
+    lookups: tuple[tuple[int, Key], tuple[int, Key]],
+) -> tuple[Block | None, Block | None]:
+    """PostgreSQL: run ``statement`` (a lock), then find the last block starting at or before
+    each of two (ordering, key) lookups (None where no block starts there), in one round trip
+    (psycopg2 sends ``statement; select`` as one simple query, run in order)."""
+    params = [*statement_params]
+    for ordering, key in lookups:
+        params += [project_id, ordering, *key]
+    cursor = database.execute_sql(f"{statement}; {_pair_sql(database.param)}", params)
+    found: list[Block | None] = [None, None]
+    for row in cursor.fetchall():
+        found[int(row[0])] = _block(tuple(row[1:]))
+    return found[0], found[1]
 
 
 def shift_block_of(project_id: int, ordering: int, key: Key, delta: int) -> Block | None:

@@ -45,6 +45,7 @@ import peewee
 from server.db import (
     ADVISORY_RANK_BLOCKS,
     advisory_xact_lock,
+    advisory_xact_lock_sql,
     bulk_insert,
     database,
     is_sqlite,
@@ -266,12 +267,19 @@ def _in_place(project_id: int, task_id: int, old: State, new: State) -> bool:
     which only the full :func:`move` under the exclusive lock does. Used on PostgreSQL under
     the shared lock, which keeps every block's range as it is: blocks are found first, then
     shifted in id order, so two writers never wait for each other's block rows in turn."""
+
+    def lookup(state: State) -> tuple[int, Key]:
+        ordering = Ordering.COMPLETED if state[0] else Ordering.UNLABELED
+        return int(ordering), key_of(ordering, task_id, state[1])
+
+    # The shared lock, then both blocks, in one round trip. A key below every block's start
+    # (no block at or before it) belongs to the first block, whose start must then move: not
+    # in place, as when block_of answered that first block.
+    lock = advisory_xact_lock_sql(ADVISORY_RANK_BLOCKS, project_id, shared=True)
+    found = rows.blocks_at_or_before_after(*lock, project_id, (lookup(old), lookup(new)))
     changes: list[tuple[Block, int]] = []
-    for (labeled, completed_at), delta in ((old, -1), (new, 1)):
-        ordering = Ordering.COMPLETED if labeled else Ordering.UNLABELED
-        key = key_of(ordering, task_id, completed_at)
-        block = rows.block_of(project_id, ordering, key)
-        if block is None or key < block.start:
+    for block, delta in zip(found, (-1, 1), strict=True):
+        if block is None:
             return False
         changes.append((block, delta))
     if changes[0][0].id == changes[1][0].id:
@@ -292,8 +300,7 @@ def _moved_in_place(project_id: int, task_id: int, old: State, new: State) -> bo
     if is_sqlite():
         return False
     try:
-        with database.atomic():
-            lock(project_id, shared=True)
+        with database.atomic():  # _in_place takes the blocks' lock, shared
             if not _in_place(project_id, task_id, old, new):
                 raise _Leaves
     except _Leaves:
