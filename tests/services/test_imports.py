@@ -349,3 +349,56 @@ def test_uploads_go_to_the_shared_store_after_the_commit(
     assert [(area, inside) for area, _, inside in store.puts] == [("upload", False)]
     assert store.puts[0][1].endswith("-red.png")
     assert run(lambda: Task.select().count()) == 1
+
+
+def test_chunks_are_written_off_the_callers_thread_and_a_failed_write_stores_nothing(
+    client: TestClient, project_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer thread inserts each chunk while the caller converts the next one; a chunk
+    that fails there fails the whole import (rolled back, error raised in the caller), and
+    the connection serves the next import as usual."""
+    import threading
+
+    from server.services.imports import pipeline
+
+    run(with_text_config, project_id)
+    write = pipeline._write_chunk
+    threads: list[int] = []
+
+    def failing(*args: Any) -> Any:
+        threads.append(threading.get_ident())
+        if len(threads) == 2:
+            raise RuntimeError("disk full")
+        return write(*args)
+
+    monkeypatch.setattr(pipeline, "_write_chunk", failing)
+    items = [{"data": {"text": f"t{i}"}, "completions": [{"result": []}]} for i in range(CHUNK + 5)]
+    with pytest.raises(RuntimeError, match="disk full"):
+        run(import_tasks, project_id, items)
+    assert threads and threading.get_ident() not in threads
+    counts = run(lambda: (Task.select().count(), Completion.select().count()))
+    assert counts == (0, 0)
+    assert run(lambda: Project.get_by_id(project_id).task_count) == 0
+
+    monkeypatch.setattr(pipeline, "_write_chunk", write)
+    result = run(import_tasks, project_id, items)
+    assert len(result.task_ids) == CHUNK + 5
+    assert run(lambda: (Task.select().count(), Completion.select().count())) == (
+        CHUNK + 5,
+        CHUNK + 5,
+    )
+
+
+def test_an_invalid_item_after_written_chunks_stores_nothing(
+    client: TestClient, project_id: int
+) -> None:
+    """Chunks already handed to the writer are rolled back with the rest; the message is
+    Label Studio's."""
+    run(with_text_config, project_id)
+    items: list[Any] = [{"text": f"t{i}"} for i in range(2 * CHUNK + 3)]
+    items.append({"data": None})
+    with pytest.raises(DomainError) as caught:
+        run(import_tasks, project_id, items)
+    assert caught.value.code == "invalid_tasks"
+    assert caught.value.message.startswith(f"Error   at item {2 * CHUNK + 3}: Task is empty")
+    assert run(lambda: Task.select().count()) == 0
