@@ -354,9 +354,10 @@ def test_uploads_go_to_the_shared_store_after_the_commit(
 def test_chunks_are_written_off_the_callers_thread_and_a_failed_write_stores_nothing(
     client: TestClient, project_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The writer thread inserts each chunk while the caller converts the next one; a chunk
-    that fails there fails the whole import (rolled back, error raised in the caller), and
-    the connection serves the next import as usual."""
+    """On PostgreSQL the writer thread inserts each chunk while the caller converts the next
+    one (SQLite writes in the caller's thread); a chunk that fails there fails the whole
+    import (rolled back, error raised in the caller), and the connection serves the next
+    import as usual."""
     import threading
 
     from server.services.imports import pipeline
@@ -375,7 +376,8 @@ def test_chunks_are_written_off_the_callers_thread_and_a_failed_write_stores_not
     items = [{"data": {"text": f"t{i}"}, "completions": [{"result": []}]} for i in range(CHUNK + 5)]
     with pytest.raises(RuntimeError, match="disk full"):
         run(import_tasks, project_id, items)
-    assert threads and threading.get_ident() not in threads
+    caller = threading.get_ident()
+    assert threads and all((thread == caller) == db.is_sqlite() for thread in threads)
     counts = run(lambda: (Task.select().count(), Completion.select().count()))
     assert counts == (0, 0)
     assert run(lambda: Project.get_by_id(project_id).task_count) == 0
