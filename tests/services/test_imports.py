@@ -404,3 +404,43 @@ def test_an_invalid_item_after_written_chunks_stores_nothing(
     assert caught.value.code == "invalid_tasks"
     assert caught.value.message.startswith(f"Error   at item {2 * CHUNK + 3}: Task is empty")
     assert run(lambda: Task.select().count()) == 0
+
+
+def test_a_chunk_of_mixed_tasks_is_one_run_of_task_rows(
+    client: TestClient, project_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain tasks between predicted ones do not split a chunk's task rows into runs (one
+    statement or COPY each): one run per chunk, plain rows with the full columns' defaults."""
+    from server.services.imports import pipeline
+
+    run(with_text_config, project_id)
+    insert = pipeline.insert_rows
+    task_runs: list[int] = []
+
+    def counting(model: Any, columns: list[str], rows: list[Any], cursor: Any = None) -> None:
+        if model is Task:
+            task_runs.append(len(rows))
+        insert(model, columns, rows, cursor)
+
+    monkeypatch.setattr(pipeline, "insert_rows", counting)
+    items: list[Any] = [
+        {"data": {"text": f"t{i}"}, "predictions": [{"result": [], "score": 0.5}]}
+        if i % 10 == 0
+        else {"text": f"t{i}"}
+        for i in range(CHUNK + 20)
+    ]
+    result = run(import_tasks, project_id, items)
+    assert task_runs == [CHUNK, 20]
+
+    def check() -> None:
+        rows = list(Task.select().order_by(Task.position))
+        assert [r.id for r in rows] == result.task_ids
+        assert [r.total_predictions for r in rows] == [int(i % 10 == 0) for i in range(len(items))]
+        assert [r.predictions_score for r in rows] == [
+            0.5 if i % 10 == 0 else None for i in range(len(items))
+        ]
+        assert {(r.meta, r.is_labeled, r.completed_at, r.total_completions) for r in rows} == {
+            (None, False, None, 0)
+        }
+
+    run(check)
