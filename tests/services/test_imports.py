@@ -349,3 +349,98 @@ def test_uploads_go_to_the_shared_store_after_the_commit(
     assert [(area, inside) for area, _, inside in store.puts] == [("upload", False)]
     assert store.puts[0][1].endswith("-red.png")
     assert run(lambda: Task.select().count()) == 1
+
+
+def test_chunks_are_written_off_the_callers_thread_and_a_failed_write_stores_nothing(
+    client: TestClient, project_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the writer thread inserts each chunk while the caller converts the next
+    one (SQLite writes in the caller's thread); a chunk that fails there fails the whole
+    import (rolled back, error raised in the caller), and the connection serves the next
+    import as usual."""
+    import threading
+
+    from server.services.imports import pipeline
+
+    run(with_text_config, project_id)
+    write = pipeline._write_chunk
+    threads: list[int] = []
+
+    def failing(*args: Any) -> Any:
+        threads.append(threading.get_ident())
+        if len(threads) == 2:
+            raise RuntimeError("disk full")
+        return write(*args)
+
+    monkeypatch.setattr(pipeline, "_write_chunk", failing)
+    items = [{"data": {"text": f"t{i}"}, "completions": [{"result": []}]} for i in range(CHUNK + 5)]
+    with pytest.raises(RuntimeError, match="disk full"):
+        run(import_tasks, project_id, items)
+    caller = threading.get_ident()
+    assert threads and all((thread == caller) == db.is_sqlite() for thread in threads)
+    counts = run(lambda: (Task.select().count(), Completion.select().count()))
+    assert counts == (0, 0)
+    assert run(lambda: Project.get_by_id(project_id).task_count) == 0
+
+    monkeypatch.setattr(pipeline, "_write_chunk", write)
+    result = run(import_tasks, project_id, items)
+    assert len(result.task_ids) == CHUNK + 5
+    assert run(lambda: (Task.select().count(), Completion.select().count())) == (
+        CHUNK + 5,
+        CHUNK + 5,
+    )
+
+
+def test_an_invalid_item_after_written_chunks_stores_nothing(
+    client: TestClient, project_id: int
+) -> None:
+    """Chunks already handed to the writer are rolled back with the rest; the message is
+    Label Studio's."""
+    run(with_text_config, project_id)
+    items: list[Any] = [{"text": f"t{i}"} for i in range(2 * CHUNK + 3)]
+    items.append({"data": None})
+    with pytest.raises(DomainError) as caught:
+        run(import_tasks, project_id, items)
+    assert caught.value.code == "invalid_tasks"
+    assert caught.value.message.startswith(f"Error   at item {2 * CHUNK + 3}: Task is empty")
+    assert run(lambda: Task.select().count()) == 0
+
+
+def test_a_chunk_of_mixed_tasks_is_one_run_of_task_rows(
+    client: TestClient, project_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain tasks between predicted ones do not split a chunk's task rows into runs (one
+    statement or COPY each): one run per chunk, plain rows with the full columns' defaults."""
+    from server.services.imports import pipeline
+
+    run(with_text_config, project_id)
+    insert = pipeline.insert_rows
+    task_runs: list[int] = []
+
+    def counting(model: Any, columns: list[str], rows: list[Any], cursor: Any = None) -> None:
+        if model is Task:
+            task_runs.append(len(rows))
+        insert(model, columns, rows, cursor)
+
+    monkeypatch.setattr(pipeline, "insert_rows", counting)
+    items: list[Any] = [
+        {"data": {"text": f"t{i}"}, "predictions": [{"result": [], "score": 0.5}]}
+        if i % 10 == 0
+        else {"text": f"t{i}"}
+        for i in range(CHUNK + 20)
+    ]
+    result = run(import_tasks, project_id, items)
+    assert task_runs == [CHUNK, 20]
+
+    def check() -> None:
+        rows = list(Task.select().order_by(Task.position))
+        assert [r.id for r in rows] == result.task_ids
+        assert [r.total_predictions for r in rows] == [int(i % 10 == 0) for i in range(len(items))]
+        assert [r.predictions_score for r in rows] == [
+            0.5 if i % 10 == 0 else None for i in range(len(items))
+        ]
+        assert {(r.meta, r.is_labeled, r.completed_at, r.total_completions) for r in rows} == {
+            (None, False, None, 0)
+        }
+
+    run(check)

@@ -124,3 +124,62 @@ def test_a_version_3_database_gets_the_task_rank_blocks(sentiment_project: TestC
     assert sentiment_project.delete(f"/api/tasks/{first}").status_code == 204
     response = sentiment_project.get("/api/tasks?page=2&page_size=2")
     assert [t["id"] for t in response.json()["tasks"]] == [t["id"] for t in before["id"][3:5]]
+
+
+def _foreign_keys_to_project(table: str) -> list[str]:
+    """The columns of ``table`` whose foreign key references ``project``."""
+    if db.is_sqlite():
+        rows = db.database.execute_sql(f'PRAGMA foreign_key_list("{table}")').fetchall()
+        return [row[3] for row in rows if row[2] == "project"]
+    rows = db.database.execute_sql(
+        "SELECT a.attname FROM pg_constraint c "
+        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) "
+        "WHERE c.contype = 'f' AND c.conrelid = %s::regclass "
+        "AND c.confrelid = 'project'::regclass",
+        (table,),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_task_children_keep_project_keys_only_on_sqlite(sentiment_project: TestClient) -> None:
+    """PostgreSQL drops the redundant ``project_id`` keys of the task's children (the task's
+    key implies the project); the columns stay, and the tasks keep theirs."""
+
+    def check() -> None:
+        for table in migrations.TASK_CHILD_TABLES:
+            columns = {c.name for c in db.database.get_columns(table)}
+            assert "project_id" in columns
+            expected = ["project_id"] if db.is_sqlite() else []
+            assert _foreign_keys_to_project(table) == expected, table
+        assert _foreign_keys_to_project("task") == ["project_id"]
+
+    db.with_connection(check)
+
+
+def test_deleting_a_project_removes_every_dependent_row(sentiment_project: TestClient) -> None:
+    """Project -> task -> completion/prediction/label rows cascade on both databases, also
+    without the children's own project keys."""
+    choice = {"from_name": "sentiment", "to_name": "text", "type": "choices"}
+    item = {
+        "data": {"text": "doomed"},
+        "completions": [{"result": [{**choice, "value": {"choices": ["Positive"]}}]}],
+        "predictions": [{"result": [], "score": 0.5}],
+    }
+    response = sentiment_project.post("/api/project/import", json=[item, item])
+    assert response.status_code == 201, response.text
+    tables = ("task", *migrations.TASK_CHILD_TABLES)
+
+    def counts() -> dict[str, int]:
+        return {
+            t: int(db.database.execute_sql(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0])
+            for t in tables
+        }
+
+    def delete() -> None:
+        before = counts()
+        assert all(before[t] > 0 for t in tables), before
+        with db.write_transaction():
+            db.database.execute_sql('DELETE FROM "project"')
+        assert counts() == dict.fromkeys(tables, 0)
+
+    db.with_connection(delete)

@@ -118,18 +118,24 @@ _FTS_ROWS = 250  # rows per multi-row INSERT (see server/db_rows.py)
 def index_new(rows: list[tuple[int, Any]]) -> None:
     """Index new tasks given as (id, data) (SQLite; PostgreSQL's index follows by itself)."""
     if rows and is_sqlite():
-        cursor = database.cursor()
-        texts = [(task_id, text_of(data)) for task_id, data in rows]
-        per = _FTS_ROWS
-        full = len(texts) - len(texts) % per
-        statement = _FTS_INSERT + ", ".join(["(?, ?)"] * per)
-        for start in range(0, full, per):
-            cursor.execute(statement, [v for row in texts[start : start + per] for v in row])
-        rest = texts[full:]
-        if rest:
-            cursor.execute(
-                _FTS_INSERT + ", ".join(["(?, ?)"] * len(rest)), [v for row in rest for v in row]
-            )
+        index_texts(database.cursor(), [(task_id, text_of(data)) for task_id, data in rows])
+
+
+def index_texts(cursor: Any, texts: list[tuple[int, str]]) -> None:
+    """SQLite: index new tasks given as (id, :func:`text_of` their data) through ``cursor``
+    (the import's writer thread computes no text: its caller did)."""
+    if not texts:
+        return
+    per = _FTS_ROWS
+    full = len(texts) - len(texts) % per
+    statement = _FTS_INSERT + ", ".join(["(?, ?)"] * per)
+    for start in range(0, full, per):
+        cursor.execute(statement, [v for row in texts[start : start + per] for v in row])
+    rest = texts[full:]
+    if rest:
+        cursor.execute(
+            _FTS_INSERT + ", ".join(["(?, ?)"] * len(rest)), [v for row in rest for v in row]
+        )
 
 
 def words(text: str) -> list[str]:
