@@ -65,10 +65,26 @@ class Setup:
 class Running:
     bases: list[str]
     pids: list[int]
+    database: str = ""
 
     def cpu(self) -> float:
         """CPU seconds of the servers so far (their uvicorn workers included)."""
         return sum(tree_cpu_seconds(pid) for pid in self.pids)
+
+    def database_cpu(self) -> float:
+        """CPU seconds so far of the PostgreSQL backends serving the servers' database (the
+        server runs on this machine), or 0."""
+        if not self.database:
+            return 0.0
+        connection, name = _admin(self.database)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            pids = [int(row[0]) for row in cursor.fetchall()]
+        connection.close()
+        return sum(tree_cpu_seconds(pid) for pid in pids)
 
 
 @contextlib.contextmanager
@@ -94,7 +110,7 @@ def servers(
             base = f"http://127.0.0.1:{port}"
             _wait(base, processes[-1])
             bases.append(base)
-        yield Running(bases, [p.pid for p in processes])
+        yield Running(bases, [p.pid for p in processes], setup.database)
     finally:
         for process in processes:
             process.send_signal(signal.SIGINT)
@@ -235,12 +251,16 @@ def run_locust(running: Running, args: argparse.Namespace, out: Path) -> dict[st
     ]  # fmt: skip
     load_before = os.getloadavg()
     server_before = running.cpu()
+    database_before = running.database_cpu()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     client_before = usage.ru_utime + usage.ru_stime
     subprocess.run(command, env=env, check=False, stdout=subprocess.DEVNULL)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     client_cpu = usage.ru_utime + usage.ru_stime - client_before
     server_cpu = running.cpu() - server_before
+    # Backends opened during the run count whole, those closed during it not at all: the
+    # servers keep a pool of connections open, so this is close.
+    database_cpu = running.database_cpu() - database_before
     load_after = os.getloadavg()
     ids = [int(line) for line in ledger.read_text().split()] if ledger.exists() else []
     rows = list(csv.DictReader((out / "stats_stats.csv").open()))
@@ -248,7 +268,7 @@ def run_locust(running: Running, args: argparse.Namespace, out: Path) -> dict[st
         "rows": rows,
         "acknowledged": ids,
         "load": (load_before, load_after),
-        "cpu": (server_cpu, client_cpu),
+        "cpu": (server_cpu, client_cpu, database_cpu),
     }
 
 
@@ -268,17 +288,19 @@ def report(setup: Setup, result: dict[str, Any], stored: int) -> dict[str, Any]:
             k: row[k] for k in ("Request Count", "Requests/s", "50%", "99%", "Failure Count")
         }
     (before, after) = result["load"]
-    (server_cpu, client_cpu) = result["cpu"]
+    (server_cpu, client_cpu, database_cpu) = result["cpu"]
     total = sum(int(row["Request Count"]) for row in result["rows"] if row["Name"] != "Aggregated")
+    per = 1000 / max(1, total)
     print(f"  completions acknowledged {len(acknowledged)}, stored {stored}, lost {lost}")
     print(
-        f"  CPU per request: servers {server_cpu * 1000 / max(1, total):.2f} ms, "
-        f"locust {client_cpu * 1000 / max(1, total):.2f} ms "
-        f"(servers {server_cpu:.1f} s, locust {client_cpu:.1f} s in all)"
+        f"  CPU per request: servers {server_cpu * per:.2f} ms, PostgreSQL "
+        f"{database_cpu * per:.2f} ms, locust {client_cpu * per:.2f} ms (in all: servers "
+        f"{server_cpu:.1f} s, PostgreSQL {database_cpu:.1f} s, locust {client_cpu:.1f} s)"
     )
     print(f"  load average before {before[0]:.2f}, after {after[0]:.2f} (1 min)")
     summary.update(acknowledged=len(acknowledged), stored=stored, lost=lost, load=[before, after])
-    summary.update(server_cpu_s=server_cpu, locust_cpu_s=client_cpu, requests=total)
+    summary.update(server_cpu_s=server_cpu, database_cpu_s=database_cpu)
+    summary.update(locust_cpu_s=client_cpu, requests=total)
     return summary
 
 
@@ -331,6 +353,11 @@ def main() -> None:
         "sequential: they all get the lowest unlabeled task, as Label Studio's default)",
     )
     parser.add_argument(
+        "--source",
+        help="run the servers from this checkout (PYTHONPATH), e.g. a worktree of an older "
+        "commit to compare with; the seeded databases are shared",
+    )
+    parser.add_argument(
         "--cache",
         default=str(Path(tempfile.gettempdir()) / "labelgraph-load-cache"),
         help="where the seeded SQLite project is kept between runs",
@@ -351,6 +378,8 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABELGRAPH_")}
     env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
     env["AWS_DEFAULT_REGION"] = "us-east-1"
+    if args.source:
+        env["PYTHONPATH"] = str(Path(args.source).resolve())
     summaries = []
     with tempfile.TemporaryDirectory(prefix="labelgraph-load-") as tmp:
         root = Path(tmp)
