@@ -4,8 +4,9 @@ The ASGI app is called directly (no sockets, no client), on a project seeded by 
 (its cached SQLite project, copied first) or on a PostgreSQL database (``--db``; run
 ``run.py`` first so that it holds the seeded tasks, and note that the completions and imports
 made here stay in it until ``run.py`` restores it). Prints, per request type, the median over
-``--rounds`` of the CPU microseconds per request (``time.process_time``: all threads), the
-figure that bounds the mixed load's requests/s on this 2-core machine::
+``--rounds`` of the CPU microseconds per request (``time.process_time``: all threads) and, on
+PostgreSQL, of its backends' (``/proc``, a local server): the figures that bound the mixed
+load's requests/s on this 2-core machine::
 
     python bench/load/request_cpu.py [--tasks 1000000] [--reps 300] [--db URL]
 """
@@ -28,6 +29,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 from server.app import create_app
 from server.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from rest_workload import tree_cpu_seconds
+
+
+def database_cpu(url: str | None) -> float:
+    """CPU seconds so far of the PostgreSQL backends connected to ``url``'s database (a local
+    server), or 0 without ``url``."""
+    if not url:
+        return 0.0
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg2
+
+    parts = urlsplit(url)
+    connection = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s", (parts.path.lstrip("/"),)
+            )
+            pids = [int(row[0]) for row in cursor.fetchall()]
+    finally:
+        connection.close()
+    return sum(tree_cpu_seconds(pid) for pid in pids)
 
 
 def scope(method: str, path: str, query: bytes = b"", json_body: bool = False) -> dict[str, Any]:
@@ -120,16 +146,21 @@ async def measure(args: argparse.Namespace, project: Path) -> None:
         )
         assert status in (200, 201), (status, raw)
         for label, case, reps in cases:
-            figures = []
+            figures, database = [], []
             for _ in range(args.rounds):
                 for _ in range(5):
                     assert await case() in (200, 201), label
+                database_before = database_cpu(args.db)
                 started = time.process_time()
                 for _ in range(reps):
                     await case()
                 figures.append((time.process_time() - started) * 1e6 / reps)
+                database.append((database_cpu(args.db) - database_before) * 1e6 / reps)
             shown = ", ".join(f"{f:.0f}" for f in figures)
-            print(f"{label:18} median {statistics.median(figures):7.0f} µs CPU ({shown})")
+            line = f"{label:18} median {statistics.median(figures):7.0f} µs CPU ({shown})"
+            if args.db:
+                line += f", PostgreSQL {statistics.median(database):6.0f} µs"
+            print(line)
 
 
 def main() -> None:

@@ -249,6 +249,8 @@ def run_locust(running: Running, args: argparse.Namespace, out: Path) -> dict[st
         "--csv", str(out / "stats"), "--only-summary", "--host", bases[0],
         "--stop-timeout", "30",
     ]  # fmt: skip
+    if args.skip:
+        command += [c for c in ("Annotator", "Importer", "Exporter") if c not in args.skip]
     load_before = os.getloadavg()
     server_before = running.cpu()
     database_before = running.database_cpu()
@@ -351,6 +353,12 @@ def main() -> None:
         default="uniform",
         help="the project's label stream (uniform: annotators spread over the unlabeled tasks; "
         "sequential: they all get the lowest unlabeled task, as Label Studio's default)",
+    )
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        choices=("Importer", "Exporter"),
+        help="leave these users out (to see what the importer or exporter costs the others)",
     )
     parser.add_argument(
         "--source",
