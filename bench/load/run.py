@@ -7,8 +7,13 @@ a local moto server).
 
 Run it from a virtualenv of its own with ``pip install -e '.[postgres,storage,bench]' moto``
 (locust brings a pytest plugin that the test venv should not load). Prints, per setup,
-requests/s and p50/p99 per request type, errors, and lost writes (completions acknowledged
-with 201 minus completions stored, counted after the run), and the load average.
+requests/s and p50/p99 per request type, errors, lost writes (completions acknowledged with
+201 minus completions stored, counted after the run), the CPU per request of the servers, of
+PostgreSQL's backends and of locust, and the load average.
+
+The tasks are seeded once: into ``<db>_seed`` on PostgreSQL (every PostgreSQL setup starts
+from a copy of it, ``CREATE DATABASE … TEMPLATE``) and into ``--cache`` for SQLite (copied for
+each run), so a rerun skips seeding and no setup sees the previous one's writes.
 """
 
 from __future__ import annotations
