@@ -347,7 +347,12 @@ def moto_bucket(env: dict[str, str]) -> Iterator[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=1_000_000)
-    parser.add_argument("--db", default="", help="PostgreSQL URL (its public schema is used)")
+    parser.add_argument(
+        "--db",
+        default="",
+        help="PostgreSQL URL of a database of the benchmark's own: it is dropped and created again "
+        "(from <db>_seed, which the script creates) for every setup",
+    )
     parser.add_argument("--duration", type=int, default=60, help="seconds per setup")
     parser.add_argument("--users", type=int, default=40, help="locust users (annotators+2)")
     parser.add_argument(
