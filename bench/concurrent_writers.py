@@ -50,6 +50,7 @@ from rest_workload import (
     reset_project,
     running_server,
     set_label_config,
+    tree_cpu_seconds,
 )
 
 SEED = 20261130
@@ -58,9 +59,9 @@ GOAL_P99_MS = 50.0
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads (``/proc/<pid>/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process, all its threads, and of its live children (the
+    uvicorn workers of ``--workers N``)."""
+    return tree_cpu_seconds(pid)
 
 
 def _client_thread(
@@ -166,7 +167,7 @@ def percentile(values: list[float], q: float) -> float:
 def run(args: argparse.Namespace) -> int:
     with (
         tempfile.TemporaryDirectory(prefix="labelgraph-writers-") as tmp,
-        running_server(Path(tmp), args.db) as server,
+        running_server(Path(tmp), args.db, args.workers) as server,
     ):
         client = Client(server.port)
         try:
@@ -235,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--processes", type=int, default=4, help="client processes")
     parser.add_argument("--db", help="database URL passed to the server (e.g. postgresql://…)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the server")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # stop the server too
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")

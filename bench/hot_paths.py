@@ -53,6 +53,7 @@ from rest_workload import (
     running_server,
     set_label_config,
     stop_server,
+    tree_cpu_seconds,
     wait_until_healthy,
 )
 
@@ -77,9 +78,9 @@ T = TypeVar("T")
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads (``/proc/<pid>/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process, all its threads, and of its live children (the
+    uvicorn workers of ``--workers N``)."""
+    return tree_cpu_seconds(pid)
 
 
 def with_cpu(pid: int, work: Callable[[], T], requests: Callable[[T], int]) -> tuple[T, float]:
@@ -188,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     runs = args.reps + args.warmups
     with tempfile.TemporaryDirectory(prefix="labelgraph-hot-") as tmp:
         floor = bare_floor(args.reps, args.warmups, Path(tmp)) if args.floor else None
-        with running_server(Path(tmp), args.db) as server:
+        with running_server(Path(tmp), args.db, args.workers) as server:
             client = Client(server.port)
             try:
                 reset_project(client)
@@ -278,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=16, help="client threads for the rate")
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds for the rate")
     parser.add_argument("--db", help="database URL passed to the server (e.g. postgresql://…)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the server")
     parser.add_argument("--floor", action="store_true", help="also time a bare uvicorn app")
     args = parser.parse_args(argv)
     if args.tasks < args.reps + args.warmups:

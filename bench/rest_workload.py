@@ -170,12 +170,38 @@ class Server:
             return ""
 
 
-def server_command(project_dir: Path, port: int, db_url: str | None) -> list[str]:
+def server_command(project_dir: Path, port: int, db_url: str | None, workers: int = 1) -> list[str]:
     command = [sys.executable, "-m", "server.cli", "start", str(project_dir), "--init"]
     command += ["--host", HOST, "--port", str(port), "--log-level", "WARNING"]
     if db_url:
         command += ["--db", db_url]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     return command
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and of its live descendants (``/proc``): with
+    ``--workers N`` uvicorn's workers are children of the process we started, and a parent's
+    ``/proc/<pid>/stat`` counts a child's time only once it has exited."""
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        total += times.get(current, 0.0)
+        stack.extend(children.get(current, []))
+    return total
 
 
 def wait_until_healthy(server: Server) -> None:
@@ -207,11 +233,12 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running_server(workdir: Path, db_url: str | None) -> Iterator[Server]:
-    """A fresh ``labelgraph start`` process; always stopped on exit (errors, Ctrl-C)."""
+def running_server(workdir: Path, db_url: str | None, workers: int = 1) -> Iterator[Server]:
+    """A fresh ``labelgraph start`` process (``workers`` > 1: ``--workers N``, uvicorn's
+    worker processes); always stopped on exit (errors, Ctrl-C)."""
     port = free_port()
     log_path = workdir / "server.log"
-    command = server_command(workdir / "bench_project", port, db_url)
+    command = server_command(workdir / "bench_project", port, db_url, workers)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,
@@ -427,7 +454,7 @@ def run_size(
     result = SizeResult(size)
     with (
         tempfile.TemporaryDirectory(prefix="labelgraph-bench-") as tmp,
-        running_server(Path(tmp), db_url) as server,
+        running_server(Path(tmp), db_url, args.workers) as server,
     ):
         client = Client(server.port)
         try:
@@ -586,6 +613,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=200, help="timed requests per row")
     parser.add_argument("--warmups", type=int, default=5, help="untimed requests per row")
     parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes of the server"
+    )
+    parser.add_argument(
         "--prediction-every",
         type=int,
         default=10,
@@ -609,7 +639,10 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(SEED)
     results: list[SizeResult] = []
     database = args.db or "SQLite (a fresh file per size)"
-    print(f"labelgraph REST workload: sizes {args.sizes}, {args.reps} reps, db {database}")
+    print(
+        f"labelgraph REST workload: sizes {args.sizes}, {args.reps} reps, db {database}, "
+        f"{args.workers} worker(s)"
+    )
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     try:
         for size in args.sizes:

@@ -21,6 +21,7 @@ from locust import FastHttpUser, between, constant, events, task
 HOSTS = [h for h in os.environ.get("LOAD_HOSTS", "").split(",") if h]
 LEDGER = os.environ.get("LOAD_LEDGER", "completions.txt")
 PAGES = int(os.environ.get("LOAD_PAGES", "1000"))
+WAIT = float(os.environ.get("LOAD_WAIT", "0.05"))
 _turn = itertools.cycle(range(max(1, len(HOSTS))))
 _ledger_lock = threading.Lock()
 _ledger: list[int] = []
@@ -38,7 +39,7 @@ def _write_ledger(environment: Any, **_kwargs: Any) -> None:
 
 class Annotator(FastHttpUser):
     weight = 8
-    wait_time = between(0.0, 0.05)
+    wait_time = between(0.0, WAIT)
 
     @task(4)
     def next_and_submit(self) -> None:

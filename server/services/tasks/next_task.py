@@ -1,6 +1,9 @@
 """The label stream: which unlabeled task to show next (rest-api.md §8).
 
 Each mode is one or two index seeks on ``(project, is_labeled, …)``; nothing scans the table.
+The seeks of the sequential and uniform modes (every annotator's ``next``) are
+:class:`~server.db.PreparedSelect`: their SQL is built once, not by peewee per request, which
+cost several times the seeks themselves (the mixed load of ``bench/load/``).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import random
 
 import peewee
 
+from server.db import PreparedSelect
 from server.models import PREDICTED, SCORED, UNLABELED, Project, Task
 from server.services.projects import normalise_sampling
 
@@ -22,21 +26,36 @@ def _first(query: peewee.ModelSelect[Task]) -> Task | None:
     return task
 
 
+_LOWEST = PreparedSelect(
+    Task, lambda project_id: _candidates(project_id).order_by(Task.id).limit(1), 1
+)
+_HIGHEST = PreparedSelect(
+    Task, lambda project_id: _candidates(project_id).order_by(Task.id.desc()).limit(1), 1
+)
+_FROM = PreparedSelect(
+    Task,
+    lambda project_id, pivot: (
+        _candidates(project_id).where(Task.id >= pivot).order_by(Task.id).limit(1)
+    ),
+    2,
+)
+
+
 def _sequential(project_id: int) -> Task | None:
-    return _first(_candidates(project_id).order_by(Task.id))
+    return _LOWEST.first(project_id)
 
 
 def _uniform(project_id: int, rng: random.Random) -> Task | None:
     """A random unlabeled task: pick a random id between the smallest and largest candidate
     and take the first candidate at or after it. Exactly uniform when unlabeled ids are
     contiguous; with gaps, a task after a gap is proportionally more likely."""
-    low = _candidates(project_id).order_by(Task.id).first()
+    low = _LOWEST.first(project_id)
     if low is None:
         return None
-    high = _candidates(project_id).order_by(Task.id.desc()).first()
+    high = _HIGHEST.first(project_id)
     assert high is not None
     pivot = rng.randint(low.id, high.id)
-    return _first(_candidates(project_id).where(Task.id >= pivot).order_by(Task.id)) or low
+    return _FROM.first(project_id, pivot) or low
 
 
 def _by_score(project_id: int, highest: bool) -> Task | None:
