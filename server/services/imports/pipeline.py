@@ -191,6 +191,8 @@ def _validate_and_store(
         queued[0] += len(pending)
         settle()  # the previous chunk (written while this one was validated and converted)
         writer.submit(chunk, now)
+        if writer.synchronous:
+            settle()  # written already: its progress is told now, as it is stored
 
     index = 0
     try:
@@ -203,6 +205,8 @@ def _validate_and_store(
             try:
                 task = validate_item(item, config)
             except ItemError as exc:
+                if not errors and writer is not None:
+                    settle()  # the chunk written meanwhile is told as stored, then the failure
                 errors.append(f"Error   at item {index}: {exc} :: {item!r}")
                 if len(errors) >= MAX_MESSAGES:
                     break
@@ -360,6 +364,11 @@ class _Writer:
         self._executor = executor
         self._connection = connection
         self._running: tuple[_Chunk, Future[list[tuple[int, int | None]]]] | None = None
+
+    @property
+    def synchronous(self) -> bool:
+        """Whether :meth:`submit` writes the chunk before it returns (SQLite)."""
+        return self._executor is None
 
     def submit(self, chunk: _Chunk, now: int) -> None:
         assert self._running is None
