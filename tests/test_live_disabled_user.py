@@ -33,6 +33,17 @@ def token_of(base: str, name: str) -> str:
         return str(gql(own, "mutation { createToken { token } }")["createToken"]["token"])
 
 
+def first_error(message: dict[str, Any]) -> dict[str, Any]:
+    """The first GraphQL error of a message that ends a subscription (either protocol)."""
+    errors = message["payload"]
+    if message["type"] in ("next", "data"):
+        errors = errors["errors"]
+    elif isinstance(errors, dict):  # graphql-ws: one error object
+        errors = [errors]
+    first: dict[str, Any] = errors[0]
+    return first
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_disabled_users_subscriptions_end_and_others_go_on(tmp_path: Path, protocol: str) -> None:
     create = (
@@ -61,14 +72,9 @@ def test_a_disabled_users_subscriptions_end_and_others_go_on(tmp_path: Path, pro
             alice_ws.drain(0.5)  # the results of bob's pokes
             switch = 'mutation { setUserEnabled(username: "alice", enabled: false) { enabled } }'
             assert gql(http, switch, root) == {"setUserEnabled": {"enabled": False}}
-            message = alice_ws.message_for("a")
-            errors = message["payload"]
-            if message["type"] in ("next", "data"):
-                errors = errors["errors"]
-            elif isinstance(errors, dict):  # graphql-ws: one error object
-                errors = [errors]
-            assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED", message
-            assert "disabled" in errors[0]["message"]
+            error = first_error(alice_ws.message_for("a"))
+            assert error["extensions"]["code"] == "UNAUTHENTICATED", error
+            assert "disabled" in error["message"]
             poke()
             assert bob_ws.data_for("b") == {"projectChanged": {"reason": "settings"}}
 
@@ -106,13 +112,8 @@ def test_signing_out_ends_the_subscriptions_opened_with_the_login_cookie(
                 cookie_ws.drain(0.5)
                 token_ws.drain(0.5)
                 assert gql(browser, "mutation { logout }") == {"logout": True}
-                message = cookie_ws.message_for("c")
-                errors = message["payload"]
-                if message["type"] in ("next", "data"):
-                    errors = errors["errors"]
-                elif isinstance(errors, dict):  # graphql-ws: one error object
-                    errors = [errors]
-                assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED", message
-                assert "signed out" in errors[0]["message"]
+                error = first_error(cookie_ws.message_for("c"))
+                assert error["extensions"]["code"] == "UNAUTHENTICATED", error
+                assert "signed out" in error["message"]
                 poke()
                 assert token_ws.data_for("t") == {"projectChanged": {"reason": "settings"}}

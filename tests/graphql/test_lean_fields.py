@@ -6,18 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import strawberry
 from starlette.testclient import TestClient
 from strawberry.permission import PermissionExtension
-from strawberry.scalars import JSON
 
-from schema import Mutation, Query, schema
-from schema.context import Context
+from schema import schema
 from schema.lean_fields import BACKREF
 from schema.scalars import CHECKED_JSON
-from server import db
 from server.principal import ANONYMOUS, Principal, Role
 from tests.conftest import GraphQL, fixture_text
+from tests.graphql.strawberry_reference import execute, strawberry_resolution
 
 RESULT = [
     {
@@ -44,24 +41,6 @@ query {
   }
 }
 """
-
-
-def _strawberry_resolution() -> strawberry.Schema:
-    """The same types under Strawberry's own resolvers (no lean fields, no extensions)."""
-    return strawberry.Schema(query=Query, mutation=Mutation, scalar_overrides={JSON: CHECKED_JSON})
-
-
-def _run(
-    target: strawberry.Schema,
-    gql: GraphQL,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    principal: Principal | None = None,
-) -> Any:
-    context = Context(settings=gql.settings, project_id=gql.project_id)
-    if principal is not None:
-        context.principal = principal
-    return db.with_connection(target.execute_sync, query, variables or {}, context_value=context)
 
 
 def test_plain_fields_are_direct_and_permissioned_ones_are_not() -> None:
@@ -106,8 +85,8 @@ def test_answers_are_those_of_strawberrys_resolvers(client: TestClient, gql: Gra
         for i in range(5)
     ]
     assert client.post("/api/project/import", json=tasks).status_code == 201
-    lean = _run(schema, gql, QUERY)
-    reference = _run(_strawberry_resolution(), gql, QUERY)
+    lean = execute(schema, gql, QUERY)
+    reference = execute(strawberry_resolution(), gql, QUERY)
     assert lean.errors is None and reference.errors is None
     assert lean.data == reference.data
     nodes = lean.data["project"]["tasks"]["nodes"]
@@ -140,7 +119,7 @@ def test_fields_with_arguments_answer_and_refuse_as_strawberry(
         " id lsJson(livePredictions: $live) plain: lsJson } }"
     )
     delete = "mutation D($id: Int!) { deleteTask(id: $id) }"
-    reference = _strawberry_resolution()
+    reference = strawberry_resolution()
     cases: list[tuple[str, dict[str, Any], Principal | None]] = [
         (query, {"id": ids[0], "live": True}, None),
         (query, {"id": ids[1], "live": False}, ANNOTATOR),
@@ -149,24 +128,24 @@ def test_fields_with_arguments_answer_and_refuse_as_strawberry(
         (delete, {"id": ids[0]}, ANNOTATOR),  # refused: admins only
     ]
     for document, variables, principal in cases:
-        lean = _answer(_run(schema, gql, document, variables, principal))
-        expected = _answer(_run(reference, gql, document, variables, principal))
+        lean = _answer(execute(schema, gql, document, variables, principal))
+        expected = _answer(execute(reference, gql, document, variables, principal))
         assert lean == expected, (document, variables, principal)
-    found, errors = _answer(_run(schema, gql, query, {"id": ids[1], "live": True}, ANNOTATOR))
+    found, errors = _answer(execute(schema, gql, query, {"id": ids[1], "live": True}, ANNOTATOR))
     assert errors is None
     assert found["task"]["id"] == ids[1]
     assert found["task"]["lsJson"]["predictions"][0]["score"] == 0.5
     assert found["task"]["plain"]["data"] == {"text": "b"}
-    refused = _answer(_run(schema, gql, query, {"id": ids[0], "live": True}, ANONYMOUS))
+    refused = _answer(execute(schema, gql, query, {"id": ids[0], "live": True}, ANONYMOUS))
     assert refused[0] is None and refused[1] is not None and refused[1][0][1] == ["task"]
-    denied = _answer(_run(schema, gql, delete, {"id": ids[0]}, ANNOTATOR))
+    denied = _answer(execute(schema, gql, delete, {"id": ids[0]}, ANNOTATOR))
     assert denied[1] is not None and denied[1][0][1] == ["deleteTask"]
     # The refused delete deleted nothing; an admin's does, through the lean resolver.
-    assert _answer(_run(schema, gql, delete, {"id": ids[0]}, ADMIN)) == (
+    assert _answer(execute(schema, gql, delete, {"id": ids[0]}, ADMIN)) == (
         {"deleteTask": ids[0]},
         None,
     )
-    gone = _answer(_run(schema, gql, query, {"id": ids[0], "live": False}, ADMIN))
+    gone = _answer(execute(schema, gql, query, {"id": ids[0], "live": False}, ADMIN))
     assert gone[0] is None and gone[1] is not None
 
 

@@ -8,15 +8,12 @@ from typing import Any
 import strawberry
 from starlette.testclient import TestClient
 from strawberry.permission import PermissionExtension
-from strawberry.scalars import JSON
 
-from schema import Mutation, Query, schema
-from schema.context import Context
+from schema import schema
 from schema.lean_fields import BACKREF
-from schema.scalars import CHECKED_JSON
-from server import db
 from server.principal import OPEN, Principal, Role
 from tests.conftest import GraphQL, fixture_text
+from tests.graphql.strawberry_reference import execute, strawberry_resolution
 
 RESULT = [
     {
@@ -43,11 +40,6 @@ ANNOTATOR = Principal(role=Role.ANNOTATOR, via="token", user_id=None)
 ANONYMOUS = Principal(role=Role.PUBLIC, via="anonymous")
 
 
-def _strawberry_resolution() -> strawberry.Schema:
-    """The same types under Strawberry's own resolvers (no lean fields, no extensions)."""
-    return strawberry.Schema(query=Query, mutation=Mutation, scalar_overrides={JSON: CHECKED_JSON})
-
-
 def _run(
     target: strawberry.Schema,
     gql: GraphQL,
@@ -55,8 +47,7 @@ def _run(
     variables: dict[str, Any] | None = None,
     principal: Principal = OPEN,
 ) -> tuple[Any, list[tuple[str, Any, Any]]]:
-    context = Context(settings=gql.settings, project_id=gql.project_id, principal=principal)
-    result = db.with_connection(target.execute_sync, query, variables or {}, context_value=context)
+    result = execute(target, gql, query, variables, principal)
     errors = [(e.message, e.path, (e.extensions or {}).get("code")) for e in result.errors or []]
     return result.data, errors
 
@@ -87,7 +78,7 @@ def test_answers_and_errors_are_those_of_strawberrys_resolvers(
     answer = client.post("/api/project/import", json=tasks)
     assert answer.status_code == 201
     first, second, _third = answer.json()["new_task_ids"]
-    reference = _strawberry_resolution()
+    reference = strawberry_resolution()
     body = {"result": RESULT, "lead_time": 2.5}
 
     for target, task_id in ((schema, first), (reference, second)):
