@@ -29,6 +29,8 @@ from server.models import (
     DatabaseHome,
     Project,
     TaskRankBlock,
+    TaskRankChange,
+    TaskRankState,
 )
 
 log = logging.getLogger(__name__)
@@ -216,6 +218,23 @@ def _drop_child_project_keys() -> None:
             database.execute_sql(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"')
 
 
+def _task_rank_changes() -> None:
+    """Pending changes of the rank blocks' sizes (``task_rank_change``: per-task writers insert
+    rows there instead of updating the block a task joins) and the blocks' version per project
+    (``task_rank_state``), new tables (:mod:`server.services.tasks.rank_blocks`). Existing
+    blocks stay as they are, exact; every project gets a version."""
+    import secrets
+
+    database.create_tables([TaskRankChange, TaskRankState], safe=True)
+    version = secrets.randbits(62)
+    database.execute_sql(
+        'INSERT INTO "task_rank_state" ("project_id", "version") '
+        f'SELECT "id", {database.param} FROM "project" '
+        'WHERE "id" NOT IN (SELECT "project_id" FROM "task_rank_state")',
+        (version,),
+    )
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
@@ -232,6 +251,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     _contentless_search,
     _project_counter_shards,
     _drop_child_project_keys,
+    _task_rank_changes,
 ]
 
 

@@ -484,6 +484,39 @@ class ProjectCounter(BaseModel):
         primary_key = peewee.CompositeKey("project", "shard")
 
 
+class TaskRankChange(BaseModel):
+    """A task that joined (``delta`` +1) or left (-1) an order of a project's tasks, at key
+    ``(at, task_id)``, not yet folded into the sizes of :class:`TaskRankBlock`: per-task
+    writers only insert these rows (no row that concurrent writers update), and page lookups
+    add them to the blocks' sizes (:mod:`server.services.tasks.rank_blocks`). Created by
+    ``_task_rank_changes``."""
+
+    id = IdField()
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
+    project_id: int
+    ordering = peewee.SmallIntegerField()
+    at = peewee.BigIntegerField()
+    task_id = peewee.BigIntegerField()
+    delta = peewee.SmallIntegerField()
+
+    class Meta:
+        table_name = "task_rank_change"
+        indexes = ((("project", "ordering"), False),)
+
+
+class TaskRankState(BaseModel):
+    """The version of a project's :class:`TaskRankBlock` rows: a new random number whenever a
+    block row changes, so a process may keep the blocks it read (with their prefix sums) until
+    the version moves. Created by ``_task_rank_changes``."""
+
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE", primary_key=True)
+    project_id: int
+    version = peewee.BigIntegerField()
+
+    class Meta:
+        table_name = "task_rank_state"
+
+
 class DatabaseHome(BaseModel):
     """Which project a single-project server opens in this database (one row, ``id`` 1): the
     project's identity lives in the database, not in the name of the directory it was started

@@ -400,10 +400,13 @@ def delete_task(task_id: int, project_id: int | None = None) -> int:
             completions=-task.total_completions,
             predictions=-task.total_predictions,
         )
-        rank_blocks.lock(task.project_id)
-        for ordering in rank_blocks.orderings_of(task.is_labeled):
-            key = rank_blocks.key_of(ordering, task.id, task.completed_at)
-            rank_blocks.remove(task.project_id, ordering, key)
+        rank_blocks.record(
+            task.project_id,
+            [
+                (ordering, rank_blocks.key_of(ordering, task.id, task.completed_at), -1)
+                for ordering in rank_blocks.orderings_of(task.is_labeled)
+            ],
+        )
         derived_schema.mark_stale(task.project_id)
         events.emit(events.TASK_DELETED, task.project_id, (task.id,))
         events.emit(events.PROJECT_UPDATED, task.project_id, reason="counters")
