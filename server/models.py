@@ -501,7 +501,8 @@ class TaskRankChange(BaseModel):
 
     class Meta:
         table_name = "task_rank_change"
-        indexes = ((("project", "ordering"), False),)
+        # Covering: a page lookup reads an order's pending rows from the index alone.
+        indexes = ((("project", "ordering", "at", "task_id", "delta"), False),)
 
 
 class TaskRankState(BaseModel):

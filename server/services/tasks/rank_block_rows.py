@@ -206,11 +206,12 @@ def read_order(project_id: int, ordering: int, with_blocks: bool) -> Rows:
     version: int | None = None
     pending: list[tuple[Key, int]] = []
     blocks: list[tuple[Key, int]] = []
+    # Both drivers return BIGINT and INTEGER columns as int: no conversions.
     for tag, a, b, c in database.execute_sql(_read_sql(database.param, with_blocks), params):
-        if tag == 0:
-            version = int(a)
-        elif tag == 1:
-            pending.append(((int(a), int(b)), int(c)))
+        if tag == 1:
+            pending.append(((a, b), c))
+        elif tag == 0:
+            version = a
         else:
-            blocks.append(((int(a), int(b)), int(c)))
+            blocks.append(((a, b), c))
     return version, pending, blocks

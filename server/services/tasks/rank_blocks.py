@@ -15,9 +15,9 @@ that joins or leaves an order is first written down as a *pending change*
   joins: on PostgreSQL that row lock held them all in line until each commit was flushed.)
 - **Folding.** Every :data:`FOLD_EVERY`-th change a process records, its writer folds the
   project's pending rows into the block sizes (``DELETE … RETURNING`` them, add them up per
-  block: one small statement per order, ~1/100 of the writes). Folds take their own
-  non-blocking lock (a second folder skips: its rows wait for the next fold), so no writer
-  queues on block rows; pending rows stay around a hundred per order.
+  block, in a few statements). Folds take their own non-blocking lock (a second folder skips:
+  its rows wait for the next fold), so no writer queues on block rows; an order keeps a few
+  dozen pending rows at most.
 - **Cut and merge.** A fold that leaves a block over ``MAX_SIZE`` or under ``MIN_SIZE`` hands
   over to :func:`settle`, which cuts the block into ``TARGET``-sized blocks by reading its own
   keys (O(block), once per thousands of changes) or merges it into a neighbour, under the
@@ -27,17 +27,18 @@ that joins or leaves an order is first written down as a *pending change*
 - **Finding the k-th task.** Each process keeps an order's block starts with their prefix sums
   (:class:`_Blocks`), valid while the project's version (:class:`TaskRankState`, a new random
   number in every transaction that changes a block row) is the one it read. A lookup reads the
-  version and the order's pending rows in one statement (a primary-key and an index lookup,
-  ~100 small rows), finds the block by a binary search on the prefix sums corrected by the
-  pending rows before each start, and skips what is left inside the block on the task index
-  (at most ``MAX_SIZE`` entries). After a fold or a cut the blocks (~250 rows at 1M) are read
-  again, once per process. The block rows, their version and the pending rows are read in one
-  snapshot, and a block row only changes together with the version, so a lookup counts
+  version and the order's pending rows in one statement (a primary-key and a covering index
+  lookup), finds the block by a binary search on the prefix sums corrected by the pending rows
+  before each start, and skips what is left inside the block on the task index (at most
+  ``MAX_SIZE`` entries). After a fold or a cut the blocks (~1,000 rows per order at 1M) are
+  read again, once per process. The block rows, their version and the pending rows are read in
+  one snapshot, and a block row only changes together with the version, so a lookup counts
   exactly what was committed when it read them.
 
-At 1M tasks that is about 250 block rows, ~100 pending rows and under 8,192 index entries per
-lookup: a bounded cost whatever the page (no window sum over the blocks any more), and a
-deletion or a completion writes one or two new rows.
+At 1M tasks that is a binary search over ~1,000 cached starts, a few dozen pending rows (read
+from a covering index) and under 2,048 index entries per lookup: a bounded cost whatever the
+page (no window sum over the blocks any more), and a deletion or a completion writes one or
+two new rows (plus, one time in FOLD_EVERY, a fold: ~1,000 block rows read, a few updated).
 
 Three orders are kept: every task by id, labeled tasks by ``(completed_at, id)``, unlabeled
 tasks by id (completion-order listings show labeled tasks, then unlabeled ones by id).
@@ -83,14 +84,16 @@ from server.models import COMPLETED, UNLABELED, Task, TaskRankBlock
 from server.services.tasks import rank_block_rows as rows
 from server.services.tasks.rank_block_rows import Block, Key
 
-# Skipping an index entry costs ~1/30 of reading a block row, so blocks of a few thousand
-# balance the two halves of a lookup at 1M tasks (measured on SQLite; PostgreSQL alike).
-MAX_SIZE = 8192
-TARGET = 4096
-MIN_SIZE = 1024
+# A lookup reads no block row (a process keeps them, see above): its main cost is the skip
+# inside a block on the task index (~0.1 µs an entry on SQLite), hence blocks of about a
+# thousand. More blocks cost only the reads of a whole order's blocks (~1,000 rows per order at
+# 1M): a process's after a fold or cut, and a fold's own.
+MAX_SIZE = 2048
+TARGET = 1024
+MIN_SIZE = 256
 
 # Every FOLD_EVERY-th change a process records folds its project's pending rows (see above).
-FOLD_EVERY = 64
+FOLD_EVERY = 16
 
 _BLOCK_COLUMNS = ["project_id", "ordering", "start_at", "start_id", "size"]
 # The namespace of the folds' advisory lock (beside server.db's ADVISORY_* namespaces).
