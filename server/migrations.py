@@ -221,17 +221,22 @@ def _drop_child_project_keys() -> None:
 def _task_rank_changes() -> None:
     """Pending changes of the rank blocks' sizes (``task_rank_change``: per-task writers insert
     rows there instead of updating the block a task joins) and the blocks' version per project
-    (``task_rank_state``), new tables (:mod:`server.services.tasks.rank_blocks`). Existing
-    blocks stay as they are, exact; every project gets a version."""
+    (``task_rank_state``), new tables (:mod:`server.services.tasks.rank_blocks`). The blocks
+    are cut again at the new, smaller size (one statement per order, as ``_task_rank_blocks``
+    did: a few seconds at 1M tasks, once) and every project gets a version."""
     import secrets
 
+    from server.services.tasks import rank_blocks
+
     database.create_tables([TaskRankChange, TaskRankState], safe=True)
-    version = secrets.randbits(62)
+    TaskRankBlock.delete().execute()
+    for ordering in rank_blocks.Ordering:
+        rank_blocks.rebuild(ordering)
     database.execute_sql(
         'INSERT INTO "task_rank_state" ("project_id", "version") '
         f'SELECT "id", {database.param} FROM "project" '
         'WHERE "id" NOT IN (SELECT "project_id" FROM "task_rank_state")',
-        (version,),
+        (secrets.randbits(62),),
     )
 
 

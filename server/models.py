@@ -489,11 +489,16 @@ class TaskRankChange(BaseModel):
     ``(at, task_id)``, not yet folded into the sizes of :class:`TaskRankBlock`: per-task
     writers only insert these rows (no row that concurrent writers update), and page lookups
     add them to the blocks' sizes (:mod:`server.services.tasks.rank_blocks`). Created by
-    ``_task_rank_changes``."""
+    ``_task_rank_changes``.
+
+    ``project_id`` has no foreign key, on purpose: on PostgreSQL each inserted row would take
+    a key-share lock of the project row, which every concurrent writer of the project would
+    then share (a multixact rewritten per writer), as ``_drop_child_project_keys`` explains.
+    Rows are few (folded every few writes) and ids are never reused, so a row left by a
+    deleted project is never counted."""
 
     id = IdField()
-    project = peewee.ForeignKeyField(Project, on_delete="CASCADE", index=False)
-    project_id: int
+    project_id = peewee.IntegerField()
     ordering = peewee.SmallIntegerField()
     at = peewee.BigIntegerField()
     task_id = peewee.BigIntegerField()
@@ -502,7 +507,7 @@ class TaskRankChange(BaseModel):
     class Meta:
         table_name = "task_rank_change"
         # Covering: a page lookup reads an order's pending rows from the index alone.
-        indexes = ((("project", "ordering", "at", "task_id", "delta"), False),)
+        indexes = ((("project_id", "ordering", "at", "task_id", "delta"), False),)
 
 
 class TaskRankState(BaseModel):

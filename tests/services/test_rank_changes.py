@@ -69,7 +69,7 @@ def _check_exact(project_id: int) -> None:
         pending = sum(
             c.delta
             for c in TaskRankChange.select().where(
-                TaskRankChange.project == project_id, TaskRankChange.ordering == int(ordering)
+                TaskRankChange.project_id == project_id, TaskRankChange.ordering == int(ordering)
             )
         )
         members = Task.select().where(*rank_blocks.members(project_id, ordering)).count()
@@ -211,7 +211,7 @@ def _settled(project_id: int) -> None:
     with db.write_transaction():
         rank_blocks.lock(project_id)
         rank_blocks.settle(project_id)
-    assert TaskRankChange.select().where(TaskRankChange.project == project_id).count() == 0
+    assert TaskRankChange.select().where(TaskRankChange.project_id == project_id).count() == 0
 
 
 def test_appends_write_no_block_row_until_a_fold(
@@ -237,11 +237,11 @@ def test_appends_write_no_block_row_until_a_fold(
         for task_id in unlabeled[:3]:
             completions.create_completion(task_id, {"result": []})
         assert blocks() == before and version() == old_version
-        pending = TaskRankChange.select().where(TaskRankChange.project == project_id)
+        pending = TaskRankChange.select().where(TaskRankChange.project_id == project_id)
         assert sorted((c.ordering, c.delta) for c in pending) == [(1, 1)] * 3 + [(2, -1)] * 3
         _check_exact(project_id)
         completions.create_completion(unlabeled[3], {"result": []})  # the 4th: a fold
-        assert TaskRankChange.select().where(TaskRankChange.project == project_id).count() == 0
+        assert TaskRankChange.select().where(TaskRankChange.project_id == project_id).count() == 0
         assert version() != old_version
         sizes = {o: s for o, s in ((b[0], b[3]) for b in blocks())}
         assert sizes == {0: 30, 1: 10 + 4, 2: 20 - 4}
@@ -264,10 +264,16 @@ def test_a_database_before_the_pending_changes_is_upgraded(
     monkeypatch.setattr(rank_blocks, "FOLD_EVERY", 10**9)
 
     def downgrade_and_migrate() -> None:
-        # The previous version: the blocks exact, no pending-change or version table.
+        # The previous version: blocks (made unevenly here, one per task), no pending-change
+        # or version table.
         with db.write_transaction():
             for project in Project.select(Project.id):
                 rank_blocks.settle(project.id)
+            db.database.execute_sql('DELETE FROM "task_rank_block"')
+            db.database.execute_sql(
+                'INSERT INTO "task_rank_block" (project_id, ordering, start_at, start_id, size) '
+                'SELECT project_id, 0, 0, id, 1 FROM "task"'
+            )
         db.database.execute_sql('DROP TABLE "task_rank_change"')
         db.database.execute_sql('DROP TABLE "task_rank_state"')
         version = migrations.SchemaVersion.version
@@ -278,6 +284,16 @@ def test_a_database_before_the_pending_changes_is_upgraded(
         projects_ids = [p.id for p in Project.select(Project.id)]
         states = [s.project_id for s in TaskRankState.select()]
         assert sorted(states) == sorted(projects_ids)
+        # The blocks were cut again from the tasks (here: one block per non-empty order).
+        sizes = db.database.execute_sql(
+            'SELECT ordering, COUNT(*), SUM(size) FROM "task_rank_block" GROUP BY ordering'
+        ).fetchall()
+        labeled = Task.select().where(Task.is_labeled == True).count()  # noqa: E712
+        assert sorted((int(o), int(c), int(s)) for o, c, s in sizes) == [
+            (0, 1, 5),
+            (1, 1, labeled),
+            (2, 1, 5 - labeled),
+        ]
 
     db.with_connection(downgrade_and_migrate)
     for order, tasks in before.items():

@@ -91,7 +91,7 @@ def _check_pages(project_id: int) -> None:
             TaskRankBlock.project == project_id, TaskRankBlock.ordering == int(ordering)
         )
         pending = TaskRankChange.select().where(
-            TaskRankChange.project == project_id, TaskRankChange.ordering == int(ordering)
+            TaskRankChange.project_id == project_id, TaskRankChange.ordering == int(ordering)
         )
         members = Task.select().where(*rank_blocks.members(project_id, ordering)).count()
         assert sum(b.size for b in blocks) + sum(c.delta for c in pending) == members
