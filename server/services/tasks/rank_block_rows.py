@@ -182,36 +182,48 @@ def _read_sql(p: str, with_blocks: bool) -> str:
     """The version and the pending changes of one order (tags 0 and 1) and, ``with_blocks``,
     its blocks (tag 2), in one statement: one snapshot."""
     sql = (
-        f'SELECT 0, "version", 0, 0 FROM "task_rank_state" WHERE "project_id" = {p} '
-        'UNION ALL SELECT 1, "at", "task_id", "delta" FROM "task_rank_change" '
+        f'SELECT 0, "version", 0, 0, 0 FROM "task_rank_state" WHERE "project_id" = {p} '
+        'UNION ALL SELECT 1, "at", "task_id", "delta", 0 FROM "task_rank_change" '
         f'WHERE "project_id" = {p} AND "ordering" = {p}'
     )
     if with_blocks:
         sql += (
-            f' UNION ALL SELECT 2, "start_at", "start_id", "size" FROM {_TABLE} '
+            f' UNION ALL SELECT 2, "start_at", "start_id", "size", "id" FROM {_TABLE} '
             f'WHERE "project_id" = {p} AND "ordering" = {p}'
         )
     return sql
 
 
-Rows = tuple[int | None, list[tuple[Key, int]], list[tuple[Key, int]]]
+BlockRow = tuple[Key, int, int]  # (start, size, id)
+Rows = tuple[int | None, list[tuple[Key, int]], list[BlockRow]]
 
 
 def read_order(project_id: int, ordering: int, with_blocks: bool) -> Rows:
     """(version or None, pending (key, delta) pairs, and with ``with_blocks`` the blocks'
-    (start, size) pairs, unsorted) of one order, read in one statement."""
+    (start, size, id), unsorted) of one order, read in one statement."""
     params: tuple[int, ...] = (project_id, project_id, ordering)
     if with_blocks:
         params += (project_id, ordering)
     version: int | None = None
     pending: list[tuple[Key, int]] = []
-    blocks: list[tuple[Key, int]] = []
+    blocks: list[BlockRow] = []
     # Both drivers return BIGINT and INTEGER columns as int: no conversions.
-    for tag, a, b, c in database.execute_sql(_read_sql(database.param, with_blocks), params):
+    for tag, a, b, c, d in database.execute_sql(_read_sql(database.param, with_blocks), params):
         if tag == 1:
             pending.append(((a, b), c))
         elif tag == 0:
             version = a
         else:
-            blocks.append(((a, b), c))
+            blocks.append(((a, b), c, d))
     return version, pending, blocks
+
+
+@cache
+def _version_sql(p: str) -> str:
+    return f'SELECT "version" FROM "task_rank_state" WHERE "project_id" = {p}'
+
+
+def version(project_id: int) -> int | None:
+    """The version of the project's blocks (None before their first change)."""
+    row = database.execute_sql(_version_sql(database.param), (project_id,)).fetchone()
+    return None if row is None else int(row[0])

@@ -66,7 +66,7 @@ import threading
 from bisect import bisect_left, bisect_right
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from functools import cache
 
@@ -282,8 +282,28 @@ def _fold_lock(project_id: int) -> bool:
     return bool(cursor.fetchone()[0])
 
 
-def _touch(project_id: int) -> None:
-    rows.touch(project_id, secrets.randbits(62))
+def _touch(project_id: int) -> int:
+    """Give the project's blocks a new version; returns it. Random (``secrets``, not the
+    seedable ``random``): a version never committed (a transaction rolled back) is never met
+    again, so a process that kept blocks under it never mistakes them for another's."""
+    version = secrets.randbits(62)
+    rows.touch(project_id, version)
+    return version
+
+
+def _blocks_to_fold(project_id: int, order: int, version: int | None) -> _Blocks:
+    """The order's blocks as they stand in this transaction (the caller holds the fold lock,
+    the blocks' lock or the project's, or is on SQLite: no one else changes them): the
+    process's kept ones when they are of ``version``, else read (and kept)."""
+    key = _cache_key(project_id, order)
+    kept = _cache.get(key)
+    if kept is not None and version is not None and kept.version == version:
+        return kept
+    found = [(b.start, b.size, b.id) for b in rows.all_blocks(project_id, order)]
+    blocks = _Blocks.of(version, found)
+    if version is not None:
+        _cache.put(key, blocks)
+    return blocks
 
 
 def _fold(
@@ -292,17 +312,23 @@ def _fold(
     """Add the project's pending changes (of one order) to the block sizes and delete them.
     Returns the (order, block id) pairs of the blocks it changed or made. ``in_place``: only
     size changes (and the first block's start moved down); None, with the work half done,
-    when a block must be cut, merged, made or dropped (the caller rolls back)."""
+    when a block must be cut, merged, made or dropped (the caller rolls back).
+
+    The blocks come from the process's copy when it is of the current version (no read of a
+    whole order), and the process keeps the folded blocks under the new version: readers of
+    this process need not read them again after a fold (another process does, once)."""
     taken = rows.take_changes(project_id, None if ordering is None else int(ordering))
     if not taken:
         return []
     by_order: dict[int, list[tuple[Key, int]]] = defaultdict(list)
     for order, key, delta in taken:
         by_order[order].append((key, delta))
+    old_version = rows.version(project_id)
     touched: list[tuple[Ordering, int]] = []
+    folded: dict[int, _Blocks | None] = {}  # None: a block made (read again)
     for order, changes in sorted(by_order.items()):
-        blocks = rows.all_blocks(project_id, order)
-        if not blocks:
+        blocks = _blocks_to_fold(project_id, order, old_version)
+        if not blocks.starts:
             net = sum(delta for _, delta in changes)
             if net <= 0:
                 continue
@@ -313,8 +339,9 @@ def _fold(
             made = rows.block_of(project_id, order, start)
             assert made is not None
             touched.append((Ordering(order), made.id))
+            folded[order] = None
             continue
-        starts = [b.start for b in blocks]
+        starts = blocks.starts
         shifts: Counter[int] = Counter()
         first_start = starts[0]
         for key, delta in changes:
@@ -323,18 +350,33 @@ def _fold(
             if key < first_start:
                 first_start = key
         sizes: list[tuple[int, int]] = []
+        new_sizes = list(blocks.sizes)
         for index, delta in sorted(shifts.items()):
             if not delta:
                 continue
-            size = blocks[index].size + delta
-            if in_place and (size > MAX_SIZE or size <= 0 or (size < MIN_SIZE and len(blocks) > 1)):
+            size = blocks.sizes[index] + delta
+            if in_place and (size > MAX_SIZE or size <= 0 or (size < MIN_SIZE and len(starts) > 1)):
                 return None
-            sizes.append((blocks[index].id, size))
-            touched.append((Ordering(order), blocks[index].id))
+            sizes.append((blocks.ids[index], size))
+            new_sizes[index] = size
+            touched.append((Ordering(order), blocks.ids[index]))
+        new_starts = starts
         if first_start != starts[0]:
-            rows.set_start(blocks[0].id, first_start)
+            rows.set_start(blocks.ids[0], first_start)
+            new_starts = [first_start, *starts[1:]]
         rows.set_sizes(sizes)
-    _touch(project_id)
+        folded[order] = _Blocks.made(None, new_starts, new_sizes, blocks.ids)
+    version = _touch(project_id)
+    if old_version is not None:
+        for each in Ordering:
+            cache_key = _cache_key(project_id, int(each))
+            if int(each) in folded:
+                now = folded[int(each)]
+            else:  # unchanged: kept under the new version if kept under the old one
+                kept = _cache.get(cache_key)
+                now = kept if kept is not None and kept.version == old_version else None
+            if now is not None:
+                _cache.put(cache_key, replace(now, version=version))
     return touched
 
 
@@ -485,18 +527,37 @@ def _key_sql(param: str, ordering: Ordering) -> str:
 
 @dataclass(frozen=True)
 class _Blocks:
-    """An order's blocks as a process keeps them: starts ascending and the number of tasks
-    before each (their stored sizes summed), for one version of the project's blocks."""
+    """An order's blocks as a process keeps them, for one version of the project's blocks:
+    starts ascending, the number of tasks before each (their stored sizes summed), sizes and
+    ids."""
 
     version: int | None
     starts: list[Key]
     before: list[int]
+    sizes: list[int]
+    ids: list[int]
 
     @classmethod
-    def of(cls, version: int | None, blocks: list[tuple[Key, int]]) -> _Blocks:
+    def of(cls, version: int | None, blocks: list[rows.BlockRow]) -> _Blocks:
+        """From (start, size, id) rows in any order."""
         blocks.sort()
-        before = list(itertools.accumulate((size for _, size in blocks[:-1]), initial=0))
-        return cls(version, [start for start, _ in blocks], before if blocks else [])
+        return cls.made(
+            version,
+            [start for start, _, _ in blocks],
+            [size for _, size, _ in blocks],
+            [block_id for _, _, block_id in blocks],
+        )
+
+    @classmethod
+    def made(
+        cls, version: int | None, starts: list[Key], sizes: list[int], ids: list[int]
+    ) -> _Blocks:
+        before = list(itertools.accumulate(sizes[:-1], initial=0)) if sizes else []
+        return cls(version, starts, before, sizes, ids)
+
+
+def _cache_key(project_id: int, ordering: int) -> tuple[str, int, int]:
+    return (str(database.obj.database), project_id, int(ordering))
 
 
 class _BlockCache:
@@ -526,7 +587,7 @@ def _blocks_and_pending(
 ) -> tuple[_Blocks, list[Key], list[int]]:
     """The order's blocks (cached while their version holds) and its pending changes: keys
     ascending and the running sum of their deltas (``sums[j]``: the first j keys')."""
-    cache_key = (str(database.obj.database), project_id, int(ordering))
+    cache_key = _cache_key(project_id, ordering)
     cached = _cache.get(cache_key)
     if cached is not None:
         version, pending, _ = rows.read_order(project_id, int(ordering), with_blocks=False)
