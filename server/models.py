@@ -497,7 +497,7 @@ class TaskRankChange(BaseModel):
     Rows are few (folded every few writes) and ids are never reused, so a row left by a
     deleted project is never counted."""
 
-    id = IdField()
+    id = peewee.AutoField()  # no AUTOINCREMENT on SQLite: nothing refers to these ids
     project_id = peewee.IntegerField()
     ordering = peewee.SmallIntegerField()
     at = peewee.BigIntegerField()

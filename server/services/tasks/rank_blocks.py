@@ -308,9 +308,9 @@ def _blocks_to_fold(project_id: int, order: int, version: int | None) -> _Blocks
 
 def _fold(
     project_id: int, *, in_place: bool, ordering: Ordering | None = None
-) -> list[tuple[Ordering, int]] | None:
+) -> list[tuple[Ordering, int, int]] | None:
     """Add the project's pending changes (of one order) to the block sizes and delete them.
-    Returns the (order, block id) pairs of the blocks it changed or made. ``in_place``: only
+    Returns the (order, block id, size) of the blocks it changed or made. ``in_place``: only
     size changes (and the first block's start moved down); None, with the work half done,
     when a block must be cut, merged, made or dropped (the caller rolls back).
 
@@ -324,7 +324,7 @@ def _fold(
     for order, key, delta in taken:
         by_order[order].append((key, delta))
     old_version = rows.version(project_id)
-    touched: list[tuple[Ordering, int]] = []
+    touched: list[tuple[Ordering, int, int]] = []
     folded: dict[int, _Blocks | None] = {}  # None: a block made (read again)
     for order, changes in sorted(by_order.items()):
         blocks = _blocks_to_fold(project_id, order, old_version)
@@ -338,7 +338,7 @@ def _fold(
             rows.insert(project_id, order, start, net)
             made = rows.block_of(project_id, order, start)
             assert made is not None
-            touched.append((Ordering(order), made.id))
+            touched.append((Ordering(order), made.id, net))
             folded[order] = None
             continue
         starts = blocks.starts
@@ -359,7 +359,7 @@ def _fold(
                 return None
             sizes.append((blocks.ids[index], size))
             new_sizes[index] = size
-            touched.append((Ordering(order), blocks.ids[index]))
+            touched.append((Ordering(order), blocks.ids[index], size))
         new_starts = starts
         if first_start != starts[0]:
             rows.set_start(blocks.ids[0], first_start)
@@ -384,16 +384,20 @@ def settle(project_id: int, ordering: Ordering | None = None) -> None:
     """Fold every pending change of the project (of one order) and cut or merge the blocks
     left out of MIN..MAX. The caller holds the blocks' lock exclusively, or the project's (or
     is on SQLite): the stored sizes are then exact."""
-    touched = _fold(project_id, in_place=False, ordering=ordering)
-    for order, block_id in touched or []:
+    restructured = False
+    for order, block_id, size in _fold(project_id, in_place=False, ordering=ordering) or []:
+        if MIN_SIZE <= size <= MAX_SIZE:
+            continue  # (a block merged into by an earlier step was resized, and cut, there)
         block = rows.by_id(block_id)
         if block is None:  # merged away by an earlier step
             continue
         if block.size > MAX_SIZE:
             _split(project_id, order, block)
+            restructured = True
         elif block.size < MIN_SIZE:
             _join(project_id, order, block)
-    if touched:
+            restructured = True
+    if restructured:
         _touch(project_id)
 
 
