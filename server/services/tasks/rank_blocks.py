@@ -103,8 +103,8 @@ ADVISORY_RANK_FOLD = 0x1A8E4
 def lock(project_id: int, *, shared: bool = False) -> None:
     """Take the project's block lock for the rest of the write transaction, after the
     project's shared lock, the task's row lock and its counter shard: the last lock a per-task
-    writer takes, before any block row. Shared to change sizes only, exclusive to change the
-    blocks' ranges. A no-op on SQLite (serialised writers)."""
+    writer takes. Shared to insert pending changes and fold them (sizes only), exclusive to
+    cut or merge blocks (:func:`settle`). A no-op on SQLite (serialised writers)."""
     advisory_xact_lock(ADVISORY_RANK_BLOCKS, project_id, shared=shared)
 
 
