@@ -157,6 +157,58 @@ def test_two_completions_append_without_waiting_for_each_other(
     assert sorted(top) == sorted([first, second])  # the newest two, both counted
 
 
+@postgres_only
+def test_a_fold_of_size_changes_waits_for_no_writer(
+    client: TestClient, project_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that folds (here every change) while another writer holds the blocks' shared
+    lock folds in place: a new label (sizes change) and a labeled task's newer completion
+    (its two changes cancel out in its block) commit at once, the blocks folded; only a cut or
+    a merge would wait for the other writer (the exclusive lock)."""
+    monkeypatch.setattr(rank_blocks, "FOLD_EVERY", 1)
+    db.with_connection(projects.set_label_config, project_id, _config())
+    ids = db.with_connection(import_tasks, project_id, _items(40)).task_ids
+    labeled, unlabeled = ids[0], ids[1]  # _items labels every third task
+    holding = threading.Event()
+    finish = threading.Event()
+    failures: list[BaseException] = []
+
+    def hold_the_shared_lock() -> None:
+        try:
+            with db.database.connection_context(), db.write_transaction():
+                rank_blocks.lock(project_id, shared=True)
+                holding.set()
+                finish.wait(20)
+        except BaseException as exc:
+            failures.append(exc)
+            holding.set()
+
+    holder = threading.Thread(target=hold_the_shared_lock)
+    holder.start()
+    try:
+        assert holding.wait(20)
+
+        def complete(task_id: int) -> None:
+            with db.write_transaction():
+                db.database.execute_sql("SET LOCAL lock_timeout = '3s'")
+                completions.create_completion(task_id, {"result": []})
+
+        time.sleep(1.05)  # a later completed_at for the labeled task
+        for task_id in (unlabeled, labeled):
+            db.with_connection(complete, task_id)
+            pending = db.with_connection(
+                lambda: (
+                    TaskRankChange.select().where(TaskRankChange.project_id == project_id).count()
+                )
+            )
+            assert pending == 0  # folded
+    finally:
+        finish.set()
+        holder.join(30)
+    assert failures == []
+    db.with_connection(_check_exact, project_id)
+
+
 def test_pages_stay_exact_under_concurrent_writers(
     client: TestClient, project_id: int, tiny_blocks: None
 ) -> None:

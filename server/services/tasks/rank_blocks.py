@@ -265,7 +265,7 @@ def record(project_id: int, changes: Sequence[Change]) -> None:
     try:
         with database.atomic():  # a savepoint: rolled back with the shared lock if it leaves
             rows.insert_changes(project_id, changes, after=shared)
-            if _fold_lock(project_id) and not _fold(project_id, in_place=True):
+            if _fold_lock(project_id) and _fold(project_id, in_place=True) is None:
                 raise _Leaves
     except _Leaves:
         lock(project_id)
