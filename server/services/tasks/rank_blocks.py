@@ -30,15 +30,16 @@ that joins or leaves an order is first written down as a *pending change*
   version and the order's pending rows in one statement (a primary-key and a covering index
   lookup), finds the block by a binary search on the prefix sums corrected by the pending rows
   before each start, and skips what is left inside the block on the task index (at most
-  ``MAX_SIZE`` entries). After a fold or a cut the blocks (~1,000 rows per order at 1M) are
-  read again, once per process. The block rows, their version and the pending rows are read in
-  one snapshot, and a block row only changes together with the version, so a lookup counts
-  exactly what was committed when it read them.
+  ``MAX_SIZE`` entries). After a cut or a merge, or another process's fold, the blocks
+  (~1,000 rows per order at 1M) are read again, once per process. The block rows, their
+  version and the pending rows are read in one snapshot, and a block row only changes together
+  with the version, so a lookup counts exactly what was committed when it read them.
 
 At 1M tasks that is a binary search over ~1,000 cached starts, a few dozen pending rows (read
 from a covering index) and under 2,048 index entries per lookup: a bounded cost whatever the
 page (no window sum over the blocks any more), and a deletion or a completion writes one or
-two new rows (plus, one time in FOLD_EVERY, a fold: ~1,000 block rows read, a few updated).
+two new rows (plus, one time in FOLD_EVERY, a fold: its pending rows deleted and summed, a few
+block sizes updated, the blocks taken from the process's copy).
 
 Three orders are kept: every task by id, labeled tasks by ``(completed_at, id)``, unlabeled
 tasks by id (completion-order listings show labeled tasks, then unlabeled ones by id).
@@ -87,7 +88,7 @@ from server.services.tasks.rank_block_rows import Block, Key
 # A lookup reads no block row (a process keeps them, see above): its main cost is the skip
 # inside a block on the task index (~0.1 µs an entry on SQLite), hence blocks of about a
 # thousand. More blocks cost only the reads of a whole order's blocks (~1,000 rows per order at
-# 1M): a process's after a fold or cut, and a fold's own.
+# 1M) by a process whose copy is out of date: after a cut or merge, or another process's fold.
 MAX_SIZE = 2048
 TARGET = 1024
 MIN_SIZE = 256
