@@ -17,7 +17,7 @@ that joins or leaves an order is first written down as a *pending change*
   project's pending rows into the block sizes (``DELETE … RETURNING`` them, add them up per
   block, in a few statements). Folds take their own non-blocking lock (a second folder skips:
   its rows wait for the next fold), so no writer queues on block rows; an order keeps a few
-  dozen pending rows at most.
+  dozen pending rows (any process's fold takes every process's rows).
 - **Cut and merge.** A fold that leaves a block over ``MAX_SIZE`` or under ``MIN_SIZE`` hands
   over to :func:`settle`, which cuts the block into ``TARGET``-sized blocks by reading its own
   keys (O(block), once per thousands of changes) or merges it into a neighbour, under the
@@ -39,7 +39,9 @@ At 1M tasks that is a binary search over ~1,000 cached starts, a few dozen pendi
 from a covering index) and under 2,048 index entries per lookup: a bounded cost whatever the
 page (no window sum over the blocks any more), and a deletion or a completion writes one or
 two new rows (plus, one time in FOLD_EVERY, a fold: its pending rows deleted and summed, a few
-block sizes updated, the blocks taken from the process's copy).
+block sizes updated, the blocks taken from the process's copy). Measured at 1M tasks with the
+machine under load (bench/README.md, ``task_pages.py``): pages of every order 0.2 to 0.4 ms on
+SQLite and 1.4 to 5.5 ms (medians) on PostgreSQL, whatever the page.
 
 Three orders are kept: every task by id, labeled tasks by ``(completed_at, id)``, unlabeled
 tasks by id (completion-order listings show labeled tasks, then unlabeled ones by id).
