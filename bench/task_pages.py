@@ -6,6 +6,8 @@ every third task imported with a completion whose ``created_at`` is spread over 
 the completion orders have many labeled tasks and ties), then times:
 
 * ``delete_task`` of random tasks (random positions in id order), each in its own transaction;
+* ``create_completion`` on random unlabeled tasks (``--completions``, each in its own
+  transaction: the task joins the newest completion-order block);
 * ``list_page`` (with the project read, as a request does) of page 1, the middle page, the last
   page and random deep pages of size 10, in each order (``id``, ``-id``, ``completed_at``,
   ``-completed_at``).
@@ -14,12 +16,15 @@ It prints median / p95 / max per row in milliseconds against the 5 ms target. On
 the tables are vacuumed and analysed after the build (what autovacuum does on a live server).
 No assertions: it only reports figures. Run from the repository root with the project's venv::
 
-    python bench/task_pages.py [--sizes 100000 1000000] [--deletes 50] [--db URL]
+    python bench/task_pages.py [--sizes 100000 1000000] [--deletes 50] [--completions 50]
+                               [--db URL] [--keep | --project ID]
 
 Without ``--db`` it uses a SQLite file in a temporary folder. With ``--db postgresql://…`` it
 creates its own project in that (already migrated or empty) database and deletes it at the end;
 ``--project ID`` measures an existing project there instead (e.g. the one ``datamanager.py
---reuse`` keeps), without building one: the ``--deletes`` random tasks are deleted for good.
+--reuse`` or ``--keep`` kept), without building one: the ``--deletes`` random tasks are deleted
+for good and the ``--completions`` stay. ``--keep`` (with ``--db``) keeps the project it built
+and prints its id: build 1M once, then compare two checkouts on it alternately.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from server import db, migrations
 from server.models import Project, Task
 from server.services import projects
 from server.services.imports.json_import import import_tasks
+from server.services.tasks.completions import create_completion
 from server.services.tasks.tasks import (
     TaskOrder,
     delete_all_tasks,
@@ -108,12 +114,27 @@ def _row(name: str, samples: list[float]) -> float:
 
 
 def _deletes(project_id: int, count: int, rng: random.Random) -> None:
+    if count <= 0:
+        return
     ids = list(Task.select(Task.id).where(Task.project == project_id).scalars())
     victims = rng.sample(ids, min(count, len(ids)))
     p95 = _row(
         f"delete_task x{len(victims)}", [_timed(lambda i=i: delete_task(i)) for i in victims]
     )
     record("delete_p95_ms", p95)  # the last (largest) size's figure is the one kept
+
+
+def _completions(project_id: int, count: int, rng: random.Random) -> None:
+    if count <= 0:
+        return
+    ids = list(
+        Task.select(Task.id)
+        .where(Task.project == project_id, Task.is_labeled == False)  # noqa: E712
+        .scalars()
+    )
+    targets = rng.sample(ids, min(count, len(ids)))
+    samples = [_timed(lambda i=i: create_completion(i, {"result": []})) for i in targets]
+    _row(f"create_completion x{len(targets)}", samples)
 
 
 def _pages(project_id: int, reps: int, rng: random.Random) -> None:
@@ -137,7 +158,15 @@ def _pages(project_id: int, reps: int, rng: random.Random) -> None:
     record("page_p95_ms", worst)
 
 
-def run(url: str, sizes: list[int], deletes: int, reps: int, existing: int | None = None) -> None:
+def run(
+    url: str,
+    sizes: list[int],
+    deletes: int,
+    reps: int,
+    existing: int | None = None,
+    completions: int = 0,
+    keep: bool = False,
+) -> None:
     db.connect(url)
     db.with_connection(migrations.migrate)
     rng = random.Random(SEED)
@@ -147,14 +176,19 @@ def run(url: str, sizes: list[int], deletes: int, reps: int, existing: int | Non
             f"{size:,} tasks of project {existing} ({'SQLite' if db.is_sqlite() else 'PostgreSQL'})"
         )
         db.with_connection(_deletes, existing, deletes, rng)
+        db.with_connection(_completions, existing, completions, rng)
         db.with_connection(_pages, existing, reps, rng)
         return
     for size in sizes:
         print(f"{size:,} tasks ({'SQLite' if db.is_sqlite() else 'PostgreSQL'})")
         project_id = db.with_connection(_build, size, rng)
         db.with_connection(_deletes, project_id, deletes, rng)
+        db.with_connection(_completions, project_id, completions, rng)
         if size == max(sizes):
             db.with_connection(_pages, project_id, reps, rng)
+        if keep:
+            print(f"  kept project {project_id}")
+            continue
         db.with_connection(delete_all_tasks, project_id)
         db.with_connection(Project.delete_by_id, project_id)
 
@@ -163,6 +197,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--deletes", type=int, default=50)
+    parser.add_argument("--completions", type=int, default=50)
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--db", help="postgresql://… (default: a temporary SQLite file)")
     parser.add_argument(
@@ -170,12 +205,14 @@ def main() -> None:
         type=int,
         help="with --db: measure this existing project (no build; its deleted tasks are gone)",
     )
+    parser.add_argument("--keep", action="store_true", help="with --db: keep the built project")
     args = parser.parse_args()
     if args.db:
-        run(args.db, args.sizes, args.deletes, args.reps, args.project)
+        run(args.db, args.sizes, args.deletes, args.reps, args.project, args.completions, args.keep)
         return
     with tempfile.TemporaryDirectory() as folder:
-        run(f"sqlite:///{folder}/bench.db", args.sizes, args.deletes, args.reps)
+        url = f"sqlite:///{folder}/bench.db"
+        run(url, args.sizes, args.deletes, args.reps, completions=args.completions)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from server.models import (
     DatabaseHome,
     Project,
     TaskRankBlock,
+    TaskRankChange,
+    TaskRankState,
 )
 
 log = logging.getLogger(__name__)
@@ -216,6 +218,28 @@ def _drop_child_project_keys() -> None:
             database.execute_sql(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"')
 
 
+def _task_rank_changes() -> None:
+    """Pending changes of the rank blocks' sizes (``task_rank_change``: per-task writers insert
+    rows there instead of updating the block a task joins) and the blocks' version per project
+    (``task_rank_state``), new tables (:mod:`server.services.tasks.rank_blocks`). The blocks
+    are cut again at the new, smaller size (one statement per order, as ``_task_rank_blocks``
+    did: a few seconds at 1M tasks, once) and every project gets a version."""
+    import secrets
+
+    from server.services.tasks import rank_blocks
+
+    database.create_tables([TaskRankChange, TaskRankState], safe=True)
+    TaskRankBlock.delete().execute()
+    for ordering in rank_blocks.Ordering:
+        rank_blocks.rebuild(ordering)
+    database.execute_sql(
+        'INSERT INTO "task_rank_state" ("project_id", "version") '
+        f'SELECT "id", {database.param} FROM "project" '
+        'WHERE "id" NOT IN (SELECT "project_id" FROM "task_rank_state")',
+        (secrets.randbits(62),),
+    )
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     _initial_schema,
     _storage_tables,
@@ -232,6 +256,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     _contentless_search,
     _project_counter_shards,
     _drop_child_project_keys,
+    _task_rank_changes,
 ]
 
 

@@ -484,6 +484,45 @@ class ProjectCounter(BaseModel):
         primary_key = peewee.CompositeKey("project", "shard")
 
 
+class TaskRankChange(BaseModel):
+    """A task that joined (``delta`` +1) or left (-1) an order of a project's tasks, at key
+    ``(at, task_id)``, not yet folded into the sizes of :class:`TaskRankBlock`: per-task
+    writers only insert these rows (no row that concurrent writers update), and page lookups
+    add them to the blocks' sizes (:mod:`server.services.tasks.rank_blocks`). Created by
+    ``_task_rank_changes``.
+
+    ``project_id`` has no foreign key, on purpose: on PostgreSQL each inserted row would take
+    a key-share lock of the project row, which every concurrent writer of the project would
+    then share (a multixact rewritten per writer), as ``_drop_child_project_keys`` explains.
+    Rows are few (folded every few writes) and ids are never reused, so a row left by a
+    deleted project is never counted."""
+
+    id = peewee.AutoField()  # no AUTOINCREMENT on SQLite: nothing refers to these ids
+    project_id = peewee.IntegerField()
+    ordering = peewee.SmallIntegerField()
+    at = peewee.BigIntegerField()
+    task_id = peewee.BigIntegerField()
+    delta = peewee.SmallIntegerField()
+
+    class Meta:
+        table_name = "task_rank_change"
+        # Covering: a page lookup reads an order's pending rows from the index alone.
+        indexes = ((("project_id", "ordering", "at", "task_id", "delta"), False),)
+
+
+class TaskRankState(BaseModel):
+    """The version of a project's :class:`TaskRankBlock` rows: a new random number whenever a
+    block row changes, so a process may keep the blocks it read (with their prefix sums) until
+    the version moves. Created by ``_task_rank_changes``."""
+
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE", primary_key=True)
+    project_id: int
+    version = peewee.BigIntegerField()
+
+    class Meta:
+        table_name = "task_rank_state"
+
+
 class DatabaseHome(BaseModel):
     """Which project a single-project server opens in this database (one row, ``id`` 1): the
     project's identity lives in the database, not in the name of the directory it was started

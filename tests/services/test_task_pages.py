@@ -3,6 +3,7 @@ random imports, deletions, labels and unlabels (tiny blocks, so splits and merge
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from server import db
-from server.models import Completion, Project, Task, TaskRankBlock
+from server.models import Completion, Project, Task, TaskRankBlock, TaskRankChange
 from server.services import projects
 from server.services.imports import pipeline
 from server.services.imports.json_import import import_tasks
@@ -39,6 +40,8 @@ def tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rank_blocks, "MAX_SIZE", 6)
     monkeypatch.setattr(rank_blocks, "TARGET", 3)
     monkeypatch.setattr(rank_blocks, "MIN_SIZE", 2)
+    monkeypatch.setattr(rank_blocks, "FOLD_EVERY", 3)
+    monkeypatch.setattr(rank_blocks, "_recorded", itertools.count(1))
 
 
 def _item(completed_at: int | None, number: int) -> dict[str, Any]:
@@ -87,8 +90,11 @@ def _check_pages(project_id: int) -> None:
         blocks = TaskRankBlock.select().where(
             TaskRankBlock.project == project_id, TaskRankBlock.ordering == int(ordering)
         )
+        pending = TaskRankChange.select().where(
+            TaskRankChange.project_id == project_id, TaskRankChange.ordering == int(ordering)
+        )
         members = Task.select().where(*rank_blocks.members(project_id, ordering)).count()
-        assert sum(b.size for b in blocks) == members
+        assert sum(b.size for b in blocks) + sum(c.delta for c in pending) == members
     for order in TaskOrder:
         expected = _expected(project_id, order)
         for size in (1, 2, 5):

@@ -1,6 +1,6 @@
-"""Row access for :mod:`server.services.tasks.rank_blocks`: the block lookups and updates a
-single task change runs, as SQL written once per backend (building them with peewee on every
-call costs more than running them; a deletion runs several)."""
+"""Row access for :mod:`server.services.tasks.rank_blocks`: the blocks, their pending changes
+and their version, as SQL written once per backend (building them with peewee on every call
+costs more than running them)."""
 
 from __future__ import annotations
 
@@ -38,10 +38,7 @@ def _statements(p: str) -> dict[str, str]:
         "first": f'SELECT {_COLUMNS} {of_order} ORDER BY "start_at", "start_id" LIMIT 1',
         "last": f'SELECT {_COLUMNS} {of_order} ORDER BY "start_at" DESC, "start_id" DESC LIMIT 1',
         "all": f'SELECT {_COLUMNS} {of_order} ORDER BY "start_at", "start_id"',
-        "shift_at_or_before": f'UPDATE {_TABLE} SET "size" = "size" + {p} WHERE "id" = ('
-        f'SELECT "id" {of_order} AND {_START} <= ({p}, {p}) '
-        f'ORDER BY "start_at" DESC, "start_id" DESC LIMIT 1) RETURNING {_COLUMNS}',
-        "shift": f'UPDATE {_TABLE} SET "size" = "size" + {p} WHERE "id" = {p} RETURNING {_COLUMNS}',
+        "by_id": f'SELECT {_COLUMNS} FROM {_TABLE} WHERE "id" = {p}',
         "set_size": f'UPDATE {_TABLE} SET "size" = {p} WHERE "id" = {p}',
         "set_start": f'UPDATE {_TABLE} SET "start_at" = {p}, "start_id" = {p} WHERE "id" = {p}',
         "delete": f'DELETE FROM {_TABLE} WHERE "id" = {p}',
@@ -64,51 +61,15 @@ def _one(name: str, *params: int) -> Block | None:
     return _block(database.execute_sql(_sql(name), params).fetchone())
 
 
+def by_id(block_id: int) -> Block | None:
+    return _one("by_id", block_id)
+
+
 def block_of(project_id: int, ordering: int, key: Key) -> Block | None:
     """The block whose range holds ``key``: the last one starting at or before it, else the
     first one (a key below every start belongs to the first block)."""
     found = _one("at_or_before", project_id, ordering, *key)
     return found if found is not None else _one("first", project_id, ordering)
-
-
-@cache
-def _pair_sql(p: str) -> str:
-    """The blocks starting at or before two keys, each row tagged with its lookup (0, 1)."""
-    at_or_before = _statements(p)["at_or_before"]
-    return (
-        f"(SELECT 0, * FROM ({at_or_before}) AS a) "
-        f"UNION ALL (SELECT 1, * FROM ({at_or_before}) AS b)"
-    )
-
-
-def blocks_at_or_before_after(
-    statement: str,
-    statement_params: Sequence[int],
-    project_id: int,
-    lookups: tuple[tuple[int, Key], tuple[int, Key]],
-) -> tuple[Block | None, Block | None]:
-    """PostgreSQL: run ``statement`` (a lock), then find the last block starting at or before
-    each of two (ordering, key) lookups (None where no block starts there), in one round trip
-    (psycopg2 sends ``statement; select`` as one simple query, run in order)."""
-    params = [*statement_params]
-    for ordering, key in lookups:
-        params += [project_id, ordering, *key]
-    cursor = database.execute_sql(f"{statement}; {_pair_sql(database.param)}", params)
-    found: list[Block | None] = [None, None]
-    for row in cursor.fetchall():
-        found[int(row[0])] = _block(tuple(row[1:]))
-    return found[0], found[1]
-
-
-def shift_block_of(project_id: int, ordering: int, key: Key, delta: int) -> Block | None:
-    """Add ``delta`` to the size of the last block starting at or before ``key`` and return
-    it as changed, in one statement; None (nothing changed) when no block starts there."""
-    return _one("shift_at_or_before", delta, project_id, ordering, *key)
-
-
-def shift(block_id: int, delta: int) -> Block | None:
-    """Add ``delta`` to a block's size and return it as changed (None if it is gone)."""
-    return _one("shift", delta, block_id)
 
 
 def neighbour(project_id: int, ordering: int, block: Block, after: bool) -> Block | None:
@@ -138,3 +99,131 @@ def delete(block_id: int) -> None:
 
 def insert(project_id: int, ordering: int, start: Key, size: int) -> None:
     database.execute_sql(_sql("insert"), (project_id, ordering, *start, size))
+
+
+def set_sizes(sizes: list[tuple[int, int]]) -> None:
+    """Store the sizes of several blocks, ``(id, size)`` pairs, in one statement."""
+    if len(sizes) == 1:
+        set_size(sizes[0][0], sizes[0][1])
+        return
+    if not sizes:
+        return
+    p = database.param
+    cases = " ".join(f"WHEN {p} THEN {p}" for _ in sizes)
+    ids = ", ".join(p for _ in sizes)
+    params: list[int] = [value for pair in sizes for value in pair]
+    params += [block_id for block_id, _ in sizes]
+    database.execute_sql(
+        f'UPDATE {_TABLE} SET "size" = CASE "id" {cases} END WHERE "id" IN ({ids})', params
+    )
+
+
+# --- pending changes (``task_rank_change``) and the version (``task_rank_state``) ----------
+
+Change = tuple[int, Key, int]  # (ordering, key, delta)
+
+
+@cache
+def _insert_changes_sql(p: str, count: int) -> str:
+    values = ", ".join(f"({p}, {p}, {p}, {p}, {p})" for _ in range(count))
+    return (
+        'INSERT INTO "task_rank_change" ("project_id", "ordering", "at", "task_id", "delta") '
+        f"VALUES {values}"
+    )
+
+
+def insert_changes(
+    project_id: int, changes: Sequence[Change], after: tuple[str, Sequence[int]] | None = None
+) -> None:
+    """Insert pending changes; PostgreSQL: after running the statement ``after`` (a lock) in
+    the same round trip (psycopg2 sends ``statement; insert`` as one simple query, in order)."""
+    params: list[int] = []
+    for ordering, key, delta in changes:
+        params += [project_id, int(ordering), key[0], key[1], delta]
+    sql = _insert_changes_sql(database.param, len(changes))
+    if after is not None:
+        sql = f"{after[0]}; {sql}"
+        params = [*after[1], *params]
+    database.execute_sql(sql, params)
+
+
+@cache
+def _take_changes_sql(p: str, of_ordering: bool) -> str:
+    condition = f' AND "ordering" = {p}' if of_ordering else ""
+    return (
+        f'DELETE FROM "task_rank_change" WHERE "project_id" = {p}{condition} '
+        'RETURNING "ordering", "at", "task_id", "delta"'
+    )
+
+
+def take_changes(project_id: int, ordering: int | None = None) -> list[Change]:
+    """Delete the pending changes of a project (of one order) and return them."""
+    params = (project_id,) if ordering is None else (project_id, ordering)
+    sql = _take_changes_sql(database.param, ordering is not None)
+    rows = database.execute_sql(sql, params).fetchall()
+    return [(int(r[0]), (int(r[1]), int(r[2])), int(r[3])) for r in rows]
+
+
+@cache
+def _touch_sql(p: str) -> str:
+    return (
+        f'INSERT INTO "task_rank_state" ("project_id", "version") VALUES ({p}, {p}) '
+        'ON CONFLICT ("project_id") DO UPDATE SET "version" = excluded."version"'
+    )
+
+
+def touch(project_id: int, version: int) -> None:
+    """Give the project's blocks a new version (their rows changed in this transaction)."""
+    database.execute_sql(_touch_sql(database.param), (project_id, version))
+
+
+@cache
+def _read_sql(p: str, with_blocks: bool) -> str:
+    """The version and the pending changes of one order (tags 0 and 1) and, ``with_blocks``,
+    its blocks (tag 2), in one statement: one snapshot."""
+    sql = (
+        f'SELECT 0, "version", 0, 0, 0 FROM "task_rank_state" WHERE "project_id" = {p} '
+        'UNION ALL SELECT 1, "at", "task_id", "delta", 0 FROM "task_rank_change" '
+        f'WHERE "project_id" = {p} AND "ordering" = {p}'
+    )
+    if with_blocks:
+        sql += (
+            f' UNION ALL SELECT 2, "start_at", "start_id", "size", "id" FROM {_TABLE} '
+            f'WHERE "project_id" = {p} AND "ordering" = {p}'
+        )
+    return sql
+
+
+BlockRow = tuple[Key, int, int]  # (start, size, id)
+Rows = tuple[int | None, list[tuple[Key, int]], list[BlockRow]]
+
+
+def read_order(project_id: int, ordering: int, with_blocks: bool) -> Rows:
+    """(version or None, pending (key, delta) pairs, and with ``with_blocks`` the blocks'
+    (start, size, id), unsorted) of one order, read in one statement."""
+    params: tuple[int, ...] = (project_id, project_id, ordering)
+    if with_blocks:
+        params += (project_id, ordering)
+    version: int | None = None
+    pending: list[tuple[Key, int]] = []
+    blocks: list[BlockRow] = []
+    # Both drivers return BIGINT and INTEGER columns as int: no conversions.
+    for tag, a, b, c, d in database.execute_sql(_read_sql(database.param, with_blocks), params):
+        if tag == 1:
+            pending.append(((a, b), c))
+        elif tag == 0:
+            version = a
+        else:
+            blocks.append(((a, b), c, d))
+    return version, pending, blocks
+
+
+@cache
+def _version_sql(p: str) -> str:
+    return f'SELECT "version" FROM "task_rank_state" WHERE "project_id" = {p}'
+
+
+def version(project_id: int) -> int | None:
+    """The version of the project's blocks (None before their first change)."""
+    row = database.execute_sql(_version_sql(database.param), (project_id,)).fetchone()
+    return None if row is None else int(row[0])

@@ -5,38 +5,71 @@ now. An index finds a key in O(log n) but not the k-th key; OFFSET walks k rows,
 rank column (the former ``position``) must be renumbered after every deletion or change of
 ``completed_at`` (O(n) writes). Cached page-boundary keys would be invalidated by any change
 before them and rebuilt in O(n). Instead each order of a project's tasks is cut into
-contiguous key ranges (blocks) whose sizes are stored in :class:`TaskRankBlock`:
+contiguous key ranges (blocks) whose sizes are stored in :class:`TaskRankBlock`, and a task
+that joins or leaves an order is first written down as a *pending change*
+(:class:`TaskRankChange`: its key and +1 or -1):
 
-- finding the k-th task sums block sizes in key order until k is passed (one indexed scan of
-  about n / TARGET small rows, summed by a window function in SQL), then skips what is left
-  inside that block on the task index (at most ``MAX_SIZE`` entries);
-- adding or removing a task changes one block's size (one indexed row update). A block that
-  grows past ``MAX_SIZE`` is cut into ``TARGET``-sized blocks by reading its own keys (O(block),
-  amortised O(1) per task); one that shrinks under ``MIN_SIZE`` joins a neighbour. So blocks
-  hold MIN..MAX tasks (a lone or trailing one may hold fewer) and there are at most
-  n / MIN_SIZE + 1 of them.
+- **Writers only insert.** A per-task writer (a completion, a deletion) inserts one pending
+  row per order it joins or leaves: no row that another writer updates. (Each completion used
+  to add 1 to the size of the newest completion-order block, which every concurrent completion
+  joins: on PostgreSQL that row lock held them all in line until each commit was flushed.)
+- **Folding.** Every :data:`FOLD_EVERY`-th change a process records, its writer folds the
+  project's pending rows into the block sizes (``DELETE … RETURNING`` them, add them up per
+  block, in a few statements). Folds take their own non-blocking lock (a second folder skips:
+  its rows wait for the next fold), so no writer queues on block rows; an order keeps a few
+  dozen pending rows (any process's fold takes every process's rows).
+- **Cut and merge.** A fold that leaves a block over ``MAX_SIZE`` or under ``MIN_SIZE`` hands
+  over to :func:`settle`, which cuts the block into ``TARGET``-sized blocks by reading its own
+  keys (O(block), once per thousands of changes) or merges it into a neighbour, under the
+  blocks' lock taken exclusively. So blocks hold MIN..MAX tasks (a lone or trailing one may
+  hold fewer) and there are at most n / MIN_SIZE + 1 of them; a deletion is an insert (O(1))
+  and its share of folds and merges is amortised O(1).
+- **Finding the k-th task.** Each process keeps an order's block starts with their prefix sums
+  (:class:`_Blocks`), valid while the project's version (:class:`TaskRankState`, a new random
+  number in every transaction that changes a block row) is the one it read. A lookup reads the
+  version and the order's pending rows in one statement (a primary-key and a covering index
+  lookup), finds the block by a binary search on the prefix sums corrected by the pending rows
+  before each start, and skips what is left inside the block on the task index (at most
+  ``MAX_SIZE`` entries). After a cut or a merge, or another process's fold, the blocks
+  (~1,000 rows per order at 1M) are read again, once per process. The block rows, their
+  version and the pending rows are read in one snapshot, and a block row only changes together
+  with the version, so a lookup counts exactly what was committed when it read them.
 
-At 1M tasks that is about 250 block rows and under 8,192 index entries per lookup: a bounded
-cost whatever the page, and a deletion touches one or two block rows (a merge that overfills
-its neighbour re-cuts it, O(MAX_SIZE), once per thousands of deletions).
+At 1M tasks that is a binary search over ~1,000 cached starts, a few dozen pending rows (read
+from a covering index) and under 2,048 index entries per lookup: a bounded cost whatever the
+page (no window sum over the blocks any more), and a deletion or a completion writes one or
+two new rows (plus, one time in FOLD_EVERY, a fold: its pending rows deleted and summed, a few
+block sizes updated, the blocks taken from the process's copy). Measured at 1M tasks with the
+machine under load (bench/README.md, ``task_pages.py``): pages of every order 0.2 to 0.4 ms on
+SQLite and 1.4 to 5.5 ms (medians) on PostgreSQL, whatever the page.
 
 Three orders are kept: every task by id, labeled tasks by ``(completed_at, id)``, unlabeled
 tasks by id (completion-order listings show labeled tasks, then unlabeled ones by id).
 Descending pages use the same blocks: the k-th from the end is the (n-1-k)-th from the start.
-Keys are ``(at, id)`` pairs, ``at`` being 0 in the id orders.
+Keys are ``(at, id)`` pairs, ``at`` being 0 in the id orders. A block covers the keys from its
+start to the next block's start; the first block also every key below its start (a fold then
+moves its start down).
 
-Writers call these functions inside their write transaction, after changing the task rows,
-so blocks and rows change together, holding either the project's lock exclusively (bulk
-writers: :func:`server.services.projects.lock_project`) or, per-task writers, the project's
-shared lock and then :func:`lock`: shared while a move only changes the sizes of existing
-blocks (the block rows' own locks order those), exclusive to make, cut, merge or move a block,
-which no other writer of the project may meet half done.
+Locks (PostgreSQL; SQLite's writers are serialised and take none). Writers call these
+functions inside their write transaction, after changing the task rows, so pending rows and
+task rows are committed together. Per-task writers hold the project's shared lock and then
+:func:`lock` shared (the last lock they take) while they insert pending rows and fold; a cut
+recounts a block from the task index, so it must not run while a writer's task rows and
+pending rows could commit between its reads: it takes :func:`lock` exclusively (a folding
+writer rolls its savepoint back first, never upgrading a shared lock). Bulk writers hold the
+project's lock exclusively (:func:`server.services.projects.lock_project`), which keeps every
+per-task writer out.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections import Counter
+import itertools
+import secrets
+import threading
+from bisect import bisect_left, bisect_right
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from functools import cache
 
@@ -54,25 +87,32 @@ from server.models import COMPLETED, UNLABELED, Task, TaskRankBlock
 from server.services.tasks import rank_block_rows as rows
 from server.services.tasks.rank_block_rows import Block, Key
 
-# Skipping an index entry costs ~1/30 of reading a block row, so blocks of a few thousand
-# balance the two halves of a lookup at 1M tasks (measured on SQLite; PostgreSQL alike).
-MAX_SIZE = 8192
-TARGET = 4096
-MIN_SIZE = 1024
+# A lookup reads no block row (a process keeps them, see above): its main cost is the skip
+# inside a block on the task index (~0.1 µs an entry on SQLite), hence blocks of about a
+# thousand. More blocks cost only the reads of a whole order's blocks (~1,000 rows per order at
+# 1M) by a process whose copy is out of date: after a cut or merge, or another process's fold.
+MAX_SIZE = 2048
+TARGET = 1024
+MIN_SIZE = 256
+
+# Every FOLD_EVERY-th change a process records folds its project's pending rows (see above).
+FOLD_EVERY = 16
 
 _BLOCK_COLUMNS = ["project_id", "ordering", "start_at", "start_id", "size"]
+# The namespace of the folds' advisory lock (beside server.db's ADVISORY_* namespaces).
+ADVISORY_RANK_FOLD = 0x1A8E4
 
 
 def lock(project_id: int, *, shared: bool = False) -> None:
     """Take the project's block lock for the rest of the write transaction, after the
     project's shared lock, the task's row lock and its counter shard: the last lock a per-task
-    writer takes, before any block row. Shared to change sizes only, exclusive to change the
-    blocks' ranges. A no-op on SQLite (serialised writers)."""
+    writer takes. Shared to insert pending changes and fold them (sizes only), exclusive to
+    cut or merge blocks (:func:`settle`). A no-op on SQLite (serialised writers)."""
     advisory_xact_lock(ADVISORY_RANK_BLOCKS, project_id, shared=shared)
 
 
 class _Leaves(Exception):
-    """The move needs more than size changes: drop the shared lock taken to find it out."""
+    """The fold needs a cut or a merge: drop the shared lock taken to find it out."""
 
 
 class Ordering(IntEnum):
@@ -168,64 +208,203 @@ def _join(project_id: int, ordering: Ordering, block: Block) -> None:
     else:
         after = rows.neighbour(project_id, ordering, block, after=True)
         if after is None:
+            if block.size <= 0:  # the order is empty
+                rows.delete(block.id)
             return
         keep, gone = block, after
     rows.delete(gone.id)
     _resize(project_id, ordering, keep, keep.size + gone.size)
 
 
-def add(project_id: int, ordering: Ordering, key: Key) -> None:
-    """Count a task that joined an order (its row already holds ``key``)."""
-    shifted = rows.shift_block_of(project_id, ordering, key, 1)
-    if shifted is not None:  # the usual case, in one statement
-        if shifted.size > MAX_SIZE:
-            _split(project_id, ordering, shifted)
-        return
-    block = rows.block_of(project_id, ordering, key)
-    if block is None:
-        rows.insert(project_id, ordering, key, 1)
-        return
-    if key < block.start:
-        rows.set_start(block.id, key)
-        block = Block(block.id, key, block.size)
-    _resize(project_id, ordering, block, block.size + 1)
+# --- per-task writers: pending changes, folded now and then ---------------------------------
+
+Change = tuple[Ordering, Key, int]  # (order, key, +1 joined / -1 left)
+_recorded = itertools.count(1)
 
 
-def remove(project_id: int, ordering: Ordering, key: Key) -> None:
-    """Uncount a task that left an order (``key`` is the key it had)."""
-    block = rows.shift_block_of(project_id, ordering, key, -1)
-    if block is None:  # below every start: the first block's
-        block = rows.block_of(project_id, ordering, key)
-        if block is None:
-            return
-        block = Block(block.id, block.start, block.size - 1)
-        if block.size > 0:
-            rows.set_size(block.id, block.size)
-    size = block.size
-    if size <= 0:
-        rows.delete(block.id)
-        return
-    if size < MIN_SIZE:
-        _join(project_id, ordering, Block(block.id, block.start, size))
-
-
-State = tuple[bool, int | None]  # (is_labeled, completed_at)
+def _changes_of_move(task_id: int, old: State, new: State) -> list[Change]:
+    changes: list[Change] = []
+    for (labeled, completed_at), delta in ((old, -1), (new, 1)):
+        ordering = Ordering.COMPLETED if labeled else Ordering.UNLABELED
+        changes.append((ordering, key_of(ordering, task_id, completed_at), delta))
+    return changes
 
 
 def move(project_id: int, task_id: int, old: State, new: State) -> None:
     """Recount a task whose ``(is_labeled, completed_at)`` changed from ``old`` to ``new``."""
-    if old == new or _moved_in_place(project_id, task_id, old, new):
+    if old != new:
+        record(project_id, _changes_of_move(task_id, old, new))
+
+
+def add(project_id: int, ordering: Ordering, key: Key) -> None:
+    """Count a task that joined an order (its row already holds ``key``)."""
+    record(project_id, [(ordering, key, 1)])
+
+
+def remove(project_id: int, ordering: Ordering, key: Key) -> None:
+    """Uncount a task that left an order (``key`` is the key it had)."""
+    record(project_id, [(ordering, key, -1)])
+
+
+def record(project_id: int, changes: Sequence[Change]) -> None:
+    """Write down tasks that joined or left orders (after their rows changed, in the same
+    transaction): pending rows, inserted under the blocks' shared lock in one round trip on
+    PostgreSQL. Every :data:`FOLD_EVERY`-th call of the process also folds the project's
+    pending rows (:func:`_fold`), in a savepoint; when a block must be cut or merged the
+    savepoint is rolled back and the changes are written again under the exclusive lock, then
+    :func:`settle` folds and cuts."""
+    if not changes:
         return
-    if old[0] and new[0]:  # a labeled task's completed_at changed (a newer completion)
-        key, new_key = (key_of(Ordering.COMPLETED, task_id, at) for at in (old[1], new[1]))
-        block = rows.block_of(project_id, Ordering.COMPLETED, key)
-        stays = block is not None and key >= block.start and new_key >= block.start
-        if stays and rows.block_of(project_id, Ordering.COMPLETED, new_key) == block:
-            return  # it stays in its block: no size changes (the usual case: the last one)
-    lock(project_id)
-    for labeled, completed_at, change in ((*old, remove), (*new, add)):
-        ordering = Ordering.COMPLETED if labeled else Ordering.UNLABELED
-        change(project_id, ordering, key_of(ordering, task_id, completed_at))
+    folds = next(_recorded) % FOLD_EVERY == 0
+    if is_sqlite():
+        rows.insert_changes(project_id, changes)
+        if folds:
+            settle(project_id)
+        return
+    shared = advisory_xact_lock_sql(ADVISORY_RANK_BLOCKS, project_id, shared=True)
+    if not folds:
+        rows.insert_changes(project_id, changes, after=shared)
+        return
+    try:
+        with database.atomic():  # a savepoint: rolled back with the shared lock if it leaves
+            rows.insert_changes(project_id, changes, after=shared)
+            if _fold_lock(project_id) and _fold(project_id, in_place=True) is None:
+                raise _Leaves
+    except _Leaves:
+        lock(project_id)
+        rows.insert_changes(project_id, changes)
+        settle(project_id)
+
+
+def _fold_lock(project_id: int) -> bool:
+    """PostgreSQL: take the project's fold lock if no other writer holds it."""
+    key32 = (project_id + 2**31) % 2**32 - 2**31
+    cursor = database.execute_sql(
+        "SELECT pg_try_advisory_xact_lock(%s, %s)", (ADVISORY_RANK_FOLD, key32)
+    )
+    return bool(cursor.fetchone()[0])
+
+
+def _touch(project_id: int) -> int:
+    """Give the project's blocks a new version; returns it. Random (``secrets``, not the
+    seedable ``random``): a version never committed (a transaction rolled back) is never met
+    again, so a process that kept blocks under it never mistakes them for another's."""
+    version = secrets.randbits(62)
+    rows.touch(project_id, version)
+    return version
+
+
+def _blocks_to_fold(project_id: int, order: int, version: int | None) -> _Blocks:
+    """The order's blocks as they stand in this transaction (the caller holds the fold lock,
+    the blocks' lock or the project's, or is on SQLite: no one else changes them): the
+    process's kept ones when they are of ``version``, else read (and kept)."""
+    key = _cache_key(project_id, order)
+    kept = _cache.get(key)
+    if kept is not None and version is not None and kept.version == version:
+        return kept
+    found = [(b.start, b.size, b.id) for b in rows.all_blocks(project_id, order)]
+    blocks = _Blocks.of(version, found)
+    if version is not None:
+        _cache.put(key, blocks)
+    return blocks
+
+
+def _fold(
+    project_id: int, *, in_place: bool, ordering: Ordering | None = None
+) -> list[tuple[Ordering, int, int]] | None:
+    """Add the project's pending changes (of one order) to the block sizes and delete them.
+    Returns the (order, block id, size) of the blocks it changed or made. ``in_place``: only
+    size changes (and the first block's start moved down); None, with the work half done,
+    when a block must be cut, merged, made or dropped (the caller rolls back).
+
+    The blocks come from the process's copy when it is of the current version (no read of a
+    whole order), and the process keeps the folded blocks under the new version: readers of
+    this process need not read them again after a fold (another process does, once)."""
+    taken = rows.take_changes(project_id, None if ordering is None else int(ordering))
+    if not taken:
+        return []
+    by_order: dict[int, list[tuple[Key, int]]] = defaultdict(list)
+    for order, key, delta in taken:
+        by_order[order].append((key, delta))
+    old_version = rows.version(project_id)
+    touched: list[tuple[Ordering, int, int]] = []
+    folded: dict[int, _Blocks | None] = {}  # None: a block made (read again)
+    for order, changes in sorted(by_order.items()):
+        blocks = _blocks_to_fold(project_id, order, old_version)
+        if not blocks.starts:
+            net = sum(delta for _, delta in changes)
+            if net <= 0:
+                continue
+            if in_place:
+                return None
+            start = min(key for key, _ in changes)
+            rows.insert(project_id, order, start, net)
+            made = rows.block_of(project_id, order, start)
+            assert made is not None
+            touched.append((Ordering(order), made.id, net))
+            folded[order] = None
+            continue
+        starts = blocks.starts
+        shifts: Counter[int] = Counter()
+        first_start = starts[0]
+        for key, delta in changes:
+            index = max(0, bisect_right(starts, key) - 1)
+            shifts[index] += delta
+            if key < first_start:
+                first_start = key
+        sizes: list[tuple[int, int]] = []
+        new_sizes = list(blocks.sizes)
+        for index, delta in sorted(shifts.items()):
+            if not delta:
+                continue
+            size = blocks.sizes[index] + delta
+            if in_place and (size > MAX_SIZE or size <= 0 or (size < MIN_SIZE and len(starts) > 1)):
+                return None
+            sizes.append((blocks.ids[index], size))
+            new_sizes[index] = size
+            touched.append((Ordering(order), blocks.ids[index], size))
+        new_starts = starts
+        if first_start != starts[0]:
+            rows.set_start(blocks.ids[0], first_start)
+            new_starts = [first_start, *starts[1:]]
+        rows.set_sizes(sizes)
+        folded[order] = _Blocks.made(None, new_starts, new_sizes, blocks.ids)
+    version = _touch(project_id)
+    if old_version is not None:
+        for each in Ordering:
+            cache_key = _cache_key(project_id, int(each))
+            if int(each) in folded:
+                now = folded[int(each)]
+            else:  # unchanged: kept under the new version if kept under the old one
+                kept = _cache.get(cache_key)
+                now = kept if kept is not None and kept.version == old_version else None
+            if now is not None:
+                _cache.put(cache_key, replace(now, version=version))
+    return touched
+
+
+def settle(project_id: int, ordering: Ordering | None = None) -> None:
+    """Fold every pending change of the project (of one order) and cut or merge the blocks
+    left out of MIN..MAX. The caller holds the blocks' lock exclusively, or the project's (or
+    is on SQLite): the stored sizes are then exact."""
+    restructured = False
+    for order, block_id, size in _fold(project_id, in_place=False, ordering=ordering) or []:
+        if MIN_SIZE <= size <= MAX_SIZE:
+            continue  # (a block merged into by an earlier step was resized, and cut, there)
+        block = rows.by_id(block_id)
+        if block is None:  # merged away by an earlier step
+            continue
+        if block.size > MAX_SIZE:
+            _split(project_id, order, block)
+            restructured = True
+        elif block.size < MIN_SIZE:
+            _join(project_id, order, block)
+            restructured = True
+    if restructured:
+        _touch(project_id)
+
+
+State = tuple[bool, int | None]  # (is_labeled, completed_at)
 
 
 def _sizes(count: int) -> list[int]:
@@ -261,59 +440,14 @@ def _append(project_id: int, ordering: Ordering, last: Block | None, keys: list[
     bulk_insert(TaskRankBlock, _BLOCK_COLUMNS, new)
 
 
-def _in_place(project_id: int, task_id: int, old: State, new: State) -> bool:
-    """Count the move as size changes of the existing blocks, if that is all it takes: False
-    (with nothing or only some sizes changed) when a block must be made, cut, merged or moved,
-    which only the full :func:`move` under the exclusive lock does. Used on PostgreSQL under
-    the shared lock, which keeps every block's range as it is: blocks are found first, then
-    shifted in id order, so two writers never wait for each other's block rows in turn."""
-
-    def lookup(state: State) -> tuple[int, Key]:
-        ordering = Ordering.COMPLETED if state[0] else Ordering.UNLABELED
-        return int(ordering), key_of(ordering, task_id, state[1])
-
-    # The shared lock, then both blocks, in one round trip. A key below every block's start
-    # (no block at or before it) belongs to the first block, whose start must then move: not
-    # in place, as when block_of answered that first block.
-    lock = advisory_xact_lock_sql(ADVISORY_RANK_BLOCKS, project_id, shared=True)
-    found = rows.blocks_at_or_before_after(*lock, project_id, (lookup(old), lookup(new)))
-    changes: list[tuple[Block, int]] = []
-    for block, delta in zip(found, (-1, 1), strict=True):
-        if block is None:
-            return False
-        changes.append((block, delta))
-    if changes[0][0].id == changes[1][0].id:
-        return True  # it stays in its block (the usual case: a labeled task's newer completion)
-    for block, delta in sorted(changes, key=lambda change: change[0].id):
-        shifted = rows.shift(block.id, delta)
-        # A block left under MIN_SIZE is merged, one over MAX_SIZE cut: not in place.
-        if shifted is None or shifted.size > MAX_SIZE or (delta < 0 and shifted.size < MIN_SIZE):
-            return False
-    return True
-
-
-def _moved_in_place(project_id: int, task_id: int, old: State, new: State) -> bool:
-    """On PostgreSQL, try :func:`_in_place` under the shared block lock, in a savepoint that
-    is rolled back (dropping the lock and any size changed) when the move needs more: the
-    caller then takes the lock exclusively, never upgrading a shared lock (two writers
-    upgrading at once deadlock). SQLite's serialised writers need no such step."""
-    if is_sqlite():
-        return False
-    try:
-        with database.atomic():  # _in_place takes the blocks' lock, shared
-            if not _in_place(project_id, task_id, old, new):
-                raise _Leaves
-    except _Leaves:
-        return False
-    return True
-
-
 def add_many(project_id: int, ordering: Ordering, keys: list[Key], *, above: bool = False) -> None:
     """Count many new tasks of an order at once (bulk imports). ``above``: the caller knows
     that every key lies above every key already counted in the order (new ids in the id
     orders; completion times past the latest one), so blocks are cut from ``keys`` alone."""
     if not keys:
         return
+    settle(project_id, ordering)  # exact sizes first (the caller holds the project's lock)
+    _touch(project_id)
     keys = sorted(keys)
     last = rows.last_block(project_id, ordering)
     if above or last is None:
@@ -333,15 +467,21 @@ def add_many(project_id: int, ordering: Ordering, keys: list[Key], *, above: boo
 
 
 def clear(project_id: int, *orderings: Ordering) -> None:
+    """Drop the blocks and pending changes of these orders (a bulk writer, before
+    :func:`rebuild`)."""
+    for ordering in orderings:
+        rows.take_changes(project_id, int(ordering))
     TaskRankBlock.delete().where(
         TaskRankBlock.project == project_id,
         TaskRankBlock.ordering.in_([int(o) for o in orderings]),
     ).execute()
+    _touch(project_id)
 
 
 def rebuild(ordering: Ordering, project_id: int | None = None) -> None:
     """Write an order's blocks from the task table in one statement (migrations, bulk resets):
-    every TARGET-th key in the order starts a block. The caller cleared the old blocks."""
+    every TARGET-th key in the order starts a block. The caller cleared the old blocks (with
+    :func:`clear`, which gives the blocks a new version)."""
     columns = key_columns(ordering)
     partition = [Task.project]
     number = peewee.fn.ROW_NUMBER().over(partition_by=partition, order_by=list(columns))
@@ -380,39 +520,130 @@ _MEMBER_CONDITION = {
 
 
 @cache
-def _kth_statements(param: str, ordering: Ordering) -> tuple[str, str]:
-    """SQL of the two lookups (written once: building them with peewee per call costs more
-    than running them). The conditions are the partial indexes' literal ones."""
-    block = (
-        'SELECT "start_at", "start_id", "size", "upto" FROM ('
-        'SELECT "start_at", "start_id", "size", '
-        'SUM("size") OVER (ORDER BY "start_at", "start_id") AS "upto" '
-        f'FROM "task_rank_block" WHERE "project_id" = {param} AND "ordering" = {param}'
-        f') AS "sums" WHERE "upto" > {param} ORDER BY "start_at", "start_id" LIMIT 1'
-    )
+def _key_sql(param: str, ordering: Ordering) -> str:
+    """The seek inside a block (the conditions are the partial indexes' literal ones)."""
     if ordering is Ordering.COMPLETED:
         columns, seek = '"completed_at", "id"', f'("completed_at", "id") >= ({param}, {param})'
     else:
         columns, seek = '"id"', f'"id" >= {param}'
-    key = (
+    return (
         f'SELECT {columns} FROM "task" WHERE "project_id" = {param}'
         f"{_MEMBER_CONDITION[ordering]} AND {seek} ORDER BY {columns} LIMIT 1 OFFSET {param}"
     )
-    return block, key
+
+
+@dataclass(frozen=True)
+class _Blocks:
+    """An order's blocks as a process keeps them, for one version of the project's blocks:
+    starts ascending, the number of tasks before each (their stored sizes summed), sizes and
+    ids."""
+
+    version: int | None
+    starts: list[Key]
+    before: list[int]
+    sizes: list[int]
+    ids: list[int]
+
+    @classmethod
+    def of(cls, version: int | None, blocks: list[rows.BlockRow]) -> _Blocks:
+        """From (start, size, id) rows in any order."""
+        blocks.sort()
+        return cls.made(
+            version,
+            [start for start, _, _ in blocks],
+            [size for _, size, _ in blocks],
+            [block_id for _, _, block_id in blocks],
+        )
+
+    @classmethod
+    def made(
+        cls, version: int | None, starts: list[Key], sizes: list[int], ids: list[int]
+    ) -> _Blocks:
+        before = list(itertools.accumulate(sizes[:-1], initial=0)) if sizes else []
+        return cls(version, starts, before, sizes, ids)
+
+
+def _cache_key(project_id: int, ordering: int) -> tuple[str, int, int]:
+    return (str(database.obj.database), project_id, int(ordering))
+
+
+class _BlockCache:
+    """The blocks of recently paged orders, by (database, project, order); bounded."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, int, int], _Blocks] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int, int]) -> _Blocks | None:
+        return self._items.get(key)
+
+    def put(self, key: tuple[str, int, int], blocks: _Blocks) -> None:
+        with self._lock:
+            self._items[key] = blocks
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_cache = _BlockCache()
+
+
+def _blocks_and_pending(
+    project_id: int, ordering: Ordering
+) -> tuple[_Blocks, list[Key], list[int]]:
+    """The order's blocks (cached while their version holds) and its pending changes: keys
+    ascending and the running sum of their deltas (``sums[j]``: the first j keys')."""
+    cache_key = _cache_key(project_id, ordering)
+    cached = _cache.get(cache_key)
+    if cached is not None:
+        version, pending, _ = rows.read_order(project_id, int(ordering), with_blocks=False)
+        if version is None or version != cached.version:
+            cached = None
+    if cached is None:
+        version, pending, found = rows.read_order(project_id, int(ordering), with_blocks=True)
+        cached = _Blocks.of(version, found)
+        if version is not None:
+            _cache.put(cache_key, cached)
+    pending.sort()
+    keys = [key for key, _ in pending]
+    sums = list(itertools.accumulate((delta for _, delta in pending), initial=0))
+    return cached, keys, sums
 
 
 def kth_key(project_id: int, ordering: Ordering, k: int) -> Key | None:
     """The key of the k-th (0-based) task of an order, or None past its end."""
     if k < 0:
         return None
-    block_sql, key_sql = _kth_statements(database.param, ordering)
-    row = database.execute_sql(block_sql, (project_id, int(ordering), k)).fetchone()
-    if row is None:
-        return None
-    start_at, start_id, size, upto = (int(v) for v in row)
-    skip = k - (upto - size)
-    seek = (start_at, start_id) if ordering is Ordering.COMPLETED else (start_id,)
-    found = database.execute_sql(key_sql, (project_id, *seek, skip)).fetchone()
+    blocks, keys, sums = _blocks_and_pending(project_id, ordering)
+    starts, before = blocks.starts, blocks.before
+
+    def tasks_before(index: int) -> int:
+        """Tasks before block ``index``: its stored prefix plus the pending changes below its
+        start (the first block has none before it: keys below its start are its own)."""
+        if index == 0:
+            return 0
+        return before[index] + sums[bisect_left(keys, starts[index])]
+
+    if not starts:
+        if not keys:
+            return None
+        seek, skip = keys[0], k
+    else:  # the last block with at most k tasks before it
+        low, high = 0, len(starts) - 1
+        while low < high:
+            middle = (low + high + 1) // 2
+            if tasks_before(middle) <= k:
+                low = middle
+            else:
+                high = middle - 1
+        seek, skip = starts[low], k - tasks_before(low)
+        if low == 0 and keys and keys[0] < seek:
+            seek = keys[0]
+    params = (seek[0], seek[1]) if ordering is Ordering.COMPLETED else (seek[1],)
+    found = database.execute_sql(
+        _key_sql(database.param, ordering), (project_id, *params, skip)
+    ).fetchone()
     if found is None:
         return None
     if ordering is Ordering.COMPLETED:

@@ -127,6 +127,28 @@ def _id_page(project_id: int, total: int, offset: int, size: int, desc: bool) ->
     return _ID_PAGES[desc].rows(project_id, key[1], size)
 
 
+# Pages of the completion order from their first task's key, and of the unlabeled tasks from
+# their first id, the SQL built once like _ID_PAGES: (project, completed_at, id, size) and
+# (project, first id, size).
+_COMPLETED_PAGES = {
+    desc: PreparedSelect(
+        Task,
+        lambda p, at, k, n, desc=desc: (
+            _completed_group(p, desc)
+            .where(
+                rank_blocks.key_from(Ordering.COMPLETED, (at, k), "<=" if desc else ">="),
+            )
+            .limit(n)
+        ),
+        4,
+    )
+    for desc in (False, True)
+}
+_UNLABELED_PAGE = PreparedSelect(
+    Task, lambda p, k, n: _unlabeled_group(p).where(Task.id >= k).limit(n), 3
+)
+
+
 def _completed_page(
     project_id: int, labeled: int, offset: int, size: int, desc: bool
 ) -> list[Task]:
@@ -134,16 +156,14 @@ def _completed_page(
     key = rank_blocks.kth_key(project_id, Ordering.COMPLETED, index)
     if key is None:
         return []
-    query = _completed_group(project_id, desc)
-    query = query.where(rank_blocks.key_from(Ordering.COMPLETED, key, "<=" if desc else ">="))
-    return list(query.limit(size))
+    return _COMPLETED_PAGES[desc].rows(project_id, key[0], key[1], size)
 
 
 def _unlabeled_page(project_id: int, offset: int, size: int) -> list[Task]:
     key = rank_blocks.kth_key(project_id, Ordering.UNLABELED, offset)
     if key is None:
         return []
-    return list(_unlabeled_group(project_id).where(Task.id >= key[1]).limit(size))
+    return _UNLABELED_PAGE.rows(project_id, key[1], size)
 
 
 def list_page(project: Project, page: int, page_size: int, order: TaskOrder) -> TaskPage:
@@ -400,10 +420,13 @@ def delete_task(task_id: int, project_id: int | None = None) -> int:
             completions=-task.total_completions,
             predictions=-task.total_predictions,
         )
-        rank_blocks.lock(task.project_id)
-        for ordering in rank_blocks.orderings_of(task.is_labeled):
-            key = rank_blocks.key_of(ordering, task.id, task.completed_at)
-            rank_blocks.remove(task.project_id, ordering, key)
+        rank_blocks.record(
+            task.project_id,
+            [
+                (ordering, rank_blocks.key_of(ordering, task.id, task.completed_at), -1)
+                for ordering in rank_blocks.orderings_of(task.is_labeled)
+            ],
+        )
         derived_schema.mark_stale(task.project_id)
         events.emit(events.TASK_DELETED, task.project_id, (task.id,))
         events.emit(events.PROJECT_UPDATED, task.project_id, reason="counters")
