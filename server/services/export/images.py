@@ -8,6 +8,7 @@ one, with remote fetching on). Images are copied into ``images/``.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 import math
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from server.services.config.model import LabelConfig
 from server.services.export.media import Media, image_info
 from server.services.export.writer_base import (
     BUFFER_SIZE,
@@ -119,19 +121,25 @@ class CocoWriter(ImageWriter):
         self.categories: dict[str, int] = {}
 
     def add(self, task: ExportTask) -> bool:
+        record = self.record(task)
+        if record is None:
+            return False
+        self.emit(record)
+        return True
+
+    def record(self, task: ExportTask) -> CocoRecord | None:
+        """The task's image and annotations, without their ids (see :class:`CocoRecord`);
+        None when the task has no rectangle or polygon."""
         item = extract_item(task, self.ctx.config)
         if item is None or not item.output:
-            return False
+            return None
         values = values_of(item, ("RectangleLabels", "PolygonLabels"))
         if not values:
-            return False
+            return None
         reference = self.reference(item.data)
         file_name, media = place_media(self.ctx, reference, "images")
         width, height = self.size(task.id, values[0], media, reference)
-        image_id = self.images.count
-        self.images.append_indented(
-            _IMAGE % (_number_text(width), _number_text(height), image_id, _ascii_bytes(file_name))
-        )
+        annotations: list[tuple[str, bytes]] = []
         for value in values:
             if "rectanglelabels" in value:
                 label = _label(value, "rectanglelabels")
@@ -140,12 +148,8 @@ class CocoWriter(ImageWriter):
                 x, y, w, h = self.box(task.id, value)
                 bx, by = int(x / 100 * width), int(y / 100 * height)
                 bw, bh = int(w / 100 * width), int(h / 100 * height)
-                category = self.categories.setdefault(label, len(self.categories))
                 # bbox and area are ints: the annotation's layout is fixed
-                self.annotations.append_indented(
-                    _RECTANGLE
-                    % (self.annotations.count, image_id, category, bx, by, bw, bh, bw * bh)
-                )
+                annotations.append((label, _RECTANGLE_REST % (bx, by, bw, bh, bw * bh)))
                 continue
             if "polygonlabels" in value:
                 label = _label(value, "polygonlabels")
@@ -159,19 +163,32 @@ class CocoWriter(ImageWriter):
                 area = _polygon_area(xs, ys)
             else:
                 continue
-            category = self.categories.setdefault(label, len(self.categories))
             annotation = {
-                "id": self.annotations.count,
-                "image_id": image_id,
-                "category_id": category,
+                "id": 0,
+                "image_id": 0,
+                "category_id": 0,
                 "segmentation": segmentation,
                 "bbox": bbox,
                 "ignore": 0,
                 "iscrowd": 0,
                 "area": area,
             }
-            self.annotations.append(_coco_json(annotation))
-        return True
+            rendered = _coco_json(annotation).replace(b"\n", b"\n    ")
+            annotations.append((label, rendered[len(_ZERO_HEAD) :]))
+        image = (_number_text(width), _number_text(height), _ascii_bytes(file_name))
+        return image, annotations
+
+    def emit(self, record: CocoRecord) -> None:
+        """The record's image and annotations, numbered, into their arrays."""
+        (width, height, file_name), annotations = record
+        image_id = self.images.count
+        self.images.append_indented(_IMAGE % (width, height, image_id, file_name))
+        categories = self.categories
+        for label, rest in annotations:
+            category = categories.setdefault(label, len(categories))
+            self.annotations.append_indented(
+                _HEAD % (self.annotations.count, image_id, category) + rest
+            )
 
     def finish(self) -> None:
         self.images.close()
@@ -179,18 +196,46 @@ class CocoWriter(ImageWriter):
         self.images_file.close()
         self.annotations_file.close()
         stream = self.ctx.open("result.json")
-        stream.write(b'{\n  "images": ')
+        stream.write(COCO_START)
         _copy(self.ctx.work_dir / "images.json", stream)
-        stream.write(b',\n  "categories": ')
-        categories = JsonArray(stream, depth=1)
-        for name, ident in self.categories.items():
-            categories.append(_coco_json({"id": ident, "name": name}))
-        categories.close()
-        stream.write(b',\n  "annotations": ')
+        stream.write(coco_categories(self.categories))
         _copy(self.ctx.work_dir / "annotations.json", stream)
-        info = {"year": dt.date.today().year, "version": "1.0", "contributor": "Label Studio"}
-        stream.write(b',\n  "info": ' + _coco_json(info).replace(b"\n", b"\n  ") + b"\n}")
+        stream.write(coco_info())
         stream.close()
+
+
+# result.json: its start, then the images array, coco_categories, the annotations array and
+# coco_info.
+COCO_START = b'{\n  "images": '
+# An image's or annotation's start in its array but the first (which starts with "[").
+COCO_SEPARATOR = b",\n    "
+
+
+def coco_categories(categories: dict[str, int]) -> bytes:
+    """What comes between the images and the annotations arrays: the categories."""
+    out = io.BytesIO()
+    out.write(b',\n  "categories": ')
+    array = JsonArray(out, depth=1)
+    for name, ident in categories.items():
+        array.append(_coco_json({"id": ident, "name": name}))
+    array.close()
+    out.write(b',\n  "annotations": ')
+    return out.getvalue()
+
+
+def coco_info() -> bytes:
+    """What follows the annotations array: the info, and the document's end."""
+    info = {"year": dt.date.today().year, "version": "1.0", "contributor": "Label Studio"}
+    return b',\n  "info": ' + _coco_json(info).replace(b"\n", b"\n  ") + b"\n}"
+
+
+def coco_image(record: CocoRecord, image_id: int) -> bytes:
+    (width, height, file_name), _ = record
+    return _IMAGE % (width, height, image_id, file_name)
+
+
+def coco_annotation(rest: bytes, ident: int, image_id: int, category: int) -> bytes:
+    return _HEAD % (ident, image_id, category) + rest
 
 
 def _coco_json(value: Any) -> bytes:
@@ -200,16 +245,22 @@ def _coco_json(value: Any) -> bytes:
     return _indented(value, "").encode("ascii")
 
 
-# A rectangle's annotation as _coco_json writes it (all numbers ints), and an image, both laid
-# out for their arrays (depth 1: every line after the first indented by four spaces more).
-_RECTANGLE = (
-    b'{\n  "id": %d,\n  "image_id": %d,\n  "category_id": %d,\n  "segmentation": [],\n'
+# An annotation as _coco_json writes it, laid out for its array (depth 1: every line after
+# the first indented by four spaces more): its ids (_HEAD), then the rest, which for a
+# rectangle (all numbers ints) is fixed (_RECTANGLE_REST); and an image.
+_HEAD = b'{\n  "id": %d,\n  "image_id": %d,\n  "category_id": %d,\n  '.replace(b"\n", b"\n    ")
+_ZERO_HEAD = _HEAD % (0, 0, 0)
+_RECTANGLE_REST = (
+    b'"segmentation": [],\n'
     b'  "bbox": [\n    %d,\n    %d,\n    %d,\n    %d\n  ],\n  "ignore": 0,\n  "iscrowd": 0,\n'
     b'  "area": %d\n}'
 ).replace(b"\n", b"\n    ")
 _IMAGE = b'{\n  "width": %s,\n  "height": %s,\n  "id": %d,\n  "file_name": %s\n}'.replace(
     b"\n", b"\n    "
 )
+# A task's image (width, height and file name as JSON texts) and annotations (label, and the
+# annotation's text after its ids): all of it but the ids, which depend on the tasks before.
+CocoRecord = tuple[tuple[bytes, bytes, bytes], list[tuple[str, bytes]]]
 
 
 def _number_text(value: Any) -> bytes:
@@ -439,13 +490,7 @@ class YoloWriter(StagedWriter):
 
     def __init__(self, ctx: WriterContext) -> None:
         super().__init__(ctx)
-        labels = {
-            label
-            for control in ctx.config.controls.values()
-            if control.tag == "RectangleLabels"
-            for label in control.labels
-        }
-        self.classes = {label: index for index, label in enumerate(sorted(labels))}
+        self.classes = yolo_classes(ctx.config)
 
     def add(self, task: ExportTask) -> bool:
         """One pass over the latest completion's result (what ``extract_item`` would group by
@@ -482,10 +527,25 @@ class YoloWriter(StagedWriter):
 
     def finish(self) -> None:
         super().finish()
-        classes = "".join(f"{name}\n" for name in self.classes)
-        self.ctx.add_bytes("classes.txt", classes.encode("utf-8"))
-        notes = {
-            "categories": [{"id": ident, "name": name} for name, ident in self.classes.items()],
-            "info": {"year": dt.date.today().year, "version": "1.0", "contributor": "Label Studio"},
-        }
-        self.ctx.add_bytes("notes.json", json.dumps(notes, indent=2).encode("ascii"))
+        yolo_finish(self.ctx, self.classes)
+
+
+def yolo_classes(config: LabelConfig) -> dict[str, int]:
+    """The config's RectangleLabels labels, sorted, numbered."""
+    labels = {
+        label
+        for control in config.controls.values()
+        if control.tag == "RectangleLabels"
+        for label in control.labels
+    }
+    return {label: index for index, label in enumerate(sorted(labels))}
+
+
+def yolo_finish(ctx: WriterContext, classes: dict[str, int]) -> None:
+    """The entries after the label files: ``classes.txt`` and ``notes.json``."""
+    ctx.add_bytes("classes.txt", "".join(f"{name}\n" for name in classes).encode("utf-8"))
+    notes = {
+        "categories": [{"id": ident, "name": name} for name, ident in classes.items()],
+        "info": {"year": dt.date.today().year, "version": "1.0", "contributor": "Label Studio"},
+    }
+    ctx.add_bytes("notes.json", json.dumps(notes, indent=2).encode("ascii"))
