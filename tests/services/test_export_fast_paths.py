@@ -149,6 +149,14 @@ def test_csv_control_cells_are_those_of_the_item() -> None:
             "not an entry",
             {"from_name": "box", "value": None, "original_width": 2**70},
         ],
+        [
+            {"from_name": ["not", "a", "name"], "value": {}},
+            {"from_name": "c", "value": "not a dict", "original_height": 1},
+            {"from_name": "c", "value": {"choices": ["B"], "type": "choices"}},
+            {"from_name": "note", "value": {"text": ["x"], "type": "textarea"}},
+            {"from_name": "c", "value": {"choices": "A"}},
+        ],
+        [{"from_name": "c", "value": {"choices": ["B"]}, "original_width": 5}],
         "not a list",
     ]
     for result in results:
@@ -162,3 +170,36 @@ def test_csv_control_cells_are_those_of_the_item() -> None:
         }
         assert got == expected
         assert list(got) == list(expected)
+
+
+def test_csv_formula_cells_are_found_in_a_page_of_rows() -> None:
+    """Formula-like cells are escaped wherever they are in a page (one search over the page
+    decides whether its rows are checked cell by cell); a NUL before "=" inside a cell, or a
+    number, is no formula."""
+    import io
+
+    from server.services.export.text_writers import RowWriter, TextSink
+
+    rows = [[str(n), f"text {n}", "-12.5", "plain"] for n in range(1000)]
+    rows[5][3] = "a\x00=b"
+    rows[700][1] = "=HYPERLINK(1)"
+    rows[900][2] = "@SUM(A1)"
+
+    def written(page: list[list[str]], one_by_one: bool) -> str:
+        out = io.BytesIO()
+        writer = RowWriter(TextSink(out), ",", escape_formulas=True)
+        if one_by_one:
+            for row in page:
+                writer.writerow(row)
+        else:
+            writer.writerows(page)
+        return out.getvalue().decode()
+
+    text = written(rows, one_by_one=False)
+    assert text == written(rows, one_by_one=True)
+    lines = text.splitlines()
+    assert lines[700] == "700,'=HYPERLINK(1),-12.5,plain"
+    assert lines[900] == "900,text 900,'@SUM(A1),plain"
+    assert lines[5] == "5,text 5,-12.5,a\x00=b"
+    assert written(rows[:3], one_by_one=False) == "".join(line + "\n" for line in lines[:3])
+    assert written([["=1", "x"], ["2", "+3a"]], one_by_one=False) == "'=1,x\n2,'+3a\n"
