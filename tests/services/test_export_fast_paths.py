@@ -203,3 +203,31 @@ def test_csv_formula_cells_are_found_in_a_page_of_rows() -> None:
     assert lines[5] == "5,text 5,-12.5,a\x00=b"
     assert written(rows[:3], one_by_one=False) == "".join(line + "\n" for line in lines[:3])
     assert written([["=1", "x"], ["2", "+3a"]], one_by_one=False) == "'=1,x\n2,'+3a\n"
+
+
+def test_staged_names_are_those_of_os_path() -> None:
+    """VOC/YOLO file names: the base name without its extension, as os.path makes them."""
+    import os
+
+    from server.services.export.images import staged_name
+
+    references = [
+        "a/b.c",
+        "x.tar.gz",
+        ".bashrc",
+        "...",
+        "..a",
+        "a.",
+        "/x/..",
+        "noext",
+        "d/.e.f",
+        "https://h/p/q.jpg?x=1",
+        "..b.c",
+        "a\\b.c",
+        "/data/upload/caf\u00e9 1.png",
+        "n\x00ul.png",
+    ]
+    for reference in references:
+        base = os.path.splitext(os.path.basename(reference))[0].replace("\x00", "_")[:200]
+        expected = base if base not in ("", ".", "..") else "task-7"
+        assert staged_name(reference, 7) == expected, reference

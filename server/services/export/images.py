@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import math
-import os
 import sqlite3
 from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii as _ascii_string
@@ -48,6 +47,9 @@ def _plain(value: Any) -> bool:
     """An int or float (not a bool): what ``_number`` takes, tested without a call chain."""
     kind = type(value)
     return kind is float or kind is int
+
+
+_PLAIN_TYPES = frozenset((int, float))  # what ``_plain`` takes, tested without a call
 
 
 def _label(value: dict[str, Any], key: str) -> str | None:
@@ -89,7 +91,8 @@ class ImageWriter(Writer):
         y: Any = value.get("y")
         w: Any = value.get("width")
         h: Any = value.get("height")
-        if _plain(x) and _plain(y) and _plain(w) and _plain(h):
+        plain = _PLAIN_TYPES
+        if type(x) in plain and type(y) in plain and type(w) in plain and type(h) in plain:
             return x, y, w, h  # the usual case, without the checking call chain
         numbers = [_number(value.get(k)) for k in ("x", "y", "width", "height")]
         if any(n is None for n in numbers):
@@ -101,7 +104,10 @@ class ImageWriter(Writer):
 
 def staged_name(reference: str, task_id: int) -> str:
     """The base name without extension that VOC and YOLO name their per-image files after."""
-    name = os.path.splitext(os.path.basename(reference))[0].replace("\x00", "_")[:200]
+    base = reference[reference.rfind("/") + 1 :]  # os.path.basename
+    dot = base.rfind(".")  # os.path.splitext: an extension follows something but dots
+    name = base[:dot] if dot > 0 and base[:dot].strip(".") else base
+    name = name.replace("\x00", "_")[:200]
     return name if name not in ("", ".", "..") else f"task-{task_id}"
 
 
@@ -491,6 +497,12 @@ class YoloWriter(StagedWriter):
     def __init__(self, ctx: WriterContext) -> None:
         super().__init__(ctx)
         self.classes = yolo_classes(ctx.config)
+        # the RectangleLabels controls' names, by the name results give
+        self.rectangles = {
+            key: control.name
+            for key, control in ctx.config.controls.items()
+            if control.tag == "RectangleLabels"
+        }
 
     def add(self, task: ExportTask) -> bool:
         """One pass over the latest completion's result (what ``extract_item`` would group by
@@ -499,25 +511,33 @@ class YoloWriter(StagedWriter):
         if completion is None:
             return False
         result = completion.get("result")
-        controls = self.ctx.config.controls
+        rectangles = self.rectangles
+        classes = self.classes
         groups: dict[str, list[str]] = {}
         for entry in result if isinstance(result, list) else ():
             if not isinstance(entry, dict):
                 continue
             name = entry.get("from_name")
-            control = controls.get(name) if isinstance(name, str) else None
-            if control is None or control.tag != "RectangleLabels":
+            control = rectangles.get(name) if isinstance(name, str) else None
+            if control is None:
                 continue
             value = entry.get("value")
             if not isinstance(value, dict):
                 continue
-            label = _label(value, "rectanglelabels")
-            if label is None:
+            labels = value.get("rectanglelabels")
+            if not isinstance(labels, list) or not labels:
                 continue
+            label = str(labels[0])
             x, y, w, h = self.box(task.id, value)
-            ident = self.classes.setdefault(label, len(self.classes))
+            ident = classes.get(label)
+            if ident is None:
+                ident = classes[label] = len(classes)
             line = f"{ident} {(x + w / 2) / 100} {(y + h / 2) / 100} {w / 100} {h / 100}\n"
-            groups.setdefault(control.name, []).append(line)
+            lines = groups.get(control)
+            if lines is None:
+                groups[control] = [line]
+            else:
+                lines.append(line)
         if not groups:
             return False
         file_name, _ = place_media(self.ctx, self.reference(task.data), "images")
