@@ -4,8 +4,8 @@ Tasks are read in pages by keyset (``Task.id > last_id``), each page in its own 
 access, and handed to the format's writer, which streams into the zip. Memory does not grow with
 the project. The cyclic garbage collector is paused meanwhile (a page is a tree of small JSON
 objects without cycles, freed by reference counting): its scans took half the export's time.
-Large JSON, JSON_MIN, CSV and TSV exports are read and formatted by worker processes instead,
-a range of ids each, into parts of the zip entry (``server.services.export.parallel``).
+Large JSON, JSON_MIN, CSV, TSV, COCO and YOLO exports are read and formatted by worker
+processes instead, a range of ids each, into parts of the zip (``server.services.export.parallel``).
 The zip is written as ``<name>.part`` and renamed when complete; a failed export leaves nothing
 behind. Finished exports are served by ``GET /data/export/<name>`` until they
 expire (``LABELGRAPH_EXPORT_TTL``); every new export sweeps expired ones.

@@ -1,5 +1,5 @@
-"""Large JSON, JSON_MIN, CSV and TSV exports read and formatted by worker processes, on every
-core.
+"""Large JSON, JSON_MIN, CSV, TSV, COCO and YOLO exports read and formatted by worker
+processes, on every core.
 
 Most of an export's time is JSON: parsing the stored texts into Python objects and
 serialising them again (at 1M tasks ~5 s of CPU parsing and ~4 s formatting, against ~2 s in
@@ -21,11 +21,32 @@ in-process export's:
   and a part whose columns differ from it (a later part brought new keys) is read back and its
   cells moved to their places (rare: tasks mostly share their keys).
 
-The other formats keep state across tasks (COCO's ids, VOC/YOLO's files per image) and run
-in the server process. Memory stays flat in the number of tasks: each worker streams its parts
+- COCO and YOLO keep state across tasks, so they take two passes, the plan of the second sent
+  on the worker's stdin once every part's first pass is reported
+  (:func:`export_images_in_parts`).
+  COCO's image and annotation ids run over the whole export and its categories are numbered
+  in order of first appearance: the first pass spools each task's image and annotations
+  without their ids (``CocoWriter.record``, labels numbered in the part) and reports the
+  part's counts and labels; the server process numbers the parts from the counts before them
+  and maps their labels to the export's categories; the second pass writes the part's images
+  and annotations with those numbers, as parts of the ``images`` and ``annotations`` arrays.
+  YOLO's one label file per image (~1M zip entries at 1M tasks): the first pass stages the
+  part's files (``YoloWriter``) and writes them as finished zip entries (local header and
+  data, :func:`~server.services.export.zip_writer.entry_bytes`) with their sizes; the server
+  process gives each part the offset its entries get in the zip, and the second pass writes
+  their central-directory records there; the server process copies both in (a zip64
+  directory past 65,535 entries is the zip writer's own). A later task's file replaces an
+  earlier one of the same name at the earlier place, in-process: a name staged by two parts
+  (looked up through a bit set of each part's names, then in its stage), or labels outside
+  the config that two parts would number differently, make the export run in-process instead
+  (:class:`Fallback`). Images the workers place are listed, and copied into the zip by the
+  server process in task order. VOC and the other formats run in the server process.
+
+Memory stays flat in the number of tasks: each worker streams its parts
 to disk, a page at a time, and the server process copies finished parts into the zip and
 deletes them. A failing worker fails the export (its stderr's last lines in the error); the
-other workers are killed.
+other workers are killed. A task a worker cannot export (a :class:`~server.errors.DomainError`,
+e.g. a box whose image size is unknown) fails the export with that error, as in-process.
 """
 
 from __future__ import annotations
