@@ -344,3 +344,22 @@ def test_entries_made_apart_with_many_entries(tmp_path: Path, level: int) -> Non
     if shutil.which("unzip"):
         checked = subprocess.run(["unzip", "-tq", str(path)], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_yolo_label_files_deflated_as_the_server_process_decides(
+    settings: Settings,
+    project_id: int,
+    workers: list[parallel.Worker],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whole entries under STORED_BELOW are stored; the workers follow the server process's
+    figure (here 0: every label file deflated)."""
+    monkeypatch.setattr(zip_writer, "STORED_BELOW", 0)
+    setup_project(project_id, [task(i) for i in range(30)])
+    alone = export(settings, project_id, "YOLO")
+    split = export(in_parts(settings), project_id, "YOLO")
+    assert workers
+    same_zip(alone.path, split.path)
+    with zipfile.ZipFile(split.path) as archive:
+        labels = [info for info in archive.infolist() if info.filename.startswith("labels/")]
+        assert labels[1].compress_type == zipfile.ZIP_DEFLATED

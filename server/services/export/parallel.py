@@ -74,6 +74,7 @@ from server import db
 from server.errors import DomainError
 from server.gc_pause import paused_gc
 from server.models import COMPLETED, Task
+from server.services.export import zip_writer
 from server.services.export.media import MediaResolver
 from server.services.export.text_writers import CsvWriter, RowWriter, TextSink
 from server.services.export.writer_base import BUFFER_SIZE, ExportTask, WriterContext, ZipStream
@@ -369,6 +370,7 @@ def export_images_in_parts(
                 "escape_formulas": context.escape_formulas,
                 "level": zip.level,
                 "zip_time": [zip.time, zip.date],
+                "stored_below": zip_writer.STORED_BELOW,  # as the server process's own entries
                 "media": {
                     "upload_dir": str(media.upload_dir),
                     "work_dir": str(context.work_dir / f"media-{number}"),
@@ -612,6 +614,7 @@ def run_image_parts(job: dict[str, Any], plans: IO[str], out: IO[str]) -> None:
         allow_private=options["allow_private"],
     )
     coco = job["format"] == "COCO"
+    zip_writer.STORED_BELOW = job["stored_below"]
     with paused_gc():
         for after_id, upto_id, path in job["parts"]:
             work_dir = Path(path + ".d")
