@@ -157,13 +157,15 @@ def control_values(
     row's time."""
     if kinds is None:
         kinds = control_kinds(config)
-    groups: dict[str, list[Any]] = {}
-    choices_of: dict[str, bool] = {}
+    out: dict[str, Any] = {}  # a Choices' one value as it is, any other control's in a list
+    listed: set[str] = set()  # Choices met more than once: their values in a list
     for entry in result if isinstance(result, list) else ():
         if not isinstance(entry, dict):
             continue
-        name = entry.get("from_name")
-        kind = kinds.get(name) if isinstance(name, str) else None
+        try:
+            kind = kinds.get(entry.get("from_name"))  # type: ignore[arg-type]
+        except TypeError:  # an unhashable name (kinds' keys are all strings)
+            continue
         if kind is None:
             continue
         control, choices = kind
@@ -176,16 +178,14 @@ def control_values(
                 value = _plain_value(raw, entry)
         else:
             value = _plain_value(raw, entry)
-        values = groups.get(control)
-        if values is None:
-            groups[control] = [value]
-            choices_of[control] = choices
+        if control not in out:
+            out[control] = value if choices else [value]
+        elif choices and control not in listed:
+            out[control] = [out[control], value]
+            listed.add(control)
         else:
-            values.append(value)
-    return {
-        name: values[0] if choices_of[name] and len(values) == 1 else values
-        for name, values in groups.items()
-    }
+            out[control].append(value)
+    return out
 
 
 def _plain_value(raw: Any, entry: dict[str, Any]) -> dict[str, Any]:
