@@ -22,8 +22,8 @@ under which whole entries (YOLO's label files) are stored rather than deflated. 
 makes the projects under ``DIR`` and reuses them in later runs (SQLite), to compare commits
 on the same data without importing again. ``--processes N`` sets the export's worker processes
 (``LABELGRAPH_EXPORT_PROCESSES``; 1 = in the exporting process): CPU seconds include the
-workers', and "wrk RSS" is the largest worker's peak RSS (JSON/JSON_MIN/CSV/TSV exports of at
-least ``LABELGRAPH_EXPORT_PARALLEL_MIN`` tasks use them).
+workers', and "wrk RSS" is the largest worker's peak RSS (JSON/JSON_MIN/CSV/TSV/COCO/YOLO
+exports of at least ``LABELGRAPH_EXPORT_PARALLEL_MIN`` tasks use them).
 """
 
 from __future__ import annotations

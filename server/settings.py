@@ -170,13 +170,13 @@ class Settings:
     )
     export_processes: int = _setting(
         2,
-        "Worker processes that read and format a large JSON/JSON_MIN/CSV/TSV export in parallel "
-        "(0 or 1 = in the server process)",
+        "Worker processes that read and format a large JSON/JSON_MIN/CSV/TSV/COCO/YOLO export in "
+        "parallel (0 or 1 = in the server process)",
         cast=int,
     )
     export_parallel_min: int = _setting(
         50_000,
-        "Fewest tasks for which a JSON/JSON_MIN/CSV/TSV export uses the worker processes",
+        "Fewest tasks for which a JSON/JSON_MIN/CSV/TSV/COCO/YOLO export uses the worker processes",
         cast=int,
     )
     max_upload_files: int = _setting(

@@ -149,6 +149,14 @@ def test_csv_control_cells_are_those_of_the_item() -> None:
             "not an entry",
             {"from_name": "box", "value": None, "original_width": 2**70},
         ],
+        [
+            {"from_name": ["not", "a", "name"], "value": {}},
+            {"from_name": "c", "value": "not a dict", "original_height": 1},
+            {"from_name": "c", "value": {"choices": ["B"], "type": "choices"}},
+            {"from_name": "note", "value": {"text": ["x"], "type": "textarea"}},
+            {"from_name": "c", "value": {"choices": "A"}},
+        ],
+        [{"from_name": "c", "value": {"choices": ["B"]}, "original_width": 5}],
         "not a list",
     ]
     for result in results:
@@ -162,3 +170,100 @@ def test_csv_control_cells_are_those_of_the_item() -> None:
         }
         assert got == expected
         assert list(got) == list(expected)
+
+
+def test_csv_formula_cells_are_found_in_a_page_of_rows() -> None:
+    """Formula-like cells are escaped wherever they are in a page (one search over the page
+    decides whether its rows are checked cell by cell); a NUL before "=" inside a cell, or a
+    number, is no formula."""
+    import io
+
+    from server.services.export.text_writers import RowWriter, TextSink
+
+    rows = [[str(n), f"text {n}", "-12.5", "plain"] for n in range(1000)]
+    rows[5][3] = "a\x00=b"
+    rows[700][1] = "=HYPERLINK(1)"
+    rows[900][2] = "@SUM(A1)"
+
+    def written(page: list[list[str]], one_by_one: bool) -> str:
+        out = io.BytesIO()
+        writer = RowWriter(TextSink(out), ",", escape_formulas=True)
+        if one_by_one:
+            for row in page:
+                writer.writerow(row)
+        else:
+            writer.writerows(page)
+        return out.getvalue().decode()
+
+    text = written(rows, one_by_one=False)
+    assert text == written(rows, one_by_one=True)
+    lines = text.splitlines()
+    assert lines[700] == "700,'=HYPERLINK(1),-12.5,plain"
+    assert lines[900] == "900,text 900,'@SUM(A1),plain"
+    assert lines[5] == "5,text 5,-12.5,a\x00=b"
+    assert written(rows[:3], one_by_one=False) == "".join(line + "\n" for line in lines[:3])
+    assert written([["=1", "x"], ["2", "+3a"]], one_by_one=False) == "'=1,x\n2,'+3a\n"
+
+
+def test_staged_names_are_those_of_os_path() -> None:
+    """VOC/YOLO file names: the base name without its extension, as os.path makes them."""
+    import os
+
+    from server.services.export.images import staged_name
+
+    references = [
+        "a/b.c",
+        "x.tar.gz",
+        ".bashrc",
+        "...",
+        "..a",
+        "a.",
+        "/x/..",
+        "noext",
+        "d/.e.f",
+        "https://h/p/q.jpg?x=1",
+        "..b.c",
+        "a\\b.c",
+        "/data/upload/caf\u00e9 1.png",
+        "n\x00ul.png",
+    ]
+    for reference in references:
+        base = os.path.splitext(os.path.basename(reference))[0].replace("\x00", "_")[:200]
+        expected = base if base not in ("", ".", "..") else "task-7"
+        assert staged_name(reference, 7) == expected, reference
+
+
+def test_yolo_numbers_are_written_as_repr() -> None:
+    """YOLO's numbers, formatted by one orjson.dumps a task, are repr's (f-string's) text,
+    also outside fixed notation, for NaN and infinities, and for 10.00001-like numbers."""
+    import random
+    import struct
+
+    from server.services.export.images import float_texts
+
+    rng = random.Random(7)
+    values = [rng.uniform(0, 1) for _ in range(4000)] + [
+        0.0,
+        -0.0,
+        1.0,
+        1e-4,
+        9.99e-5,
+        -5e-5,
+        2.35e-6,
+        1e15,
+        9999999999999998.0,
+        1e16,
+        1.5e16,
+        1e300,
+        5e-324,
+        10.00001,
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+    ]
+    values += [
+        struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0] for _ in range(2000)
+    ]
+    for start in range(0, len(values), 8):
+        chunk = values[start : start + 8]
+        assert float_texts(chunk) == [f"{value}" for value in chunk]

@@ -4,8 +4,8 @@ Tasks are read in pages by keyset (``Task.id > last_id``), each page in its own 
 access, and handed to the format's writer, which streams into the zip. Memory does not grow with
 the project. The cyclic garbage collector is paused meanwhile (a page is a tree of small JSON
 objects without cycles, freed by reference counting): its scans took half the export's time.
-Large JSON, JSON_MIN, CSV and TSV exports are read and formatted by worker processes instead,
-a range of ids each, into parts of the zip entry (``server.services.export.parallel``).
+Large JSON, JSON_MIN, CSV, TSV, COCO and YOLO exports are read and formatted by worker
+processes instead, a range of ids each, into parts of the zip (``server.services.export.parallel``).
 The zip is written as ``<name>.part`` and renamed when complete; a failed export leaves nothing
 behind. Finished exports are served by ``GET /data/export/<name>`` until they
 expire (``LABELGRAPH_EXPORT_TTL``); every new export sweeps expired ones.
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -154,52 +154,43 @@ def export_project(
         fetch_shared_upload=shared_upload_fetcher(project_id, settings),
     )
     count = done = 0
+    usable = parallel.usable(
+        settings.export_processes,
+        total,
+        settings.export_parallel_min,
+        task_ids,
+        settings.resolved_database_url,
+    )
+    in_parts = usable and name in PARALLEL_ENTRIES
+    # COCO and YOLO in parts: the workers resolve media themselves (not from a shared store)
+    images_in_parts = usable and name in parallel.IMAGES and media.fetch_shared_upload is None
     try:
-        with (
-            paused_gc(),
-            ZipWriter(partial, writer_base.ZIP_LEVEL, work / "zip-directory") as archive,
-        ):
-            context = WriterContext(
-                zip=archive,
-                config=config,
-                work_dir=work,
-                media=media,
-                format=name,
-                include_unlabeled=not only_completed,
-                escape_formulas=settings.export_escape_formulas,
-            )
-            in_parts = name in PARALLEL_ENTRIES and parallel.usable(
-                settings.export_processes,
-                total,
-                settings.export_parallel_min,
-                task_ids,
-                settings.resolved_database_url,
-            )
+        while True:
             try:
-                if in_parts:
-                    count, done = parallel.export_in_parts(
-                        zip=archive,
-                        entry=PARALLEL_ENTRIES[name],
-                        context=context,
-                        database_url=settings.resolved_database_url,
-                        project_id=project_id,
-                        only_completed=only_completed,
-                        processes=settings.export_processes,
-                        progress=lambda seen: (
-                            progress(seen, max(total, seen)) if progress else None
-                        ),
-                    )
-                else:
-                    writer = WRITERS[name](context)
-                    for page in task_pages(project_id, only_completed, config, only_ids=task_ids):
-                        count += writer.add_page(page)
-                        done += len(page)
-                        if progress is not None:
-                            progress(done, max(total, done))
-                    writer.finish()
-            except BaseException:
-                context.close_all()
-                raise
+                count, done = _write_zip(
+                    partial,
+                    work,
+                    WriterContext(
+                        zip=cast(ZipWriter, None),
+                        config=config,
+                        work_dir=work,
+                        media=media,
+                        format=name,
+                        include_unlabeled=not only_completed,
+                        escape_formulas=settings.export_escape_formulas,
+                    ),
+                    "parts" if in_parts else "images" if images_in_parts else "",
+                    settings,
+                    project_id,
+                    only_completed,
+                    total,
+                    progress,
+                    task_ids,
+                )
+                break
+            except parallel.Fallback as why:  # the parts cannot make it: again, in-process
+                log.info("export %s: in-process (%s)", name, why)
+                images_in_parts = False
         partial.replace(final)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -218,6 +209,60 @@ def export_project(
         created_at=int(now),
         expires_at=int(now) + settings.export_ttl,
     )
+
+
+def _write_zip(
+    partial: Path,
+    work: Path,
+    context: WriterContext,
+    how: str,
+    settings: Settings,
+    project_id: int,
+    only_completed: bool,
+    total: int,
+    progress: Progress | None,
+    task_ids: list[int] | None,
+) -> tuple[int, int]:
+    """The export into the zip ``partial``: by worker processes (``how``: ``parts`` for one
+    entry, ``images`` for COCO/YOLO) or in-process; returns the tasks written and read."""
+    count = done = 0
+    name = context.format
+    with paused_gc(), ZipWriter(partial, writer_base.ZIP_LEVEL, work / "zip-directory") as archive:
+        context.zip = archive
+        context.resources = []
+        config = context.config
+        try:
+            if how:
+
+                def seen_so_far(seen: int) -> None:
+                    if progress is not None:
+                        progress(seen, max(total, seen))
+
+                common: dict[str, Any] = {
+                    "zip": archive,
+                    "context": context,
+                    "database_url": settings.resolved_database_url,
+                    "project_id": project_id,
+                    "only_completed": only_completed,
+                    "processes": settings.export_processes,
+                    "progress": seen_so_far,
+                }
+                if how == "parts":
+                    count, done = parallel.export_in_parts(entry=PARALLEL_ENTRIES[name], **common)
+                else:
+                    count, done = parallel.export_images_in_parts(**common)
+            else:
+                writer = WRITERS[name](context)
+                for page in task_pages(project_id, only_completed, config, only_ids=task_ids):
+                    count += writer.add_page(page)
+                    done += len(page)
+                    if progress is not None:
+                        progress(done, max(total, done))
+                writer.finish()
+        except BaseException:
+            context.close_all()
+            raise
+    return count, done
 
 
 def _config_and_total(project_id: int, only_completed: bool) -> tuple[LabelConfig, int]:

@@ -149,8 +149,12 @@ def _created(completion: dict[str, Any]) -> float:
 
 def latest_completion(task: ExportTask) -> dict[str, Any] | None:
     """The non-cancelled completion with the greatest ``created_at`` (first one on ties)."""
+    completions = task.completions
+    if len(completions) == 1:  # the usual task: its one completion, unless cancelled
+        only = completions[0]
+        return None if is_cancelled(only) else only
     best: dict[str, Any] | None = None
-    for completion in task.completions:
+    for completion in completions:
         if is_cancelled(completion):
             continue
         if best is None or _created(completion) > _created(best):

@@ -194,51 +194,25 @@ class ZipWriter:
     def write_bytes(self, name: str, content: bytes, *, remember: bool = False) -> None:
         """One entry with the whole of its content."""
         self._check_idle()
-        crc = zlib.crc32(content)
-        if self.level and len(content) >= STORED_BELOW:
-            # one call: a compressobj per entry costs ~8x more (its setup dominates)
-            data, method = deflate(content, self.level), 8
-        else:
-            data, method = content, 0
-        encoded, flags = _name(name)
-        size, packed = len(content), len(data)
-        offset = self.offset
-        extra = b""
-        if size >= _MAX32 or packed >= _MAX32:
-            extra = struct.pack("<HHQQ", 1, 16, size, packed)
-            header = _LOCAL.pack(
-                b"PK\x03\x04",
-                45,
-                flags,
-                method,
-                self.time,
-                self.date,
-                crc,
-                _MAX32,
-                _MAX32,
-                len(encoded),
-                len(extra),
-            )
-        else:
-            header = _LOCAL.pack(
-                b"PK\x03\x04",
-                20,
-                flags,
-                method,
-                self.time,
-                self.date,
-                crc,
-                packed,
-                size,
-                len(encoded),
-                0,
-            )
-        self.file.write(header + encoded + extra)
-        self.file.write(data)
-        self.offset += len(header) + len(encoded) + len(extra) + packed
-        self._record(encoded, flags, method, crc, packed, size, offset, _FILE_MODE)
+        local, entry = entry_bytes(name, content, self.level, self.time, self.date)
+        self.file.write(local)
+        self._record(*entry, self.offset, _FILE_MODE)
+        self.offset += len(local)
         if remember:
             self.names.add(name)
+
+    def append_entries(self, local: Path, directory: Path, count: int) -> None:
+        """Entries made elsewhere (:func:`entry_bytes`, e.g. by worker processes): their local
+        headers and data, copied from ``local``, and their central-directory records, from
+        ``directory``, made (:func:`central_record`) with the offsets they now have."""
+        self._check_idle()
+        with local.open("rb") as handle:
+            shutil.copyfileobj(handle, self.file, BUFFER_SIZE)
+            self.offset += handle.tell()
+        with directory.open("rb") as handle:
+            shutil.copyfileobj(handle, self.directory, BUFFER_SIZE)
+            self.directory_size += handle.tell()
+        self.count += count
 
     def mkdir(self, name: str) -> None:
         """A folder entry ``name/`` (once)."""
@@ -386,38 +360,97 @@ class ZipWriter:
         mode: int,
     ) -> None:
         """The entry's central-directory record, into the spool."""
-        zip64 = []
-        if size >= _MAX32:
-            zip64.append(size)
-        if packed >= _MAX32:
-            zip64.append(packed)
-        if offset >= _MAX32:
-            zip64.append(offset)
-        extra = struct.pack(f"<HH{len(zip64)}Q", 1, 8 * len(zip64), *zip64) if zip64 else b""
-        version = 45 if zip64 else 20
-        record = _CENTRAL.pack(
-            b"PK\x01\x02",
-            version,
-            3,
-            version,
+        record = central_record(
+            encoded, flags, method, crc, packed, size, offset, mode, self.time, self.date
+        )
+        self.directory.write(record)
+        self.directory_size += len(record)
+        self.count += 1
+
+
+def entry_bytes(
+    name: str, content: bytes, level: int, time: int, date: int
+) -> tuple[bytes, tuple[bytes, int, int, int, int, int]]:
+    """A whole entry's local header and data, as :meth:`ZipWriter.write_bytes` writes it, and
+    what its central-directory record needs but the offset: (encoded name, flags, method,
+    CRC, packed size, size)."""
+    crc = zlib.crc32(content)
+    if level and len(content) >= STORED_BELOW:
+        # one call: a compressobj per entry costs ~8x more (its setup dominates)
+        data, method = deflate(content, level), 8
+    else:
+        data, method = content, 0
+    encoded, flags = _name(name)
+    size, packed = len(content), len(data)
+    extra = b""
+    if size >= _MAX32 or packed >= _MAX32:
+        extra = struct.pack("<HHQQ", 1, 16, size, packed)
+        header = _LOCAL.pack(
+            b"PK\x03\x04",
+            45,
             flags,
             method,
-            self.time,
-            self.date,
+            time,
+            date,
             crc,
-            min(packed, _MAX32),
-            min(size, _MAX32),
+            _MAX32,
+            _MAX32,
             len(encoded),
             len(extra),
-            0,
-            0,
-            0,
-            mode,
-            min(offset, _MAX32),
         )
-        self.directory.write(record + encoded + extra)
-        self.directory_size += len(record) + len(encoded) + len(extra)
-        self.count += 1
+    else:
+        header = _LOCAL.pack(
+            b"PK\x03\x04", 20, flags, method, time, date, crc, packed, size, len(encoded), 0
+        )
+    return header + encoded + extra + data, (encoded, flags, method, crc, packed, size)
+
+
+def central_record(
+    encoded: bytes,
+    flags: int,
+    method: int,
+    crc: int,
+    packed: int,
+    size: int,
+    offset: int,
+    mode: int,
+    time: int,
+    date: int,
+) -> bytes:
+    """An entry's central-directory record (ZIP64 fields where the numbers need them)."""
+    zip64 = []
+    if size >= _MAX32:
+        zip64.append(size)
+    if packed >= _MAX32:
+        zip64.append(packed)
+    if offset >= _MAX32:
+        zip64.append(offset)
+    extra = struct.pack(f"<HH{len(zip64)}Q", 1, 8 * len(zip64), *zip64) if zip64 else b""
+    version = 45 if zip64 else 20
+    record = _CENTRAL.pack(
+        b"PK\x01\x02",
+        version,
+        3,
+        version,
+        flags,
+        method,
+        time,
+        date,
+        crc,
+        min(packed, _MAX32),
+        min(size, _MAX32),
+        len(encoded),
+        len(extra),
+        0,
+        0,
+        0,
+        mode,
+        min(offset, _MAX32),
+    )
+    return record + encoded + extra
+
+
+FILE_MODE = _FILE_MODE
 
 
 class EntryStream:
