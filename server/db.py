@@ -39,14 +39,17 @@ SQLITE_PRAGMAS = {
 }
 
 
-def connect(url: str, pool_size: int = 16) -> peewee.Database:
+def connect(url: str, pool_size: int = 16, prepared_statements: int = 256) -> peewee.Database:
     """Make a pooled database for ``url`` and bind the global proxy to it."""
-    db = make_database(url, pool_size)
+    db = make_database(url, pool_size, prepared_statements)
     database.initialize(db)
     return db
 
 
-def make_database(url: str, pool_size: int = 16) -> peewee.Database:
+def make_database(url: str, pool_size: int = 16, prepared_statements: int = 256) -> peewee.Database:
+    """A pooled database for ``url``. On PostgreSQL each connection prepares up to
+    ``prepared_statements`` of the statements it runs repeatedly (:mod:`server.pg_prepare`;
+    0: none)."""
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
@@ -77,6 +80,7 @@ def make_database(url: str, pool_size: int = 16) -> peewee.Database:
             max_connections=pool_size,
             stale_timeout=300,
             timeout=30,
+            prepared_statements=prepared_statements,
             **params,
         )
         return postgres
