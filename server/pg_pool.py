@@ -81,7 +81,7 @@ class PostgresPool(PooledPostgresqlDatabase):  # type: ignore[misc]
             assert prepared is not None
             statements.prepared.move_to_end(sql)
             try:
-                return super().execute_sql(prepared.execute, arguments)
+                return self._execute_prepared(sql, params, prepared.execute, arguments)
             except peewee.NotSupportedError:
                 # "cached plan must not change result type": a column it returns changed type.
                 del statements.prepared[sql]
@@ -96,6 +96,23 @@ class PostgresPool(PooledPostgresqlDatabase):  # type: ignore[misc]
                 self.cursor().execute("DEALLOCATE ALL")
             elif statements.ready(sql, params):
                 self._prepare(statements, sql, params)
+        return cursor
+
+    def _execute_prepared(self, sql: str, params: Any, execute: str, arguments: Any) -> Any:
+        """peewee's ``_execute_cursor`` sending ``execute`` with ``arguments``: the log and the
+        query hooks see ``sql`` and ``params``, the statement the caller ran."""
+        self._log_query(sql, params)
+        start = time.perf_counter() if self.query_hooks else None
+        try:
+            with peewee.__exception_wrapper__:  # type: ignore[attr-defined]
+                cursor = self.cursor()
+                cursor.execute(execute, arguments)
+        except Exception as error:
+            if start is not None:
+                self._notify_hooks(sql, params, start, error)
+            raise
+        if start is not None:
+            self._notify_hooks(sql, params, start, None)
         return cursor
 
     def _prepare(self, statements: Statements, sql: str, params: Any) -> None:
