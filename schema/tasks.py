@@ -27,6 +27,7 @@ from server.services.imports.validation import rename_undefined
 from server.services.ml import predictions as ml_predictions
 from server.services.ml.backends import notify_tasks_deleted
 from server.services.storage.presign import has_blob_uri
+from server.services.tasks import lookup as task_lookup
 from server.services.tasks import tasks as task_service
 
 
@@ -172,7 +173,10 @@ class Task:
         self, ctx: Context, asked: dict[str, Any], stored: list[PredictionRow]
     ) -> list[PredictionRow]:
         client = ctx.ml.client if ctx.ml is not None else None
-        live = ml_predictions.live_predictions(client, self.row.project_id, asked, stored)
+        known = task_lookup.has_ml_backend(self.row)
+        live = ml_predictions.live_predictions(
+            client, self.row.project_id, asked, stored, backends_known=known
+        )
         return stored if live is None else live
 
 

@@ -96,7 +96,9 @@ def project_name_of(project_id: int) -> str:
 def prepare_database(settings: Settings) -> tuple[int, bool]:
     """Connect, migrate and make sure the project exists; return (its id, created)."""
     settings.upload_dir.mkdir(parents=True, exist_ok=True)
-    db.connect(settings.resolved_database_url, settings.db_pool_size)
+    db.connect(
+        settings.resolved_database_url, settings.db_pool_size, settings.db_prepared_statements
+    )
 
     def setup() -> tuple[int, bool]:
         migrate()
@@ -236,7 +238,9 @@ def front_door(settings: Settings) -> Middleware:
 def prepare_root(settings: Settings) -> None:
     """Multi-session mode: the root directory, the database connected and migrated."""
     Path(settings.root_dir).mkdir(parents=True, exist_ok=True)
-    db.connect(settings.resolved_database_url, settings.db_pool_size)
+    db.connect(
+        settings.resolved_database_url, settings.db_pool_size, settings.db_prepared_statements
+    )
     db.with_connection(migrate)
 
 

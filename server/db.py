@@ -39,14 +39,17 @@ SQLITE_PRAGMAS = {
 }
 
 
-def connect(url: str, pool_size: int = 16) -> peewee.Database:
+def connect(url: str, pool_size: int = 16, prepared_statements: int = 256) -> peewee.Database:
     """Make a pooled database for ``url`` and bind the global proxy to it."""
-    db = make_database(url, pool_size)
+    db = make_database(url, pool_size, prepared_statements)
     database.initialize(db)
     return db
 
 
-def make_database(url: str, pool_size: int = 16) -> peewee.Database:
+def make_database(url: str, pool_size: int = 16, prepared_statements: int = 256) -> peewee.Database:
+    """A pooled database for ``url``. On PostgreSQL each connection prepares up to
+    ``prepared_statements`` of the statements it runs repeatedly (:mod:`server.pg_prepare`;
+    0: none)."""
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
@@ -77,6 +80,7 @@ def make_database(url: str, pool_size: int = 16) -> peewee.Database:
             max_connections=pool_size,
             stale_timeout=300,
             timeout=30,
+            prepared_statements=prepared_statements,
             **params,
         )
         return postgres
@@ -360,14 +364,19 @@ _ROW_BUILDERS: dict[tuple[type[peewee.Model], tuple[str, ...]], Any] = {}
 
 def _row_builder(model: type[peewee.Model], columns: tuple[str, ...]) -> Any:
     """A function making ``model`` instances of rows of ``columns`` (None when a column is not
-    a field of ``model``). Its loop is written out per column: each value is kept when it is
-    None or already of its field's Python type, else passed to the field's ``python_value``
-    (as peewee does; always for fields of other kinds, such as JSON)."""
+    a field of ``model``, unless named ``lg_…``: set as an attribute, unconverted, as peewee sets
+    a selected value that is not a field). Its loop is written out per column: each value is
+    kept when it is None or already of its field's Python type, else passed to the field's
+    ``python_value`` (as peewee does; always for fields of other kinds, such as JSON)."""
     by_column = {field.column_name: field for field in model._meta.sorted_fields}
     items = []
+    extras = []
     namespace: dict[str, Any] = {"new": object.__new__, "model": model}
     for index, column in enumerate(columns):
         field = by_column.get(column)
+        if field is None and column.startswith("lg_"):  # an attribute, as peewee sets it
+            extras.append(f"        attributes[{column!r}] = v{index}\n")
+            continue
         if field is None:
             return None
         native = _native_type(field)
@@ -390,6 +399,7 @@ def _row_builder(model: type[peewee.Model], columns: tuple[str, ...]) -> Any:
         f"        attributes['__data__'] = {{{', '.join(items)}}}\n"
         "        attributes['_dirty'] = set()\n"
         "        attributes['__rel__'] = {}\n"
+        f"{''.join(extras)}"
         "        made.append(instance)\n"
         "    return made\n"
     )

@@ -148,6 +148,12 @@ class Settings:
         cast=int,
     )
     db_pool_size: int = _setting(16, "Database connections kept open per server process", cast=int)
+    db_prepared_statements: int = _setting(
+        256,
+        "PostgreSQL: statements each connection prepares (PREPARE/EXECUTE) once run twice, "
+        "least recently used dropped beyond it; 0: none",
+        cast=int,
+    )
     max_label_config_size: int = _setting(
         MiB, "Largest accepted labeling config in bytes (400 above it)", cast=int
     )

@@ -8,7 +8,12 @@ made here stay in it until ``run.py`` restores it). Prints, per request type, th
 PostgreSQL, of its backends' (``/proc``, a local server): the figures that bound the mixed
 load's requests/s on this 2-core machine::
 
-    python bench/load/request_cpu.py [--tasks 1000000] [--reps 300] [--db URL]
+    python bench/load/request_cpu.py [--tasks 1000000] [--reps 300] [--db URL] [--statements]
+
+``--statements`` (PostgreSQL with the ``pg_stat_statements`` extension in the database, and
+``pg_stat_statements.track_planning`` on for planning times) also prints, per request type, each
+statement's calls per request and its mean planning and execution time (the extension's
+counters are reset before each request type's last round).
 """
 
 from __future__ import annotations
@@ -54,6 +59,49 @@ def database_cpu(url: str | None) -> float:
     finally:
         connection.close()
     return sum(tree_cpu_seconds(pid) for pid in pids)
+
+
+def statements_reset(url: str) -> None:
+    import psycopg2
+
+    connection = psycopg2.connect(url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_statements_reset()")
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def statements_report(url: str, requests: int) -> None:
+    """Print the statements run since :func:`statements_reset`: calls per request, mean planning
+    and execution µs (``pg_stat_statements``), and the µs per request they add up to."""
+    import psycopg2
+
+    connection = psycopg2.connect(url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT calls, plans, total_plan_time, total_exec_time, query"
+                " FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database"
+                " WHERE datname = current_database()) AND query NOT LIKE '%pg_stat_statements%'"
+                " ORDER BY total_plan_time + total_exec_time DESC"
+            )
+            rows = cursor.fetchall()
+    finally:
+        connection.close()
+    plan_sum = sum(r[2] for r in rows) * 1000 / requests
+    exec_sum = sum(r[3] for r in rows) * 1000 / requests
+    print(
+        f"    per request: {sum(r[0] for r in rows) / requests:.2f} statements, planning"
+        f" {plan_sum:.0f} µs, execution {exec_sum:.0f} µs"
+    )
+    for calls, plans, plan_ms, exec_ms, query in rows[:8]:
+        text = " ".join(query.split())
+        print(
+            f"    {calls / requests:5.2f}/req plan {plan_ms * 1000 / max(plans, 1):6.1f} µs"
+            f" ({plans} plans) exec {exec_ms * 1000 / max(calls, 1):6.1f} µs  {text[:110]}"
+        )
 
 
 def scope(method: str, path: str, query: bytes = b"", json_body: bool = False) -> dict[str, Any]:
@@ -147,9 +195,11 @@ async def measure(args: argparse.Namespace, project: Path) -> None:
         assert status in (200, 201), (status, raw)
         for label, case, reps in cases:
             figures, database = [], []
-            for _ in range(args.rounds):
+            for round_ in range(args.rounds):
                 for _ in range(5):
                     assert await case() in (200, 201), label
+                if args.statements and round_ == args.rounds - 1:
+                    statements_reset(args.db)
                 database_before = database_cpu(args.db)
                 started = time.process_time()
                 for _ in range(reps):
@@ -161,6 +211,8 @@ async def measure(args: argparse.Namespace, project: Path) -> None:
             if args.db:
                 line += f", PostgreSQL {statistics.median(database):6.0f} µs"
             print(line)
+            if args.statements:
+                statements_report(args.db, reps)
 
 
 def main() -> None:
@@ -170,6 +222,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sampling", default="uniform")
     parser.add_argument("--db", help="PostgreSQL URL holding run.py's seeded project")
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="per request type, each statement's calls, planning and execution (PostgreSQL)",
+    )
     parser.add_argument(
         "--cache",
         default=str(Path(tempfile.gettempdir()) / "labelgraph-load-cache"),

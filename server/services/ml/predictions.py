@@ -122,11 +122,15 @@ def live_predictions(
     project_id: int,
     task_body: dict[str, Any],
     stored: Sequence[Prediction],
+    backends_known: bool | None = None,
 ) -> list[Prediction] | None:
     """Predictions to serve with a task (``GET /api/tasks/<id>``, the label stream), asked now
     and not stored, as Label Studio does (§4.1). None when the project has no backend (one
-    indexed query, nothing else). When no backend answers, the stored predictions are served."""
-    if client is None or not has_backends(project_id):
+    indexed query, nothing else; none when the caller read it with the task:
+    ``backends_known``). When no backend answers, the stored predictions are served."""
+    if client is None:
+        return None
+    if not (has_backends(project_id) if backends_known is None else backends_known):
         return None
     backends = list_backends(project_id)
     if not backends:

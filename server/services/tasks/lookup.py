@@ -1,6 +1,10 @@
 """A task by id on the request path (every task GET and task write looks one up first), with
 its SQL built once (:class:`server.db.PreparedSelect`): the same lookup as
-:func:`server.services.tasks.tasks.get_task`."""
+:func:`server.services.tasks.tasks.get_task`.
+
+A task read to be served also tells whether its project has an ML backend
+(:func:`has_ml_backend`), in the same statement: the task GET and the label stream ask it for
+live predictions, and a second statement for it was a second round trip per request."""
 
 from __future__ import annotations
 
@@ -8,13 +12,34 @@ import peewee
 
 from server.db import ADVISORY_PROJECT, PreparedSelect, advisory_xact_lock_sql, is_sqlite
 from server.errors import not_found
-from server.models import Task
+from server.models import MLBackend, Task
 from server.services.projects import share_project
 
-_BY_ID = PreparedSelect(Task, lambda task_id: Task.select().where(Task.id == task_id).limit(1), 1)
+HAS_ML_BACKEND = "lg_has_ml_backend"  # the column (then attribute) of with_ml_backend_flag
+
+
+def with_ml_backend_flag(query: peewee.ModelSelect[Task]) -> peewee.ModelSelect[Task]:
+    """``query`` (of whole tasks) also reading whether each task's project has an ML backend
+    (one index probe of ``ml_backend``), which :func:`has_ml_backend` then tells."""
+    backend = MLBackend.select(peewee.SQL("1")).where(MLBackend.project == Task.project)
+    return query.select_extend(peewee.fn.EXISTS(backend).alias(HAS_ML_BACKEND))
+
+
+def has_ml_backend(task: Task) -> bool | None:
+    """Whether ``task``'s project had an ML backend when ``task`` was read, if it was read by
+    a query :func:`with_ml_backend_flag` made (None: not known)."""
+    value = task.__dict__.get(HAS_ML_BACKEND)
+    return None if value is None else bool(value)
+
+
+_BY_ID = PreparedSelect(
+    Task,
+    lambda task_id: with_ml_backend_flag(Task.select().where(Task.id == task_id).limit(1)),
+    1,
+)
 _BY_ID_IN_PROJECT = PreparedSelect(
     Task,
-    lambda task_id, project_id: (
+    lambda task_id, project_id: with_ml_backend_flag(
         Task.select().where((Task.id == task_id) & (Task.project == project_id)).limit(1)
     ),
     2,

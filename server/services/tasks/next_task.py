@@ -15,6 +15,7 @@ import peewee
 from server.db import PreparedSelect
 from server.models import PREDICTED, SCORED, UNLABELED, Project, Task
 from server.services.projects import normalise_sampling
+from server.services.tasks.lookup import with_ml_backend_flag
 
 
 def _candidates(project_id: int) -> peewee.ModelSelect[Task]:
@@ -26,15 +27,19 @@ def _first(query: peewee.ModelSelect[Task]) -> Task | None:
     return task
 
 
+# The seeks that give the task served read whether the project has an ML backend with it
+# (server.services.tasks.lookup.has_ml_backend): no second statement for live predictions.
 _LOWEST = PreparedSelect(
-    Task, lambda project_id: _candidates(project_id).order_by(Task.id).limit(1), 1
+    Task,
+    lambda project_id: with_ml_backend_flag(_candidates(project_id).order_by(Task.id).limit(1)),
+    1,
 )
 _HIGHEST = PreparedSelect(
     Task, lambda project_id: _candidates(project_id).order_by(Task.id.desc()).limit(1), 1
 )
 _FROM = PreparedSelect(
     Task,
-    lambda project_id, pivot: (
+    lambda project_id, pivot: with_ml_backend_flag(
         _candidates(project_id).where(Task.id >= pivot).order_by(Task.id).limit(1)
     ),
     2,
