@@ -148,6 +148,12 @@ class Settings:
         cast=int,
     )
     db_pool_size: int = _setting(16, "Database connections kept open per server process", cast=int)
+    thread_switch_interval: float = _setting(
+        0.0002,
+        "Seconds a thread may hold the interpreter lock while others wait for it "
+        "(sys.setswitchinterval; Python's default is 0.005; 0 = leave it as it is)",
+        cast=float,
+    )
     max_label_config_size: int = _setting(
         MiB, "Largest accepted labeling config in bytes (400 above it)", cast=int
     )
