@@ -149,9 +149,9 @@ class Settings:
     )
     db_pool_size: int = _setting(16, "Database connections kept open per server process", cast=int)
     thread_switch_interval: float = _setting(
-        0.0002,
+        0.0,
         "Seconds a thread may hold the interpreter lock while others wait for it "
-        "(sys.setswitchinterval; Python's default is 0.005; 0 = leave it as it is)",
+        "(sys.setswitchinterval; 0 = Python's own, 0.005)",
         cast=float,
     )
     max_label_config_size: int = _setting(
