@@ -8,6 +8,12 @@ operation, the database read, JSON), and on a shared machine it moves far less t
 so it is the figure to compare in A/B runs of two checkouts::
 
     python bench/asgi_cpu.py [--tasks 10000] [--reps 3000] [--rounds 5] [--db URL] [--loop asyncio]
+        [--only health task-get completion-repeat completion-first]
+
+``completion repeat`` POSTs a completion to one of the first 50 tasks (each already labeled
+after the first round: the 32-writer benchmark's steady state), ``completion first`` each to a
+task without one (moving it from the unlabeled order to the completion order); both with the
+body of ``bench/concurrent_writers.py``.
 
 It runs on uvloop, as uvicorn does when it is installed (``--loop asyncio``: the standard
 loop), and prints, per path, the median over ``--rounds`` of the CPU microseconds per request.
@@ -26,13 +32,26 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from rest_workload import LABEL_CONFIG, make_tasks
+from rest_workload import COMPLETION_BODY, LABEL_CONFIG, make_tasks
 
 from server.app import create_app
 from server.settings import Settings
 
 
-def scope_for(method: str, path: str, port: int, query: bytes = b"") -> dict[str, Any]:
+def scope_for(
+    method: str, path: str, port: int, query: bytes = b"", body: bytes | None = None
+) -> dict[str, Any]:
+    headers = [
+        (b"host", f"localhost:{port}".encode()),
+        (b"user-agent", b"bench"),
+        (b"accept", b"*/*"),
+        (b"connection", b"keep-alive"),
+    ]
+    if body is not None:
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -43,23 +62,20 @@ def scope_for(method: str, path: str, port: int, query: bytes = b"") -> dict[str
         "raw_path": path.encode(),
         "query_string": query,
         "root_path": "",
-        "headers": [
-            (b"host", f"localhost:{port}".encode()),
-            (b"user-agent", b"bench"),
-            (b"accept", b"*/*"),
-            (b"connection", b"keep-alive"),
-        ],
+        "headers": headers,
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", port),
         "state": {},
+        "body": body or b"",  # read by call(), not part of ASGI
     }
 
 
 async def call(app: Any, scope: dict[str, Any]) -> int:
     status = 0
+    body = scope.pop("body", b"")
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         nonlocal status
@@ -91,24 +107,38 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
             assert answer.status_code < 300, answer.text
             ids = answer.json()["new_task_ids"]
         rng = random.Random(2)
+        port = settings.port
+
+        def post(task_id: int) -> dict[str, Any]:
+            return scope_for(
+                "POST", f"/api/tasks/{task_id}/completions", port, b"", COMPLETION_BODY
+            )
+
+        fresh = iter(ids[50:])
         rows = {
-            "health": [scope_for("GET", "/api/health", settings.port)] * args.reps,
-            "task GET": [
-                scope_for("GET", f"/api/tasks/{rng.choice(ids)}", settings.port)
-                for _ in range(args.reps)
+            "health": lambda: [scope_for("GET", "/api/health", port)] * args.reps,
+            "task-get": lambda: [
+                scope_for("GET", f"/api/tasks/{rng.choice(ids)}", port) for _ in range(args.reps)
             ],
+            "completion-repeat": lambda: [post(rng.choice(ids[:50])) for _ in range(args.reps)],
+            "completion-first": lambda: [post(next(fresh)) for _ in range(args.reps + 50)],
         }
-        for label, scopes in rows.items():
+        for label, make in rows.items():
+            if args.only and label not in args.only:
+                continue
             figures = []
             for _ in range(args.rounds):
+                scopes = make()
+                expect = 201 if label.startswith("completion") else 200
                 for scope in scopes[:50]:
-                    assert await call(app, dict(scope)) == 200
+                    assert await call(app, dict(scope)) == expect
+                scopes = scopes[50:] if label == "completion-first" else scopes
                 started = time.process_time()
                 for scope in scopes:
                     await call(app, dict(scope))
                 figures.append((time.process_time() - started) * 1e6 / len(scopes))
             shown = ", ".join(f"{f:.0f}" for f in figures)
-            print(f"{label:10} median {statistics.median(figures):6.0f} µs CPU ({shown})")
+            print(f"{label:17} median {statistics.median(figures):6.0f} µs CPU ({shown})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--db", help="database URL (an existing project is emptied first)")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=("health", "task-get", "completion-repeat", "completion-first"),
+        help="only these rows",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="labelgraph-cpu-") as tmp:
         if args.loop == "uvloop":

@@ -137,7 +137,7 @@ class CompletionMutation:
         # a multi-session request's visibility check needs the task read beforehand.
         project_id = ctx.task(task_id).project_id if ctx.session is not None else ctx.task_scope()
         principal = ctx.principal
-        row = completion_service.create_completion(
+        stored = completion_service.store_completion(
             task_id,
             completion,
             was_cancelled,
@@ -145,8 +145,10 @@ class CompletionMutation:
             completed_by=principal.user_id,
             only_own=principal.role < Role.ADMIN,
         )
+        row = stored.completion
         ctx.children.forget(task_id)
-        ctx.completions_changed(row.project_id, [row.task_id])
+        # whether a target storage needs writing was read in the transaction: no lookup now
+        ctx.completions_changed(row.project_id, [row.task_id], has_target=stored.has_target)
         return Completion(row=row)
 
     @strawberry.mutation(

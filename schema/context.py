@@ -271,11 +271,20 @@ class Context:
             self._resolvers[project_id] = resolver
         return self._resolvers[project_id]
 
-    def completions_changed(self, project_id: int, task_ids: list[int] | None) -> None:
+    def completions_changed(
+        self, project_id: int, task_ids: list[int] | None, *, has_target: bool | None = None
+    ) -> None:
         """Note after a commit that completions changed (None: of any task) so the project's
-        target storage, if any, is written in the background (read after the commit, so
-        another process's new target is seen; projects without one cost one lookup)."""
-        if self.storage is not None and storage_config.has_target(project_id):
+        target storage, if any, is written in the background. ``has_target`` is whether the
+        project has one, when the writer read it inside its transaction after the project's
+        lock (a storage's save takes that lock exclusively, so a target saved later writes
+        everything after this commit); otherwise it is read here, after the commit, so that
+        another process's new target is seen (projects without one cost one lookup)."""
+        if self.storage is None:
+            return
+        if has_target is None:
+            has_target = storage_config.has_target(project_id)
+        if has_target:
             self.storage.write_completions(project_id, task_ids)
 
 

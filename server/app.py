@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -152,9 +153,16 @@ def create_app(settings: Settings) -> Starlette:
         app.state.storage = StorageRuntime.open(settings)
         app.state.live = await LiveRuntime.open(settings)
         app.state.operation_threads = OperationThreads()
+        switch_interval = sys.getswitchinterval()
+        if settings.thread_switch_interval > 0:
+            # Requests run on the event loop and the operation threads, all wanting the one
+            # interpreter lock; a thread coming back from a database call (the holder of
+            # SQLite's write turn among them) waits for it at most this long.
+            sys.setswitchinterval(settings.thread_switch_interval)
         try:
             yield
         finally:
+            sys.setswitchinterval(switch_interval)
             await anyio.to_thread.run_sync(app.state.operation_threads.close)
             await anyio.to_thread.run_sync(app.state.live.close)
             # Let running prediction jobs finish their batch (bounded by the ML timeouts), and

@@ -154,6 +154,12 @@ class Settings:
         "least recently used dropped beyond it; 0: none",
         cast=int,
     )
+    thread_switch_interval: float = _setting(
+        0.0,
+        "Seconds a thread may hold the interpreter lock while others wait for it "
+        "(sys.setswitchinterval; 0 = Python's own, 0.005)",
+        cast=float,
+    )
     max_label_config_size: int = _setting(
         MiB, "Largest accepted labeling config in bytes (400 above it)", cast=int
     )

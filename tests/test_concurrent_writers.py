@@ -4,6 +4,8 @@ PostgreSQL (``LABELGRAPH_TEST_DATABASE_URL``). Timings are bench/concurrent_writ
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -122,3 +124,20 @@ def test_sqlite_writers_take_turns_and_readers_do_not_wait(tmp_path: Path) -> No
         db.database.close()
         if previous is not None:
             db.database.initialize(previous)
+
+
+async def test_the_server_sets_the_thread_switch_interval_while_it_runs(
+    settings: Settings,
+) -> None:
+    """Many requests' threads share one interpreter lock: the server asks each holder to hand
+    it on after ``thread_switch_interval`` while it runs, and leaves the process as it found
+    it afterwards; 0 (the default) leaves Python's interval alone."""
+    before = sys.getswitchinterval()
+    assert settings.thread_switch_interval == 0.0
+    app = create_app(dataclasses.replace(settings, thread_switch_interval=0.0002))
+    async with app.router.lifespan_context(app):
+        assert sys.getswitchinterval() == pytest.approx(0.0002)
+    assert sys.getswitchinterval() == before
+    app = create_app(dataclasses.replace(settings, thread_switch_interval=0.0))
+    async with app.router.lifespan_context(app):
+        assert sys.getswitchinterval() == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 
@@ -16,6 +17,8 @@ from server.services import counters, events
 from server.services.config import derived_schema
 from server.services.datamanager import labels
 from server.services.projects import get_project, lock_project
+from server.services.storage import config as storage_config
+from server.services.storage.storage_types import TARGET
 from server.services.tasks import rank_blocks
 from server.services.tasks.lookup import lock_task_state
 from server.services.tasks.rank_blocks import Ordering
@@ -84,6 +87,18 @@ def get_completion(completion_id: int, task_id: int | None = None) -> Completion
     return completion
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A completion created (or merged) by :func:`store_completion`, and whether its project
+    had a target storage when it was committed: read inside the transaction, after the
+    project's lock, which a storage's save takes exclusively
+    (:func:`server.services.storage.config.save`), so a target saved after that read is saved
+    after this commit too, and the new target's full write sees this completion."""
+
+    completion: Completion
+    has_target: bool
+
+
 def create_completion(
     task_id: int,
     body: Any,
@@ -92,12 +107,27 @@ def create_completion(
     completed_by: int | None = None,
     only_own: bool = False,
 ) -> Completion:
+    """:func:`store_completion`'s completion."""
+    return store_completion(
+        task_id, body, was_cancelled, project_id, completed_by, only_own
+    ).completion
+
+
+def store_completion(
+    task_id: int,
+    body: Any,
+    was_cancelled: bool | None = None,
+    project_id: int | None = None,
+    completed_by: int | None = None,
+    only_own: bool = False,
+) -> Stored:
     """Add a completion to a task (rest-api.md §3.2), made by the user ``completed_by``.
 
     ``was_cancelled=True`` stores a cancelled (skipped) completion; otherwise the body's
     ``was_cancelled``/``skipped`` keys are dropped. A body ``id`` naming an existing completion
     of the task updates that completion instead (with ``only_own``, only one of
-    ``completed_by``'s own: FORBIDDEN otherwise).
+    ``completed_by``'s own: FORBIDDEN otherwise). The answer tells whether the project has a
+    target storage (:class:`Stored`), so that the caller need not ask after the commit.
     """
     body = _check_body(body)
     payload = _payload(body)
@@ -116,15 +146,17 @@ def create_completion(
             if existing is not None:
                 if only_own and existing.completed_by != completed_by:
                     raise DomainError("forbidden", "You may change only your own completions")
-                return _merge(
+                merged = _merge(
                     existing, task, payload, was_cancelled=True if was_cancelled else None
                 )
-        completion = _store_new_completion(task, payload, completed_by)
+                return Stored(merged, storage_config.has_target(task.project_id))
+        stored = _store_new_completion(task, payload, completed_by)
+        completion = stored.completion
         events.emit(events.COMPLETION_CREATED, task.project_id, (completion.id,), task=task.id)
         kind = events.TASK_UPDATED if task.is_labeled else events.TASK_LABELED
         events.emit(kind, task.project_id, (task.id,))
         events.emit(events.PROJECT_UPDATED, task.project_id, reason="counters")
-        return completion
+        return stored
 
 
 # The statements of a new completion, the most frequent write, as SQL written once per
@@ -153,28 +185,30 @@ def _new_completion_sql(p: str, returning: bool) -> tuple[str, str]:
 def _one_statement_sql(p: str, labels_sql: str | None) -> str:
     """PostgreSQL: the writes of a new completion as one statement of data-modifying CTEs
     (the completion, its labels, its task's counts, its project's counts), answering the new
-    completion's id. They share one snapshot and none reads what another writes, so they do
-    as the separate statements did: one round trip instead of four. Every row they lock
-    besides the (already locked) task is new or the task's counter shard, as before."""
+    completion's id and whether the project has a target storage. They share one snapshot
+    and none reads what another writes, so they do as the separate statements did: one round
+    trip instead of four (five with the target's lookup after the commit). Every row they
+    lock besides the (already locked) task is new or the task's counter shard, as before. The
+    snapshot is taken after the project's shared lock (an earlier statement), so a target
+    storage saved before this writer's turn is seen (:class:`Stored`)."""
     insert, task = _new_completion_sql(p, True)
     parts = [("new_completion", insert), ("task_counts", task)]
     parts.append(("project_counts", counters.add_statement(0, 0)[0]))
     if labels_sql is not None:
         parts.append(("task_labels", labels_sql))
     ctes = ", ".join(f'"{name}" AS ({sql})' for name, sql in parts)
-    return f'WITH {ctes} SELECT "id" FROM "new_completion"'
+    target = f'EXISTS (SELECT 1 FROM "storage" WHERE "project_id" = {p} AND "role" = {p})'
+    return f'WITH {ctes} SELECT "id", {target} FROM "new_completion"'
 
 
-def _store_new_completion(
-    task: Task, payload: dict[str, Any], completed_by: int | None
-) -> Completion:
+def _store_new_completion(task: Task, payload: dict[str, Any], completed_by: int | None) -> Stored:
     """Insert a new completion of the locked ``task`` and count it (the task's counts, the
     project's, the labels, and last the completion-order blocks)."""
     if is_sqlite():  # statements are calls into the process's own library: keep them apart
         completion = _insert_completion(task, payload, completed_by)
         labels.add(task.project_id, task.id, [payload])
         _count_new_completion(task, completion)
-        return completion
+        return Stored(completion, storage_config.has_target(task.project_id))
     now = now_seconds()
     cancelled = is_cancelled(payload)
     newest = max(task.completed_at or 0, now)
@@ -191,10 +225,12 @@ def _store_new_completion(
     if labels_statement is not None:
         labels_sql = labels_statement[0]
         params += labels_statement[1]
+    params += (task.project_id, TARGET)
     cursor = database.execute_sql(_one_statement_sql(database.param, labels_sql), params)
-    completion = _completion(task, int(cursor.fetchone()[0]), payload, completed_by, now)
+    new_id, has_target = cursor.fetchone()
+    completion = _completion(task, int(new_id), payload, completed_by, now)
     _recount(task, True, newest)
-    return completion
+    return Stored(completion, bool(has_target))
 
 
 def _completion_values(
