@@ -390,6 +390,38 @@ def test_chunks_are_written_off_the_callers_thread_and_a_failed_write_stores_not
     )
 
 
+def test_sqlite_can_write_in_the_callers_thread(
+    client: TestClient, project_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``SQLITE_WRITER_THREAD = False`` (the A/B switch) writes SQLite's chunks in the
+    caller's thread, storing the same rows."""
+    import threading
+
+    from server.services.imports import pipeline
+
+    if not db.is_sqlite():
+        return
+    run(with_text_config, project_id)
+    write = pipeline._write_chunk
+    threads: list[int] = []
+
+    def recording(*args: Any) -> Any:
+        threads.append(threading.get_ident())
+        return write(*args)
+
+    monkeypatch.setattr(pipeline, "_write_chunk", recording)
+    monkeypatch.setattr(pipeline, "SQLITE_WRITER_THREAD", False)
+    items = [{"data": {"text": f"t{i}"}, "completions": [{"result": []}]} for i in range(CHUNK + 5)]
+    result = run(import_tasks, project_id, items)
+    caller = threading.get_ident()
+    assert threads and all(thread == caller for thread in threads)
+    assert len(result.task_ids) == CHUNK + 5
+    assert run(lambda: (Task.select().count(), Completion.select().count())) == (
+        CHUNK + 5,
+        CHUNK + 5,
+    )
+
+
 def test_an_invalid_item_after_written_chunks_stores_nothing(
     client: TestClient, project_id: int
 ) -> None:

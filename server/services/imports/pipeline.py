@@ -71,6 +71,9 @@ CHUNK = 5000
 PREVIEW_SIZE = 10
 # SQLite: rows per multi-row INSERT in the writer (capped by the bound-parameter limit).
 WRITER_ROWS = CHUNK
+# SQLite: write chunks from the writer thread (False: in the caller's thread, as before
+# imports4; same CPU, no overlap). See :class:`_Writer`.
+SQLITE_WRITER_THREAD = True
 
 TASK_COLUMNS = [
     "project_id",
@@ -144,6 +147,9 @@ def _store(
 ) -> Stored:
     if not insert:
         return _validate_and_store(project, config, items, stored, None, max_tasks, progress)
+    if is_sqlite() and not SQLITE_WRITER_THREAD:
+        writer = _Writer(project.id, None, database.connection())
+        return _validate_and_store(project, config, items, stored, writer, max_tasks, progress)
     with ThreadPoolExecutor(1, thread_name_prefix="import-writer") as executor:
         writer = _Writer(project.id, executor, database.connection())
         try:
