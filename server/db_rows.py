@@ -23,6 +23,7 @@ from server.db import database, is_sqlite
 # SQLite allows 32,766 bound parameters per statement (3.32+); far fewer rows per statement
 # are as fast, and keep each statement's text short.
 SQLITE_ROWS = 250
+SQLITE_MAX_PARAMETERS = 32_766
 COPY_READ = 1 << 20  # bytes handed to COPY per read
 
 
@@ -77,11 +78,13 @@ def insert_rows(
     columns: list[str],
     rows: list[tuple[Any, ...]],
     cursor: Any = None,
+    per_statement: int = SQLITE_ROWS,
 ) -> None:
     """Insert ``rows`` (tuples of database values in ``columns`` order) in multi-row
     statements, in order (ids rise with the rows' order). Call inside a transaction.
     ``cursor``: a cursor of the transaction's connection (the import's writer thread passes
-    its own; by default one of this thread's connection)."""
+    its own; by default one of this thread's connection). ``per_statement``: SQLite's rows
+    per statement (at most what its 32,766 bound parameters allow)."""
     if not rows:
         return
     table = model._meta.table_name
@@ -91,7 +94,7 @@ def insert_rows(
         _copy_rows(table, columns, rows, cursor)
         return
     key = tuple(columns)
-    per = max(1, min(SQLITE_ROWS, 32_766 // len(columns)))
+    per = max(1, min(per_statement, SQLITE_MAX_PARAMETERS // len(columns)))
     full = len(rows) - len(rows) % per
     if full:
         statement = _sqlite_statement(table, key, per)

@@ -72,3 +72,53 @@ def test_awkward_values_round_trip(client: TestClient, project_id: int) -> None:
     assert predictions == [(0.125, 0.125)]
     assert labels == [("sentiment", AWKWARD)]
     assert score == 0.125
+
+
+def test_sqlite_writes_a_chunk_in_few_large_statements(client: TestClient, project_id: int) -> None:
+    """SQLite: the import's writer puts each table's rows of a chunk in as few multi-row
+    INSERTs as the bound-parameter limit allows (not 250 rows a statement), and every row
+    arrives: tasks, completions, labels and the search index, also past a chunk's end."""
+    if not db.is_sqlite():
+        return  # COPY on PostgreSQL: one per table and chunk already
+    from server.services.datamanager import search
+    from server.services.imports.pipeline import CHUNK
+
+    count = CHUNK + 7
+    items = [
+        {"data": {"text": f"word{i} common"}, "completions": [{"result": _choice(f"L{i % 3}")}]}
+        for i in range(count)
+    ]
+
+    def run() -> tuple[list[str], list[int], int, int, list[int]]:
+        projects.set_label_config(project_id, fixture_text("configs/sentiment.xml"))
+        statements: list[str] = []
+        connection = db.database.connection()
+        connection.set_trace_callback(statements.append)
+        try:
+            ids = import_tasks(project_id, items).task_ids
+        finally:
+            connection.set_trace_callback(None)
+        found = [
+            t.id
+            for t in Task.select(Task.id).where(search.matches(f"word{count - 1}"))  # type: ignore[arg-type]
+        ]
+        return (
+            [s.split("(", 1)[0].strip() for s in statements if s.startswith("INSERT INTO")],
+            ids,
+            Completion.select().count(),
+            TaskLabel.select().count(),
+            found,
+        )
+
+    inserts, ids, completions, labels, found = db.with_connection(run)
+    assert len(ids) == count and completions == count and labels == count
+    assert found == [ids[-1]]
+    per_table = {table: inserts.count(table) for table in set(inserts) if "rank_block" not in table}
+    # 12 task columns: 2,730 rows a statement -> 2 statements for the first chunk (2,730 and
+    # 2,270 rows), 1 for the second; the other tables take a chunk (5,000 rows) per statement.
+    assert per_table == {
+        'INSERT INTO "task"': 2 + 1,
+        'INSERT INTO "completion"': 1 + 1,
+        'INSERT INTO "task_label"': 1 + 1,
+        "INSERT INTO task_fts": 1 + 1,
+    }

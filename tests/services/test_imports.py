@@ -354,10 +354,9 @@ def test_uploads_go_to_the_shared_store_after_the_commit(
 def test_chunks_are_written_off_the_callers_thread_and_a_failed_write_stores_nothing(
     client: TestClient, project_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On PostgreSQL the writer thread inserts each chunk while the caller converts the next
-    one (SQLite writes in the caller's thread); a chunk that fails there fails the whole
-    import (rolled back, error raised in the caller), and the connection serves the next
-    import as usual."""
+    """The writer thread inserts each chunk while the caller converts the next one (on both
+    databases); a chunk that fails there fails the whole import (rolled back, error raised
+    in the caller), and the connection serves the next import as usual."""
     import threading
 
     from server.services.imports import pipeline
@@ -377,13 +376,45 @@ def test_chunks_are_written_off_the_callers_thread_and_a_failed_write_stores_not
     with pytest.raises(RuntimeError, match="disk full"):
         run(import_tasks, project_id, items)
     caller = threading.get_ident()
-    assert threads and all((thread == caller) == db.is_sqlite() for thread in threads)
+    assert threads and all(thread != caller for thread in threads)
     counts = run(lambda: (Task.select().count(), Completion.select().count()))
     assert counts == (0, 0)
     assert run(lambda: Project.get_by_id(project_id).task_count) == 0
 
     monkeypatch.setattr(pipeline, "_write_chunk", write)
     result = run(import_tasks, project_id, items)
+    assert len(result.task_ids) == CHUNK + 5
+    assert run(lambda: (Task.select().count(), Completion.select().count())) == (
+        CHUNK + 5,
+        CHUNK + 5,
+    )
+
+
+def test_sqlite_can_write_in_the_callers_thread(
+    client: TestClient, project_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``SQLITE_WRITER_THREAD = False`` (the A/B switch) writes SQLite's chunks in the
+    caller's thread, storing the same rows."""
+    import threading
+
+    from server.services.imports import pipeline
+
+    if not db.is_sqlite():
+        return
+    run(with_text_config, project_id)
+    write = pipeline._write_chunk
+    threads: list[int] = []
+
+    def recording(*args: Any) -> Any:
+        threads.append(threading.get_ident())
+        return write(*args)
+
+    monkeypatch.setattr(pipeline, "_write_chunk", recording)
+    monkeypatch.setattr(pipeline, "SQLITE_WRITER_THREAD", False)
+    items = [{"data": {"text": f"t{i}"}, "completions": [{"result": []}]} for i in range(CHUNK + 5)]
+    result = run(import_tasks, project_id, items)
+    caller = threading.get_ident()
+    assert threads and all(thread == caller for thread in threads)
     assert len(result.task_ids) == CHUNK + 5
     assert run(lambda: (Task.select().count(), Completion.select().count())) == (
         CHUNK + 5,
@@ -417,10 +448,10 @@ def test_a_chunk_of_mixed_tasks_is_one_run_of_task_rows(
     insert = pipeline.insert_rows
     task_runs: list[int] = []
 
-    def counting(model: Any, columns: list[str], rows: list[Any], cursor: Any = None) -> None:
+    def counting(model: Any, columns: list[str], rows: list[Any], *args: Any) -> None:
         if model is Task:
             task_runs.append(len(rows))
-        insert(model, columns, rows, cursor)
+        insert(model, columns, rows, *args)
 
     monkeypatch.setattr(pipeline, "insert_rows", counting)
     items: list[Any] = [

@@ -90,3 +90,20 @@ def test_orjson_decodes_ordinary_bodies(monkeypatch: pytest.MonkeyPatch) -> None
 )
 def test_the_screen_passes_only_surely_storable_values(value: object, storable: bool) -> None:
     assert _surely_storable(value) is storable
+
+
+@pytest.mark.parametrize("cut", [0, 1, 9, 17, 18, 19])
+def test_long_numbers_are_found_across_screen_slices(
+    monkeypatch: pytest.MonkeyPatch, cut: int
+) -> None:
+    """The bytes screen for 19-digit runs reads slices: a run cut at a slice's end is found,
+    18 digits are not a run, and a big integer there still decodes as json.loads does."""
+    monkeypatch.setattr(json_values, "_SCREEN_SLICE", 64)
+    pad = b" " * (64 - cut)
+    raw = b"[" + pad + b"1234567890123456789]"
+    assert json_values._has_long_number(raw)
+    assert not json_values._has_long_number(b"[" + pad + b"123456789012345678, 1.5e7]")
+    big = b"[" + pad + b"18446744073709551616]"
+    assert loads_storable(big) == json.loads(big) == [18446744073709551616]
+    assert json_values._has_long_number("[1234567890123456789]")
+    assert not json_values._has_long_number(b"")

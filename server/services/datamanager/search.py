@@ -26,6 +26,7 @@ from typing import Any
 import peewee
 
 from server.db import database, is_sqlite
+from server.db_rows import SQLITE_MAX_PARAMETERS
 from server.models import Task
 
 # The string values of a task's data, as one text (SQLite).
@@ -121,12 +122,13 @@ def index_new(rows: list[tuple[int, Any]]) -> None:
         index_texts(database.cursor(), [(task_id, text_of(data)) for task_id, data in rows])
 
 
-def index_texts(cursor: Any, texts: list[tuple[int, str]]) -> None:
+def index_texts(cursor: Any, texts: list[tuple[int, str]], per: int = _FTS_ROWS) -> None:
     """SQLite: index new tasks given as (id, :func:`text_of` their data) through ``cursor``
-    (the import's writer thread computes no text: its caller did)."""
+    (the import's writer thread computes no text: its caller did), ``per`` rows a statement
+    (capped at 16,383: two bound parameters a row)."""
     if not texts:
         return
-    per = _FTS_ROWS
+    per = max(1, min(per, SQLITE_MAX_PARAMETERS // 2))
     full = len(texts) - len(texts) % per
     statement = _FTS_INSERT + ", ".join(["(?, ?)"] * per)
     for start in range(0, full, per):
