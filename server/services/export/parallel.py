@@ -158,13 +158,7 @@ def export_in_parts(
     try:
         for number in range(width):
             job = {
-                "database_url": database_url,
-                "project_id": project_id,
-                "only_completed": only_completed,
-                "include_unlabeled": context.include_unlabeled,
-                "format": context.format,
-                "escape_formulas": context.escape_formulas,
-                "level": zip.level,
+                **_job(database_url, project_id, only_completed, context, zip.level),
                 "parts": parts_of[number::width],  # part i goes to worker i % width
             }
             workers.append(Worker(job, context.work_dir / f"worker-{number}.log"))
@@ -204,6 +198,21 @@ def export_in_parts(
         for worker in workers:
             worker.kill()
     return count, seen
+
+
+def _job(
+    database_url: str, project_id: int, only_completed: bool, context: WriterContext, level: int
+) -> dict[str, Any]:
+    """What every worker's job says, whatever the format (the parts and the rest are added)."""
+    return {
+        "database_url": database_url,
+        "project_id": project_id,
+        "only_completed": only_completed,
+        "include_unlabeled": context.include_unlabeled,
+        "format": context.format,
+        "escape_formulas": context.escape_formulas,
+        "level": level,
+    }
 
 
 class Worker:
@@ -362,13 +371,7 @@ def export_images_in_parts(
     try:
         for number in range(width):
             job = {
-                "database_url": database_url,
-                "project_id": project_id,
-                "only_completed": only_completed,
-                "include_unlabeled": context.include_unlabeled,
-                "format": context.format,
-                "escape_formulas": context.escape_formulas,
-                "level": zip.level,
+                **_job(database_url, project_id, only_completed, context, zip.level),
                 "zip_time": [zip.time, zip.date],
                 "stored_below": zip_writer.STORED_BELOW,  # as the server process's own entries
                 "media": {
