@@ -6,7 +6,8 @@ The ASGI app is called directly (no sockets, no client), on a project seeded by 
 made here stay in it until ``run.py`` restores it). Prints, per request type, the median over
 ``--rounds`` of the CPU microseconds per request (``time.process_time``: all threads) and, on
 PostgreSQL, of its backends' (``/proc``, a local server): the figures that bound the mixed
-load's requests/s on this 2-core machine::
+load's requests/s on this 2-core machine, and how much of the server's went to the cyclic
+garbage collector (the CPU time of its collections, per request)::
 
     python bench/load/request_cpu.py [--tasks 1000000] [--reps 300] [--db URL] [--statements]
 
@@ -19,6 +20,7 @@ counters are reset before each request type's last round).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import shutil
@@ -125,6 +127,20 @@ def scope(method: str, path: str, query: bytes = b"", json_body: bool = False) -
     }
 
 
+class CollectorTime:
+    """CPU seconds spent in garbage collections (of the thread that ran each one)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.thread_time()
+        else:
+            self.seconds += time.thread_time() - self._started
+
+
 async def call(app: Any, request: dict[str, Any], body: bytes = b"") -> tuple[int, bytes]:
     status = 0
     chunks: list[bytes] = []
@@ -186,6 +202,8 @@ async def measure(args: argparse.Namespace, project: Path) -> None:
         ("task", one_task, args.reps),
         ("import 100", import_100, max(5, args.reps // 20)),
     ]
+    collector = CollectorTime()
+    gc.callbacks.append(collector)
     async with app.router.lifespan_context(app):
         status, raw = await call(
             app,
@@ -194,20 +212,23 @@ async def measure(args: argparse.Namespace, project: Path) -> None:
         )
         assert status in (200, 201), (status, raw)
         for label, case, reps in cases:
-            figures, database = [], []
+            figures, database, collected = [], [], []
             for round_ in range(args.rounds):
                 for _ in range(5):
                     assert await case() in (200, 201), label
                 if args.statements and round_ == args.rounds - 1:
                     statements_reset(args.db)
                 database_before = database_cpu(args.db)
+                collected_before = collector.seconds
                 started = time.process_time()
                 for _ in range(reps):
                     await case()
                 figures.append((time.process_time() - started) * 1e6 / reps)
+                collected.append((collector.seconds - collected_before) * 1e6 / reps)
                 database.append((database_cpu(args.db) - database_before) * 1e6 / reps)
             shown = ", ".join(f"{f:.0f}" for f in figures)
             line = f"{label:18} median {statistics.median(figures):7.0f} µs CPU ({shown})"
+            line += f", GC {statistics.median(collected):4.1f} µs"
             if args.db:
                 line += f", PostgreSQL {statistics.median(database):6.0f} µs"
             print(line)

@@ -3,6 +3,9 @@ with the per-request work of the schema's extensions done by :mod:`schema.stored
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import weakref
 from typing import Any
 
 import graphql
@@ -15,7 +18,7 @@ from schema import schema
 from schema.context import Context, SessionWrites
 from schema.errors import DomainErrors
 from schema.limits import GuardedDocuments
-from schema.stored import StoredOperations
+from schema.stored import AcyclicExecution, StoredOperations
 from server.settings import Settings
 
 
@@ -74,3 +77,39 @@ def test_a_stored_mutation_marks_the_context_as_writing(settings: Settings) -> N
     assert result.errors is not None  # no database here: the error is coded, not raised
     assert result.errors[0].extensions is not None
     assert "code" in result.errors[0].extensions
+
+
+def test_a_stored_operation_frees_its_state_without_the_garbage_collector(
+    settings: Settings,
+) -> None:
+    """The executor, and the context (with the request) it holds, go as soon as the operation
+    returns: no reference cycle left for the collector (schema.stored.AcyclicExecution)."""
+    operations = StoredOperations(schema._schema)
+    context = Context(settings=settings)
+    kept = weakref.ref(context)
+    gc.collect()
+    gc.disable()
+    try:
+        result = operations.execute("query Read { health }", {}, context, "Read")
+        del context
+        assert result.data == {"health": "up"}
+        assert kept() is None
+    finally:
+        gc.enable()
+
+
+def test_the_executors_resolver_helpers_still_reach_it(settings: Settings) -> None:
+    document = graphql.parse("query Read { health }")
+    executor = AcyclicExecution.build(schema._schema, document, None, Context(settings=settings))
+    assert isinstance(executor, AcyclicExecution)
+    helpers = executor.async_helpers
+    helpers.track([1, "not awaitable"])  # nothing to settle
+
+    async def one() -> int:
+        return 1
+
+    assert asyncio.run(_awaited(helpers.gather([one(), one()]))) == [1, 1]
+
+
+async def _awaited(value: Any) -> Any:
+    return await value
