@@ -30,16 +30,17 @@ in-process export's:
   part's counts and labels; the server process numbers the parts from the counts before them
   and maps their labels to the export's categories; the second pass writes the part's images
   and annotations with those numbers, as parts of the ``images`` and ``annotations`` arrays.
-  YOLO's one label file per image (~1M zip entries at 1M tasks): the first pass stages the
-  part's files (``YoloWriter``) and writes them as finished zip entries (local header and
-  data, :func:`~server.services.export.zip_writer.entry_bytes`) with their sizes; the server
-  process gives each part the offset its entries get in the zip, and the second pass writes
-  their central-directory records there; the server process copies both in (a zip64
-  directory past 65,535 entries is the zip writer's own). A later task's file replaces an
-  earlier one of the same name at the earlier place, in-process: a name staged by two parts
-  (looked up through a bit set of each part's names, then in its stage), or labels outside
-  the config that two parts would number differently, make the export run in-process instead
-  (:class:`Fallback`). Images the workers place are listed, and copied into the zip by the
+  YOLO's one label file per image (~1M zip entries at 1M tasks): the first pass writes the
+  part's files (``YoloWriter``) as finished zip entries (local header and data,
+  :func:`~server.services.export.zip_writer.entry_bytes`) as the tasks come, with their
+  sizes; the server process gives each part the offset its entries get in the zip, and the
+  second pass writes their central-directory records there; the server process copies both
+  in (a zip64 directory past 65,535 entries is the zip writer's own). A later task's file
+  replaces an earlier one of the same name at the earlier place, in-process: a name twice in
+  one part makes that part again through the writer's stage (names that may repeat are found
+  through a bit set of the part's names); a name in two parts (looked up through the same
+  bit sets, then in the parts' lists of names), or labels outside the config that two parts
+  would number differently, make the export run in-process instead (:class:`Fallback`). Images the workers place are listed, and copied into the zip by the
   server process in task order. VOC and the other formats run in the server process.
 
 Memory stays flat in the number of tasks: each worker streams its parts
@@ -595,8 +596,9 @@ class _ImagePartContext(WriterContext):
             self.copies.write(json.dumps([name, str(path)]) + "\n")
 
 
-# The staged names of a YOLO part, as a bit set of their CRC-32s (1 MiB, whatever the number of
-# names): a part's names are looked up in earlier parts only when their bits are set there.
+# The names of a YOLO part's entries, as a bit set of their CRC-32s (1 MiB, whatever the number
+# of names): a part's names are looked up in earlier parts only when their bits are set there,
+# and among its own only when their bits were set already.
 NAME_BITS = 1 << 23
 
 
