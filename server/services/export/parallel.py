@@ -40,8 +40,9 @@ in-process export's:
   one part makes that part again through the writer's stage (names that may repeat are found
   through a bit set of the part's names); a name in two parts (looked up through the same
   bit sets, then in the parts' lists of names), or labels outside the config that two parts
-  would number differently, make the export run in-process instead (:class:`Fallback`). Images the workers place are listed, and copied into the zip by the
-  server process in task order. VOC and the other formats run in the server process.
+  would number differently, make the export run in-process instead (:class:`Fallback`).
+  Images the workers place are listed, and copied into the zip by the server process in task
+  order. VOC and the other formats run in the server process.
 
 Memory stays flat in the number of tasks: each worker streams its parts
 to disk, a page at a time, and the server process copies finished parts into the zip and

@@ -190,6 +190,13 @@ def control_values(
 
 
 def _plain_value(raw: Any, entry: dict[str, Any]) -> dict[str, Any]:
+    if (
+        type(raw) is dict
+        and "type" not in raw
+        and "original_width" not in entry
+        and "original_height" not in entry
+    ):
+        return raw  # the value as it is (only made JSON after: no copy)
     plain = dict(raw) if isinstance(raw, dict) else {}
     if "type" in plain:
         del plain["type"]
@@ -369,9 +376,7 @@ class CsvWriter(Writer):
         keys = (*data, "id", *output)
         cells = [value if type(value) is str else data_cell(value) for value in data.values()]
         cells.append(str(task.id))
-        cells.extend(
-            value if type(value) is str else json_dumps(value) for value in output.values()
-        )
+        cells += [value if type(value) is str else json_dumps(value) for value in output.values()]
         if keys != self.last_keys:  # tasks mostly share their keys: their column indexes too
             self.last_keys = keys
             self.last_indexes = [self.column(key) for key in keys]
