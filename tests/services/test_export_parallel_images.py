@@ -200,6 +200,33 @@ def test_yolo_duplicate_names_fall_back(
         assert archive.read("labels/1.txt").count(b"\n") == 3  # task 55's boxes
 
 
+def test_yolo_name_twice_in_one_part(
+    settings: Settings,
+    project_id: int,
+    workers: list[parallel.Worker],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A label file name that comes twice within one part (written as the tasks come, the
+    part is made again through the stage): the later file at the earlier place, as
+    in-process, without falling back."""
+    caplog.set_level(logging.INFO, logger=export_service.__name__)
+    tasks = [task(i) for i in range(60)]
+    tasks[2]["data"]["image"] = "https://example.com/img/1.jpg"  # task 1's image, same part
+    tasks[42]["data"]["image"] = "https://example.com/img/a/43.png"  # 43.txt twice, too
+    setup_project(project_id, tasks)
+    alone = export(settings, project_id, "YOLO")
+    split = export(in_parts(settings), project_id, "YOLO")
+    assert len(workers) == 2
+    assert "in-process" not in caplog.text
+    same_zip(alone.path, split.path)
+    with zipfile.ZipFile(split.path) as archive:
+        names = archive.namelist()
+        assert names.count("labels/1.txt") == names.count("labels/43.txt") == 1
+        assert "labels/2.txt" not in names and "labels/42.txt" not in names
+        assert names.index("labels/1.txt") < names.index("labels/3.txt")
+        assert archive.read("labels/1.txt").count(b"\n") == 2  # task 2's boxes
+
+
 def test_yolo_labels_outside_the_config_in_two_parts(
     settings: Settings,
     project_id: int,

@@ -507,16 +507,44 @@ class YoloWriter(StagedWriter):
         }
 
     def add(self, task: ExportTask) -> bool:
+        return self.add_page([task]) == 1
+
+    def add_page(self, tasks: list[ExportTask]) -> int:
+        """Each task's rectangles (:meth:`boxes`), then their numbers' texts for the whole page
+        in one :func:`float_texts`, then each task's file staged."""
+        numbers: list[float] = []  # each line's four numbers, for the whole page
+        found = [(task, boxes) for task in tasks if (boxes := self.boxes(task, numbers))]
+        if not found:
+            return 0
+        texts = float_texts(numbers)
+        at = 0
+        for task, boxes in found:
+            lines = []
+            for _, ident in boxes:
+                lines.append(
+                    f"{ident} {texts[at]} {texts[at + 1]} {texts[at + 2]} {texts[at + 3]}\n"
+                )
+                at += 4
+            if len(boxes) > 1 and any(control != boxes[0][0] for control, _ in boxes):
+                groups: dict[str, list[str]] = {}  # grouped by control, in order of appearance
+                for (control, _), line in zip(boxes, lines, strict=True):
+                    groups.setdefault(control, []).append(line)
+                lines = [line for group in groups.values() for line in group]
+            file_name, _ = place_media(self.ctx, self.reference(task.data), "images")
+            self.stage_file(file_name, task.id, "".join(lines))
+        return len(found)
+
+    def boxes(self, task: ExportTask, numbers: list[float]) -> list[tuple[str, int]]:
         """One pass over the latest completion's result (what ``extract_item`` would group by
-        control, without its copies): lines grouped by control in order of first appearance."""
+        control, without its copies): each rectangle's control and class, its four numbers
+        appended to ``numbers``."""
         completion = latest_completion(task)
         if completion is None:
-            return False
+            return []
         result = completion.get("result")
         rectangles = self.rectangles
         classes = self.classes
         boxes: list[tuple[str, int]] = []  # each line's control and class
-        numbers: list[float] = []  # each line's four numbers
         for entry in result if isinstance(result, list) else ():
             if not isinstance(entry, dict):
                 continue
@@ -537,22 +565,7 @@ class YoloWriter(StagedWriter):
                 ident = classes[label] = len(classes)
             boxes.append((control, ident))
             numbers += ((x + w / 2) / 100, (y + h / 2) / 100, w / 100, h / 100)
-        if not boxes:
-            return False
-        texts = float_texts(numbers)
-        groups: dict[str, list[str]] = {}
-        for index, (control, ident) in enumerate(boxes):
-            at = 4 * index
-            line = f"{ident} {texts[at]} {texts[at + 1]} {texts[at + 2]} {texts[at + 3]}\n"
-            lines = groups.get(control)
-            if lines is None:
-                groups[control] = [line]
-            else:
-                lines.append(line)
-        file_name, _ = place_media(self.ctx, self.reference(task.data), "images")
-        text = "".join(line for lines in groups.values() for line in lines)
-        self.stage_file(file_name, task.id, text)
-        return True
+        return boxes
 
     def finish(self) -> None:
         super().finish()

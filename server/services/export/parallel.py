@@ -30,17 +30,19 @@ in-process export's:
   part's counts and labels; the server process numbers the parts from the counts before them
   and maps their labels to the export's categories; the second pass writes the part's images
   and annotations with those numbers, as parts of the ``images`` and ``annotations`` arrays.
-  YOLO's one label file per image (~1M zip entries at 1M tasks): the first pass stages the
-  part's files (``YoloWriter``) and writes them as finished zip entries (local header and
-  data, :func:`~server.services.export.zip_writer.entry_bytes`) with their sizes; the server
-  process gives each part the offset its entries get in the zip, and the second pass writes
-  their central-directory records there; the server process copies both in (a zip64
-  directory past 65,535 entries is the zip writer's own). A later task's file replaces an
-  earlier one of the same name at the earlier place, in-process: a name staged by two parts
-  (looked up through a bit set of each part's names, then in its stage), or labels outside
-  the config that two parts would number differently, make the export run in-process instead
-  (:class:`Fallback`). Images the workers place are listed, and copied into the zip by the
-  server process in task order. VOC and the other formats run in the server process.
+  YOLO's one label file per image (~1M zip entries at 1M tasks): the first pass writes the
+  part's files (``YoloWriter``) as finished zip entries (local header and data,
+  :func:`~server.services.export.zip_writer.entry_bytes`) as the tasks come, with their
+  sizes; the server process gives each part the offset its entries get in the zip, and the
+  second pass writes their central-directory records there; the server process copies both
+  in (a zip64 directory past 65,535 entries is the zip writer's own). A later task's file
+  replaces an earlier one of the same name at the earlier place, in-process: a name twice in
+  one part makes that part again through the writer's stage (names that may repeat are found
+  through a bit set of the part's names); a name in two parts (looked up through the same
+  bit sets, then in the parts' lists of names), or labels outside the config that two parts
+  would number differently, make the export run in-process instead (:class:`Fallback`).
+  Images the workers place are listed, and copied into the zip by the server process in task
+  order. VOC and the other formats run in the server process.
 
 Memory stays flat in the number of tasks: each worker streams its parts
 to disk, a page at a time, and the server process copies finished parts into the zip and
@@ -60,7 +62,6 @@ import json
 import marshal
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import zlib
@@ -75,6 +76,7 @@ from server.errors import DomainError
 from server.gc_pause import paused_gc
 from server.models import COMPLETED, Task
 from server.services.export import zip_writer
+from server.services.export.images import YoloWriter, yolo_classes
 from server.services.export.media import MediaResolver
 from server.services.export.text_writers import CsvWriter, RowWriter, TextSink
 from server.services.export.writer_base import BUFFER_SIZE, ExportTask, WriterContext, ZipStream
@@ -595,8 +597,9 @@ class _ImagePartContext(WriterContext):
             self.copies.write(json.dumps([name, str(path)]) + "\n")
 
 
-# The staged names of a YOLO part, as a bit set of their CRC-32s (1 MiB, whatever the number of
-# names): a part's names are looked up in earlier parts only when their bits are set there.
+# The names of a YOLO part's entries, as a bit set of their CRC-32s (1 MiB, whatever the number
+# of names): a part's names are looked up in earlier parts only when their bits are set there,
+# and among its own only when their bits were set already.
 NAME_BITS = 1 << 23
 
 
@@ -634,15 +637,18 @@ def run_image_parts(job: dict[str, Any], plans: IO[str], out: IO[str]) -> None:
             context.copied = set()
             copies = Path(path + ".copies")
             with copies.open("w", encoding="utf-8") as context.copies:
-                pages = task_pages(
-                    job["project_id"],
-                    job["only_completed"],
-                    config,
-                    after_id=after_id,
-                    upto_id=upto_id,
-                )
+
+                def pages(after_id: int = after_id, upto_id: int = upto_id) -> Iterator[Any]:
+                    return task_pages(
+                        job["project_id"],
+                        job["only_completed"],
+                        config,
+                        after_id=after_id,
+                        upto_id=upto_id,
+                    )
+
                 if coco:
-                    report = _coco_first(context, pages, path)
+                    report = _coco_first(context, pages(), path)
                 else:
                     report = _yolo_first(context, pages, path, job["level"], job["zip_time"])
             report["copies"] = str(copies)
@@ -746,31 +752,120 @@ def _report(part: Part) -> dict[str, Any]:
     return {"path": str(part.path), "crc": part.crc, "size": part.size, "packed": part.packed}
 
 
+class _TakenYoloWriter(YoloWriter):
+    """A :class:`YoloWriter` whose files are taken from ``pending`` after each page by
+    :func:`_yolo_first` instead of staged."""
+
+    def flush_staged(self) -> None:
+        return None
+
+
 def _yolo_first(
+    context: WriterContext,
+    pages: Callable[[], Iterator[list[ExportTask]]],
+    path: str,
+    level: int,
+    zip_time: list[int],
+) -> dict[str, Any]:
+    """The part's label files written as zip entries (local header and data) to
+    ``<path>.local`` as the tasks come, their central-directory fields but the offset to
+    ``<path>.records``, their names to ``<path>.names`` and their bits to ``<path>.bits``.
+
+    A name that comes twice in the part (its file replaces the earlier one, at the earlier
+    place) is looked for only among the names whose bit was set already (a few hundred in
+    125,000); when one does, the part is made again through the writer's stage
+    (:func:`_yolo_first_staged`). Staging every file in SQLite and reading them back cost
+    ~3 us a file."""
+    writer = _TakenYoloWriter(context)
+    writer.stage.close()  # not used
+    (context.work_dir / "staged.sqlite").unlink()
+    bits = bytearray(NAME_BITS // 8)
+    twice: set[int] = set()  # bits set twice: the marks of names that may come twice
+    count = seen = offset = entries = 0
+    time, date = zip_time
+    with (
+        open(path + ".local", "wb", buffering=BUFFER_SIZE) as local,
+        open(path + ".records", "wb", buffering=BUFFER_SIZE) as spool,
+        open(path + ".names", "wb", buffering=BUFFER_SIZE) as names,
+    ):
+        for page in pages():
+            count += writer.add_page(page)
+            seen += len(page)
+            batch: list[tuple[Any, ...]] = []
+            for name, content in writer.pending:
+                data, fields = entry_bytes(f"labels/{name}", content, level, time, date)
+                local.write(data)
+                batch.append((*fields, offset))
+                offset += len(data)
+                mark = zlib.crc32(fields[0]) % NAME_BITS
+                if bits[mark >> 3] & (1 << (mark & 7)):
+                    twice.add(mark)
+                bits[mark >> 3] |= 1 << (mark & 7)
+            writer.pending = []
+            if batch:
+                _dump(batch, spool)
+                names.write(b"".join([record[0] + b"\x00" for record in batch]))
+                entries += len(batch)
+    if twice and _repeated(path, twice):
+        return _yolo_first_staged(context, pages(), path, level, zip_time)
+    Path(path + ".bits").write_bytes(bits)
+    return {
+        "count": count,
+        "seen": seen,
+        "classes": list(writer.classes)[len(yolo_classes(context.config)) :],
+        "local": path + ".local",
+        "local_size": offset,
+        "entries": entries,
+    }
+
+
+def _part_names(path: str) -> Iterator[list[bytes]]:
+    """The encoded entry names in ``<path>.names`` (each ended by a NUL, which names never
+    hold: ``staged_name``), a chunk at a time."""
+    with open(path + ".names", "rb") as names:
+        rest = b""
+        while chunk := names.read(BUFFER_SIZE):
+            found = (rest + chunk).split(b"\x00")
+            rest = found.pop()
+            yield found
+
+
+def _repeated(path: str, marks: set[int]) -> bool:
+    """Whether a name comes twice in the part ``path`` (only names with these ``marks`` can)."""
+    met: set[bytes] = set()
+    for chunk in _part_names(path):
+        for name in chunk:
+            if zlib.crc32(name) % NAME_BITS in marks:
+                if name in met:
+                    return True
+                met.add(name)
+    return False
+
+
+def _yolo_first_staged(
     context: WriterContext,
     pages: Iterator[list[ExportTask]],
     path: str,
     level: int,
     zip_time: list[int],
 ) -> dict[str, Any]:
-    """The part's label files staged (``YoloWriter``), then written as zip entries (local
-    header and data) to ``<path>.local``, their central-directory fields but the offset to
-    ``<path>.records`` and their names' bits to ``<path>.bits``."""
-    from server.services.export.images import YoloWriter, yolo_classes
-
+    """:func:`_yolo_first` for a part where a name comes twice: its label files staged by
+    ``YoloWriter`` (a later file replaces the earlier one, at its place), then written."""
+    context.work_dir = Path(path + ".staged")
+    context.work_dir.mkdir()
     writer = YoloWriter(context)
     count = seen = 0
     for page in pages:
         count += writer.add_page(page)
         seen += len(page)
     writer.flush_staged()
-    writer.stage.execute("COMMIT")  # later parts read the names
     bits = bytearray(NAME_BITS // 8)
     offset = entries = 0
     time, date = zip_time
     with (
         open(path + ".local", "wb", buffering=BUFFER_SIZE) as local,
         open(path + ".records", "wb", buffering=BUFFER_SIZE) as spool,
+        open(path + ".names", "wb", buffering=BUFFER_SIZE) as names,
     ):
         batch: list[tuple[Any, ...]] = []
         rows = writer.stage.execute("SELECT name, content FROM staged ORDER BY rowid")
@@ -779,7 +874,8 @@ def _yolo_first(
             local.write(data)
             batch.append((*fields, offset))
             offset += len(data)
-            mark = zlib.crc32(name.encode()) % NAME_BITS
+            names.write(fields[0] + b"\x00")
+            mark = zlib.crc32(fields[0]) % NAME_BITS
             bits[mark >> 3] |= 1 << (mark & 7)
             if len(batch) == 5000:
                 _dump(batch, spool)
@@ -800,28 +896,23 @@ def _yolo_first(
 
 
 def _staged_earlier(path: str, earlier: list[str]) -> bool:
-    """Whether one of the names staged by the part ``path`` was staged by an ``earlier`` part:
-    the names whose bit is set in an earlier part's set are looked up in its stage."""
+    """Whether one of the names of the part ``path`` is one of an ``earlier`` part's: only
+    the names whose bit is set in an earlier part's set are looked for in their names."""
     union = 0
     for other in earlier:
         union |= int.from_bytes(Path(other + ".bits").read_bytes(), "little")
     bits = union.to_bytes(NAME_BITS // 8, "little")
-    connection = sqlite3.connect(path + ".d/staged.sqlite")
-    try:
-        candidates = []
-        for (name,) in connection.execute("SELECT name FROM staged"):
-            mark = zlib.crc32(name.encode()) % NAME_BITS
+    candidates: set[bytes] = set()
+    for chunk in _part_names(path):
+        for name in chunk:
+            mark = zlib.crc32(name) % NAME_BITS
             if bits[mark >> 3] & (1 << (mark & 7)):
-                candidates.append(name)
-        for other in earlier if candidates else []:
-            connection.execute("ATTACH DATABASE ? AS earlier", (other + ".d/staged.sqlite",))
-            for name in candidates:
-                query = "SELECT 1 FROM earlier.staged WHERE name = ?"
-                if connection.execute(query, (name,)).fetchone():
+                candidates.add(name)
+    if candidates:
+        for other in earlier:
+            for chunk in _part_names(other):
+                if not candidates.isdisjoint(chunk):
                     return True
-            connection.execute("DETACH DATABASE earlier")
-    finally:
-        connection.close()
     return False
 
 

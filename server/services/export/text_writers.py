@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 import json
@@ -189,6 +190,13 @@ def control_values(
 
 
 def _plain_value(raw: Any, entry: dict[str, Any]) -> dict[str, Any]:
+    if (
+        type(raw) is dict
+        and "type" not in raw
+        and "original_width" not in entry
+        and "original_height" not in entry
+    ):
+        return raw  # the value as it is (only made JSON after: no copy)
     plain = dict(raw) if isinstance(raw, dict) else {}
     if "type" in plain:
         del plain["type"]
@@ -228,16 +236,55 @@ def _formula_in(rows: list[list[str]]) -> bool:
     )
 
 
+@functools.cache
+def _needs_quotes(delimiter: str) -> re.Pattern[str]:
+    return re.compile("[" + re.escape(delimiter) + '"\n]')
+
+
+def csv_lines(rows: list[list[str]], delimiter: str) -> str | None:
+    """What ``csv.writer(delimiter=delimiter, lineterminator="\n").writerows(rows)`` writes
+    (a cell holding the delimiter, a quote or a line feed quoted, its quotes doubled), built a
+    column at a time: a column without such cells is taken as it is, one whose cells all need
+    quotes is quoted in one replace over them all. ~0.7 us a row where ``csv`` took ~3 us.
+    None when ``csv`` must write them itself: rows of different widths or of one cell (an
+    empty one is written ``""``), or cells that are not all text."""
+    if not rows:
+        return ""
+    width = len(rows[0])
+    if width < 2 or len(set(map(len, rows))) != 1:
+        return None
+    columns: list[Any] = list(zip(*rows, strict=True))
+    for index, column in enumerate(columns):
+        try:
+            joined = "\x00".join(column)
+        except TypeError:  # a cell that is not text
+            return None
+        if delimiter not in joined and '"' not in joined and "\n" not in joined:
+            continue
+        needs = list(map(_needs_quotes(delimiter).search, column))
+        if all(needs) and joined.count("\x00") == len(column) - 1:  # no NUL in a cell
+            quoted = '"' + joined.replace('"', '""').replace("\x00", '"\x00"') + '"'
+            columns[index] = quoted.split("\x00")
+        else:
+            columns[index] = [
+                '"' + cell.replace('"', '""') + '"' if need else cell
+                for cell, need in zip(column, needs, strict=True)
+            ]
+    return "\n".join(map(delimiter.join, zip(*columns, strict=True))) + "\n"
+
+
 class RowWriter:
     """``csv.writer`` rows ending in ``\n``, with every cell holding a ``\r`` quoted too.
 
     With ``lineterminator="\n"`` the csv module leaves a bare ``\r`` unquoted, and readers
     take it for a line break that splits the row; a writer whose terminator is ``\r\n``
     quotes both characters, so such rows are written one by one with it and their ending is
-    rewritten. Rows without any ``\r`` (nearly all) go through ``writerows`` in batches."""
+    rewritten. Rows without any ``\r`` (nearly all) are written in batches, by
+    :func:`csv_lines` (or ``writerows`` where it declines)."""
 
     def __init__(self, sink: TextSink, delimiter: str, escape_formulas: bool) -> None:
         self.sink = sink
+        self.delimiter = delimiter
         self.buffer = io.StringIO()
         self.writer = csv.writer(self.buffer, delimiter=delimiter, lineterminator="\r\n")
         self.plain_writer = csv.writer(self.buffer, delimiter=delimiter, lineterminator="\n")
@@ -258,14 +305,15 @@ class RowWriter:
         self.sink.write(self.buffer.getvalue()[:-2] + "\n")
 
     def writerows(self, rows: list[list[str]]) -> None:
-        self.buffer.seek(0)
-        self.buffer.truncate()
-        self.plain_writer.writerows(
-            [self.escape(row) for row in rows]
-            if self.escape_formulas and _formula_in(rows)
-            else rows
-        )
-        text = self.buffer.getvalue()
+        cells = rows
+        if self.escape_formulas and _formula_in(rows):
+            cells = [self.escape(row) for row in rows]
+        text = csv_lines(cells, self.delimiter)
+        if text is None:
+            self.buffer.seek(0)
+            self.buffer.truncate()
+            self.plain_writer.writerows(cells)
+            text = self.buffer.getvalue()
         if "\r" in text:  # a cell holds a \r: these rows one by one
             for row in rows:
                 self.writerow(row)
@@ -328,9 +376,7 @@ class CsvWriter(Writer):
         keys = (*data, "id", *output)
         cells = [value if type(value) is str else data_cell(value) for value in data.values()]
         cells.append(str(task.id))
-        cells.extend(
-            value if type(value) is str else json_dumps(value) for value in output.values()
-        )
+        cells += [value if type(value) is str else json_dumps(value) for value in output.values()]
         if keys != self.last_keys:  # tasks mostly share their keys: their column indexes too
             self.last_keys = keys
             self.last_indexes = [self.column(key) for key in keys]
