@@ -20,8 +20,10 @@ Each workload starts its own fresh server process (``labelgraph start <tmp>/benc
   same way.
 
 It prints, per workload, the wall time of the request, tasks/s, the server's own ``duration``,
-the server's peak RSS and the database size. No assertions: it only reports figures. Run from
-the repository root with the project's venv::
+the CPU time of the server process during the request and (``--db``, a PostgreSQL server on
+this machine) that of the database's backends (``/proc``: steadier than wall time on a busy
+machine, and the import's database share), the server's peak RSS and the database size. No
+assertions: it only reports figures. Run from the repository root with the project's venv::
 
     python bench/import_workload.py [--body-tasks 100000] [--file-tasks 1000000] [--db URL]
                                     [--only json-body json-completions delete-all json-file
@@ -57,6 +59,7 @@ from rest_workload import (  # a sibling script
     running_server,
     set_label_config,
     task_text,
+    tree_cpu_seconds,
 )
 
 WORKLOADS = ("json-body", "json-completions", "delete-all", "json-file", "csv-file")
@@ -75,10 +78,60 @@ class Figures:
     server_seconds: float
     peak_rss_kib: int | None
     db_bytes: int | None
+    server_cpu: float | None = None  # CPU s of the server process during the request
+    db_cpu: float | None = None  # CPU s of the database's backends during the request
 
     @property
     def rate(self) -> float:
         return self.tasks / self.wall_seconds
+
+
+def _process_cpu(pid: int) -> float | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class BackendCpu:
+    """CPU time of a PostgreSQL database's backends (those on this machine, read in ``/proc``;
+    None if the server is elsewhere): the database's share of a request."""
+
+    def __init__(self, db_url: str | None) -> None:
+        self.db_url = db_url
+        self.start: dict[int, float] = {}
+
+    def _pids(self) -> list[int]:
+        import psycopg2
+
+        connection = psycopg2.connect(self.db_url)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                return [int(row[0]) for row in cursor.fetchall()]
+        finally:
+            connection.close()
+
+    def _times(self) -> dict[int, float]:
+        times = {pid: _process_cpu(pid) for pid in self._pids()}
+        return {pid: cpu for pid, cpu in times.items() if cpu is not None}
+
+    def begin(self) -> None:
+        if self.db_url:
+            self.start = self._times()
+
+    def seconds(self) -> float | None:
+        if not self.db_url:
+            return None
+        now = self._times()
+        if not now:
+            return None
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in now.items())
 
 
 def analyze_children(db_url: str) -> None:
@@ -239,6 +292,9 @@ def run_workload(name: str, sources: Sources, args: argparse.Namespace, workdir:
         finally:
             setup.close()
         print(f"{name}: importing …", flush=True)
+        backends = BackendCpu(args.db)
+        backends.begin()
+        cpu_before = tree_cpu_seconds(server.process.pid)
         if name == "json-body":
             assert sources.body is not None
             payload_bytes = len(sources.body)
@@ -259,6 +315,8 @@ def run_workload(name: str, sources: Sources, args: argparse.Namespace, workdir:
             assert sources.csv_file is not None
             payload_bytes = sources.csv_file.stat().st_size
             wall, report = upload_file(server.port, sources.csv_file, "text/csv")
+        server_cpu = tree_cpu_seconds(server.process.pid) - cpu_before
+        db_cpu = backends.seconds()
         check = Client(server.port)
         try:
             stored = check.json("GET", "/api/project")["task_count"]
@@ -274,6 +332,8 @@ def run_workload(name: str, sources: Sources, args: argparse.Namespace, workdir:
             server_seconds=float(report["duration"]),
             peak_rss_kib=server.peak_rss_kib(),
             db_bytes=None if args.db else db_size(run_dir / "bench_project"),
+            server_cpu=server_cpu,
+            db_cpu=db_cpu,
         )
 
 
@@ -281,16 +341,19 @@ def print_figures(results: list[Figures]) -> None:
     print()
     header = (
         f"{'workload':<16} {'tasks':>10} {'payload':>10} {'wall s':>8} {'tasks/s':>10} "
-        f"{'server s':>9} {'peak RSS':>10} {'db':>10}"
+        f"{'server s':>9} {'CPU s':>6} {'db CPU':>6} {'peak RSS':>10} {'db':>10}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         rss = f"{r.peak_rss_kib / 1024:,.0f} MiB" if r.peak_rss_kib else "n/a"
         db = f"{r.db_bytes / 1e6:,.0f} MB" if r.db_bytes else "n/a"
+        cpu = "n/a" if r.server_cpu is None else f"{r.server_cpu:.2f}"
+        db_cpu = "n/a" if r.db_cpu is None else f"{r.db_cpu:.2f}"
         print(
             f"{r.workload:<16} {r.tasks:>10,} {r.payload_bytes / 1e6:>8,.1f}MB "
-            f"{r.wall_seconds:>8.2f} {r.rate:>10,.0f} {r.server_seconds:>9.2f} {rss:>10} {db:>10}"
+            f"{r.wall_seconds:>8.2f} {r.rate:>10,.0f} {r.server_seconds:>9.2f} {cpu:>6} "
+            f"{db_cpu:>6} {rss:>10} {db:>10}"
         )
     print()
     for r in results:
