@@ -3,7 +3,7 @@
 Execution is synchronous on a worker thread (see :mod:`schema`), so the loaders are small
 synchronous batchers: every Task object made while resolving a page registers its id, and the
 first request for any task's completions or predictions loads them for all registered tasks
-with one query per relation.
+with one query per relation (asking each only for the tasks whose counters say they have some).
 """
 
 from __future__ import annotations
