@@ -3,7 +3,7 @@
 Execution is synchronous on a worker thread (see :mod:`schema`), so the loaders are small
 synchronous batchers: every Task object made while resolving a page registers its id, and the
 first request for any task's completions or predictions loads them for all registered tasks
-with one query per relation.
+with one query per relation (asking each only for the tasks whose counters say they have some).
 """
 
 from __future__ import annotations
@@ -40,18 +40,22 @@ class TaskChildrenLoader:
     """TaskChildrenByTaskIdLoader: completions and predictions for registered task ids."""
 
     def __init__(self) -> None:
-        self._pending: set[int] = set()
+        # Registered task id -> (ask for its completions, ask for its predictions): whether
+        # its counters say it has any (a page's tasks mostly have no predictions).
+        self._pending: dict[int, tuple[bool, bool]] = {}
         self._completions: dict[int, list[Completion]] = {}
         self._predictions: dict[int, list[Prediction]] = {}
 
     def register(self, tasks: list[TaskRow]) -> None:
         """Note tasks whose children may be asked for; tasks whose counters say they have
-        none are settled at once, without a query."""
+        none are settled at once, without a query, and the queries leave out the tasks their
+        counters say have no completions (predictions)."""
         for task in tasks:
             if task.id in self._completions:
                 continue
-            if task.total_completions or task.total_predictions:
-                self._pending.add(task.id)
+            completions, predictions = bool(task.total_completions), bool(task.total_predictions)
+            if completions or predictions:
+                self._pending[task.id] = (completions, predictions)
             else:
                 self._completions[task.id] = []
                 self._predictions[task.id] = []
@@ -59,9 +63,12 @@ class TaskChildrenLoader:
     def _load(self, task_id: int) -> None:
         if task_id in self._completions:
             return
-        self._pending.add(task_id)
+        self._pending.setdefault(task_id, (True, True))  # not registered: ask for both
         ids = sorted(self._pending)
-        children = task_service.load_children(ids)
+        pending = self._pending
+        children = task_service.load_children(
+            [i for i in ids if pending[i][0]], [i for i in ids if pending[i][1]]
+        )
         for tid in ids:
             self._completions[tid] = children.completions.get(tid, [])
             self._predictions[tid] = children.predictions.get(tid, [])

@@ -26,6 +26,7 @@ from server.auth_state import AuthState
 from server.authentication import Authentication
 from server.cors import parse_origins
 from server.downloads import export_download
+from server.gc_pause import startup_objects_frozen
 from server.graphql_csrf import PreflightRequired
 from server.graphql_http import GraphQLOverHTTP
 from server.graphql_json import RefusedGraphQLBody, decode_graphql_json
@@ -160,7 +161,8 @@ def create_app(settings: Settings) -> Starlette:
             # SQLite's write turn among them) waits for it at most this long.
             sys.setswitchinterval(settings.thread_switch_interval)
         try:
-            yield
+            with startup_objects_frozen():  # full GC collections skip them (server.gc_pause)
+                yield
         finally:
             sys.setswitchinterval(switch_interval)
             await anyio.to_thread.run_sync(app.state.operation_threads.close)

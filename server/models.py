@@ -9,46 +9,19 @@ transaction, so listings, counts and the label stream never scan the table.
 
 from __future__ import annotations
 
-import json
-import re
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import peewee
 
 from server.db import database
+from server.json_text import dump_json as dump_json
+from server.json_text import load_json as load_json
 
 
 def now_seconds() -> int:
     return int(time.time())
-
-
-def dump_json(value: Any) -> str:
-    """Compact JSON text. orjson is ~10x faster than ``json`` here, which bulk imports need;
-    ``json`` still handles what orjson refuses (integers beyond 64 bits)."""
-    try:
-        return orjson.dumps(value).decode()
-    except (orjson.JSONEncodeError, TypeError):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-# A run of 19 digits or more: a number orjson would read differently from ``json`` (an
-# integer beyond 64 bits becomes a float there) or not at all.
-_LONG_NUMBER = re.compile(r"[0-9]{19}")
-
-
-def load_json(text: str) -> Any:
-    """``json.loads``, with orjson (~3x faster) where it reads the same value: it refuses
-    what ``json`` accepts beyond the standard (NaN, lone surrogates), which then goes to
-    ``json``, and numbers with 19 or more digits go to ``json`` at once."""
-    if _LONG_NUMBER.search(text) is None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
 
 
 class JSONField(peewee.JSONField):

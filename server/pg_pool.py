@@ -10,7 +10,10 @@ know. A connection the server closed within that moment (a PostgreSQL restart un
 fails its next request, as a connection dropped during a request always did.
 
 It also prepares the statements each connection runs repeatedly (:mod:`server.pg_prepare`):
-``prepared_statements`` per connection, 0 for none.
+``prepared_statements`` per connection, 0 for none; and its ``json`` values are decoded by
+:func:`server.json_text.load_json` (orjson where it reads what ``json.loads`` reads) instead
+of psycopg2's default ``json.loads``, ~4x slower: a page of 100 tasks with their completions
+decodes ~200 values.
 """
 
 from __future__ import annotations
@@ -19,9 +22,20 @@ import time
 from typing import Any
 
 import peewee
+import psycopg2.extras
 from playhouse.pool import PooledPostgresqlDatabase
 
+from server.json_text import load_json
 from server.pg_prepare import Prepared, PreparingConnection, Statements, dollar_parameters, is_ddl
+
+
+class PoolConnection(PreparingConnection):
+    """A pooled connection: its statements (:class:`PreparingConnection`), and ``json``
+    values read by :func:`load_json` (the same values as psycopg2's ``json.loads``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        psycopg2.extras.register_default_json(self, loads=load_json)
 
 
 class PostgresPool(PooledPostgresqlDatabase):  # type: ignore[misc]
@@ -30,7 +44,7 @@ class PostgresPool(PooledPostgresqlDatabase):  # type: ignore[misc]
     def __init__(self, *args: Any, prepared_statements: int = 256, **kwargs: Any) -> None:
         self._returned: dict[int, float] = {}  # conn_key -> when it came back (monotonic)
         self.prepared_statements = prepared_statements
-        kwargs.setdefault("connection_factory", PreparingConnection)
+        kwargs.setdefault("connection_factory", PoolConnection)
         super().__init__(*args, **kwargs)
 
     def _can_reuse(self, conn: Any) -> bool:

@@ -73,3 +73,30 @@ def test_a_connection_left_in_a_transaction_is_rolled_back_not_trusted() -> None
             assert pool._adapter.txn_status(conn) == pool._adapter.txn_idle
     finally:
         pool.close_all()
+
+
+def test_json_values_are_read_by_load_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool's connections decode ``json`` (and ``json[]``) with the server's reader,
+    which gives ``json.loads``'s values (tests/services/test_db.py), not psycopg2's default."""
+    import server.pg_pool
+    from server.json_text import load_json
+
+    texts: list[str] = []
+
+    def reading(text: str) -> object:
+        texts.append(text)
+        return load_json(text)
+
+    monkeypatch.setattr(server.pg_pool, "load_json", reading)
+    pool = make_pool()
+    try:
+        with pool.connection_context():
+            sql = """SELECT '{"b":[1,2.50,-0.0],"a":123456789012345678901234567890}'::json,
+                            ARRAY['[1]'::json, 'null'::json]"""
+            value, array = pool.execute_sql(sql).fetchone()
+        assert repr(value) == repr({"b": [1, 2.5, -0.0], "a": 123456789012345678901234567890})
+        assert array == [[1], None]
+        assert texts[0] == '{"b":[1,2.50,-0.0],"a":123456789012345678901234567890}'
+        assert len(texts) == 3
+    finally:
+        pool.close_all()

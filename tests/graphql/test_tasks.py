@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -101,6 +103,52 @@ def test_listing_100_tasks_uses_constant_queries(client: TestClient, gql: GraphQ
     assert queries_for(100) <= 6
     # The project, the page of tasks, their completions, their predictions.
     assert queries_for(100, page) == queries_for(10, page) == queries_for(1, page) == 4
+
+
+def test_page_children_are_asked_for_the_tasks_whose_counters_say_they_have_some(
+    client: TestClient, gql: GraphQL
+) -> None:
+    """Completions are queried for the tasks with completions, predictions for those with
+    predictions; a page without any predictions needs no predictions query."""
+    client.post("/api/project/config", data={"label_config": fixture_text("configs/sentiment.xml")})
+    page = (
+        "query($n: Int!) { project { tasks(first: $n) { nodes { id "
+        "completions { result } predictions { score } } } } }"
+    )
+    tasks = [
+        {"data": {"text": "both"}, "completions": [{"result": RESULT}],
+         "predictions": [{"result": [], "score": 0.5}]},
+        {"data": {"text": "completion"}, "completions": [{"result": []}]},
+        {"data": {"text": "prediction"}, "predictions": [{"result": [], "score": 0.25}]},
+        {"data": {"text": "none"}},
+        {"data": {"text": "completions"}, "completions": [{"result": RESULT}, {"result": []}]},
+    ]  # fmt: skip
+    client.post("/api/project/import", json=tasks)
+
+    def children(n: int) -> tuple[list[Any], int]:
+        with count_queries() as counter:
+            nodes = gql(page, {"n": n})["project"]["tasks"]["nodes"]
+        shape = [([c["result"] for c in x["completions"]], [p["score"] for p in x["predictions"]])
+                 for x in nodes]  # fmt: skip
+        return shape, counter.count
+
+    everything, statements = children(5)
+    assert everything == [
+        ([RESULT], [0.5]),
+        ([[]], []),
+        ([], [0.25]),
+        ([], []),
+        ([RESULT, []], []),
+    ]
+    assert statements == 4  # the project, the page, its completions, its predictions
+    listed = gql("{ project { tasks(first: 5) { nodes { id } } } }")["project"]["tasks"]
+    ids = [node["id"] for node in listed["nodes"]]
+    # Without the first and third tasks, no task of the page has a prediction.
+    for task_id in (ids[0], ids[2]):
+        assert client.delete(f"/api/tasks/{task_id}").status_code == 204
+    remaining, statements = children(3)
+    assert remaining == [([[]], []), ([], []), ([RESULT, []], [])]
+    assert statements == 3  # no predictions query
 
 
 def test_task_mutations(labeled: TestClient, gql: GraphQL) -> None:

@@ -310,14 +310,20 @@ _PREDICTIONS_OF = PreparedSelects(
 )
 
 
-def load_children(task_ids: list[int]) -> TaskChildren:
-    """Completions and predictions of many tasks in two queries (the page's batch loader)."""
+def load_children(
+    task_ids: list[int], prediction_task_ids: list[int] | None = None
+) -> TaskChildren:
+    """Completions of many tasks and predictions of many (by default the same) tasks in two
+    queries at most (the page's batch loader); none for an empty list."""
     completions: dict[int, list[Completion]] = defaultdict(list)
     predictions: dict[int, list[Prediction]] = defaultdict(list)
     if task_ids:
         for c in _COMPLETIONS_OF.rows(task_ids):
             completions[c.task_id].append(c)
-        for p in _PREDICTIONS_OF.rows(task_ids):
+    if prediction_task_ids is None:
+        prediction_task_ids = task_ids
+    if prediction_task_ids:
+        for p in _PREDICTIONS_OF.rows(prediction_task_ids):
             predictions[p.task_id].append(p)
     return TaskChildren(completions=completions, predictions=predictions)
 
