@@ -175,6 +175,12 @@ def write_transaction() -> Iterator[None]:
 # never meet the one-key locks such as the migration lock's).
 ADVISORY_PROJECT = 0x1A8E2
 ADVISORY_RANK_BLOCKS = 0x1A8E3
+ADVISORY_RANK_FOLD = 0x1A8E4
+
+
+def _advisory_key32(key: int) -> int:
+    """A key as PostgreSQL's two-key advisory locks take it (int4): keys beyond 32 bits wrap."""
+    return (key + 2**31) % 2**32 - 2**31
 
 
 def advisory_xact_lock_sql(
@@ -182,8 +188,7 @@ def advisory_xact_lock_sql(
 ) -> tuple[str, tuple[int, int]]:
     """:func:`advisory_xact_lock`'s statement and parameters (PostgreSQL)."""
     function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    key32 = (key + 2**31) % 2**32 - 2**31
-    return f"SELECT {function}(%s, %s)", (namespace, key32)
+    return f"SELECT {function}(%s, %s)", (namespace, _advisory_key32(key))
 
 
 def advisory_xact_lock(namespace: int, key: int, *, shared: bool = False) -> None:
@@ -193,6 +198,15 @@ def advisory_xact_lock(namespace: int, key: int, *, shared: bool = False) -> Non
     if is_sqlite():
         return
     database.execute_sql(*advisory_xact_lock_sql(namespace, key, shared=shared))
+
+
+def try_advisory_xact_lock(namespace: int, key: int) -> bool:
+    """PostgreSQL: take the exclusive advisory lock on ``(namespace, key)`` until the
+    transaction ends if no other transaction holds it; whether it was taken (no wait)."""
+    cursor = database.execute_sql(
+        "SELECT pg_try_advisory_xact_lock(%s, %s)", (namespace, _advisory_key32(key))
+    )
+    return bool(cursor.fetchone()[0])
 
 
 def with_connection(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

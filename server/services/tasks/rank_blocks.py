@@ -77,11 +77,13 @@ import peewee
 
 from server.db import (
     ADVISORY_RANK_BLOCKS,
+    ADVISORY_RANK_FOLD,
     advisory_xact_lock,
     advisory_xact_lock_sql,
     bulk_insert,
     database,
     is_sqlite,
+    try_advisory_xact_lock,
 )
 from server.models import COMPLETED, UNLABELED, Task, TaskRankBlock
 from server.services.tasks import rank_block_rows as rows
@@ -99,8 +101,6 @@ MIN_SIZE = 256
 FOLD_EVERY = 16
 
 _BLOCK_COLUMNS = ["project_id", "ordering", "start_at", "start_id", "size"]
-# The namespace of the folds' advisory lock (beside server.db's ADVISORY_* namespaces).
-ADVISORY_RANK_FOLD = 0x1A8E4
 
 
 def lock(project_id: int, *, shared: bool = False) -> None:
@@ -278,11 +278,7 @@ def record(project_id: int, changes: Sequence[Change]) -> None:
 
 def _fold_lock(project_id: int) -> bool:
     """PostgreSQL: take the project's fold lock if no other writer holds it."""
-    key32 = (project_id + 2**31) % 2**32 - 2**31
-    cursor = database.execute_sql(
-        "SELECT pg_try_advisory_xact_lock(%s, %s)", (ADVISORY_RANK_FOLD, key32)
-    )
-    return bool(cursor.fetchone()[0])
+    return try_advisory_xact_lock(ADVISORY_RANK_FOLD, project_id)
 
 
 def _touch(project_id: int) -> int:
