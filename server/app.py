@@ -16,12 +16,14 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.types import ASGIApp
 
 import rest_compat
 from schema import schema
 from schema.context import Context, request_context
 from schema.stored import OperationThreads
 from server import db
+from server.access_log import with_access_log
 from server.auth_state import AuthState
 from server.authentication import Authentication
 from server.cors import parse_origins
@@ -262,6 +264,8 @@ def _safe_url(settings: Settings) -> str:
     return url
 
 
-def app_from_env() -> Starlette:
-    """Factory for ``uvicorn --factory`` (several workers): settings from LABELGRAPH_* vars."""
-    return create_app(Settings.from_env())
+def app_from_env() -> ASGIApp:
+    """Factory for ``uvicorn --factory`` (several workers): settings from LABELGRAPH_* vars,
+    with the access log of ``labelgraph start`` (server/access_log.py)."""
+    settings = Settings.from_env()
+    return with_access_log(create_app(settings), settings.log_level)

@@ -284,17 +284,20 @@ def serve(settings: Settings, workers: int = 1) -> int:
             port=settings.port,
             workers=workers,
             log_level=settings.log_level.lower(),
+            access_log=False,  # the app writes it: server/access_log.py
             proxy_headers=settings.proxy_headers,
             **limits,
         )
         return 0
+    from server.access_log import with_access_log
     from server.app import create_app
 
     uvicorn.run(
-        create_app(settings),
+        with_access_log(create_app(settings), settings.log_level),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        access_log=False,
         proxy_headers=settings.proxy_headers,
         **limits,
     )

@@ -83,7 +83,11 @@ class Settings:
         "sequential",
         "Next-task sampling for new projects: " + ", ".join(SAMPLING_MODES),
     )
-    log_level: str = _setting("INFO", "Log level (DEBUG, INFO, WARNING, ERROR)")
+    log_level: str = _setting(
+        "INFO",
+        "Log level (DEBUG, INFO, WARNING, ERROR); at INFO and below an access line per request"
+        " on stdout, written in batches (server/access_log.py)",
+    )
     max_body_size: int = _setting(
         200 * MiB, "Largest accepted request body in bytes (413 above it)", cast=int
     )
