@@ -27,6 +27,17 @@ def error_code(error: GraphQLError) -> str:
 
 def process_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
+    coded = _coded(error, original)
+    # The tracebacks' frames hold the executor, which holds the errors: a cycle that would keep
+    # the request's state until a garbage collection. Nothing reads them after this (an
+    # unexpected error is logged with its traceback first; a GraphQLError copies its original's).
+    for done in (error, original, coded):
+        if done is not None:
+            done.__traceback__ = None
+    return coded
+
+
+def _coded(error: GraphQLError, original: Exception | None) -> GraphQLError:
     if isinstance(original, DomainError):
         extensions = {**original.details, "code": original.code.upper()}
         return GraphQLError(

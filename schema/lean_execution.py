@@ -112,6 +112,14 @@ class _ResolveInfo:
 
 
 class LeanExecution(SharedEventExecution):
+    def build_response(self, data: dict[str, Any] | None) -> Any:
+        """graphql-core's, then the completers go: they hold this executor's bound methods and
+        context, a cycle that would wait for the garbage collector."""
+        try:
+            return super().build_response(data)
+        finally:
+            self.__dict__.pop("_lean_completers", None)
+
     def complete_value(
         self,
         return_type: GraphQLOutputType,

@@ -32,6 +32,7 @@ from graphql.language import FieldNode
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from schema.acyclic import weak_async_helpers
 from schema.errors import process_error
 from server.live_frames import encode_json
 from server.services.events import Event
@@ -50,6 +51,10 @@ def _role(context: Any) -> object:
 
 
 class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.async_helpers = weak_async_helpers(self)  # no cycle to collect: schema/acyclic.py
+
     def build_resolve_info(
         self,
         field_def: GraphQLField,
@@ -70,6 +75,7 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
         executor.__dict__.update(self.__dict__)
         executor.root_value = payload
         executor.collected_errors = CollectedErrors()
+        executor.async_helpers = weak_async_helpers(executor)
         return executor
 
     def execute_operation(self, serially: bool | None = None) -> Any:

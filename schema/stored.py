@@ -37,7 +37,6 @@ import functools
 import inspect
 import queue
 import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -45,7 +44,6 @@ from typing import Any, ParamSpec, TypeVar
 from graphql import (
     DocumentNode,
     GraphQLError,
-    GraphQLResolveInfoHelpers,
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
@@ -53,11 +51,11 @@ from graphql import (
     parse,
     validate,
 )
-from graphql.execution.executor import Executor
 from graphql.execution.incremental.incremental_executor import IncrementalExecutor
 from strawberry.execution import optimized_is_awaitable
 from strawberry.types.execution import ExecutionResult
 
+from schema.acyclic import weak_async_helpers
 from schema.context import Context
 from schema.errors import process_error
 from server.db import with_connection
@@ -71,28 +69,14 @@ OPERATION_THREADS = 40
 
 class AcyclicExecution(IncrementalExecutor):
     """graphql-core's executor (the one :func:`graphql.execute` uses) whose resolver helpers
-    (``info.async_helpers``) reach it through a weak reference instead of its bound methods:
-    it is then freed by reference counting as soon as the operation returns, with the context
-    and request it holds, instead of waiting for the cyclic garbage collector. The helpers
-    are only called while the operation runs, when the executor is alive."""
+    (``info.async_helpers``) reach it through a weak reference instead of its bound methods
+    (:mod:`schema.acyclic`): it is then freed by reference counting as soon as the operation
+    returns, with the context and request it holds, instead of waiting for the cyclic garbage
+    collector."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.async_helpers = _weak_helpers(weakref.ref(self))
-
-
-def _weak_helpers(ref: weakref.ref[Executor[Any]]) -> GraphQLResolveInfoHelpers:
-    def gather(values: Any) -> Any:
-        executor = ref()
-        assert executor is not None, "async helpers used after the operation ended"
-        return executor.gather_async_work(values)
-
-    def track(values: Any) -> None:
-        executor = ref()
-        assert executor is not None, "async helpers used after the operation ended"
-        executor.track_async_work(values)
-
-    return GraphQLResolveInfoHelpers(gather=gather, track=track)
+        self.async_helpers = weak_async_helpers(self)
 
 
 @dataclass(frozen=True)
