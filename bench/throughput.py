@@ -9,10 +9,12 @@ table per database: figure, previous, now, goal, verdict. Run from the repositor
 
 ``--db`` picks the database (default: SQLite files the scripts make themselves); the previous
 figures come from ``bench/figures/<sqlite|postgresql>.json`` and ``--save`` replaces them with
-this run's (with the date, commit and load average). A full run at 1M takes ~15-30 minutes on a
-2-core machine; ``--small 10000 --large 50000`` checks the wiring in a couple of minutes.
-Client and server share the CPUs, so the load average before and after is printed too: repeat
-a run when the machine is busy. Nothing is asserted; a missed goal is only reported.
+this run's (with the date, commit, load average and the host's speed for a fixed Python loop).
+A full run at 1M takes ~15-30 minutes on a 2-core machine; ``--small 10000 --large 50000``
+checks the wiring in a couple of minutes. Client and server share the CPUs, so the load average
+before and after is printed too: repeat a run when the machine is busy; and the time of a fixed
+Python loop, since hosts of the same kind differ in speed: compare figures through it. Nothing
+is asserted; a missed goal is only reported.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import argparse
 import datetime
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +114,13 @@ def steps(small: int, large: int) -> list[Step]:
 
 def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def python_loop_ms() -> float:
+    """Milliseconds of one fixed pure-Python loop (median of 7): the interpreter's speed on
+    this host right now. Machines of the same kind differ by up to ~2x, and a shared host by
+    ±20 % from one minute to the next, so runs are compared through it."""
+    return statistics.median(timeit.repeat("sum(range(10**6))", number=5, repeat=7)) / 5 * 1000
 
 
 def run_step(step: Step, database: str | None, figures_file: Path) -> tuple[bool, float]:
@@ -207,6 +218,7 @@ def main() -> int:
             parser.error(f"unknown steps: {', '.join(sorted(unknown))}")
         chosen = [step for step in chosen if step.name in arguments.only]
     load_before = load_average()
+    speed_before = python_loop_ms()
     failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="labelgraph-throughput-") as scratch:
         figures_file = Path(scratch) / "figures.jsonl"
@@ -218,9 +230,14 @@ def main() -> int:
     path = previous_file(postgres)
     previous = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     print_table(now, previous, postgres)
+    speed = (speed_before + python_loop_ms()) / 2
+    previous_speed = previous.get("python_loop_ms") if isinstance(previous, dict) else None
     print(
         f"\nload average: {load_before} -> {load_average()}; sizes {arguments.small:,} / "
-        f"{arguments.large:,}; commit {commit()}"
+        f"{arguments.large:,}; commit {commit()}\n"
+        f"python loop: {speed_before:.1f} ms before, {speed:.1f} ms on average (the previous "
+        f"run: {f'{previous_speed:.1f} ms' if previous_speed else 'not measured'}); a slower "
+        "host shows in every figure"
     )
     if failed:
         print(f"steps that failed: {', '.join(failed)}")
@@ -233,6 +250,7 @@ def main() -> int:
                 {
                     "source": f"bench/throughput.py at {commit()}, {stamp}, sizes "
                     f"{arguments.small}/{arguments.large}, load {load_before}",
+                    "python_loop_ms": round(speed, 2),
                     "figures": kept,
                 },
                 indent=2,
