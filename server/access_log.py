@@ -30,6 +30,7 @@ from server.logs import redact_text
 
 FLUSH_SECONDS = 0.25
 FLUSH_LINES = 256
+PIECE = 4000  # characters per write: under Linux's PIPE_BUF (4096 bytes)
 _PHRASES = {status.value: f"{status.value} {status.phrase}" for status in http.HTTPStatus}
 
 
@@ -44,7 +45,7 @@ def access_line(scope: Scope, status: int) -> str:
     path = quote(scope.get("root_path", "") + scope["path"])
     query = scope.get("query_string")
     if query:
-        path = redact_text(f"{path}?{query.decode('ascii', 'replace')}")
+        path = redact_text(f"{path}?{query.decode('ascii', 'backslashreplace')}")
     return (
         f'INFO:     {address} - "{scope["method"]} {path} HTTP/{scope["http_version"]}" '
         f"{status_text(status)}\n"
@@ -74,13 +75,33 @@ class LineBuffer:
             self._timer = None
         if not self._lines:
             return
-        text, self._lines = "".join(self._lines), []
+        lines, self._lines = self._lines, []
         stream = self._stream or sys.stdout
         try:
-            stream.write(text)
-            stream.flush()
+            for piece in pieces(lines):
+                stream.write(piece)
+                stream.flush()
         except (OSError, ValueError):  # stdout closed or gone: the log is lost, not the server
             pass
+
+
+def pieces(lines: list[str]) -> list[str]:
+    """``lines`` joined into pieces of at most :data:`PIECE` characters (a longer line alone):
+    each written with its own flush, so that on a pipe shared by several workers every write is
+    atomic (POSIX keeps writes of up to PIPE_BUF, 4096 bytes on Linux, whole) and no two
+    workers' lines are cut into each other. Lines are ASCII (paths are %-quoted)."""
+    joined: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        if current and size + len(line) > PIECE:
+            joined.append("".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line)
+    if current:
+        joined.append("".join(current))
+    return joined
 
 
 class AccessLog:

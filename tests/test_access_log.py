@@ -69,6 +69,32 @@ def test_secrets_in_query_strings_are_masked() -> None:
     assert "token=lg_********&page=2" in line
 
 
+def test_a_line_is_ascii_whatever_the_query_bytes() -> None:
+    line = access_line(scope(query="q=é".encode() + b"\xff"), 200)
+    assert line.isascii() and "?q=\\xc3\\xa9\\xff HTTP/1.1" in line
+
+
+def test_a_batch_is_written_in_pieces_that_a_pipe_keeps_whole() -> None:
+    """Several workers share stdout: each write stays under PIPE_BUF, and no line is cut."""
+    writes: list[str] = []
+
+    class Stream(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+    lines = [
+        f'INFO:     127.0.0.1:{n} - "GET /api/tasks/{n}{"x" * (n % 90)} HTTP/1.1" 200 OK\n'
+        for n in range(300)
+    ] + ["y" * 5000 + "\n"]
+    buffer = LineBuffer(Stream())
+    buffer._lines = list(lines)
+    buffer.flush()
+    assert "".join(writes) == "".join(lines)
+    assert all(len(w) <= access_log.PIECE for w in writes[:-1]) and writes[-1] == lines[-1]
+    assert all(w.endswith("\n") for w in writes) and len(writes) > 2
+
+
 def test_a_request_without_client_address() -> None:
     assert access_line(scope(client=None), 200).startswith('INFO:      - "GET /api/tasks/7 ')
 
