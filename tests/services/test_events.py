@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import queue
+import time
 from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
 
-from server.db import database, with_connection, write_transaction
+from server.db import database, make_database, with_connection, write_transaction
 from server.services import events
 from server.services.events import Event, bus
 from server.services.events.event import decode, encode
+from server.services.events.pg_broker import POLL, PostgresBroker, postgres_connector
+from tests.conftest import TEST_DATABASE_URL
 
 
 class Recorder:
@@ -96,3 +100,26 @@ def test_wire_messages_stay_under_the_notify_limit() -> None:
         decode(b'{"o": "x", "e": [["task.nope", 1, [], {}], ["task.created", "1", [], {}]]}')[1]
         == []
     )
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="the broker runs on PostgreSQL only")
+def test_the_broker_carries_events_between_processes_and_closes_at_once() -> None:
+    """Two brokers stand for two processes: what one sends, the other receives (never its own
+    events). Closing wakes the listener from its wait, so a process shuts down at once rather
+    than after the poll."""
+    database = make_database(TEST_DATABASE_URL, 1)
+    received: queue.SimpleQueue[list[Event]] = queue.SimpleQueue()
+    sender = PostgresBroker(postgres_connector(database), lambda batch: received.put(batch))
+    listener = PostgresBroker(postgres_connector(database), lambda batch: received.put(batch))
+    try:
+        assert sender.wait_listening(10) and listener.wait_listening(10)
+        sender.send([Event(events.TASK_UPDATED, 7, (1, 2))])
+        batch = received.get(timeout=10)
+        assert [(e.kind, e.project_id, e.ids) for e in batch] == [(events.TASK_UPDATED, 7, (1, 2))]
+    finally:
+        started = time.monotonic()
+        sender.close()
+        listener.close()
+        closed_in = time.monotonic() - started
+    assert received.empty()  # the sender did not hear itself
+    assert closed_in < POLL / 2, f"close took {closed_in:.2f} s: the listener was not woken"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import select
 import threading
@@ -30,6 +31,7 @@ from server.services.events.event import Event, decode, encode
 log = logging.getLogger(__name__)
 CHANNEL = "labelgraph_events"
 MAX_PAUSE = 5.0
+POLL = 5.0  # the listener's longest wait on its sockets before it looks at its stop flag
 _STOP = object()
 
 
@@ -43,6 +45,9 @@ class PostgresBroker:
         self._outgoing: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._listening = threading.Event()
+        # The listener waits on its connection and on this pipe: close() writes to it, so a
+        # process (or a test's app) shuts down at once instead of after the next poll.
+        self._wake_read, self._wake_write = os.pipe()
         self._threads = [
             threading.Thread(target=self._publish_loop, name="labelgraph-events-pub", daemon=True),
             threading.Thread(target=self._listen_loop, name="labelgraph-events-sub", daemon=True),
@@ -58,10 +63,17 @@ class PostgresBroker:
         self._outgoing.put(events)
 
     def close(self) -> None:
+        """Stop both threads (at once: the listener is woken) and close their connections."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         self._outgoing.put(_STOP)
+        os.write(self._wake_write, b"x")
         for thread in self._threads:
             thread.join(timeout=5)
+        if not any(thread.is_alive() for thread in self._threads):
+            os.close(self._wake_read)
+            os.close(self._wake_write)
 
     # -- threads ---------------------------------------------------------------------------
 
@@ -124,8 +136,8 @@ class PostgresBroker:
                     connection = None
                     continue
             try:
-                readable, _, _ = select.select([connection], [], [], 0.5)
-                if not readable:
+                readable, _, _ = select.select([connection, self._wake_read], [], [], POLL)
+                if connection not in readable:
                     continue
                 connection.poll()
                 while connection.notifies:
