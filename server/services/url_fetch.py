@@ -22,6 +22,7 @@ from urllib.parse import urljoin, urlsplit
 
 from server.errors import DomainError
 from server.services.net_guard import AddressRefused, is_public, vetted_addresses
+from server.tls import system_context
 
 CHUNK = 256 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -102,7 +103,7 @@ def fetch(url: str, out: IO[bytes], policy: FetchPolicy) -> Fetched:
         except ValueError:
             raise fetch_failed(f"bad port in URL {current!r}") from None
         address = resolve(host, port, policy)
-        tls = ssl.create_default_context() if parts.scheme == "https" else None
+        tls = system_context() if parts.scheme == "https" else None
         connection = _PinnedConnection(host, port, address, _remaining(deadline), tls)
         try:
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

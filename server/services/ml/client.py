@@ -34,6 +34,7 @@ import httpx
 
 from server.services.net_guard import AddressRefused, vetted_addresses
 from server.settings import Settings
+from server.tls import httpx_context
 
 log = logging.getLogger(__name__)
 USER_AGENT = "label-studio/"
@@ -88,10 +89,10 @@ class GuardedNetwork(httpcore.SyncBackend):
 
 def guarded_transport() -> httpx.HTTPTransport:
     """An httpx transport whose connections go through :class:`GuardedNetwork`."""
-    transport = httpx.HTTPTransport()
+    transport = httpx.HTTPTransport(verify=httpx_context())
     limits = httpx.Limits()
     transport._pool = httpcore.ConnectionPool(  # the pool httpx would make, guarded
-        ssl_context=httpx.create_ssl_context(),
+        ssl_context=httpx_context(),
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,
@@ -165,6 +166,7 @@ class MLClient:
                 headers={"User-Agent": USER_AGENT},
                 timeout=self._timeout(settings.ml_health_timeout),
                 transport=chosen,
+                verify=httpx_context(),
                 follow_redirects=False,
             )
 

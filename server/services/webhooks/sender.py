@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from server.services.net_guard import AddressRefused, vetted_addresses
 from server.services.url_fetch import _PinnedConnection
 from server.services.webhooks.registry import WEBHOOK_SWITCH
+from server.tls import system_context
 from server.version import __version__
 
 SIGNATURE_HEADER = "X-Labelgraph-Signature-256"
@@ -72,7 +73,7 @@ def post(
         ]
     except (AddressRefused, ValueError) as exc:
         return outcome(error=f"not sent: {exc}")
-    tls = ssl.create_default_context() if parts.scheme == "https" else None
+    tls = system_context() if parts.scheme == "https" else None
     connection = _PinnedConnection(host, port, address, timeout, tls)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     sent = {
