@@ -57,15 +57,29 @@ def fixture_json(name: str) -> Any:
 
 
 def _reset_postgres(url: str) -> None:
-    """Empty every table of the test database (ids restart at 1)."""
+    """Empty every table of the test database (ids restart at 1).
+
+    Only the tables that hold rows are emptied, by DELETE with foreign-key triggers off (any
+    order will do when every table ends empty): a TRUNCATE of all tables cost ~70 ms per test.
+    """
     database = db.make_database(url, 1)
     database.connect()
     try:
-        tables = database.get_tables()
+        tables = [t for t in database.get_tables() if t != "schema_version"]
         if tables:
-            names = ", ".join(f'"{t}"' for t in tables if t != "schema_version")
-            if names:
-                database.execute_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            probe = " UNION ALL ".join(
+                f"SELECT '{t}' FROM (SELECT 1 FROM \"{t}\" LIMIT 1) AS s{i}"
+                for i, t in enumerate(tables)
+            )
+            filled = [row[0] for row in database.execute_sql(probe).fetchall()]
+            with database.atomic():
+                database.execute_sql("SET LOCAL session_replication_role = replica")
+                for table in filled:
+                    database.execute_sql(f'DELETE FROM "{table}"')
+            database.execute_sql(
+                "SELECT setval(format('%%I.%%I', schemaname, sequencename), 1, false)"
+                " FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
+            )
     finally:
         database.close()
 
