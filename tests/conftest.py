@@ -76,9 +76,13 @@ def _reset_postgres(url: str) -> None:
                 database.execute_sql("SET LOCAL session_replication_role = replica")
                 for table in filled:
                     database.execute_sql(f'DELETE FROM "{table}"')
+            # The sequences of those tables (not schema_version's: its rows stay).
             database.execute_sql(
-                "SELECT setval(format('%%I.%%I', schemaname, sequencename), 1, false)"
-                " FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
+                "SELECT setval(s.oid, 1, false) FROM pg_class s"
+                " JOIN pg_depend d ON d.objid = s.oid AND d.deptype = 'a'"
+                " JOIN pg_class t ON t.oid = d.refobjid"
+                " WHERE s.relkind = 'S' AND t.relnamespace = 'public'::regnamespace"
+                " AND t.relname <> 'schema_version'"
             )
     finally:
         database.close()
