@@ -13,6 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from rest_compat.tasks import GET_TASK
+from schema import schema
 from schema.stored import OperationThreads
 from server import db
 
@@ -142,3 +143,34 @@ def test_rest_operations_run_on_the_applications_operation_threads(
     assert answer.json()["data"] == {"text": "one"}
     assert names == ["execute"]
     assert isinstance(client.app.state.operation_threads, OperationThreads)  # type: ignore[attr-defined]
+
+
+def test_graphql_requests_run_on_the_applications_operation_threads(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``/graphql`` queries and mutations take the same pool as REST, once per request, and
+    run on one of its threads (the resolvers see the thread's name)."""
+    names: list[str] = []
+    real_run = OperationThreads.run
+
+    async def recording_run(self: OperationThreads, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        names.append(getattr(fn, "__name__", "?"))
+        return await real_run(self, fn, *args, **kwargs)
+
+    seen: list[str] = []
+    real_execute_sync = schema.execute_sync
+
+    def watched_execute_sync(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(threading.current_thread().name)
+        return real_execute_sync(*args, **kwargs)
+
+    monkeypatch.setattr(OperationThreads, "run", recording_run)
+    monkeypatch.setattr(schema, "execute_sync", watched_execute_sync)
+    mutation = 'mutation { importTasks(tasks: [{text: "one"}]) { taskCount } }'
+    answer = client.post("/graphql", json={"query": mutation})
+    assert answer.status_code == 200, answer.text
+    query = "{ project { taskCount } }"
+    answer = client.post("/graphql", json={"query": query})
+    assert answer.json() == {"data": {"project": {"taskCount": 1}}}
+    assert names == ["watched_execute_sync", "watched_execute_sync"]
+    assert len(seen) == 2 and all(n.startswith("labelgraph-operation-") for n in seen)
