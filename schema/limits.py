@@ -161,11 +161,29 @@ def _cached_parse(query: str, max_tokens: int | None) -> DocumentNode:
     return parse(query, max_tokens=max_tokens)
 
 
+class _SmallDocument:
+    """A parsed small document as a cache key: equal and hashed by its text and token limit
+    (Python keeps a string's hash), not by its syntax tree, which a key of the parsed document
+    would hash whole on every lookup."""
+
+    __slots__ = ("document", "key")
+
+    def __init__(self, query: str, max_tokens: int | None, document: DocumentNode) -> None:
+        self.key = (query, max_tokens)
+        self.document = document
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _SmallDocument) and self.key == other.key
+
+
 @functools.lru_cache(maxsize=CACHE_ENTRIES)
 def _cached_validation(
-    schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
+    schema: GraphQLSchema, parsed: _SmallDocument, rules: tuple[type[ASTValidationRule], ...]
 ) -> list[GraphQLError]:
-    return validate_document(schema, document, rules)
+    return validate_document(schema, parsed.document, rules)
 
 
 class GuardedDocuments(SchemaExtension):
@@ -173,24 +191,28 @@ class GuardedDocuments(SchemaExtension):
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
+        self._parsed: _SmallDocument | None = None
         if context.query and context.graphql_document is None:
             limits = limits_for(context.context)
             document = parse_document(context.query, limits)
             check_shape(measure(document, context.schema._schema, context.variables), limits)
             context.graphql_document = document
+            if len(context.query) <= CACHEABLE_DOCUMENT_SIZE:  # parsed through the cache
+                max_tokens = limits.max_tokens if limits is not None else None
+                self._parsed = _SmallDocument(context.query, max_tokens, document)
         yield
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
+        parsed = getattr(self, "_parsed", None)
         cached = (
-            context.query is not None
-            and len(context.query) <= CACHEABLE_DOCUMENT_SIZE
-            and context.graphql_document is not None
+            parsed is not None
+            and context.graphql_document is parsed.document
             and context.pre_execution_errors is None
         )
         if cached:
-            assert context.graphql_document is not None
+            assert parsed is not None
             rules = tuple(context.validation_rules)
-            errors = _cached_validation(context.schema._schema, context.graphql_document, rules)
+            errors = _cached_validation(context.schema._schema, parsed, rules)
             context.pre_execution_errors = list(errors)
         yield

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from graphql import parse
+from graphql import DocumentNode, parse
 from graphql.utilities import get_introspection_query
 from starlette.testclient import TestClient
 
@@ -224,3 +224,21 @@ def test_limits_come_from_settings(setting: str) -> None:
 def test_token_limit_message_is_graphql_cores() -> None:
     with pytest.raises(Exception, match=limits.TOKEN_LIMIT_MESSAGE):
         parse("{ a b c }", max_tokens=2)
+
+
+def test_the_validation_cache_never_hashes_a_syntax_tree(
+    gql: GraphQL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache of validations is keyed by the document's text: hashing the parsed tree cost
+    every request a walk of the whole document."""
+
+    def no_hashing(self: object) -> int:
+        raise AssertionError("a syntax tree was hashed")
+
+    query = "{ version { labelgraph } }"
+    gql(query)  # parsed, validated and cached
+    before = limits._cached_validation.cache_info().hits
+    monkeypatch.setattr(DocumentNode, "__hash__", no_hashing)
+    assert gql(query)["version"]["labelgraph"]
+    assert gql(query + " ")["version"]["labelgraph"]  # another text: validated anew
+    assert limits._cached_validation.cache_info().hits == before + 1
