@@ -6,9 +6,9 @@ checks for awaitables, then completes the result by testing its type (non-null, 
 abstract, object) and collecting the sub-selection. A page of 100 tasks with their
 completions and predictions is ~600 fields, and those steps were most of its time.
 
-:class:`LeanExecution` compiles, once per execution and selection, a completer for a value
-whose type is (a list or non-null wrapper of) an object type when every field selected on it,
-at every depth, is one that does nothing but read its source:
+:class:`LeanExecution` compiles a completer for a value whose type is (a list or non-null
+wrapper of) an object type when every field selected on it, at every depth, is one that does
+nothing but read its source:
 
 * a direct method resolver installed by :mod:`schema.lean_fields` (no arguments, no
   extensions, synchronous), or Strawberry's resolver of a plain attribute (no resolver);
@@ -30,11 +30,20 @@ expected shape (an object that is not an instance of the type's class, a list th
 Lean resolvers are synchronous methods of this schema's types, which return values, never
 awaitables.
 
+A completer takes the executor it completes for as an argument (its errors, context and
+resolve infos are that execution's), so one completer serves every execution of a selection.
+Compiling was a quarter of a small page's execution; it now happens once per selection of a
+small document without directives (at most :data:`PLANS` kept): such a document's selections do
+not depend on its variables, and its syntax tree is the parse cache's, the same object in every
+request. Documents with ``@skip``/``@include`` (whose selections follow the variables) or
+larger ones compile per execution as before.
+
 Tests compare answers and errors with graphql-core's own completion (tests/graphql).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from math import isfinite
 from typing import Any, cast
@@ -66,12 +75,25 @@ from graphql.type.scalars import (
     serialize_string,
 )
 
+from schema.limits import CACHEABLE_DOCUMENT_SIZE
 from schema.shared_events import SharedEventExecution
 
-# A completer: (value, its path) -> the completed value; raises as complete_value raises.
-# Leaves are given no path (None): they need none.
-Completer = Callable[[Any, Any], Any]
+# A completer: (value, its path, the executor) -> the completed value; raises as
+# complete_value raises. Leaves are given no path (None): they need none.
+Completer = Callable[[Any, Any, "LeanExecution"], Any]
 _NOT_LEAN = object()
+# Completers shared between executions, by (return type, parent type, ids of the field nodes);
+# each entry keeps its nodes alive so that their ids are not reused meanwhile.
+PLANS = 512
+_plans: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+_plans_lock = threading.Lock()
+
+
+def _keep_plan(key: tuple[Any, ...], entry: tuple[Any, Any]) -> None:
+    with _plans_lock:
+        while len(_plans) >= PLANS:
+            del _plans[next(iter(_plans))]  # the oldest
+        _plans[key] = entry
 
 
 def _is_plain(resolve: Any) -> bool | None:
@@ -113,8 +135,8 @@ class _ResolveInfo:
 
 class LeanExecution(SharedEventExecution):
     def build_response(self, data: dict[str, Any] | None) -> Any:
-        """graphql-core's, then the completers go: they hold this executor's bound methods and
-        context, a cycle that would wait for the garbage collector."""
+        """graphql-core's, then this execution's own completers go (they hold the field
+        details lists of this execution)."""
         try:
             return super().build_response(data)
         finally:
@@ -134,7 +156,7 @@ class LeanExecution(SharedEventExecution):
             return super().complete_value(
                 return_type, field_details_list, info, path, result, position_context
             )
-        return completer(result, path)
+        return completer(result, path, self)
 
     # --- compiling -------------------------------------------------------------------------
 
@@ -149,8 +171,18 @@ class LeanExecution(SharedEventExecution):
             named = named.of_type
         if not is_object_type(named) or getattr(self.middleware_manager, "middlewares", None):
             return None
-        # Completers are bound to this executor (its errors, context and variables): a copy of
-        # it (a subscription's executor per event copies its attributes) makes its own.
+        if self._shares_completers():
+            nodes = tuple(details.node for details in field_details_list)
+            shared_key = (return_type, parent_type, *map(id, nodes))
+            entry = _plans.get(shared_key)
+            if entry is None:
+                found = self._compile(return_type, field_details_list, parent_type, 0)
+                entry = (nodes, _NOT_LEAN if found is None else found)
+                _keep_plan(shared_key, entry)
+            shared = entry[1]
+            return None if shared is _NOT_LEAN else cast(Completer, shared)
+        # This execution's own: its selections may follow its variables. A copy of the
+        # executor (a subscription's executor per event copies its attributes) makes its own.
         owner, cache = self.__dict__.get("_lean_completers", (None, None))
         if owner != id(self) or cache is None:
             cache = {}
@@ -163,6 +195,17 @@ class LeanExecution(SharedEventExecution):
             cached = cache[key] = (field_details_list, _NOT_LEAN if found is None else found)
         completer = cached[1]
         return None if completer is _NOT_LEAN else cast(Completer, completer)
+
+    def _shares_completers(self) -> bool:
+        """Whether this execution's completers may serve others: a small document (one the
+        parse cache keeps) without directives (``@`` anywhere, even in a string, counts)."""
+        shares = self.__dict__.get("_lean_shares")
+        if shares is None:
+            location = self.operation.loc
+            body = location.source.body if location is not None else None
+            shares = body is not None and len(body) <= CACHEABLE_DOCUMENT_SIZE and "@" not in body
+            self.__dict__["_lean_shares"] = shares
+        return bool(shares)
 
     def _compile(
         self,
@@ -204,10 +247,10 @@ class LeanExecution(SharedEventExecution):
         field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
         assert field_def is not None
         nodes = [details.node for details in field_details_list]
-        complete = super().complete_value
 
-        def generic(value: Any, path: Path) -> Any:
-            info = self.build_resolve_info(field_def, nodes, parent_type, path)
+        def generic(value: Any, path: Path, ex: LeanExecution) -> Any:
+            info = ex.build_resolve_info(field_def, nodes, parent_type, path)
+            complete = super(LeanExecution, ex).complete_value
             return complete(return_type, field_details_list, info, path, value, None)
 
         return generic
@@ -216,10 +259,10 @@ class LeanExecution(SharedEventExecution):
     def _non_null(inner: Completer, parent_type: GraphQLObjectType, field_name: str) -> Completer:
         message = f"Cannot return null for non-nullable field {parent_type}.{field_name}."
 
-        def non_null(value: Any, path: Path) -> Any:
+        def non_null(value: Any, path: Path, ex: LeanExecution) -> Any:
             if isinstance(value, Exception):
                 raise value
-            completed = inner(value, path)
+            completed = inner(value, path, ex)
             if completed is None:
                 raise TypeError(message)
             return completed
@@ -235,42 +278,41 @@ class LeanExecution(SharedEventExecution):
         parent_type: GraphQLObjectType,
     ) -> Completer:
         generic = self._generic(list_type, field_details_list, parent_type)
-        handle_field_error = self.handle_field_error
 
-        def complete_list(value: Any, path: Path) -> Any:
+        def complete_list(value: Any, path: Path, ex: LeanExecution) -> Any:
             if isinstance(value, Exception):
                 raise value
             if value is None or value is Undefined:
                 return None
             if type(value) is not list:
-                return generic(value, path)
+                return generic(value, path, ex)
             completed: list[Any] = []
             append = completed.append
             for index, element in enumerate(value):
                 item_path = Path(path, index, None)
                 try:
-                    append(item(element, item_path))
+                    append(item(element, item_path, ex))
                 except Exception as raw_error:
-                    handle_field_error(raw_error, item_type, field_details_list, item_path)
+                    ex.handle_field_error(raw_error, item_type, field_details_list, item_path)
                     append(None)
             return completed
 
         return complete_list
 
-    def _leaf(self, leaf_type: GraphQLLeafType) -> Completer:
-        complete_leaf_value = self.complete_leaf_value
+    @staticmethod
+    def _leaf(leaf_type: GraphQLLeafType) -> Completer:
         # Values the built-in scalars give back as they are: no need to call them.
         coerce = getattr(leaf_type, "coerce_output_value", None)
         kept = _KEPT_AS_THEY_ARE.get(coerce) if coerce is not None else None
 
-        def leaf(value: Any, path: Path) -> Any:
+        def leaf(value: Any, path: Path, ex: LeanExecution) -> Any:
             if isinstance(value, Exception):
                 raise value
             if value is None or value is Undefined:
                 return None
             if kept is not None and kept(value):
                 return value
-            return complete_leaf_value(leaf_type, value)
+            return ex.complete_leaf_value(leaf_type, value)
 
         return leaf
 
@@ -322,16 +364,14 @@ class LeanExecution(SharedEventExecution):
                  wants_path)
             )  # fmt: skip
         generic = self._generic(object_type, field_details_list, parent_type)
-        handle_field_error = self.handle_field_error
-        context = self.context_value
 
-        def complete_object(value: Any, path: Path) -> Any:
+        def complete_object(value: Any, path: Path, ex: LeanExecution) -> Any:
             if isinstance(value, Exception):
                 raise value
             if value is None or value is Undefined:
                 return None
             if type(value) is not origin:
-                return generic(value, path)
+                return generic(value, path, ex)
             results: dict[str, Any] = {}
             for name, resolve, with_info, field_def, details, sub, nodes, wants_path in fields:
                 if resolve is None:
@@ -341,15 +381,15 @@ class LeanExecution(SharedEventExecution):
                 try:
                     if with_info:
                         info = _ResolveInfo(
-                            context, (self, field_def, nodes, object_type, field_path)
+                            ex.context_value, (ex, field_def, nodes, object_type, field_path)
                         )
-                        results[name] = sub(resolve(value, info), field_path)
+                        results[name] = sub(resolve(value, info), field_path, ex)
                     else:
-                        results[name] = sub(resolve(value, None), field_path)
+                        results[name] = sub(resolve(value, None), field_path, ex)
                 except Exception as raw_error:
                     if field_path is None:
                         field_path = Path(path, name, type_name)
-                    handle_field_error(raw_error, field_def.type, details, field_path)
+                    ex.handle_field_error(raw_error, field_def.type, details, field_path)
                     results[name] = None
             return results
 

@@ -214,3 +214,81 @@ def test_a_copy_of_an_executor_completes_with_its_own_errors() -> None:
     assert again == first
     assert [e.path for e in copied.collected_errors.errors] == [["holder", "leaves", 2, "maybe"]]
     assert len(executor.collected_errors.errors) == 1
+
+
+def _run(target: strawberry.Schema, document: Any, variables: dict[str, Any] | None = None) -> Any:
+    from graphql import execute
+
+    return execute(
+        target._schema,
+        document,
+        variable_values=variables,
+        executor_class=target.execution_context_class,
+    )
+
+
+def test_a_documents_completers_are_compiled_once_and_serve_every_execution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same document (as the parse cache hands it out) runs three times: its completers
+    are compiled by the first run only, and each run gets its own errors and paths."""
+    from graphql import parse
+
+    lean, plain = _schemas()
+    compiled: list[str] = []
+    compile_ = LeanExecution._compile
+
+    def counted(self: LeanExecution, *args: Any) -> Any:
+        compiled.append(args[1][0].node.name.value)
+        return compile_(self, *args)
+
+    monkeypatch.setattr(LeanExecution, "_compile", counted)
+    document = parse("{ holder { leaves { value maybe where child { where } } } }")
+    expected = _run(plain, document)
+    results = [_run(lean, document)]
+    after_first = list(compiled)
+    assert "leaves" in after_first and "child" in after_first
+    results += [_run(lean, document) for _ in range(2)]
+    assert compiled == after_first  # nothing compiled again
+    for result in results:
+        assert result.data == expected.data
+        assert [(e.message, e.path) for e in result.errors] == [
+            ("two is refused", ["holder", "leaves", 2, "maybe"])
+        ]
+    assert len({id(result.errors) for result in results}) == 3
+
+
+def test_selections_that_follow_the_variables_are_compiled_per_execution() -> None:
+    """``@skip``/``@include`` make a document's selections depend on its variables: its
+    completers are never shared, so each run answers for its own variables."""
+    from graphql import parse
+
+    lean, plain = _schemas()
+    document = parse(
+        "query($s: Boolean!) { holder { leaves { value @skip(if: $s) maybe @include(if: $s) } } }"
+    )
+    for skip in (True, False, True):
+        got, expected = _run(lean, document, {"s": skip}), _run(plain, document, {"s": skip})
+        assert (got.data, got.errors) == (expected.data, expected.errors)
+        first = got.data["holder"]["leaves"][0]
+        assert set(first) == ({"maybe"} if skip else {"value"})
+
+
+def test_shared_completers_keep_no_executor_alive() -> None:
+    """A completer kept for later executions holds no executor (nor its context and request):
+    the executor is freed as soon as its execution ends."""
+    import gc
+    import weakref
+
+    from graphql import parse
+
+    lean, _plain = _schemas()
+    document = parse("{ holder { leaves { value maybe where child { where } } } }")
+    executor = LeanExecution.build(lean._schema, document)
+    assert isinstance(executor, LeanExecution)
+    assert executor.execute_operation() is not None
+    assert executor._shares_completers()
+    gone = weakref.ref(executor)
+    del executor
+    gc.collect()
+    assert gone() is None
