@@ -11,6 +11,7 @@ import collections
 import contextlib
 import functools
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
@@ -19,6 +20,7 @@ import anyio.to_thread
 import peewee
 from playhouse.pool import PooledSqliteDatabase
 
+from server import sqlite_gate
 from server.pg_pool import PostgresPool
 from server.services.events import pending
 
@@ -133,19 +135,26 @@ class FairLock:
 # arrival order, on a lock handed to the next waiter when the holder commits, rather than in
 # SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and wakes to find the
 # lock taken again: with 32 writers that made the p99 of a completion POST 0.6 to 1 s. Readers
-# never take it (WAL: they read their snapshot while a write runs). Other processes writing
-# the same file still meet this one in the busy handler, as before.
+# never take it (WAL: they read their snapshot while a write runs). The holder then queues
+# with the writers of other processes on the file's writer gate (:mod:`server.sqlite_gate`).
 _sqlite_writer = FairLock()
 
 
 @contextlib.contextmanager
 def _sqlite_write_turn() -> Iterator[None]:
-    """This process's turn to write to SQLite. Waits at most the busy timeout; past it (a
-    writer stuck in this process) the transaction goes on to SQLite's own lock and timeout."""
+    """This process's turn to write to SQLite, then the turn among processes. Both together
+    wait at most the busy timeout; past it (a writer stuck somewhere) the transaction goes on
+    to SQLite's own lock and timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     acquired = _sqlite_writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    gate = sqlite_gate.gate_for(database.obj) if acquired else None
+    gated = gate is not None and gate.acquire(deadline - time.monotonic())
     try:
         yield
     finally:
+        if gated:
+            assert gate is not None
+            gate.release()
         if acquired:
             _sqlite_writer.release()
 
