@@ -51,7 +51,10 @@ def add_server_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--host", help="bind address (default 127.0.0.1)")
     sub.add_argument("--port", type=port_number, help="port, 1-65535 (default 8080)")
     sub.add_argument(
-        "--workers", type=int, default=1, help="uvicorn worker processes (use with PostgreSQL)"
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes (PostgreSQL, or SQLite on one host)",
     )
 
 

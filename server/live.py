@@ -1,5 +1,6 @@
 """The process's live machinery, opened and closed with the app: the subscriber hub, the
-cross-process broker (PostgreSQL) and the webhook worker, attached to the event bus."""
+cross-process broker (PostgreSQL's, or local sockets for processes sharing a SQLite file) and
+the webhook worker, attached to the event bus."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import anyio.to_thread
 from server import db
 from server.services.events import bus
 from server.services.events.hub import LocalHub
+from server.services.events.local_broker import LocalBroker, registry_for
 from server.services.events.pg_broker import PostgresBroker, postgres_connector
 from server.services.webhooks.outbox import WebhookOutbox
 from server.services.webhooks.worker import WebhookWorker, next_due
 from server.settings import Settings
+from server.sqlite_gate import sqlite_file
 
 log = logging.getLogger(__name__)
 LISTEN_WAIT = 5.0
@@ -24,7 +27,7 @@ LISTEN_WAIT = 5.0
 @dataclass
 class LiveRuntime:
     hub: LocalHub
-    broker: PostgresBroker | None
+    broker: PostgresBroker | LocalBroker | None
     webhooks: WebhookWorker
 
     @classmethod
@@ -33,11 +36,13 @@ class LiveRuntime:
         hub = LocalHub(
             asyncio.get_running_loop(), settings.live_queue_size, settings.live_max_subscriptions
         )
-        broker = None
+        broker: PostgresBroker | LocalBroker | None = None
         if settings.live_broker == "auto" and not db.is_sqlite():
             broker = PostgresBroker(postgres_connector(db.database.obj), bus.received)
             if not await anyio.to_thread.run_sync(broker.wait_listening, LISTEN_WAIT):
                 log.warning("event broker: not listening yet; other processes' events may be late")
+        elif settings.live_broker == "auto" and (path := sqlite_file(db.database.obj)):
+            broker = LocalBroker(registry_for(path), bus.received)
         # Read now, before serving: afterwards the worker queries only when there is work.
         first_due = await db.run_db(next_due)
         worker = WebhookWorker(settings, first_due)

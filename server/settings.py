@@ -367,7 +367,8 @@ class Settings:
     live_broker: str = _setting(
         "auto",
         "How subscriptions hear of other processes' writes: auto (PostgreSQL LISTEN/NOTIFY "
-        "on PostgreSQL, in-process on SQLite) or local (this process only)",
+        "on PostgreSQL; on SQLite, local sockets between the processes of one host sharing "
+        "the file) or local (this process only)",
     )
     live_queue_size: int = _setting(
         256,

@@ -147,6 +147,12 @@ _gates: weakref.WeakKeyDictionary[Any, WriterGate | None] = weakref.WeakKeyDicti
 _gates_mutex = threading.Lock()
 
 
+def sqlite_file(database: Any) -> str:
+    """The file of a peewee SQLite database ('' for an in-memory one)."""
+    path = str(getattr(database, "database", "") or "")
+    return "" if path == ":memory:" or path.startswith("file::memory:") else path
+
+
 def gate_for(database: Any) -> WriterGate | None:
     """The writer gate of a peewee SQLite database (None for an in-memory one)."""
     try:
@@ -155,7 +161,6 @@ def gate_for(database: Any) -> WriterGate | None:
         pass
     with _gates_mutex:
         if database not in _gates:
-            path = str(getattr(database, "database", "") or "")
-            memory = path in ("", ":memory:") or path.startswith("file::memory:")
-            _gates[database] = None if memory else WriterGate(f"{path}-writer")
+            path = sqlite_file(database)
+            _gates[database] = WriterGate(f"{path}-writer") if path else None
         return _gates[database]

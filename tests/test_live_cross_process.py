@@ -1,5 +1,6 @@
-"""Subscriptions across processes: two uvicorn processes on one PostgreSQL database, and a
-slow subscriber that falls behind."""
+"""Subscriptions across processes: two uvicorn processes on one database (PostgreSQL's
+LISTEN/NOTIFY, or the local sockets of processes sharing a SQLite file), and a slow subscriber
+that falls behind."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_DATABASE_URL, fixture_text
+from tests.conftest import fixture_text
 from tests.live_server import running_server
 from tests.ws_client import PROTOCOLS, GraphQLSocket
 
@@ -32,7 +33,6 @@ def _new_task(http: httpx.Client, text: str = "poke") -> int:
     return int(answer.json()["new_task_ids"][0])
 
 
-@pytest.mark.skipif(not TEST_DATABASE_URL, reason="needs LABELGRAPH_TEST_DATABASE_URL")
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_subscriber_on_one_process_sees_a_completion_posted_to_another(
     tmp_path: Path, protocol: str

@@ -1,5 +1,5 @@
-"""Load test side by side: the locust scenario of ``locustfile.py`` against 1 process on
-SQLite, 1 process on PostgreSQL, 2 and 4 uvicorn workers on PostgreSQL, and two "hosts"
+"""Load test side by side: the locust scenario of ``locustfile.py`` against 1 process and 2
+uvicorn workers on SQLite, 1 process on PostgreSQL, 2 and 4 workers on PostgreSQL, and two "hosts"
 (separate processes with separate project directories on one PostgreSQL, the S3 file store on
 a local moto server).
 
@@ -383,7 +383,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="names of setups to run")
     parser.add_argument("--json", help="write the summary to this file")
     args = parser.parse_args()
-    setups = [Setup("1 process, SQLite", "")]
+    setups = [Setup("1 process, SQLite", ""), Setup("2 workers, SQLite", "", workers=2)]
     if args.db:
         setups += [
             Setup("1 process, PostgreSQL", args.db),

@@ -2,7 +2,8 @@
 
 Services emit events inside their write transaction (:mod:`.pending`); when it commits, the
 bus hands them to its sinks: the local hub (subscribers of this process, on the event loop),
-the broker (other processes: PostgreSQL LISTEN/NOTIFY) and, before the commit, the webhook
+the broker (other processes: PostgreSQL LISTEN/NOTIFY, or local sockets beside a SQLite
+file) and, before the commit, the webhook
 outbox (delivery rows written in the same transaction). Nothing is attached until the app
 starts, and :meth:`Bus.wanted` is a few attribute reads, so writes made while nobody listens
 pay next to nothing. ``bus`` is the one module-level instance (as the database proxy is): the
@@ -27,6 +28,10 @@ class LocalSink(Protocol):
 
 
 class BrokerSink(Protocol):
+    @property
+    def has_peers(self) -> bool:
+        """Whether another process may want this one's events."""
+
     def send(self, events: list[Event]) -> None: ...
 
     def close(self) -> None: ...
@@ -53,7 +58,8 @@ class Bus:
 
     def listening(self) -> bool:
         """Whether a subscriber, here or in another process, may want events."""
-        if self.broker is not None:
+        broker = self.broker
+        if broker is not None and broker.has_peers:
             return True
         local = self.local
         return local is not None and local.has_subscribers

@@ -55,6 +55,10 @@ class PostgresBroker:
         for thread in self._threads:
             thread.start()
 
+    @property
+    def has_peers(self) -> bool:
+        return True  # processes on other hosts may listen: PostgreSQL does not say
+
     def wait_listening(self, timeout: float) -> bool:
         """Whether the listener is subscribed to the channel (waits up to ``timeout``)."""
         return self._listening.wait(timeout)
