@@ -13,7 +13,7 @@ import anyio.to_thread
 from server import db
 from server.services.events import bus
 from server.services.events.hub import LocalHub
-from server.services.events.local_broker import LocalBroker, registry_for
+from server.services.events.local_broker import LocalBroker, open_broker
 from server.services.events.pg_broker import PostgresBroker, postgres_connector
 from server.services.webhooks.outbox import WebhookOutbox
 from server.services.webhooks.worker import WebhookWorker, next_due
@@ -42,7 +42,7 @@ class LiveRuntime:
             if not await anyio.to_thread.run_sync(broker.wait_listening, LISTEN_WAIT):
                 log.warning("event broker: not listening yet; other processes' events may be late")
         elif settings.live_broker == "auto" and (path := sqlite_file(db.database.obj)):
-            broker = LocalBroker(registry_for(path), bus.received)
+            broker = open_broker(path, bus.received)
         # Read now, before serving: afterwards the worker queries only when there is work.
         first_due = await db.run_db(next_due)
         worker = WebhookWorker(settings, first_due)

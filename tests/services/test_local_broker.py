@@ -18,7 +18,7 @@ import pytest
 
 from server.services.events import Event, bus
 from server.services.events.event import encode
-from server.services.events.local_broker import POLL, LocalBroker
+from server.services.events.local_broker import POLL, LocalBroker, open_broker
 
 Received = queue.Queue[list[Event]]
 
@@ -132,3 +132,14 @@ def test_datagrams_of_another_user_are_ignored(registry: Path) -> None:
         assert received.empty()
     finally:
         broker.close()
+
+
+def test_without_a_registry_the_server_runs_on_hearing_only_itself(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    assert open_broker(str(tmp_path / "file" / "project.db"), lambda batch: None) is None
+    assert "other processes' writes go unheard" in caplog.text
+    broker = open_broker(str(tmp_path / "project.db"), lambda batch: None)
+    assert broker is not None
+    broker.close()

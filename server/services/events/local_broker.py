@@ -32,6 +32,7 @@ import os
 import select
 import socket
 import struct
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -40,11 +41,28 @@ from pathlib import Path
 from server.services.events.event import Event, decode, encode
 
 log = logging.getLogger(__name__)
+SUPPORTED = sys.platform == "linux"  # abstract sockets and SO_PASSCRED
 POLL = 5.0  # the listener's longest wait before it looks at its stop flag
 RECEIVE_BUFFER = 1 << 20  # asked for; the kernel caps it (net.core.rmem_max)
 MAX_MESSAGE = 65536
 _HELLO, _BYE = b"hello", b"bye"
 _CREDENTIALS = struct.Struct("iII")  # struct ucred: pid, uid, gid
+
+
+def open_broker(database_path: str, on_events: Callable[[list[Event]], None]) -> LocalBroker | None:
+    """The broker of the processes sharing ``database_path``; None where it cannot run (not
+    Linux, or the registry cannot be made: then each process hears only its own writes)."""
+    if not SUPPORTED:
+        return None
+    try:
+        return LocalBroker(registry_for(database_path), on_events)
+    except OSError as exc:
+        log.warning(
+            "event broker: none beside %s (%s); other processes' writes go unheard",
+            database_path,
+            exc,
+        )
+        return None
 
 
 def registry_for(database_path: str) -> Path:
@@ -66,11 +84,15 @@ class LocalBroker:
         self._peers_mutex = threading.Lock()
         self._stopping = threading.Event()
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self._socket.bind(self._address(self._name))  # before registering: greetings arrive
-        registry.mkdir(mode=0o700, exist_ok=True)
-        (registry / self._name).touch()
+        try:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            self._socket.bind(self._address(self._name))  # before registering: greetings arrive
+            registry.mkdir(mode=0o700, exist_ok=True)
+            (registry / self._name).touch()
+        except OSError:
+            self._socket.close()
+            raise
         for peer in self._listed_peers():
             if self._send_to(peer, _HELLO):
                 self._add_peer(peer)
