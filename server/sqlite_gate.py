@@ -121,12 +121,12 @@ class WriterGate:
                 continue
             fcntl.flock(self._fd, fcntl.LOCK_EX)  # the interpreter lock is let go meanwhile
             with self._mutex:
-                self._outstanding -= 1
                 if wait.state == _WAITING:
                     wait.state = _GRANTED
                     wait.event.set()
-                    continue
-            fcntl.flock(self._fd, fcntl.LOCK_UN)  # its writer gave up: pass it on at once
+                else:  # its writer gave up: pass it on at once, before a direct try may run
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                self._outstanding -= 1
 
 
 def _try_lock(fd: int) -> bool:

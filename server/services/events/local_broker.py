@@ -19,7 +19,9 @@ the bus nobody else listens, so a lone server's writes build no events for it.
 
 Abstract sockets have no file permissions: any local user could send to one. Each datagram
 carries its sender's credentials (``SO_PASSCRED``, filled in by the kernel), and only those of
-this process's own user are read.
+this process's own user are read. (The other way round, a local user who binds a dead peer's
+name before it is found dead would receive events: kinds, project and object ids, counts;
+never task data.)
 """
 
 from __future__ import annotations
