@@ -32,17 +32,21 @@ class LiveRuntime:
 
     @classmethod
     async def open(cls, settings: Settings) -> LiveRuntime:
-        """Attach a hub on the running loop (and a broker on PostgreSQL) to the bus."""
+        """Attach a hub on the running loop (and a broker between processes) to the bus."""
         hub = LocalHub(
             asyncio.get_running_loop(), settings.live_queue_size, settings.live_max_subscriptions
         )
         broker: PostgresBroker | LocalBroker | None = None
         if settings.live_broker == "auto" and not db.is_sqlite():
             broker = PostgresBroker(postgres_connector(db.database.obj), bus.received)
-            if not await anyio.to_thread.run_sync(broker.wait_listening, LISTEN_WAIT):
-                log.warning("event broker: not listening yet; other processes' events may be late")
         elif settings.live_broker == "auto" and (path := sqlite_file(db.database.obj)):
             broker = open_broker(path, bus.received)
+        # Listening before the outbox reads the webhooks: a change committed afterwards by
+        # another process reaches this one.
+        if broker is not None and not await anyio.to_thread.run_sync(
+            broker.wait_listening, LISTEN_WAIT
+        ):
+            log.warning("event broker: not listening yet; other processes' events may be late")
         # Read now, before serving: afterwards the worker queries only when there is work.
         first_due = await db.run_db(next_due)
         worker = WebhookWorker(settings, first_due)

@@ -7,6 +7,7 @@ project directory) is in tests/test_live_cross_process.py.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import socket
@@ -51,7 +52,8 @@ def test_events_travel_to_the_other_process(
     pair: tuple[LocalBroker, LocalBroker, Received], registry: Path
 ) -> None:
     sender, listener, received = pair
-    assert eventually(lambda: sender.has_peers and listener.has_peers)  # greeted each other
+    # The listener, started second, greeted the sender; once welcomed it is a known peer.
+    assert listener.wait_listening(10) and sender.has_peers and listener.has_peers
     assert len(list(registry.iterdir())) == 2
     many = [Event("task.created", 7, (n,)) for n in range(400)]  # several messages' worth
     sender.send([Event("completion.created", 7, (1,), {"task": 3})])
@@ -82,6 +84,7 @@ def test_a_dead_process_is_found_and_unregistered(registry: Path) -> None:
     (registry / "999999-000000000000").touch()  # registered, but nobody binds its socket
     broker = LocalBroker(registry, lambda batch: None)
     try:
+        assert broker.wait_listening(0)  # nobody alive to wait for
         assert not broker.has_peers
         assert [p.name for p in registry.iterdir()] != [] and not (
             registry / "999999-000000000000"
@@ -143,3 +146,20 @@ def test_without_a_registry_the_server_runs_on_hearing_only_itself(
     broker = open_broker(str(tmp_path / "project.db"), lambda batch: None)
     assert broker is not None
     broker.close()
+
+
+def test_a_peer_that_never_answers_is_waited_for_only_so_long(registry: Path) -> None:
+    """A registered process that is alive but does not answer (hung) delays a new one's
+    start-up by at most its wait."""
+    registry.mkdir()
+    namespace = hashlib.sha256(str(registry.resolve()).encode()).hexdigest()[:24]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as silent:
+        silent.bind(f"\0labelgraph-events/{namespace}/1-silent".encode())
+        (registry / "1-silent").touch()
+        broker = LocalBroker(registry, lambda batch: None)
+        try:
+            assert broker.has_peers
+            assert not broker.wait_listening(0.2)
+            assert silent.recv(100) == b"hello"
+        finally:
+            broker.close()

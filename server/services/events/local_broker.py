@@ -6,8 +6,10 @@ SQLite has nothing of the kind, but its processes share one host. Each process b
 datagram socket in Linux's abstract namespace (no file to clean up, no path-length limit) and
 registers it as an empty file named after it in a directory beside the database
 (``<database>-events/``). A new process greets every registered one, so each knows its peers
-without listing the directory per write; one that leaves says goodbye and removes its file;
-one that died is found when a send to it is refused, and its file is removed then.
+without listing the directory per write, and waits briefly for their welcome: from then on
+they send it their writes, so nothing committed after its start-up reads is missed. One that
+leaves says goodbye and removes its file; one that died is found when a send to it is
+refused, and its file is removed then.
 
 Events are published by the writer's thread once its transaction committed, as the same
 compact JSON messages as PostgreSQL's (under 8000 bytes each), sent to every peer without
@@ -47,7 +49,7 @@ SUPPORTED = sys.platform == "linux"  # abstract sockets and SO_PASSCRED
 POLL = 5.0  # the listener's longest wait before it looks at its stop flag
 RECEIVE_BUFFER = 1 << 20  # asked for; the kernel caps it (net.core.rmem_max)
 MAX_MESSAGE = 65536
-_HELLO, _BYE = b"hello", b"bye"
+_HELLO, _WELCOME, _BYE = b"hello", b"welcome", b"bye"
 _CREDENTIALS = struct.Struct("iII")  # struct ucred: pid, uid, gid
 
 
@@ -85,6 +87,8 @@ class LocalBroker:
         self._peers: set[str] = set()
         self._peers_mutex = threading.Lock()
         self._stopping = threading.Event()
+        self._unwelcomed: set[str] = set()  # greeted at start-up, not answered yet
+        self._welcomed = threading.Event()
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
@@ -98,6 +102,9 @@ class LocalBroker:
         for peer in self._listed_peers():
             if self._send_to(peer, _HELLO):
                 self._add_peer(peer)
+                self._unwelcomed.add(peer)
+        if not self._unwelcomed:
+            self._welcomed.set()
         self._wake_read, self._wake_write = os.pipe()
         self._listener = threading.Thread(
             target=self._listen_loop, name="labelgraph-events-sub", daemon=True
@@ -110,7 +117,9 @@ class LocalBroker:
         return bool(self._peers)
 
     def wait_listening(self, timeout: float) -> bool:
-        return True  # bound before the constructor returned
+        """Whether every process greeted at start-up has answered (and so sends this one its
+        writes from now on), waiting up to ``timeout``; the socket itself was bound at once."""
+        return self._welcomed.wait(timeout)
 
     def send(self, events: list[Event]) -> None:
         """Send committed events to every peer (the writer's thread; never blocks)."""
@@ -162,9 +171,16 @@ class LocalBroker:
     def _drop_peer(self, name: str, *, dead: bool) -> None:
         with self._peers_mutex:
             self._peers.discard(name)
+        self._welcome_from(name)  # gone: nothing to wait for
         if dead:  # nobody binds its socket any more: its process is gone
             with contextlib.suppress(OSError):
                 (self._registry / name).unlink()
+
+    def _welcome_from(self, name: str) -> None:
+        with self._peers_mutex:
+            self._unwelcomed.discard(name)
+            if not self._unwelcomed:
+                self._welcomed.set()
 
     def _send_to(self, peer: str, message: bytes) -> bool:
         """Send without waiting; False if the peer is gone (its registration is removed)."""
@@ -215,10 +231,13 @@ class LocalBroker:
                 return events
             if _sender_uid(extra) != own_user:
                 continue  # another user's process: not one of ours
-            if payload in (_HELLO, _BYE):
+            if payload in (_HELLO, _WELCOME, _BYE):
                 peer = _peer_name(sender)
                 if peer and payload == _HELLO:
-                    self._add_peer(peer)
+                    self._add_peer(peer)  # before the welcome: its sender may count on it
+                    self._send_to(peer, _WELCOME)
+                elif peer and payload == _WELCOME:
+                    self._welcome_from(peer)
                 elif peer:
                     self._drop_peer(peer, dead=False)
                 continue
