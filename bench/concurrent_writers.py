@@ -323,12 +323,13 @@ def run(args: argparse.Namespace) -> int:
     )
     stored = listed - before_listed
     duplicated = len(ids) - len(set(ids))
-    record("writers_rate", rate)
-    record("writers_p99_ms", p99)
+    key = "writers" if args.workers == 1 else f"writers_{args.workers}w"  # throughput.FIGURES
+    record(f"{key}_rate", rate)
+    record(f"{key}_p99_ms", p99)
     record(
-        "writers_lost", abs(stored - len(ids)) + duplicated + abs(counter - before_counter - stored)
+        f"{key}_lost", abs(stored - len(ids)) + duplicated + abs(counter - before_counter - stored)
     )
-    record("writers_errors", len(errors))
+    record(f"{key}_errors", len(errors))
     print(
         "load average (1, 5, 15 min): "
         f"{' '.join(f'{x:.2f}' for x in load_before)} -> {' '.join(f'{x:.2f}' for x in load_after)}"

@@ -63,6 +63,10 @@ FIGURES = (
     Figure("writers_p99_ms", "completion POST p99, 32 writers", "ms", 50),
     Figure("writers_lost", "writes lost or duplicated, 32 writers", "", 0),
     Figure("writers_errors", "failed POSTs, 32 writers", "", 0),
+    Figure("writers_2w_rate", "  the same, 2 workers: POSTs/s", "/s", 1000, higher_is_better=True),
+    Figure("writers_2w_p99_ms", "  2 workers: p99", "ms", 50),
+    Figure("writers_2w_lost", "  2 workers: lost or duplicated", "", 0),
+    Figure("writers_2w_errors", "  2 workers: failed POSTs", "", 0),
     Figure("delete_p95_ms", "DELETE one task, p95 (large)", "ms", 5),
     Figure("page_p95_ms", "task page, worst p95 over orders and depths (large)", "ms", 5),
     Figure("export_json_s", "export JSON (large)", "s", 8),
@@ -97,6 +101,7 @@ def steps(small: int, large: int) -> list[Step]:
     return [
         Step("hot_paths", "hot_paths.py", ("--tasks", str(small))),
         Step("writers", "concurrent_writers.py", ()),
+        Step("writers_2w", "concurrent_writers.py", ("--workers", "2")),
         Step("task_pages", "task_pages.py", ("--sizes", str(large))),
         Step(
             "exports",
