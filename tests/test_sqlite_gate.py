@@ -22,6 +22,7 @@ import pytest
 from server import db, sqlite_gate
 from server.sqlite_gate import WriterGate
 from tests.conftest import TEST_DATABASE_URL
+from tests.waiting import eventually
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,15 +42,6 @@ def can_take(fd: int) -> bool:
         return False
     fcntl.flock(fd, fcntl.LOCK_UN)
     return True
-
-
-def eventually(condition: object, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_the_gate_excludes_other_owners_while_held(tmp_path: Path, other: int) -> None:
@@ -81,65 +73,40 @@ def test_a_blocked_writer_gets_the_lock_once_the_holder_lets_go(tmp_path: Path, 
     assert can_take(other)
 
 
+@pytest.mark.parametrize("slowed", ["after taking", "before letting go"])
 def test_a_writer_after_an_abandoned_wait_is_not_let_go_under(
-    tmp_path: Path, other: int, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, other: int, monkeypatch: pytest.MonkeyPatch, slowed: str
 ) -> None:
     """Once the gate's thread has the lock for an abandoned turn, and until it has let go, the
     lock belongs to the gate's open file: a direct try by a new writer would "take" it too,
-    and the thread would then let go of the lock that writer holds. The new writer must wait
-    until the thread has let go. (The thread is slowed here just before it lets go.)"""
+    and the thread would then let go of the lock that writer holds. New writers wait until the
+    thread has let go. The thread is slowed here in either half of that window: between its
+    blocking call and looking at the turn (which it otherwise does within the interpreter's
+    switch interval), or just before it lets go."""
     gate = WriterGate(str(tmp_path / "x.db-writer"))
-    letting_go = threading.Event()
+    in_window = threading.Event()
 
     class SlowThread:
         LOCK_EX, LOCK_NB, LOCK_UN = fcntl.LOCK_EX, fcntl.LOCK_NB, fcntl.LOCK_UN
 
         @staticmethod
         def flock(fd: int, operation: int) -> None:
-            if operation == fcntl.LOCK_UN and threading.current_thread() is gate._thread:
-                letting_go.set()
+            by_thread = threading.current_thread() is gate._thread
+            if by_thread and operation == fcntl.LOCK_UN and slowed == "before letting go":
+                in_window.set()
                 time.sleep(0.3)
             fcntl.flock(fd, operation)
+            if by_thread and operation == fcntl.LOCK_EX and slowed == "after taking":
+                in_window.set()
+                time.sleep(0.3)
 
     monkeypatch.setattr(sqlite_gate, "fcntl", SlowThread)
     fcntl.flock(other, fcntl.LOCK_EX)
     assert not gate.acquire(timeout=0.05)  # the thread now waits for this abandoned turn
     fcntl.flock(other, fcntl.LOCK_UN)
-    assert letting_go.wait(10)
+    assert in_window.wait(10)
     assert gate.acquire(timeout=30)
-    time.sleep(0.4)  # the thread has let go of its abandoned turn by now
-    assert not can_take(other)
-    gate.release()
-    assert can_take(other)
-
-
-def test_a_writer_does_not_try_directly_while_the_thread_takes_an_abandoned_turn(
-    tmp_path: Path, other: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The same, just after the thread's blocking call returned: until the thread has looked
-    at its turn, new writers queue behind it. (The thread is slowed here between taking the
-    lock and looking at its turn, which it otherwise does within the interpreter's switch
-    interval.)"""
-    gate = WriterGate(str(tmp_path / "x.db-writer"))
-    taken_by_thread = threading.Event()
-
-    class SlowThread:
-        LOCK_EX, LOCK_NB, LOCK_UN = fcntl.LOCK_EX, fcntl.LOCK_NB, fcntl.LOCK_UN
-
-        @staticmethod
-        def flock(fd: int, operation: int) -> None:
-            fcntl.flock(fd, operation)
-            if operation == fcntl.LOCK_EX:  # the thread's blocking call
-                taken_by_thread.set()
-                time.sleep(0.3)
-
-    monkeypatch.setattr(sqlite_gate, "fcntl", SlowThread)
-    fcntl.flock(other, fcntl.LOCK_EX)
-    assert not gate.acquire(timeout=0.05)
-    fcntl.flock(other, fcntl.LOCK_UN)
-    assert taken_by_thread.wait(10)
-    assert gate.acquire(timeout=30)
-    time.sleep(0.4)
+    time.sleep(0.4)  # the thread is done with its abandoned turn by now
     assert not can_take(other)
     gate.release()
     assert can_take(other)

@@ -20,6 +20,7 @@ import pytest
 from server.services.events import Event, bus
 from server.services.events.event import encode
 from server.services.events.local_broker import POLL, LocalBroker, open_broker
+from tests.waiting import eventually
 
 Received = queue.Queue[list[Event]]
 
@@ -37,15 +38,6 @@ def pair(registry: Path) -> Iterator[tuple[LocalBroker, LocalBroker, Received]]:
     yield sender, listener, received
     sender.close()
     listener.close()
-
-
-def eventually(condition: object, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_events_travel_to_the_other_process(
