@@ -148,8 +148,9 @@ def _sqlite_write_turn() -> Iterator[None]:
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     acquired = _sqlite_writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
     gate = sqlite_gate.gate_for(database.obj) if acquired else None
-    gated = gate is not None and gate.acquire(deadline - time.monotonic())
+    gated = False
     try:
+        gated = gate is not None and gate.acquire(deadline - time.monotonic())
         yield
     finally:
         if gated:

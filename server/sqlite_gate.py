@@ -35,7 +35,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 IDLE_SECONDS = 5.0  # the gate's thread ends after this long without a blocked wait
 
-_WAITING, _GRANTED, _ABANDONED = range(3)
+_WAITING, _GRANTED, _ABANDONED, _FAILED = range(4)
 
 
 class _Wait:
@@ -87,8 +87,12 @@ class WriterGate:
         with self._mutex:
             # While the thread still waits for an earlier (abandoned) turn, a direct try could
             # take the lock for this open file and the thread would then let it go under us.
-            if not self._outstanding and _try_lock(self._fd):
-                return True
+            try:
+                if not self._outstanding and _try_lock(self._fd):
+                    return True
+            except OSError as exc:  # a file system without flock (some network ones)
+                self._give_up(exc)
+                return False
             wait = _Wait()
             self._outstanding += 1
             self._waits.put(wait)
@@ -98,7 +102,7 @@ class WriterGate:
                 )
                 self._thread.start()
         if wait.event.wait(max(timeout, 0.0)):
-            return True
+            return wait.state == _GRANTED
         with self._mutex:
             if wait.state == _GRANTED:  # handed over as the wait ran out: ours after all
                 return True
@@ -107,6 +111,13 @@ class WriterGate:
 
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _give_up(self, exc: OSError) -> None:
+        """No gate from now on (call holding the mutex): writers meet SQLite's lock alone."""
+        log.warning(
+            "no writer gate for %s (%s): writers queue in SQLite's busy handler", self.path, exc
+        )
+        self._fd = -1
 
     def _serve(self) -> None:
         """The gate's thread: makes each blocked wait, in arrival order."""
@@ -119,7 +130,16 @@ class WriterGate:
                         self._thread = None
                         return
                 continue
-            fcntl.flock(self._fd, fcntl.LOCK_EX)  # the interpreter lock is let go meanwhile
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)  # the interpreter lock is let go meanwhile
+            except OSError as exc:
+                with self._mutex:
+                    wait.state = _FAILED
+                    wait.event.set()
+                    self._outstanding -= 1
+                    if self._fd >= 0:
+                        self._give_up(exc)
+                continue
             with self._mutex:
                 if wait.state == _WAITING:
                     wait.state = _GRANTED

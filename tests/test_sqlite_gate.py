@@ -7,6 +7,7 @@ last ones use real processes.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import subprocess
@@ -176,3 +177,65 @@ def test_writers_in_several_processes_keep_every_write(tmp_path: Path) -> None:
     assert sorted(rows.fetchall()) == [("a", 300, 300), ("b", 300, 300), ("c", 300, 300)]
     reader.close()
     assert (tmp_path / "shared.db-writer").exists()
+
+
+class NoFlock:
+    """A file system without ``flock`` (some network ones): every call fails."""
+
+    LOCK_EX, LOCK_NB, LOCK_UN = fcntl.LOCK_EX, fcntl.LOCK_NB, fcntl.LOCK_UN
+
+    @staticmethod
+    def flock(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+
+def test_without_flock_the_gate_steps_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    gate = WriterGate(str(tmp_path / "x.db-writer"))
+    monkeypatch.setattr(sqlite_gate, "fcntl", NoFlock)
+    assert not gate.acquire(timeout=30)
+    assert "writers queue in SQLite's busy handler" in caplog.text
+    assert not gate.acquire(timeout=30)  # given up: no more tries
+
+
+def test_a_failing_blocking_wait_ends_the_writers_wait_at_once(
+    tmp_path: Path, other: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = WriterGate(str(tmp_path / "x.db-writer"))
+
+    class BlockingCallFails:
+        LOCK_EX, LOCK_NB, LOCK_UN = fcntl.LOCK_EX, fcntl.LOCK_NB, fcntl.LOCK_UN
+
+        @staticmethod
+        def flock(fd: int, operation: int) -> None:
+            if operation == fcntl.LOCK_EX:
+                raise OSError(errno.ENOLCK, "No locks available")
+            fcntl.flock(fd, operation)
+
+    monkeypatch.setattr(sqlite_gate, "fcntl", BlockingCallFails)
+    fcntl.flock(other, fcntl.LOCK_EX)  # the direct try fails, so the thread makes the call
+    answered = threading.Event()
+    waiter = threading.Thread(target=lambda: gate.acquire(timeout=60) or answered.set())
+    waiter.start()
+    assert answered.wait(10)  # long before its own minute: the thread's failure ended it
+    waiter.join()
+
+
+@pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="swaps the database for a SQLite file")
+def test_writes_go_on_without_flock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    previous = db.database.obj
+    db.connect(f"sqlite:///{tmp_path / 'x.db'}", 4)
+    monkeypatch.setattr(sqlite_gate, "fcntl", NoFlock)
+    try:
+        with db.database.connection_context():
+            db.database.execute_sql("CREATE TABLE t (n INTEGER)")
+            for n in range(3):
+                with db.write_transaction():
+                    db.database.execute_sql("INSERT INTO t VALUES (?)", (n,))
+            assert db.database.execute_sql("SELECT COUNT(*) FROM t").fetchone()[0] == 3
+            assert not db._sqlite_writer.locked()
+    finally:
+        db.database.close()
+        if previous is not None:
+            db.database.initialize(previous)

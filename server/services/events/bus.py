@@ -2,12 +2,11 @@
 
 Services emit events inside their write transaction (:mod:`.pending`); when it commits, the
 bus hands them to its sinks: the local hub (subscribers of this process, on the event loop),
-the broker (other processes: PostgreSQL LISTEN/NOTIFY, or local sockets beside a SQLite
-file) and, before the commit, the webhook
-outbox (delivery rows written in the same transaction). Nothing is attached until the app
-starts, and :meth:`Bus.wanted` is a few attribute reads, so writes made while nobody listens
-pay next to nothing. ``bus`` is the one module-level instance (as the database proxy is): the
-services emit without a context to carry it.
+the broker (other processes: PostgreSQL LISTEN/NOTIFY, or local sockets beside a SQLite file)
+and, before the commit, the webhook outbox (delivery rows written in the same transaction).
+Nothing is attached until the app starts, and :meth:`Bus.wanted` is a few attribute reads, so
+writes made while nobody listens pay next to nothing. ``bus`` is the one module-level
+instance (as the database proxy is): the services emit without a context to carry it.
 """
 
 from __future__ import annotations
