@@ -11,11 +11,15 @@ from typing import Any
 import peewee
 import pytest
 from psycopg2.extras import Json
+from starlette.testclient import TestClient
 
 from server import db
 from server.pg_pool import PostgresPool
 from server.pg_prepare import Statements, accepted_types, dollar_parameters
-from tests.conftest import TEST_DATABASE_URL
+from server.services.tasks import rank_blocks
+from server.services.tasks.rank_block_rows import set_sizes_sql
+from server.services.tasks.rank_blocks import Ordering
+from tests.conftest import TEST_DATABASE_URL, fixture_text
 
 postgres_only = pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL only")
 
@@ -301,3 +305,70 @@ def test_none_when_switched_off() -> None:
             assert prepared_names(pool) == set()
     finally:
         pool.close_all()
+
+
+@postgres_only
+def test_the_rank_blocks_sizes_statement_prepares(pool: PostgresPool) -> None:
+    """It once failed to PREPARE (a CASE of bare parameters is typed text): every connection
+    that repeated it paid a failed PREPARE and PostgreSQL logged an error."""
+    sql = set_sizes_sql(2, "%s")
+    with pool.connection_context():
+        pool.execute_sql('CREATE TEMPORARY TABLE "task_rank_block" ("id" int, "size" int)')
+        pool.execute_sql('INSERT INTO "task_rank_block" VALUES (1, 0), (2, 0), (3, 0)')
+        for size in (5, 6, 7):
+            pool.execute_sql(sql, (1, size, 3, size + 10, 1, 3))
+        assert sql not in statements_of(pool).refused
+        assert last_query(pool.execute_sql(sql, (1, 8, 3, 18, 1, 3))).startswith("EXECUTE lg_")
+        rows = pool.execute_sql('SELECT "id", "size" FROM "task_rank_block" ORDER BY 1')
+        assert rows.fetchall() == [(1, 8), (2, 0), (3, 18)]
+
+
+CHOICE = {
+    "from_name": "sentiment",
+    "to_name": "text",
+    "type": "choices",
+    "value": {"choices": ["Positive"]},
+}
+
+
+@postgres_only
+def test_the_statements_an_annotator_repeats_all_prepare(
+    client: TestClient, project_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Completions posted, changed and deleted, tasks deleted, the blocks rebuilt: every
+    statement run twice is prepared, none refused by PostgreSQL (a refused one costs a failed
+    PREPARE per connection and an error line in PostgreSQL's log). Three were, until their
+    constants became literals or casts."""
+    failed: list[str] = []
+    original = PostgresPool._prepare
+
+    def recording(self: PostgresPool, statements: Statements, sql: str, params: Any) -> None:
+        original(self, statements, sql, params)
+        if sql in statements.refused and dollar_parameters(sql, params) is not None:
+            failed.append(sql)
+
+    monkeypatch.setattr(PostgresPool, "_prepare", recording)
+    config = fixture_text("configs/sentiment.xml")
+    assert client.post("/api/project/config", data={"label_config": config}).is_success
+    tasks = [{"text": f"t{n}"} for n in range(40)]
+    ids = client.post("/api/project/import", json=tasks).json()["new_task_ids"]
+    for task_id in ids[:30]:
+        posted = client.post(f"/api/tasks/{task_id}/completions", json={"result": [CHOICE]})
+        assert posted.status_code == 201
+        completion_id = posted.json()["id"]
+        changed = client.patch(
+            f"/api/tasks/{task_id}/completions/{completion_id}", json={"was_cancelled": True}
+        )
+        assert changed.is_success, changed.text
+        assert client.delete(f"/api/tasks/{task_id}/completions/{completion_id}").is_success
+    for task_id in ids[::3]:
+        assert client.delete(f"/api/tasks/{task_id}").status_code == 204
+    with db.database.connection_context():  # a bulk reset's rebuild, twice on one connection
+        for _ in range(2):
+            with db.write_transaction():
+                rank_blocks.clear(project_id, Ordering.ID, Ordering.COMPLETED)
+                rank_blocks.rebuild(Ordering.ID, project_id)
+                rank_blocks.rebuild(Ordering.COMPLETED, project_id)
+    page = client.get("/api/tasks?page=1&page_size=100").json()
+    assert sorted(t["id"] for t in page["tasks"]) == sorted(set(ids) - set(ids[::3]))
+    assert failed == []

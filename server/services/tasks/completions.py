@@ -40,12 +40,19 @@ def _payload(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in _SERVER_KEYS}
 
 
+_ONE, _ZERO = peewee.SQL("1"), peewee.SQL("0")
+
+
 def refresh_task_stats(task: Task) -> None:
     """Recompute a task's completion counters and shift the project's totals by the change."""
     total, cancelled, newest = (
         Completion.select(
             peewee.fn.COUNT(Completion.id),
-            peewee.fn.SUM(peewee.Case(None, [(Completion.was_cancelled == True, 1)], 0)),  # noqa: E712
+            # Literal 1 and 0: PostgreSQL types bare parameters in a CASE as text, which made
+            # the statement's PREPARE fail (sum(text)) on every connection that repeated it.
+            peewee.fn.SUM(
+                peewee.Case(None, [(Completion.was_cancelled == True, _ONE)], _ZERO)  # noqa: E712
+            ),
             peewee.fn.MAX(Completion.created_at),
         )
         .where(Completion.task == task.id)

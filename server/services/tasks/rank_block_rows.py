@@ -108,14 +108,18 @@ def set_sizes(sizes: list[tuple[int, int]]) -> None:
         return
     if not sizes:
         return
-    p = database.param
-    cases = " ".join(f"WHEN {p} THEN {p}" for _ in sizes)
-    ids = ", ".join(p for _ in sizes)
     params: list[int] = [value for pair in sizes for value in pair]
     params += [block_id for block_id, _ in sizes]
-    database.execute_sql(
-        f'UPDATE {_TABLE} SET "size" = CASE "id" {cases} END WHERE "id" IN ({ids})', params
-    )
+    database.execute_sql(set_sizes_sql(len(sizes), database.param), params)
+
+
+def set_sizes_sql(count: int, p: str) -> str:
+    """:func:`set_sizes`' statement for ``count`` blocks. Each size is cast: PostgreSQL types
+    a bare parameter in a ``CASE`` as text, and the PREPARE of the statement then failed
+    (``column "size" is of type integer``) on every connection that repeated it."""
+    cases = " ".join(f"WHEN {p} THEN CAST({p} AS INTEGER)" for _ in range(count))
+    ids = ", ".join(p for _ in range(count))
+    return f'UPDATE {_TABLE} SET "size" = CASE "id" {cases} END WHERE "id" IN ({ids})'
 
 
 # --- pending changes (``task_rank_change``) and the version (``task_rank_state``) ----------

@@ -482,7 +482,9 @@ def rebuild(ordering: Ordering, project_id: int | None = None) -> None:
     partition = [Task.project]
     number = peewee.fn.ROW_NUMBER().over(partition_by=partition, order_by=list(columns))
     total = peewee.fn.COUNT(Task.id).over(partition_by=partition)
-    at = Task.completed_at if ordering is Ordering.COMPLETED else peewee.Value(0)
+    # Constants as literals (they come from code): PostgreSQL types a bare parameter in a
+    # SELECT list as text, and the statement's PREPARE then failed for the integer columns.
+    at = Task.completed_at if ordering is Ordering.COMPLETED else peewee.SQL("0")
     conditions = members(0, ordering)[1:]
     if project_id is not None:
         conditions.append(Task.project == project_id)
@@ -501,7 +503,7 @@ def rebuild(ordering: Ordering, project_id: int | None = None) -> None:
     size = peewee.Case(None, [(left < TARGET, left)], TARGET)
     first_of_block = (c.rn - 1) - ((c.rn - 1) / TARGET) * TARGET == 0
     select = peewee.Select(
-        [ranked], [c.project_id, peewee.Value(int(ordering)), c.start_at, c.start_id, size]
+        [ranked], [c.project_id, peewee.SQL(str(int(ordering))), c.start_at, c.start_id, size]
     ).where(first_of_block)
     fields = [getattr(TaskRankBlock, name) for name in _BLOCK_COLUMNS]
     fields[0] = TaskRankBlock.project
