@@ -37,7 +37,7 @@ def _new_task(http: httpx.Client, text: str = "poke") -> int:
 def test_a_subscriber_on_one_process_sees_a_completion_posted_to_another(
     tmp_path: Path, protocol: str
 ) -> None:
-    project = tmp_path / "shared"
+    project = tmp_path / "one_project"
     with (
         running_server(project) as base_a,
         running_server(project, reset=False) as base_b,
