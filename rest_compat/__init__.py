@@ -92,10 +92,14 @@ def _headers(operation: Any) -> dict[str, str]:
 async def operation_failed(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OperationFailed)
     status = exc.status
-    if status >= 500:
-        log.error("%s failed with %s: %s", exc.operation.name, exc.code, exc.message)
-    detail = exc.message if status < 500 else "Internal server error"
-    response = answer(error_body(status, detail), status)
+    if status == 503:  # busy: the client may retry, and is told when
+        response = answer(error_body(status, exc.message), status)
+        response.headers["Retry-After"] = str(exc.extensions.get("retryAfter", 1))
+    else:
+        if status >= 500:
+            log.error("%s failed with %s: %s", exc.operation.name, exc.code, exc.message)
+        detail = exc.message if status < 500 else "Internal server error"
+        response = answer(error_body(status, detail), status)
     response.headers.update(_headers(exc.operation))
     return response
 

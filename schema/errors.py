@@ -12,6 +12,7 @@ from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
+from server.db import database_busy, is_busy
 from server.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,10 @@ def process_error(error: GraphQLError) -> GraphQLError:
 
 
 def _coded(error: GraphQLError, original: Exception | None) -> GraphQLError:
+    if original is not None and not isinstance(original, DomainError) and is_busy(original):
+        # A lock not granted within the write wait (SQLite's busy timeout, PostgreSQL's
+        # lock_timeout, a deadlock): another writer's doing, worth a retry; not a bug.
+        original = database_busy(f"{error.path}: {original}")
     if isinstance(original, DomainError):
         extensions = {**original.details, "code": original.code.upper()}
         return GraphQLError(

@@ -101,7 +101,10 @@ def prepare_database(settings: Settings) -> tuple[int, bool]:
     """Connect, migrate and make sure the project exists; return (its id, created)."""
     settings.upload_dir.mkdir(parents=True, exist_ok=True)
     db.connect(
-        settings.resolved_database_url, settings.db_pool_size, settings.db_prepared_statements
+        settings.resolved_database_url,
+        settings.db_pool_size,
+        settings.db_prepared_statements,
+        settings.write_wait,
     )
 
     def setup() -> tuple[int, bool]:
@@ -251,7 +254,10 @@ def prepare_root(settings: Settings) -> None:
     """Multi-session mode: the root directory, the database connected and migrated."""
     Path(settings.root_dir).mkdir(parents=True, exist_ok=True)
     db.connect(
-        settings.resolved_database_url, settings.db_pool_size, settings.db_prepared_statements
+        settings.resolved_database_url,
+        settings.db_pool_size,
+        settings.db_prepared_statements,
+        settings.write_wait,
     )
     db.with_connection(migrate)
 

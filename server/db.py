@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,37 +22,56 @@ import peewee
 from playhouse.pool import PooledSqliteDatabase
 
 from server import sqlite_gate
+from server.errors import DomainError
 from server.pg_pool import PostgresPool
 from server.services.events import pending
 
+log = logging.getLogger(__name__)
 database = peewee.DatabaseProxy()
 
 P = ParamSpec("P")
 T = TypeVar("T")
 M = TypeVar("M", bound=peewee.Model)
 
-SQLITE_BUSY_TIMEOUT_MS = 10000
+DEFAULT_WRITE_WAIT = 60.0  # seconds (the ``write_wait`` setting)
+RETRY_AFTER = 5  # seconds a client refused as busy is told to wait before it retries
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
-    "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
     "synchronous": "normal",
     "cache_size": -64000,
     "temp_store": "memory",
 }
 
 
-def connect(url: str, pool_size: int = 16, prepared_statements: int = 256) -> peewee.Database:
+_write_wait = DEFAULT_WRITE_WAIT  # of the database :func:`connect` bound
+
+
+def connect(
+    url: str,
+    pool_size: int = 16,
+    prepared_statements: int = 256,
+    write_wait: float = DEFAULT_WRITE_WAIT,
+) -> peewee.Database:
     """Make a pooled database for ``url`` and bind the global proxy to it."""
-    db = make_database(url, pool_size, prepared_statements)
+    global _write_wait
+    db = make_database(url, pool_size, prepared_statements, write_wait)
+    _write_wait = write_wait
     database.initialize(db)
     return db
 
 
-def make_database(url: str, pool_size: int = 16, prepared_statements: int = 256) -> peewee.Database:
+def make_database(
+    url: str,
+    pool_size: int = 16,
+    prepared_statements: int = 256,
+    write_wait: float = DEFAULT_WRITE_WAIT,
+) -> peewee.Database:
     """A pooled database for ``url``. On PostgreSQL each connection prepares up to
     ``prepared_statements`` of the statements it runs repeatedly (:mod:`server.pg_prepare`;
-    0: none)."""
+    0: none). A write waits for a lock at most ``write_wait`` seconds: SQLite's busy timeout,
+    PostgreSQL's ``lock_timeout``."""
+    wait_ms = max(1, round(write_wait * 1000))
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
@@ -59,7 +79,7 @@ def make_database(url: str, pool_size: int = 16, prepared_statements: int = 256)
             path = "/" + path.lstrip("/")
         sqlite: peewee.Database = PooledSqliteDatabase(
             path or ":memory:",
-            pragmas=SQLITE_PRAGMAS,
+            pragmas={**SQLITE_PRAGMAS, "busy_timeout": wait_ms},
             max_connections=pool_size,
             stale_timeout=300,
             timeout=30,
@@ -77,6 +97,8 @@ def make_database(url: str, pool_size: int = 16, prepared_statements: int = 256)
             params["host"] = unquote(parsed.netloc.rsplit("@", 1)[-1].rsplit(":", 1)[0])
         if parsed.port:
             params["port"] = parsed.port
+        # Set for every connection at its start; options in the URL come after, so they win.
+        params["options"] = f"-c lock_timeout={wait_ms} {params.get('options', '')}".rstrip()
         postgres: peewee.Database = PostgresPool(
             unquote(parsed.path.lstrip("/")),
             max_connections=pool_size,
@@ -142,22 +164,62 @@ _sqlite_writer = FairLock()
 
 @contextlib.contextmanager
 def _sqlite_write_turn() -> Iterator[None]:
-    """This process's turn to write to SQLite, then the turn among processes. Both together
-    wait at most the busy timeout; past it (a writer stuck somewhere) the transaction goes on
-    to SQLite's own lock and timeout."""
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-    acquired = _sqlite_writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
-    gate = sqlite_gate.gate_for(database.obj) if acquired else None
-    gated = False
+    """This process's turn to write to SQLite, then the turn among processes, both within one
+    wait of ``write_wait`` seconds: past it the write is refused (:func:`database_busy`), e.g.
+    behind an import that holds the turn for its whole transaction. A file system without
+    ``flock`` has no turn among processes: there SQLite's busy timeout does the waiting."""
+    deadline = time.monotonic() + _write_wait
+    if not _sqlite_writer.acquire(timeout=_write_wait):
+        raise database_busy("another writer of this process held the turn")
     try:
+        gate = sqlite_gate.gate_for(database.obj)
         gated = gate is not None and gate.acquire(deadline - time.monotonic())
-        yield
+        if gate is not None and not gated and gate.working:
+            raise database_busy("a writer of another process held the turn")
+        try:
+            yield
+        finally:
+            if gated:
+                assert gate is not None
+                gate.release()
     finally:
-        if gated:
-            assert gate is not None
-            gate.release()
-        if acquired:
-            _sqlite_writer.release()
+        _sqlite_writer.release()
+
+
+def database_busy(reason: str) -> DomainError:
+    """The error of a write that waited ``write_wait`` seconds for its turn or a lock (REST
+    503), logged with ``reason``."""
+    log.warning("a write was refused after the write wait (%g s): %s", _write_wait, reason)
+    return DomainError(
+        "database_busy",
+        f"The database is busy with another write (a large import, say): this one waited "
+        f"{_write_wait:g} s for its turn. Try again in a moment.",
+        {"retryAfter": RETRY_AFTER},
+    )
+
+
+_SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (the primary codes of extended ones)
+_POSTGRES_BUSY = ("55P03", "40P01", "40001")  # lock_not_available, deadlock, serialization
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` (a driver's error, or peewee's wrapping of one) says a lock was not
+    granted in time: another writer held it, and retrying later may succeed."""
+    seen: set[int] = set()
+    pending: list[Any] = [exc]
+    while pending:
+        error = pending.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        code = getattr(error, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _SQLITE_BUSY:
+            return True
+        if getattr(error, "pgcode", None) in _POSTGRES_BUSY:
+            return True
+        # peewee re-raises a driver's error as its own, holding the original as first argument
+        pending += [*error.args[:1], error.__cause__, error.__context__]
+    return False
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ ErrorCode = Literal[
     "subscriber_overflow",  # a subscription fell too far behind and was closed
     "too_many_subscriptions",  # the server's subscription limit is reached
     "bad_filter",  # a task filter or ordering names an unknown field/operator or a bad value
+    "database_busy",  # a write waited the write wait for its turn or a lock (REST 503)
 ]
 
 

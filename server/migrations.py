@@ -271,7 +271,9 @@ def migrate() -> int:
     """Bring the schema up to date; return the resulting version."""
     with write_transaction():
         if not is_sqlite():
-            # Several workers may start at once: let one of them migrate.
+            # Several workers may start at once: let one of them migrate, however long it
+            # takes (the others wait beyond the connections' lock_timeout, the write wait).
+            database.execute_sql("SET LOCAL lock_timeout = 0")
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
         database.create_tables([SchemaVersion], safe=True)
         version = current_version()

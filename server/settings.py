@@ -152,6 +152,13 @@ class Settings:
         cast=int,
     )
     db_pool_size: int = _setting(16, "Database connections kept open per server process", cast=int)
+    write_wait: float = _setting(
+        60.0,
+        "Seconds a write waits for its turn (SQLite writes one transaction at a time, e.g. "
+        "behind a large import; on PostgreSQL, each lock it waits for) before it is refused: "
+        "REST 503 with Retry-After, GraphQL DATABASE_BUSY",
+        cast=float,
+    )
     db_prepared_statements: int = _setting(
         256,
         "PostgreSQL: statements each connection prepares (PREPARE/EXECUTE) once run twice, "

@@ -43,6 +43,7 @@ POSITIVE_SECONDS = (
     "job_poll_interval",
     "job_sweep_interval",
     "body_timeout",
+    "write_wait",
     "live_idle_timeout",
     "live_keep_alive_interval",
     "webhook_timeout",

@@ -112,6 +112,12 @@ class WriterGate:
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
+    @property
+    def working(self) -> bool:
+        """False once the gate stepped aside (no ``flock`` here): then :meth:`acquire` answers
+        False at once, and writers go on ungated."""
+        return self._fd >= 0
+
     def _give_up(self, exc: OSError) -> None:
         """No gate from now on (call holding the mutex): writers meet SQLite's lock alone."""
         log.warning(

@@ -80,7 +80,7 @@ def _open_database(settings: Settings) -> None:
     if not home.is_dir():
         raise CliError(f"directory {home} does not exist (start the server there first)")
     check_database(settings)
-    db.connect(settings.resolved_database_url, 1)
+    db.connect(settings.resolved_database_url, 1, write_wait=settings.write_wait)
     database_step(f"cannot open the database of {home}", lambda: db.with_connection(migrate))
 
 

@@ -1,0 +1,250 @@
+"""A write that cannot get its turn within the write wait (``LABELGRAPH_WRITE_WAIT``) is
+refused cleanly: REST 503 with ``Retry-After`` in Label Studio's error shape, GraphQL
+``DATABASE_BUSY``; never a 500, and nothing of it stored. Label Studio answers 500 ("database
+is locked") when a save meets a long import on SQLite; so did labelgraph after 20 s."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import peewee
+import pytest
+from starlette.testclient import TestClient
+
+from server import db, sqlite_gate
+from server.app import create_app
+from server.migrations import MIGRATION_LOCK_ID, migrate
+from server.services import projects
+from server.settings import Settings
+from tests.conftest import TEST_DATABASE_URL
+from tests.live_server import running_server
+
+WAIT = 0.5
+CONFIG = """<View><Text name="text" value="$text"/>
+<Choices name="sentiment" toName="text"><Choice value="Pos"/><Choice value="Neg"/></Choices>
+</View>"""
+COMPLETION = {
+    "result": [
+        {
+            "from_name": "sentiment",
+            "to_name": "text",
+            "type": "choices",
+            "value": {"choices": ["Neg"]},
+        }
+    ]
+}
+CREATE = """mutation Create($taskId: Int!, $completion: JSON!) {
+  createCompletion(taskId: $taskId, completion: $completion) { id } }"""
+BUSY_DETAIL = (
+    f"The database is busy with another write (a large import, say): this one waited {WAIT:g} s "
+    "for its turn. Try again in a moment."
+)
+on_sqlite_only = pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="SQLite's own lock")
+on_postgres_only = pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL's lock_timeout")
+
+
+@pytest.fixture
+def busy_client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(dataclasses.replace(settings, write_wait=WAIT))) as client:
+        yield client
+
+
+@pytest.fixture
+def task_id(busy_client: TestClient) -> int:
+    answer = busy_client.post("/api/project/config", data={"label_config": CONFIG})
+    assert answer.status_code == 201, answer.text
+    answer = busy_client.post("/api/project/import", json=[{"text": "one"}, {"text": "two"}])
+    assert answer.status_code == 201, answer.text
+    return int(answer.json()["new_task_ids"][0])
+
+
+@contextlib.contextmanager
+def project_held(project_id: int) -> Iterator[None]:
+    """Another writer of this process holding the project, as an import does for its whole
+    transaction (SQLite: the write turn; PostgreSQL: the project's exclusive lock)."""
+    taken, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.write_transaction():
+            projects.lock_project(project_id)
+            taken.set()
+            done.wait(30)
+
+    thread = threading.Thread(target=db.with_connection, args=(hold,))
+    thread.start()
+    try:
+        assert taken.wait(10)
+        yield
+    finally:
+        done.set()
+        thread.join(10)
+
+
+def project_id_of(client: TestClient) -> int:
+    return int(client.app.state.project_id)  # type: ignore[attr-defined]
+
+
+def assert_refused(answer: httpx.Response, operation: str, waited: float) -> None:
+    assert answer.status_code == 503, answer.text
+    assert answer.json() == {"status": 503, "detail": BUSY_DETAIL}
+    assert answer.headers["Retry-After"] == "5"
+    assert answer.headers["X-Labelgraph-Operation"] == operation
+    assert waited >= WAIT
+
+
+def total_completions(client: TestClient, task_id: int) -> int:
+    return int(client.get(f"/api/tasks/{task_id}").json()["total_completions"])
+
+
+def test_a_completion_behind_a_held_project_is_refused_with_503(
+    busy_client: TestClient, task_id: int
+) -> None:
+    with project_held(project_id_of(busy_client)):
+        started = time.monotonic()
+        answer = busy_client.post(f"/api/tasks/{task_id}/completions", json=COMPLETION)
+        assert_refused(answer, "RestCompletionCreate", time.monotonic() - started)
+    assert total_completions(busy_client, task_id) == 0  # nothing of the refused write
+    answer = busy_client.post(f"/api/tasks/{task_id}/completions", json=COMPLETION)
+    assert answer.status_code == 201, answer.text
+    assert total_completions(busy_client, task_id) == 1
+
+
+def test_graphql_names_the_refusal_database_busy(busy_client: TestClient, task_id: int) -> None:
+    variables = {"taskId": task_id, "completion": COMPLETION}
+    with project_held(project_id_of(busy_client)):
+        answer = busy_client.post("/graphql", json={"query": CREATE, "variables": variables})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["message"] == BUSY_DETAIL
+    assert error["extensions"] == {"code": "DATABASE_BUSY", "retryAfter": 5}
+    answer = busy_client.post("/graphql", json={"query": CREATE, "variables": variables})
+    assert "errors" not in answer.json(), answer.text
+
+
+def test_an_import_behind_a_held_project_is_refused_whole(
+    busy_client: TestClient, task_id: int
+) -> None:
+    with project_held(project_id_of(busy_client)):
+        started = time.monotonic()
+        answer = busy_client.post("/api/project/import", json=[{"text": "three"}])
+        assert_refused(answer, "RestImport", time.monotonic() - started)
+    assert busy_client.get("/api/project").json()["task_count"] == 2
+
+
+@on_sqlite_only
+def test_a_writer_outside_the_gate_meets_sqlites_busy_timeout(
+    busy_client: TestClient, task_id: int
+) -> None:
+    """A program that writes the file without the writer gate (the sqlite3 shell, say): the
+    server's write waits in SQLite's busy handler for the write wait, then is refused."""
+    path = sqlite_gate.sqlite_file(db.database.obj)
+    assert path
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        answer = busy_client.post(f"/api/tasks/{task_id}/completions", json=COMPLETION)
+        assert_refused(answer, "RestCompletionCreate", time.monotonic() - started)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    answer = busy_client.post(f"/api/tasks/{task_id}/completions", json=COMPLETION)
+    assert answer.status_code == 201, answer.text
+
+
+@on_sqlite_only
+def test_is_busy_knows_sqlites_lock_errors(tmp_path: Path) -> None:
+    path = str(tmp_path / "locked.db")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    waiter = peewee.SqliteDatabase(path, timeout=0.05)
+    try:
+        with pytest.raises(peewee.OperationalError) as locked:
+            waiter.execute_sql("INSERT INTO t VALUES (1)")
+        assert db.is_busy(locked.value)  # peewee's error, holding sqlite3's
+        with pytest.raises(peewee.OperationalError) as missing:
+            waiter.execute_sql("SELECT * FROM no_such_table")
+        assert not db.is_busy(missing.value)
+        assert not db.is_busy(ValueError("database is locked"))
+    finally:
+        waiter.close()
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+@on_postgres_only
+def test_migrations_wait_beyond_the_lock_timeout(settings: Settings) -> None:
+    """Processes starting at once wait for the one that migrates, however long it takes."""
+    db.connect(settings.resolved_database_url, 2, write_wait=0.2)
+    import psycopg2
+
+    other = psycopg2.connect(settings.resolved_database_url)
+    released = threading.Timer(1.0, other.rollback)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
+        released.start()
+        started = time.monotonic()
+        version = db.with_connection(migrate)
+        assert time.monotonic() - started >= 0.9
+        assert version > 0
+    finally:
+        released.join()
+        other.close()
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from server import db
+    from server.services import projects
+    db.connect(sys.argv[1], 1)
+    def hold():
+        with db.write_transaction():
+            projects.lock_project(int(sys.argv[2]))
+            print("held", flush=True)
+            time.sleep(float(sys.argv[3]))
+    db.with_connection(hold)
+    """
+)
+
+
+def test_another_process_holding_the_project_gets_a_503_not_a_500(tmp_path: Path) -> None:
+    """A real server beside another process that writes for longer than the write wait (a
+    ``labelgraph import`` of a large file, say): its writes are refused with 503 in about the
+    wait, then go through once the other process is done."""
+    project_dir = tmp_path / "project"
+    environment = {"LABELGRAPH_WRITE_WAIT": str(WAIT)}
+    with running_server(project_dir, env=environment) as base, httpx.Client(base_url=base) as http:
+        assert http.post("/api/project/config", data={"label_config": CONFIG}).status_code == 201
+        task = http.post("/api/project/import", json=[{"text": "one"}]).json()["new_task_ids"][0]
+        project = http.post("/graphql", json={"query": "{ project { id } }"}).json()
+        project_id = project["data"]["project"]["id"]
+        url = TEST_DATABASE_URL or f"sqlite:///{project_dir / 'labelgraph.db'}"
+        with subprocess.Popen(
+            [sys.executable, "-c", HOLDER, url, str(project_id), "3"],
+            cwd=Path(__file__).parents[1],
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as holder:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+            started = time.monotonic()
+            answer = http.post(f"/api/tasks/{task}/completions", json=COMPLETION, timeout=30)
+            assert_refused(answer, "RestCompletionCreate", time.monotonic() - started)
+        assert holder.returncode == 0
+        answer = http.post(f"/api/tasks/{task}/completions", json=COMPLETION)
+        assert answer.status_code == 201, answer.text
+        assert http.get(f"/api/tasks/{task}").json()["total_completions"] == 1
