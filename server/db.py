@@ -124,6 +124,14 @@ class FairLock:
         self._held = False
         self._waiters: collections.deque[threading.Lock] = collections.deque()
 
+    def try_acquire(self) -> bool:
+        """Take the lock if nobody holds it (no wait); False otherwise."""
+        with self._mutex:
+            if self._held:
+                return False
+            self._held = True
+            return True
+
     def acquire(self, timeout: float) -> bool:
         """Take the lock, waiting at most ``timeout`` seconds; False if it was not taken."""
         with self._mutex:
@@ -166,16 +174,23 @@ _sqlite_writer = FairLock()
 def _sqlite_write_turn() -> Iterator[None]:
     """This process's turn to write to SQLite, then the turn among processes, both within one
     wait of ``write_wait`` seconds: past it the write is refused (:func:`database_busy`), e.g.
-    behind an import that holds the turn for its whole transaction. A file system without
-    ``flock`` has no turn among processes: there SQLite's busy timeout does the waiting."""
+    behind an import that holds the turn for its whole transaction. A writer that has to wait
+    hands its pooled connection back meanwhile (:func:`released`): otherwise writers queued
+    behind an import would hold every connection, and reads would wait for the import too. A
+    file system without ``flock`` has no turn among processes: SQLite's busy timeout waits."""
     deadline = time.monotonic() + _write_wait
-    if not _sqlite_writer.acquire(timeout=_write_wait):
-        raise database_busy("another writer of this process held the turn")
+    if not _sqlite_writer.try_acquire():
+        with released():
+            if not _sqlite_writer.acquire(timeout=_write_wait):
+                raise database_busy("another writer of this process held the turn")
     try:
         gate = sqlite_gate.gate_for(database.obj)
-        gated = gate is not None and gate.acquire(deadline - time.monotonic())
+        gated = gate is not None and gate.try_acquire()
         if gate is not None and not gated and gate.working:
-            raise database_busy("a writer of another process held the turn")
+            with released():
+                gated = gate.acquire(deadline - time.monotonic())
+            if not gated and gate.working:
+                raise database_busy("a writer of another process held the turn")
         try:
             yield
         finally:

@@ -78,6 +78,24 @@ class WriterGate:
         self._outstanding = 0  # waits handed to the thread and not yet served
         self._thread: threading.Thread | None = None
 
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free now (no wait); False otherwise."""
+        if self._pid != os.getpid():
+            self._reset_for_this_process()
+        if self._fd < 0:
+            return False
+        with self._mutex:
+            return self._try_now()
+
+    def _try_now(self) -> bool:
+        # While the thread still waits for an earlier (abandoned) turn, a direct try could
+        # take the lock for this open file and the thread would then let it go under us.
+        try:
+            return not self._outstanding and _try_lock(self._fd)
+        except OSError as exc:  # a file system without flock (some network ones)
+            self._give_up(exc)
+            return False
+
     def acquire(self, timeout: float) -> bool:
         """Take the lock, waiting at most ``timeout`` seconds; False if it was not taken."""
         if self._pid != os.getpid():
@@ -85,14 +103,8 @@ class WriterGate:
         if self._fd < 0:
             return False
         with self._mutex:
-            # While the thread still waits for an earlier (abandoned) turn, a direct try could
-            # take the lock for this open file and the thread would then let it go under us.
-            try:
-                if not self._outstanding and _try_lock(self._fd):
-                    return True
-            except OSError as exc:  # a file system without flock (some network ones)
-                self._give_up(exc)
-                return False
+            if self._try_now() or self._fd < 0:
+                return self._fd >= 0
             wait = _Wait()
             self._outstanding += 1
             self._waits.put(wait)

@@ -5,6 +5,7 @@ is locked") when a save meets a long import on SQLite; so did labelgraph after 2
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import sqlite3
@@ -141,6 +142,43 @@ def test_an_import_behind_a_held_project_is_refused_whole(
         answer = busy_client.post("/api/project/import", json=[{"text": "three"}])
         assert_refused(answer, "RestImport", time.monotonic() - started)
     assert busy_client.get("/api/project").json()["task_count"] == 2
+
+
+@on_sqlite_only
+def test_reads_go_on_while_more_writers_than_connections_wait(settings: Settings) -> None:
+    """Writers queued behind an import hand their pooled connections back while they wait:
+    with more of them than connections, a read still gets one (it used to wait for the
+    import, or fail once the pool's own timeout ran out)."""
+    small = dataclasses.replace(settings, db_pool_size=3)
+    app = create_app(small)
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+        ):
+            await client.post("/api/project/config", data={"label_config": CONFIG})
+            answer = await client.post("/api/project/import", json=[{"text": "one"}])
+            task = answer.json()["new_task_ids"][0]
+            with project_held(int(app.state.project_id)):
+                writers = [
+                    asyncio.create_task(
+                        client.post(f"/api/tasks/{task}/completions", json=COMPLETION)
+                    )
+                    for _ in range(6)
+                ]
+                await asyncio.sleep(0.5)  # the writers queue for the turn
+                read = await asyncio.wait_for(client.get(f"/api/tasks/{task}"), timeout=20)
+                assert read.status_code == 200, read.text
+                assert read.json()["total_completions"] == 0
+                assert not any(writer.done() for writer in writers)  # still waiting
+            statuses = [answer.status_code for answer in await asyncio.gather(*writers)]
+            assert statuses == [201] * 6
+            read = await client.get(f"/api/tasks/{task}")
+            assert read.json()["total_completions"] == 6
+
+    asyncio.run(scenario())
 
 
 @on_sqlite_only
