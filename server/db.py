@@ -202,13 +202,13 @@ def _sqlite_write_turn() -> Iterator[None]:
 
 
 def database_busy(reason: str) -> DomainError:
-    """The error of a write that waited ``write_wait`` seconds for its turn or a lock (REST
-    503), logged with ``reason``."""
-    log.warning("a write was refused after the write wait (%g s): %s", _write_wait, reason)
+    """The error of a write that did not get its turn or a lock within ``write_wait`` seconds
+    (or lost a deadlock): REST 503, logged with ``reason``."""
+    log.warning("a write was refused (write wait %g s): %s", _write_wait, reason)
     return DomainError(
         "database_busy",
-        f"The database is busy with another write (a large import, say): this one waited "
-        f"{_write_wait:g} s for its turn. Try again in a moment.",
+        "The database is busy with another write (a large import, say) and this one could not "
+        f"get its turn (write wait: {_write_wait:g} s). Try again in a moment.",
         {"retryAfter": RETRY_AFTER},
     )
 
@@ -221,9 +221,9 @@ def is_busy(exc: BaseException) -> bool:
     """Whether ``exc`` (a driver's error, or peewee's wrapping of one) says a lock was not
     granted in time: another writer held it, and retrying later may succeed."""
     seen: set[int] = set()
-    pending: list[Any] = [exc]
-    while pending:
-        error = pending.pop()
+    candidates: list[Any] = [exc]
+    while candidates:
+        error = candidates.pop()
         if not isinstance(error, BaseException) or id(error) in seen:
             continue
         seen.add(id(error))
@@ -233,7 +233,7 @@ def is_busy(exc: BaseException) -> bool:
         if getattr(error, "pgcode", None) in _POSTGRES_BUSY:
             return True
         # peewee re-raises a driver's error as its own, holding the original as first argument
-        pending += [*error.args[:1], error.__cause__, error.__context__]
+        candidates += [*error.args[:1], error.__cause__, error.__context__]
     return False
 
 

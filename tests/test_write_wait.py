@@ -47,8 +47,8 @@ COMPLETION = {
 CREATE = """mutation Create($taskId: Int!, $completion: JSON!) {
   createCompletion(taskId: $taskId, completion: $completion) { id } }"""
 BUSY_DETAIL = (
-    f"The database is busy with another write (a large import, say): this one waited {WAIT:g} s "
-    "for its turn. Try again in a moment."
+    "The database is busy with another write (a large import, say) and this one could not get "
+    f"its turn (write wait: {WAIT:g} s). Try again in a moment."
 )
 on_sqlite_only = pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="SQLite's own lock")
 on_postgres_only = pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL's lock_timeout")
