@@ -151,7 +151,11 @@ class Settings:
         "Largest /graphql answer in bytes (RESPONSE_TOO_LARGE error instead of the answer)",
         cast=int,
     )
-    db_pool_size: int = _setting(16, "Database connections kept open per server process", cast=int)
+    db_pool_size: int = _setting(
+        16,
+        "Database connections kept open per server process (PostgreSQL keeps an eighth for reads)",
+        cast=int,
+    )
     write_wait: float = _setting(
         60.0,
         "Seconds a write waits for its turn (SQLite writes one transaction at a time, e.g. "

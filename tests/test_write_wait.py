@@ -24,6 +24,7 @@ from starlette.testclient import TestClient
 
 from server import db, sqlite_gate
 from server.app import create_app
+from server.errors import DomainError
 from server.migrations import MIGRATION_LOCK_ID, migrate
 from server.services import projects
 from server.settings import Settings
@@ -144,11 +145,11 @@ def test_an_import_behind_a_held_project_is_refused_whole(
     assert busy_client.get("/api/project").json()["task_count"] == 2
 
 
-@on_sqlite_only
 def test_reads_go_on_while_more_writers_than_connections_wait(settings: Settings) -> None:
-    """Writers queued behind an import hand their pooled connections back while they wait:
-    with more of them than connections, a read still gets one (it used to wait for the
-    import, or fail once the pool's own timeout ran out)."""
+    """Writers queued behind an import hand their pooled connections back while they wait
+    (SQLite: for the write turn; PostgreSQL: for one of the process's write slots, an eighth
+    of the pool being kept for reads): with more of them than connections, a read still gets
+    one (it used to wait for the import, or fail once the pool's own timeout ran out)."""
     small = dataclasses.replace(settings, db_pool_size=3)
     app = create_app(small)
 
@@ -242,6 +243,64 @@ def test_migrations_wait_beyond_the_lock_timeout(settings: Settings) -> None:
     finally:
         released.join()
         other.close()
+
+
+@on_postgres_only
+def test_a_writer_that_waited_for_a_slot_waits_for_locks_only_the_rest_of_the_wait(
+    settings: Settings,
+) -> None:
+    """One write wait bounds both waits: for a write slot of the process, then for locks."""
+    db.connect(settings.resolved_database_url, 4, write_wait=30)
+    slots = db._postgres_writers
+    taken = 0
+    while slots.try_acquire():  # every slot busy, as with writers queued behind an import
+        taken += 1
+    assert taken == db.write_slots(4) == 3
+
+    def lock_timeout_ms() -> int:
+        with db.write_transaction():
+            shown = db.database.execute_sql("SHOW lock_timeout").fetchone()[0]
+        assert shown.endswith("ms") or shown.endswith("s"), shown
+        return int(shown[:-2]) if shown.endswith("ms") else int(shown[:-1]) * 1000
+
+    result: list[int] = []
+    writer = threading.Thread(target=lambda: result.append(db.with_connection(lock_timeout_ms)))
+    writer.start()
+    time.sleep(0.3)
+    assert not result  # waiting for a slot
+    slots.release()
+    writer.join(10)
+    assert result and 0 < result[0] <= 29_900  # what was left of the 30 s after ~0.3 s
+    assert db.with_connection(lock_timeout_ms) == 30_000  # a free slot: the whole wait
+    for _ in range(taken - 1):
+        slots.release()
+    assert db.with_connection(lock_timeout_ms) == 30_000
+
+
+@on_postgres_only
+def test_job_bookkeeping_does_not_queue_for_a_write_slot(settings: Settings) -> None:
+    """With every write slot taken (writers queued behind an import), a background job's
+    lease is still renewed: a heartbeat that queued would lose it to another process."""
+    from server.services.jobs import queue
+
+    db.connect(settings.resolved_database_url, 4, write_wait=WAIT)
+    db.with_connection(migrate)
+    project_id = db.with_connection(projects.ensure_project, "slots")[0].id
+    job = db.with_connection(queue.enqueue, project_id, "export", {})
+    claimed = db.with_connection(queue.claim_next, "me", ("export",), 30, 3)
+    assert claimed is not None and claimed.id == job.id
+    slots = db._postgres_writers
+    taken = 0
+    while slots.try_acquire():
+        taken += 1
+    try:
+        with pytest.raises(DomainError) as refused:  # a slotted write: refused after the wait
+            db.with_connection(projects.update_project, project_id, {"title": "renamed"})
+        assert refused.value.code == "database_busy"
+        assert db.with_connection(queue.heartbeat, [job.id], "me", 30) == {job.id}
+    finally:
+        for _ in range(taken):
+            slots.release()
 
 
 HOLDER = textwrap.dedent(

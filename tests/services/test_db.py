@@ -27,9 +27,9 @@ def test_the_writer_lock_is_handed_over_in_arrival_order() -> None:
     import threading
     import time
 
-    from server.db import FairLock
+    from server.db import FairSemaphore
 
-    lock = FairLock()
+    lock = FairSemaphore(1)
     assert lock.acquire(timeout=1)
     order: list[str] = []
 
@@ -54,6 +54,33 @@ def test_the_writer_lock_is_handed_over_in_arrival_order() -> None:
         thread.join(5)
     assert order == ["first", "second", "third"]
     assert not lock.locked()
+
+
+def test_the_semaphore_lets_its_permits_through_and_queues_the_rest() -> None:
+    import threading
+
+    from server.db import FairSemaphore
+
+    slots = FairSemaphore(2)
+    assert slots.try_acquire() and slots.acquire(timeout=0)
+    assert not slots.try_acquire() and slots.locked()
+    assert slots.acquire(timeout=0.01) is False
+    taken = threading.Event()
+
+    def wait() -> None:
+        assert slots.acquire(timeout=10)
+        taken.set()
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    assert not taken.wait(0.05)  # both permits are held
+    slots.release()  # handed to the waiter, not freed
+    assert taken.wait(5)
+    thread.join(5)
+    assert not slots.try_acquire()
+    slots.release()
+    slots.release()
+    assert slots.try_acquire() and slots.try_acquire() and not slots.try_acquire()
 
 
 def test_json_columns_read_as_json_loads_reads_them() -> None:
