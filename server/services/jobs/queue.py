@@ -10,6 +10,11 @@ any process, up to ``max_attempts`` claims, after which it is failed with the re
 Every write a running job makes is conditional on still owning it, so a process that lost its
 lease (paused past the lease, then woke up) changes nothing.
 
+Its writes touch job rows only and are short: they are bookkeeping
+(``write_transaction(bookkeeping=True)``), so on PostgreSQL they take none of the process's
+write slots, and a heartbeat never queues behind writers waiting for an import (losing its
+lease).
+
 Why not procrastinate (or another PostgreSQL queue library): SQLite is the default database and
 must run the same jobs; the few statements here are the whole queue, on the tables and
 transactions the server already has.
@@ -50,7 +55,7 @@ def announce(job_id: int, project_id: int | None = None) -> None:
 
 def enqueue(project_id: int, kind: str, params: dict[str, Any], total: int = 0) -> Job:
     """Store a queued job; any process's worker may claim it."""
-    with write_transaction():
+    with write_transaction(bookkeeping=True):
         job: Job = Job.create(project=project_id, kind=kind, params=params, total=total)
         return job
 
@@ -65,7 +70,7 @@ def claim_next(owner: str, kinds: tuple[str, ...], lease: int, max_attempts: int
     now = now_seconds()
     if not Job.select(Job.id).where(_claimable(now, kinds, max_attempts)).exists():
         return None  # the usual answer, without taking SQLite's write lock
-    with write_transaction():
+    with write_transaction(bookkeeping=True):
         query = Job.select(Job.id).where(_claimable(now, kinds, max_attempts))
         query = query.order_by(Job.id).limit(1)
         if not is_sqlite():
@@ -100,7 +105,7 @@ def heartbeat(job_ids: list[int], owner: str, lease: int) -> set[int]:
     if not job_ids:
         return set()
     now = now_seconds()
-    with write_transaction():
+    with write_transaction(bookkeeping=True):
         Job.update(heartbeat_at=now, lease_expires_at=now + lease).where(
             Job.id.in_(job_ids), Job.lease_owner == owner, Job.state == RUNNING
         ).execute()
@@ -125,7 +130,7 @@ def record_progress(
         values[Job.total] = total
     if not values:
         return True
-    with write_transaction():
+    with write_transaction(bookkeeping=True):
         changed = (
             Job.update(values)
             .where(Job.id == job_id, Job.lease_owner == owner, Job.state == RUNNING)
@@ -141,7 +146,7 @@ def finish(
 ) -> bool:
     """End a job ``owner`` holds as ``done`` or ``failed``; False if it no longer holds it."""
     assert state in FINISHED
-    with write_transaction():
+    with write_transaction(bookkeeping=True):
         changed = (
             Job.update(
                 state=state,
@@ -162,7 +167,7 @@ def finish(
 def release(job_id: int, owner: str) -> bool:
     """Hand a job back to the queue (its process is stopping): another claims it at once.
     A graceful stop does not count as an attempt."""
-    with write_transaction():
+    with write_transaction(bookkeeping=True):
         changed = (
             Job.update(
                 state=QUEUED,
@@ -186,7 +191,7 @@ def fail_abandoned(lease: int, max_attempts: int) -> int:
     abandoned = (Job.state == RUNNING) & (Job.lease_expires_at < now)
     if not Job.select(Job.id).where(abandoned, Job.attempts >= max_attempts).exists():
         return 0  # the usual answer, without taking SQLite's write lock
-    with write_transaction():
+    with write_transaction(bookkeeping=True):
         rows = list(Job.select(Job.id, Job.attempts).where(abandoned, Job.attempts >= max_attempts))
         for row in rows:
             Job.update(
