@@ -50,7 +50,7 @@ _write_wait = DEFAULT_WRITE_WAIT  # of the database :func:`connect` bound
 def write_slots(pool_size: int) -> int:
     """How many write transactions of a process run at once on PostgreSQL: all but an eighth of
     the pool (at least one connection), which stays for reads (:func:`_postgres_write_slot`).
-    With a quarter kept, 32 writers were ~5 % slower (fewer commits to flush together)."""
+    With a quarter kept, 32 writers were 5 to 13 % slower (fewer commits flushed together)."""
     return max(1, pool_size - max(1, pool_size // 8))
 
 
