@@ -21,7 +21,7 @@ from schema.completions import CompletionMutation
 from schema.context import SessionWrites
 from schema.datamanager import ViewMutation
 from schema.datamanager_actions import TaskActionMutation, TaskActionQuery
-from schema.errors import DomainErrors, with_error_codes
+from schema.errors import DomainErrors, process_error, with_error_codes
 from schema.export import ExportMutation, ExportQuery
 from schema.export_jobs import ExportJobMutation
 from schema.imports import ImportMutation, ImportQuery
@@ -39,6 +39,7 @@ from schema.stored import OperationThreads, StoredOperations
 from schema.tasks import TaskMutation, TaskQuery
 from schema.webhooks import WebhookMutation, WebhookQuery
 from server.db import run_db
+from server.errors import DomainError
 
 
 @strawberry.type
@@ -102,16 +103,19 @@ class ThreadedSchema(strawberry.Schema):
         # the CPU of a hop through anyio's thread pool (schema/stored.py).
         threads = _operation_threads(context_value)
         run = run_db if threads is None else threads.run
-        return await run(
-            self.execute_sync,
-            query,
-            variable_values,
-            context_value,
-            root_value,
-            operation_name,
-            allowed_operation_types,
-            operation_extensions,
-        )
+        try:
+            return await run(
+                self.execute_sync,
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                allowed_operation_types,
+                operation_extensions,
+            )
+        except DomainError as exc:  # before execution: no database connection came free
+            return _refused(exc)
 
     async def stream(
         self,
@@ -149,9 +153,23 @@ class ThreadedSchema(strawberry.Schema):
         (of ``threads``, else anyio's): parsed and validated once per document, no query
         limits (see :mod:`schema.stored`)."""
         run = run_db if threads is None else threads.run
-        return await run(
-            self.stored_operations.execute, document, variable_values, context_value, operation_name
-        )
+        try:
+            return await run(
+                self.stored_operations.execute,
+                document,
+                variable_values,
+                context_value,
+                operation_name,
+            )
+        except DomainError as exc:  # before execution: no database connection came free
+            return _refused(exc)
+
+
+def _refused(error: DomainError) -> ExecutionResult:
+    """The answer to an operation refused before it ran, with its error's code."""
+    return ExecutionResult(
+        data=None, errors=[process_error(GraphQLError(error.message, original_error=error))]
+    )
 
 
 def _operation_threads(context: Any) -> OperationThreads | None:

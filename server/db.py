@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import anyio.to_thread
 import peewee
-from playhouse.pool import PooledSqliteDatabase
+from playhouse.pool import MaxConnectionsExceeded, PooledSqliteDatabase
 
 from server import sqlite_gate
 from server.errors import DomainError
@@ -35,6 +35,7 @@ M = TypeVar("M", bound=peewee.Model)
 
 DEFAULT_WRITE_WAIT = 60.0  # seconds (the ``write_wait`` setting)
 RETRY_AFTER = 5  # seconds a client refused as busy is told to wait before it retries
+POOL_WAIT = 30.0  # seconds a request waits for a pooled connection before it is refused
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
@@ -90,7 +91,7 @@ def make_database(
             pragmas={**SQLITE_PRAGMAS, "busy_timeout": wait_ms},
             max_connections=pool_size,
             stale_timeout=300,
-            timeout=30,
+            timeout=POOL_WAIT,
             check_same_thread=False,
         )
         return sqlite
@@ -111,7 +112,7 @@ def make_database(
             unquote(parsed.path.lstrip("/")),
             max_connections=pool_size,
             stale_timeout=300,
-            timeout=30,
+            timeout=POOL_WAIT,
             prepared_statements=prepared_statements,
             **params,
         )
@@ -189,16 +190,14 @@ def _sqlite_write_turn() -> Iterator[None]:
     behind an import would hold every connection, and reads would wait for the import too. A
     file system without ``flock`` has no turn among processes: SQLite's busy timeout waits."""
     deadline = time.monotonic() + _write_wait
-    if not _sqlite_writer.try_acquire():
-        with released():
-            if not _sqlite_writer.acquire(timeout=_write_wait):
-                raise database_busy("another writer of this process held the turn")
+    turn = _sqlite_writer
+    if not turn.try_acquire() and not _acquire_released(turn.acquire, turn.release, _write_wait):
+        raise database_busy("another writer of this process held the turn")
     try:
         gate = sqlite_gate.gate_for(database.obj)
         gated = gate is not None and gate.try_acquire()
         if gate is not None and not gated and gate.working:
-            with released():
-                gated = gate.acquire(deadline - time.monotonic())
+            gated = _acquire_released(gate.acquire, gate.release, deadline - time.monotonic())
             if not gated and gate.working:
                 raise database_busy("a writer of another process held the turn")
         try:
@@ -208,7 +207,7 @@ def _sqlite_write_turn() -> Iterator[None]:
                 assert gate is not None
                 gate.release()
     finally:
-        _sqlite_writer.release()
+        turn.release()
 
 
 # PostgreSQL lets writers of different tasks run at once, but a writer that meets a lock (a
@@ -235,14 +234,31 @@ def _postgres_write_slot() -> Iterator[float | None]:
         # connection for that long rather than hand it back and take one again at every
         # write; only a longer wait (an import holding the project) gives it back.
         if not slots.acquire(timeout=min(_SLOT_WAIT_HOLDING, _write_wait)):
-            with released():
-                if not slots.acquire(timeout=deadline - time.monotonic()):
-                    raise database_busy("every write slot of this process was taken")
+            if not _acquire_released(slots.acquire, slots.release, deadline - time.monotonic()):
+                raise database_busy("every write slot of this process was taken")
             left = deadline - time.monotonic()
     try:
         yield left
     finally:
         slots.release()
+
+
+def _acquire_released(
+    acquire: Callable[[float], bool], release: Callable[[], None], timeout: float
+) -> bool:
+    """``acquire(timeout)`` with this thread's pooled connection handed back meanwhile
+    (:func:`released`). If no connection can be had again afterwards, what was taken is
+    given back before that error is raised: a writer turn kept by a failed request would
+    stop every later write."""
+    taken = False
+    try:
+        with released():
+            taken = acquire(timeout)
+    except BaseException:
+        if taken:
+            release()
+        raise
+    return taken
 
 
 def database_busy(reason: str) -> DomainError:
@@ -253,6 +269,19 @@ def database_busy(reason: str) -> DomainError:
         "database_busy",
         "The database is busy with another write (a large import, say) and this one could not "
         f"get its turn (write wait: {_write_wait:g} s). Try again in a moment.",
+        {"retryAfter": RETRY_AFTER},
+    )
+
+
+def no_free_connection() -> DomainError:
+    """The error of a request that waited :data:`POOL_WAIT` seconds for one of the process's
+    pooled connections (``db_pool_size``) and got none: every one was held by other requests
+    (long exports, say). REST 503 with ``Retry-After``, as a write refused as busy."""
+    log.warning("a request got no database connection within %g s", POOL_WAIT)
+    return DomainError(
+        "database_busy",
+        f"Every database connection of this server process was in use for {POOL_WAIT:g} s. "
+        "Try again in a moment.",
         {"retryAfter": RETRY_AFTER},
     )
 
@@ -355,10 +384,15 @@ def try_advisory_xact_lock(namespace: int, key: int) -> bool:
 
 
 def with_connection(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run ``fn`` holding a pooled connection (reusing the thread's open one)."""
+    """Run ``fn`` holding a pooled connection (reusing the thread's open one). If none came
+    free within :data:`POOL_WAIT` seconds, raise :func:`no_free_connection`'s error."""
     if not database.is_closed():
         return fn(*args, **kwargs)
-    with database.connection_context():
+    try:
+        database.connect()
+    except MaxConnectionsExceeded:
+        raise no_free_connection() from None
+    with database.connection_context():  # closes it at the end
         return fn(*args, **kwargs)
 
 
@@ -376,8 +410,12 @@ def released() -> Iterator[None]:
     try:
         yield
     finally:
-        database.connect(reuse_if_open=True)
-        database._state.ctx.extend(contexts)
+        try:
+            database.connect(reuse_if_open=True)
+        except MaxConnectionsExceeded:
+            raise no_free_connection() from None
+        finally:
+            database._state.ctx.extend(contexts)
 
 
 async def run_db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -303,6 +303,96 @@ def test_job_bookkeeping_does_not_queue_for_a_write_slot(settings: Settings) -> 
             slots.release()
 
 
+@contextlib.contextmanager
+def connections_taken(count: int) -> Iterator[None]:
+    """``count`` pooled connections held by other threads (long exports, say)."""
+    taken, done = threading.Semaphore(0), threading.Event()
+
+    def hold() -> None:
+        with db.database.connection_context():
+            taken.release()
+            done.wait(30)
+
+    threads = [threading.Thread(target=hold) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in threads:
+            assert taken.acquire(timeout=10)
+        yield
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(10)
+
+
+NO_CONNECTION = (
+    "Every database connection of this server process was in use for 30 s. Try again in a moment."
+)
+
+
+def test_a_request_that_gets_no_connection_is_refused_with_503(settings: Settings) -> None:
+    """Every pooled connection held past the pool's wait: REST 503 with Retry-After, GraphQL
+    DATABASE_BUSY (both were a 500), and the next request once one is free answers."""
+    with TestClient(create_app(dataclasses.replace(settings, db_pool_size=2))) as client:
+        task = client.post("/api/project/import", json=[{"text": "one"}]).json()["new_task_ids"][0]
+        db.database.obj._wait_timeout = 0.2  # the pool's wait (POOL_WAIT), shortened
+        with connections_taken(2):
+            answer = client.get(f"/api/tasks/{task}")
+            assert answer.status_code == 503, answer.text
+            assert answer.json() == {"status": 503, "detail": NO_CONNECTION}
+            assert answer.headers["Retry-After"] == "5"
+            answer = client.post(f"/api/tasks/{task}/completions", json=COMPLETION)
+            assert answer.status_code == 503, answer.text
+            body = client.post("/graphql", json={"query": "{ project { id } }"}).json()
+            assert body.get("data") is None
+            assert body["errors"][0]["message"] == NO_CONNECTION
+            assert body["errors"][0]["extensions"] == {"code": "DATABASE_BUSY", "retryAfter": 5}
+        assert client.get(f"/api/tasks/{task}").json()["id"] == task
+        assert total_completions(client, task) == 0
+
+
+def test_a_writer_that_gets_its_turn_but_no_connection_gives_the_turn_back(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A writer waits for its turn (SQLite) or a write slot (PostgreSQL) without its
+    connection; if none is free once it has the turn, it is refused and hands the turn on:
+    kept, it would have stopped every later write of the process."""
+    db.connect(TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'turns.db'}", 2, write_wait=10)
+    db.database.obj._wait_timeout = 0.2
+    turns = db._sqlite_writer if db.is_sqlite() else db._postgres_writers
+    held = 0
+    while turns.try_acquire():  # the turn held, as by an import
+        held += 1
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with db.write_transaction():
+                db.database.execute_sql("SELECT 1")
+        except BaseException as exc:
+            failures.append(exc)
+
+    writer = threading.Thread(target=db.with_connection, args=(write,))
+    writer.start()
+    deadline = time.monotonic() + 10
+    while not turns._waiters or not db.database.obj._connections:  # queued, connection back
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with connections_taken(2):
+        turns.release()  # handed to the writer, which finds no connection
+        writer.join(10)
+    for _ in range(held - 1):
+        turns.release()
+    assert len(failures) == 1 and isinstance(failures[0], DomainError)
+    assert failures[0].message == NO_CONNECTION
+    assert all(turns.try_acquire() for _ in range(held))  # every turn is free again
+    for _ in range(held):
+        turns.release()
+    db.with_connection(write)
+    assert len(failures) == 1
+
+
 HOLDER = textwrap.dedent(
     """
     import sys, time
