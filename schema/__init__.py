@@ -7,7 +7,7 @@ execution is faster than async for this workload (STYLE.md §5).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import strawberry
@@ -103,19 +103,17 @@ class ThreadedSchema(strawberry.Schema):
         # the CPU of a hop through anyio's thread pool (schema/stored.py).
         threads = _operation_threads(context_value)
         run = run_db if threads is None else threads.run
-        try:
-            return await run(
-                self.execute_sync,
-                query,
-                variable_values,
-                context_value,
-                root_value,
-                operation_name,
-                allowed_operation_types,
-                operation_extensions,
-            )
-        except DomainError as exc:  # before execution: no database connection came free
-            return _refused(exc)
+        return await _run_operation(
+            run,
+            self.execute_sync,
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
 
     async def stream(
         self,
@@ -153,23 +151,29 @@ class ThreadedSchema(strawberry.Schema):
         (of ``threads``, else anyio's): parsed and validated once per document, no query
         limits (see :mod:`schema.stored`)."""
         run = run_db if threads is None else threads.run
-        try:
-            return await run(
-                self.stored_operations.execute,
-                document,
-                variable_values,
-                context_value,
-                operation_name,
-            )
-        except DomainError as exc:  # before execution: no database connection came free
-            return _refused(exc)
+        return await _run_operation(
+            run,
+            self.stored_operations.execute,
+            document,
+            variable_values,
+            context_value,
+            operation_name,
+        )
 
 
-def _refused(error: DomainError) -> ExecutionResult:
-    """The answer to an operation refused before it ran, with its error's code."""
-    return ExecutionResult(
-        data=None, errors=[process_error(GraphQLError(error.message, original_error=error))]
-    )
+async def _run_operation(
+    run: Callable[..., Awaitable[ExecutionResult]],
+    execute: Callable[..., ExecutionResult],
+    *args: Any,
+) -> ExecutionResult:
+    """``run(execute, *args)``: an operation on a worker thread holding a pooled connection.
+    Errors of the operation are in its result; one refused before it ran (no connection came
+    free, :func:`server.db.no_free_connection`) is answered the same way, with its code."""
+    try:
+        return await run(execute, *args)
+    except DomainError as error:
+        coded = process_error(GraphQLError(error.message, original_error=error))
+        return ExecutionResult(data=None, errors=[coded])
 
 
 def _operation_threads(context: Any) -> OperationThreads | None:
