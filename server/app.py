@@ -105,6 +105,7 @@ def prepare_database(settings: Settings) -> tuple[int, bool]:
         settings.db_pool_size,
         settings.db_prepared_statements,
         settings.write_wait,
+        settings.db_pool_wait,
     )
 
     def setup() -> tuple[int, bool]:
@@ -258,6 +259,7 @@ def prepare_root(settings: Settings) -> None:
         settings.db_pool_size,
         settings.db_prepared_statements,
         settings.write_wait,
+        settings.db_pool_wait,
     )
     db.with_connection(migrate)
 

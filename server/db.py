@@ -35,7 +35,7 @@ M = TypeVar("M", bound=peewee.Model)
 
 DEFAULT_WRITE_WAIT = 60.0  # seconds (the ``write_wait`` setting)
 RETRY_AFTER = 5  # seconds a client refused as busy is told to wait before it retries
-POOL_WAIT = 30.0  # seconds a request waits for a pooled connection before it is refused
+DEFAULT_POOL_WAIT = 30.0  # seconds a request waits for a pooled connection (``db_pool_wait``)
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
@@ -46,6 +46,7 @@ SQLITE_PRAGMAS = {
 
 
 _write_wait = DEFAULT_WRITE_WAIT  # of the database :func:`connect` bound
+_pool_wait = DEFAULT_POOL_WAIT  # likewise
 
 
 def write_slots(pool_size: int) -> int:
@@ -60,11 +61,12 @@ def connect(
     pool_size: int = 16,
     prepared_statements: int = 256,
     write_wait: float = DEFAULT_WRITE_WAIT,
+    pool_wait: float = DEFAULT_POOL_WAIT,
 ) -> peewee.Database:
     """Make a pooled database for ``url`` and bind the global proxy to it."""
-    global _write_wait, _postgres_writers
-    db = make_database(url, pool_size, prepared_statements, write_wait)
-    _write_wait = write_wait
+    global _write_wait, _pool_wait, _postgres_writers
+    db = make_database(url, pool_size, prepared_statements, write_wait, pool_wait)
+    _write_wait, _pool_wait = write_wait, pool_wait
     _postgres_writers = FairSemaphore(write_slots(pool_size))
     database.initialize(db)
     return db
@@ -75,11 +77,13 @@ def make_database(
     pool_size: int = 16,
     prepared_statements: int = 256,
     write_wait: float = DEFAULT_WRITE_WAIT,
+    pool_wait: float = DEFAULT_POOL_WAIT,
 ) -> peewee.Database:
     """A pooled database for ``url``. On PostgreSQL each connection prepares up to
     ``prepared_statements`` of the statements it runs repeatedly (:mod:`server.pg_prepare`;
     0: none). A write waits for a lock at most ``write_wait`` seconds: SQLite's busy timeout,
-    PostgreSQL's ``lock_timeout``."""
+    PostgreSQL's ``lock_timeout``; a request waits at most ``pool_wait`` seconds for a
+    connection."""
     wait_ms = max(1, round(write_wait * 1000))
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
@@ -91,7 +95,7 @@ def make_database(
             pragmas={**SQLITE_PRAGMAS, "busy_timeout": wait_ms},
             max_connections=pool_size,
             stale_timeout=300,
-            timeout=POOL_WAIT,
+            timeout=pool_wait,
             check_same_thread=False,
         )
         return sqlite
@@ -112,7 +116,7 @@ def make_database(
             unquote(parsed.path.lstrip("/")),
             max_connections=pool_size,
             stale_timeout=300,
-            timeout=POOL_WAIT,
+            timeout=pool_wait,
             prepared_statements=prepared_statements,
             **params,
         )
@@ -274,13 +278,13 @@ def database_busy(reason: str) -> DomainError:
 
 
 def no_free_connection() -> DomainError:
-    """The error of a request that waited :data:`POOL_WAIT` seconds for one of the process's
+    """The error of a request that waited ``pool_wait`` seconds for one of the process's
     pooled connections (``db_pool_size``) and got none: every one was held by other requests
     (long exports, say). REST 503 with ``Retry-After``, as a write refused as busy."""
-    log.warning("a request got no database connection within %g s", POOL_WAIT)
+    log.warning("a request got no database connection within %g s", _pool_wait)
     return DomainError(
         "database_busy",
-        f"Every database connection of this server process was in use for {POOL_WAIT:g} s. "
+        f"Every database connection of this server process was in use for {_pool_wait:g} s. "
         "Try again in a moment.",
         {"retryAfter": RETRY_AFTER},
     )
@@ -385,7 +389,7 @@ def try_advisory_xact_lock(namespace: int, key: int) -> bool:
 
 def with_connection(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run ``fn`` holding a pooled connection (reusing the thread's open one). If none came
-    free within :data:`POOL_WAIT` seconds, raise :func:`no_free_connection`'s error."""
+    free within ``pool_wait`` seconds, raise :func:`no_free_connection`'s error."""
     if not database.is_closed():
         return fn(*args, **kwargs)
     try:

@@ -163,6 +163,13 @@ class Settings:
         "REST 503 with Retry-After, GraphQL DATABASE_BUSY",
         cast=float,
     )
+    db_pool_wait: float = _setting(
+        30.0,
+        "Seconds a request waits for one of the pooled database connections (all held by "
+        "other requests, long exports say) before it is refused: REST 503 with Retry-After, "
+        "GraphQL DATABASE_BUSY",
+        cast=float,
+    )
     db_prepared_statements: int = _setting(
         256,
         "PostgreSQL: statements each connection prepares (PREPARE/EXECUTE) once run twice, "

@@ -44,6 +44,7 @@ POSITIVE_SECONDS = (
     "job_sweep_interval",
     "body_timeout",
     "write_wait",
+    "db_pool_wait",
     "live_idle_timeout",
     "live_keep_alive_interval",
     "webhook_timeout",

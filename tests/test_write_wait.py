@@ -326,17 +326,19 @@ def connections_taken(count: int) -> Iterator[None]:
             thread.join(10)
 
 
+POOL_WAIT = 0.2
 NO_CONNECTION = (
-    "Every database connection of this server process was in use for 30 s. Try again in a moment."
+    f"Every database connection of this server process was in use for {POOL_WAIT:g} s. "
+    "Try again in a moment."
 )
 
 
 def test_a_request_that_gets_no_connection_is_refused_with_503(settings: Settings) -> None:
     """Every pooled connection held past the pool's wait: REST 503 with Retry-After, GraphQL
     DATABASE_BUSY (both were a 500), and the next request once one is free answers."""
-    with TestClient(create_app(dataclasses.replace(settings, db_pool_size=2))) as client:
+    small = dataclasses.replace(settings, db_pool_size=2, db_pool_wait=POOL_WAIT)
+    with TestClient(create_app(small)) as client:
         task = client.post("/api/project/import", json=[{"text": "one"}]).json()["new_task_ids"][0]
-        db.database.obj._wait_timeout = 0.2  # the pool's wait (POOL_WAIT), shortened
         with connections_taken(2):
             answer = client.get(f"/api/tasks/{task}")
             assert answer.status_code == 503, answer.text
@@ -352,14 +354,21 @@ def test_a_request_that_gets_no_connection_is_refused_with_503(settings: Setting
         assert total_completions(client, task) == 0
 
 
+def test_the_pool_wait_is_a_positive_setting() -> None:
+    assert Settings.from_env({"LABELGRAPH_DB_POOL_WAIT": "2.5"}).db_pool_wait == 2.5
+    assert Settings.from_env({}).db_pool_wait == db.DEFAULT_POOL_WAIT == 30
+    with pytest.raises(ValueError, match="db_pool_wait must be a positive number of seconds"):
+        Settings.from_env({"LABELGRAPH_DB_POOL_WAIT": "0"})
+
+
 def test_a_writer_that_gets_its_turn_but_no_connection_gives_the_turn_back(
     settings: Settings, tmp_path: Path
 ) -> None:
     """A writer waits for its turn (SQLite) or a write slot (PostgreSQL) without its
     connection; if none is free once it has the turn, it is refused and hands the turn on:
     kept, it would have stopped every later write of the process."""
-    db.connect(TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'turns.db'}", 2, write_wait=10)
-    db.database.obj._wait_timeout = 0.2
+    url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'turns.db'}"
+    db.connect(url, 2, write_wait=10, pool_wait=POOL_WAIT)
     turns = db._sqlite_writer if db.is_sqlite() else db._postgres_writers
     held = 0
     while turns.try_acquire():  # the turn held, as by an import
