@@ -269,11 +269,9 @@ def database_busy(reason: str) -> DomainError:
     """The error of a write that did not get its turn or a lock within ``write_wait`` seconds
     (or lost a deadlock): REST 503, logged with ``reason``."""
     log.warning("a write was refused (write wait %g s): %s", _write_wait, reason)
-    return DomainError(
-        "database_busy",
+    return _busy(
         "The database is busy with another write (a large import, say) and this one could not "
-        f"get its turn (write wait: {_write_wait:g} s). Try again in a moment.",
-        {"retryAfter": RETRY_AFTER},
+        f"get its turn (write wait: {_write_wait:g} s). Try again in a moment."
     )
 
 
@@ -282,12 +280,15 @@ def no_free_connection() -> DomainError:
     pooled connections (``db_pool_size``) and got none: every one was held by other requests
     (long exports, say). REST 503 with ``Retry-After``, as a write refused as busy."""
     log.warning("a request got no database connection within %g s", _pool_wait)
-    return DomainError(
-        "database_busy",
+    return _busy(
         f"Every database connection of this server process was in use for {_pool_wait:g} s. "
-        "Try again in a moment.",
-        {"retryAfter": RETRY_AFTER},
+        "Try again in a moment."
     )
+
+
+def _busy(message: str) -> DomainError:
+    """A refusal worth retrying later: code ``database_busy`` (REST 503 with Retry-After)."""
+    return DomainError("database_busy", message, {"retryAfter": RETRY_AFTER})
 
 
 _SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (the primary codes of extended ones)
