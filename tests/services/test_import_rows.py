@@ -89,7 +89,7 @@ def test_sqlite_writes_a_chunk_in_few_large_statements(client: TestClient, proje
         for i in range(count)
     ]
 
-    def run() -> tuple[list[str], list[int], int, int, list[int]]:
+    def run() -> tuple[list[str], list[str], list[int], int, int, list[int]]:
         projects.set_label_config(project_id, fixture_text("configs/sentiment.xml"))
         statements: list[str] = []
         connection = db.database.connection()
@@ -104,22 +104,65 @@ def test_sqlite_writes_a_chunk_in_few_large_statements(client: TestClient, proje
         ]
         return (
             [s.split("(", 1)[0].strip() for s in statements if s.startswith("INSERT INTO")],
+            [s for s in statements if s.startswith("SELECT") and '"position" >=' in s],
             ids,
             Completion.select().count(),
             TaskLabel.select().count(),
             found,
         )
 
-    inserts, ids, completions, labels, found = db.with_connection(run)
+    inserts, key_reads, ids, completions, labels, found = db.with_connection(run)
     assert len(ids) == count and completions == count and labels == count
+    assert ids == list(range(ids[0], ids[0] + count))
+    assert key_reads == []  # the ids are given in the rows: the writer reads no keys back
     assert found == [ids[-1]]
     # (the rank blocks' rows and version are written per chunk and order, as before)
     per_table = {table: inserts.count(table) for table in set(inserts) if "task_rank" not in table}
-    # 12 task columns: 2,730 rows a statement -> 2 statements for the first chunk (2,730 and
-    # 2,270 rows), 1 for the second; the other tables take a chunk (5,000 rows) per statement.
+    # 13 task columns (with the id): 2,520 rows a statement -> 2 statements for the first
+    # chunk (2,520 and 2,480 rows), 1 for the second; the other tables take a chunk (5,000
+    # rows) per statement.
     assert per_table == {
         'INSERT INTO "task"': 2 + 1,
         'INSERT INTO "completion"': 1 + 1,
         'INSERT INTO "task_label"': 1 + 1,
         "INSERT INTO task_fts": 1 + 1,
     }
+
+
+def test_imported_ids_stay_above_every_id_the_table_held(
+    client: TestClient, project_id: int
+) -> None:
+    """An import's tasks get ids above every task id ever used (the newest tasks deleted
+    first: never reused), in the order of the items, and each completion, label and search
+    entry belongs to the task it came with (SQLite: the import gives the ids itself)."""
+    from server.services.datamanager import search
+
+    def items(first: int, count: int) -> list[dict[str, Any]]:
+        return [
+            {"data": {"text": f"item{i}"}, "completions": [{"result": _choice(f"L{i}")}]}
+            for i in range(first, first + count)
+        ]
+
+    def run() -> tuple[list[int], list[int], dict[int, str], dict[int, str], list[int]]:
+        projects.set_label_config(project_id, fixture_text("configs/sentiment.xml"))
+        before = import_tasks(project_id, items(0, 4)).task_ids
+        Task.delete().where(Task.id.in_(before[2:])).execute()  # the two highest ids
+        after = import_tasks(project_id, items(4, 3)).task_ids
+        texts = {t.id: t.data["text"] for t in Task.select().where(Task.id.in_(after))}
+        labels_by_task = {
+            c.task_id: c.payload["result"][0]["value"]["choices"][0]
+            for c in Completion.select().where(Completion.task.in_(after))
+        }
+        for row in TaskLabel.select().where(TaskLabel.task.in_(after)):
+            assert labels_by_task[row.task_id] == row.label
+        found = [
+            t.id
+            for t in Task.select(Task.id).where(search.matches("item5"))  # type: ignore[arg-type]
+        ]
+        return before, after, texts, labels_by_task, found
+
+    before, after, texts, labels_by_task, found = db.with_connection(run)
+    assert after == list(range(after[0], after[0] + 3)) and after[0] > before[-1]
+    assert [texts[i] for i in after] == ["item4", "item5", "item6"]
+    assert [labels_by_task[i] for i in after] == ["L4", "L5", "L6"]
+    assert found == [after[1]]

@@ -9,11 +9,18 @@ completions/predictions, so no per-task statistics query runs afterwards.
 Each chunk is converted to rows in the caller's thread, then inserted (:class:`_Writer`) by
 one writer thread on the same connection while the caller validates and converts the next
 chunk, so the database's share of an import overlaps the Python share instead of following
-it (both drivers release the GIL while a statement runs). A chunk's keys come back to the
-caller, which counts them in the rank blocks between chunks, so the transaction runs the same
-statements in the same order as before; it is still one transaction on one connection, so an
-import stays all-or-nothing (a failure or a SIGKILL leaves nothing of it) and readers see
-none of it before the commit.
+it (both drivers release the GIL while a statement runs). A chunk's keys (id, completed_at)
+come back to the caller, which counts them in the rank blocks between chunks, so the
+transaction runs the same statements in the same order as before; it is still one
+transaction on one connection, so an import stays all-or-nothing (a failure or a SIGKILL
+leaves nothing of it) and readers see none of it before the commit.
+
+On PostgreSQL the writer reads a chunk's ids back after its ``COPY`` (other projects' writers
+take ids from the same sequence meanwhile). On SQLite the import holds the database's only
+write lock, so it gives the ids itself, from the next id the table would give: the keys are
+known before the chunk is written, and the writer (the slower of the two threads) no longer
+reads 5,000 rows back per chunk: 100k tasks with a completion each went from 24k to 36k
+tasks/s (server CPU 4.2 → 2.9 s, 2026-12-03).
 
 On SQLite each table's rows of a chunk go in as few statements as its 32,766 bound parameters
 allow (``WRITER_ROWS``: 2,730 tasks, 5,000 completions or labels, the whole chunk's search
@@ -89,6 +96,7 @@ TASK_COLUMNS = [
     "completed_at",
     "predictions_score",
 ]
+COMPLETED_AT = TASK_COLUMNS.index("completed_at")
 # A chunk of tasks without completions, predictions or meta needs only these (the rest are SQL
 # defaults).
 PLAIN_TASK_COLUMNS = ["project_id", "position", "data", "created_at", "updated_at"]
@@ -172,6 +180,7 @@ def _validate_and_store(
     now = now_seconds()
     latest: list[Key | None] = []  # the completion order's highest key, read once
     queued = [0]  # tasks handed to the writer
+    first_id: list[int] = []  # SQLite: the id of the import's first task, read once
 
     def settle() -> None:
         """Wait for the writer's chunk; count its tasks (blocks, totals, progress)."""
@@ -203,7 +212,10 @@ def _validate_and_store(
             return
         if not latest:  # before the writer's first chunk: the connection is free
             latest.append(_latest_completed(project.id))
-        chunk = _chunk_rows(project.id, stored.start + queued[0], pending, now)
+            if is_sqlite():
+                first_id.append(_next_task_id())
+        ids_from = first_id[0] + queued[0] if first_id else None
+        chunk = _chunk_rows(project.id, stored.start + queued[0], pending, now, ids_from)
         queued[0] += len(pending)
         settle()  # the previous chunk (written while this one was validated and converted)
         writer.submit(chunk, now)
@@ -318,16 +330,21 @@ class _Chunk:
     labels: list[tuple[int, str, str]] = field(default_factory=list)  # (owner, control, label)
     predictions: list[tuple[int, list[dict[str, Any]]]] = field(default_factory=list)
     texts: list[str] | None = None  # SQLite: the search text of each task
+    keys: list[tuple[int, int | None]] | None = None  # SQLite: (id, completed_at) of each task
     labeled: int = 0
     prediction_count: int = 0
 
 
-def _chunk_rows(project_id: int, position: int, chunk: list[ValidTask], now: int) -> _Chunk:
+def _chunk_rows(
+    project_id: int, position: int, chunk: list[ValidTask], now: int, ids_from: int | None
+) -> _Chunk:
     """Convert a chunk of valid tasks at ``position``… into rows (the caller's thread: no SQL).
     A chunk of plain tasks uses the short column list; any other chunk the full one for every
     task (a plain task's row then spells out the defaults): one run of rows per chunk, not a
     run per stretch of plain tasks (with every 10th task predicted that was ~1,000 statements
-    or ``COPY``s per chunk of 5,000 instead of ~20 or 1). The counters are computed here."""
+    or ``COPY``s per chunk of 5,000 instead of ~20 or 1). The counters are computed here.
+    ``ids_from`` (SQLite): the tasks get the ids ``ids_from``… in order, given in their rows,
+    and the chunk carries their keys, so the writer need not read them back."""
     result = _Chunk(start=position, count=len(chunk), task_runs=[])
     full = any(task.completions or task.predictions or task.meta is not None for task in chunk)
     run: list[tuple[Any, ...]] = []
@@ -351,8 +368,17 @@ def _chunk_rows(project_id: int, position: int, chunk: list[ValidTask], now: int
                 result.predictions.append((index, task.predictions))
             run.append(_task_row(project_id, position, task, now, completions))
         position += 1
+    columns = TASK_COLUMNS if full else PLAIN_TASK_COLUMNS
+    if run and ids_from is not None:
+        completed = COMPLETED_AT if full else None
+        result.keys = [
+            (task_id, None if completed is None else row[completed])
+            for task_id, row in enumerate(run, ids_from)
+        ]
+        run = [(task_id, *row) for task_id, row in enumerate(run, ids_from)]
+        columns = ["id", *columns]
     if run:
-        result.task_runs.append((TASK_COLUMNS if full else PLAIN_TASK_COLUMNS, run))
+        result.task_runs.append((columns, run))
     if is_sqlite():
         result.texts = [search.text_of(task.data) for task in chunk]
     return result
@@ -425,7 +451,9 @@ def _write_chunk(
     per = WRITER_ROWS
     for columns, run in chunk.task_runs:
         insert_rows(Task, columns, run, cursor, per)
-    keys = _keys_between(cursor, project_id, chunk.start, chunk.start + chunk.count)
+    keys = chunk.keys
+    if keys is None:
+        keys = _keys_between(cursor, project_id, chunk.start, chunk.start + chunk.count)
     task_ids = [task_id for task_id, _ in keys]
     if chunk.texts is not None:
         search.index_texts(cursor, list(zip(task_ids, chunk.texts, strict=True)), per)
@@ -455,6 +483,18 @@ def _next_position(project_id: int) -> int:
     highest = Task.select(peewee.fn.MAX(Task.position)).where(Task.project == project_id)
     value = highest.scalar()
     return 0 if value is None else int(value) + 1
+
+
+def _next_task_id() -> int:
+    """SQLite: the id the table's next task would get. Ids are ``AUTOINCREMENT``: above the
+    highest id the table ever held (``sqlite_sequence``, which an insert of a higher explicit
+    id raises), not only the highest id it holds now. The import holds SQLite's write lock
+    for its whole transaction, so no other writer takes ids meanwhile."""
+    sql = (
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0), "
+        f'coalesce((SELECT max(id) FROM "{Task._meta.table_name}"), 0))'
+    )
+    return int(database.execute_sql(sql, (Task._meta.table_name,)).fetchone()[0]) + 1
 
 
 def _keys_between(
