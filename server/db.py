@@ -215,9 +215,10 @@ def _sqlite_write_turn() -> Iterator[None]:
 
 
 # PostgreSQL lets writers of different tasks run at once, but a writer that meets a lock (a
-# completion saved while an import holds its project) waits inside its transaction, holding a
-# pooled connection. Writers queued behind an import took every connection, and reads waited for
-# the import as well (a read every 0.1 s during a 400k-task import: one answered, after 13.8 s).
+# completion saved while a bulk writer holds its project, or while an import counts its tasks
+# at its end) waits inside its transaction, holding a pooled connection. Writers queued behind
+# an import took every connection, and reads waited for the import as well (a read every 0.1 s
+# during a 400k-task import: one answered, after 13.8 s).
 # So write transactions take one of :func:`write_slots` first, and a writer that has to wait for
 # a slot hands its connection back meanwhile: some of the pool always serves reads.
 _postgres_writers = FairSemaphore(write_slots(16))
@@ -355,6 +356,7 @@ def write_transaction(*, bookkeeping: bool = False) -> Iterator[None]:
 ADVISORY_PROJECT = 0x1A8E2
 ADVISORY_RANK_BLOCKS = 0x1A8E3
 ADVISORY_RANK_FOLD = 0x1A8E4
+ADVISORY_PROJECT_IMPORT = 0x1A8E5
 
 
 def _advisory_key32(key: int) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 from server.db import (
     ADVISORY_PROJECT,
+    ADVISORY_PROJECT_IMPORT,
     PreparedSelect,
     advisory_xact_lock,
     is_sqlite,
@@ -72,7 +73,8 @@ def list_projects() -> list[Project]:
 
 def lock_project(project_id: int) -> Project:
     """Read the project inside a write transaction, serialising writers of this project: the
-    lock of bulk writers (imports, bulk actions, deleting everything) and of project settings.
+    lock of bulk writers (bulk actions, deleting everything, storage syncs, prediction jobs)
+    and of project settings; imports take :func:`lock_project_for_import`.
 
     SQLite's ``BEGIN IMMEDIATE`` already serialises all writers. PostgreSQL takes the project's
     advisory lock exclusively (per-task writers take it shared, :func:`share_project`, so this
@@ -82,6 +84,10 @@ def lock_project(project_id: int) -> Project:
     completion).
     """
     advisory_xact_lock(ADVISORY_PROJECT, project_id)
+    return _project_row_locked(project_id)
+
+
+def _project_row_locked(project_id: int) -> Project:
     # With its totals as they stand now: the caller changes them, then may read the old ones.
     query = Project.select(*counters.with_totals()).where(Project.id == project_id)
     if not is_sqlite():
@@ -90,6 +96,26 @@ def lock_project(project_id: int) -> Project:
     if project is None:
         raise not_found("Project", project_id)
     return counters.selected(project)
+
+
+def lock_project_for_import(project_id: int) -> Project:
+    """:func:`lock_project` for an import: on PostgreSQL the project's per-task writers (an
+    annotator's completion, a single deletion) go on beside it, where an import of a million
+    tasks used to hold every one of them for its whole store phase (~40 s).
+
+    It takes the project's lock *shared*, as per-task writers do, so every bulk writer
+    (deleting all tasks, bulk actions, settings) still waits for it and it for them; then the
+    project's import lock exclusively (one import of a project at a time: each gives its
+    tasks the positions after the highest; taken second, as a storage sync holding the
+    project's lock takes it when it imports); then the project row as :func:`lock_project`
+    does (per-task writers never lock that row). The import touches no
+    existing task, and it counts its tasks in the rank blocks only at its end, under their
+    lock taken exclusively (:func:`server.services.imports.pipeline.finish`): from there its
+    project's per-task writers wait for its commit. SQLite's writers are serialised whatever
+    the locks."""
+    advisory_xact_lock(ADVISORY_PROJECT, project_id, shared=True)
+    advisory_xact_lock(ADVISORY_PROJECT_IMPORT, project_id)
+    return _project_row_locked(project_id)
 
 
 def share_project(project_id: int) -> None:

@@ -364,3 +364,35 @@ def test_a_database_before_the_pending_changes_is_upgraded(
     )
     assert pending == [(1, unlabeled[0], 1), (2, unlabeled[0], -1)]
     db.with_connection(_check_exact, project_id)
+
+
+def test_an_import_counts_its_tasks_once_beside_pending_cuts_and_merges(
+    client: TestClient, project_id: int, tiny_blocks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pending changes that need a cut and a merge when folded (completions saved since the
+    last fold) meet an import of several chunks whose completion times lie above every one
+    before: the import counts each of its tasks once. (Counting chunk by chunk, the fold's cut
+    of the last completion-order block recounted it from the task index, which already held
+    the chunk's new tasks, and the chunk then counted them again: pages went wrong.)"""
+    from server.services.imports import pipeline
+
+    monkeypatch.setattr(pipeline, "CHUNK", 4)
+    db.with_connection(projects.set_label_config, project_id, _config())
+    ids = db.with_connection(import_tasks, project_id, _items(30)).task_ids
+    unlabeled = [i for n, i in enumerate(ids) if n % 3]
+    monkeypatch.setattr(rank_blocks, "FOLD_EVERY", 10**9)  # the changes stay pending
+
+    def run() -> None:
+        for task_id in unlabeled[:8]:  # the last completion-order block: +8 (cut), the
+            completions.create_completion(task_id, {"result": []})  # unlabeled: -8 (merge)
+        assert TaskRankChange.select().where(TaskRankChange.project_id == project_id).count()
+        later = [
+            {"data": {"text": f"n{n}"}, "completions": [{"result": [], "created_at": at}]}
+            for n, at in enumerate([2_000_000_000 + n for n in range(9)] + [1_600_000_003] * 3)
+        ]
+        import_tasks(project_id, later + [{"text": f"u{n}"} for n in range(5)])
+        _check_exact(project_id)
+        _settled(project_id)
+        _check_exact(project_id)
+
+    db.with_connection(run)

@@ -51,7 +51,7 @@ from server.services.imports.staging_dir import (
     url_file_name,
 )
 from server.services.imports.unpacking import stage_file
-from server.services.projects import get_project, lock_project, parsed_config
+from server.services.projects import get_project, lock_project_for_import, parsed_config
 from server.services.url_fetch import FetchPolicy, fetch
 
 log = logging.getLogger(__name__)
@@ -282,7 +282,7 @@ def read_staging(
 
     try:
         with paused_gc(), transaction(insert):
-            project = lock_project(project_id) if insert else get_project(project_id)
+            project = lock_project_for_import(project_id) if insert else get_project(project_id)
             config = parsed_config(project)
             plan = plan_files(staging, selection)
             keys = DataKeys(project)

@@ -25,7 +25,7 @@ from server.services.imports.staging_dir import (
     Staging,
     new_staging,
 )
-from server.services.projects import get_project, lock_project, parsed_config
+from server.services.projects import get_project, lock_project_for_import, parsed_config
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def import_tasks(
     started = time.perf_counter()
     items = as_task_list(items, max_json_depth)
     with paused_gc(), write_transaction():
-        project = lock_project(project_id)
+        project = lock_project_for_import(project_id)
         config = parsed_config(project)
         stored = store(project, config, iter(items), insert=True, max_tasks=max_tasks)
         result = finish(project, stored)
@@ -107,7 +107,7 @@ def read_staged_tasks(
     """Import (or only check) a staged JSON body."""
     started = time.perf_counter()
     with paused_gc(), transaction(insert), staging.tasks_path.open("rb") as handle:
-        project = lock_project(project_id) if insert else get_project(project_id)
+        project = lock_project_for_import(project_id) if insert else get_project(project_id)
         config = parsed_config(project)
         items = json_items(handle, "tasks.json", False, limits.max_json_depth)
         stored = store(project, config, items, insert=insert, max_tasks=limits.max_tasks)

@@ -10,10 +10,10 @@ Each chunk is converted to rows in the caller's thread, then inserted (:class:`_
 one writer thread on the same connection while the caller validates and converts the next
 chunk, so the database's share of an import overlaps the Python share instead of following
 it (both drivers release the GIL while a statement runs). A chunk's keys (id, completed_at)
-come back to the caller, which counts them in the rank blocks between chunks, so the
-transaction runs the same statements in the same order as before; it is still one
-transaction on one connection, so an import stays all-or-nothing (a failure or a SIGKILL
-leaves nothing of it) and readers see none of it before the commit.
+come back to the caller, which keeps them; once every chunk is stored, :func:`finish` counts
+them in the rank blocks (:func:`server.services.tasks.rank_blocks.count_import`). It is
+still one transaction on one connection, so an import stays all-or-nothing (a failure or a
+SIGKILL leaves nothing of it) and readers see none of it before the commit.
 
 On PostgreSQL the writer reads a chunk's ids back after its ``COPY`` (other projects' writers
 take ids from the same sequence meanwhile). On SQLite the import holds the database's only
@@ -71,7 +71,6 @@ from server.services.imports.validation import (
 )
 from server.services.tasks import rank_blocks
 from server.services.tasks.rank_block_rows import Key
-from server.services.tasks.rank_blocks import Ordering
 from server.services.tasks.tasks import PREDICTION_COLUMNS, prediction_rows
 
 CHUNK = 5000
@@ -123,6 +122,9 @@ class Stored:
     predictions: int = 0
     head: list[ValidTask] = field(default_factory=list)  # the first tasks, for the preview
     task_ids: list[int] = field(default_factory=list)  # of the stored tasks, in order
+    # Their keys in the rank blocks' orders, counted once all are stored (:func:`finish`):
+    unlabeled_ids: list[int] = field(default_factory=list)  # in order
+    completed_keys: list[Key] = field(default_factory=list)  # (completed_at, id)
 
 
 def store(
@@ -178,7 +180,6 @@ def _validate_and_store(
     errors: list[str] = []
     pending: list[ValidTask] = []
     now = now_seconds()
-    latest: list[Key | None] = []  # the completion order's highest key, read once
     queued = [0]  # tasks handed to the writer
     first_id: list[int] = []  # SQLite: the id of the import's first task, read once
 
@@ -190,7 +191,8 @@ def _validate_and_store(
             return
         chunk, keys = done
         stored.task_ids.extend(task_id for task_id, _ in keys)
-        _count_in_blocks(project.id, keys, latest)
+        stored.unlabeled_ids.extend(task_id for task_id, at in keys if at is None)
+        stored.completed_keys.extend((at, task_id) for task_id, at in keys if at is not None)
         add_counts(chunk.count, (chunk.labeled, len(chunk.completions), chunk.prediction_count))
         events.progress(events.IMPORT_PROGRESS, project.id, state="running", tasks=stored.count)
         if progress is not None:
@@ -210,10 +212,8 @@ def _validate_and_store(
             if progress is not None:
                 progress(stored.count)
             return
-        if not latest:  # before the writer's first chunk: the connection is free
-            latest.append(_latest_completed(project.id))
-            if is_sqlite():
-                first_id.append(_next_task_id())
+        if not first_id and is_sqlite():  # before the writer's first chunk: connection free
+            first_id.append(_next_task_id())
         ids_from = first_id[0] + queued[0] if first_id else None
         chunk = _chunk_rows(project.id, stored.start + queued[0], pending, now, ids_from)
         queued[0] += len(pending)
@@ -509,37 +509,21 @@ def _keys_between(
     return [(r[0], r[1]) for r in cursor.fetchall()]
 
 
-def _latest_completed(project_id: int) -> Key | None:
-    """The highest key of the project's completion order (before the import's inserts)."""
-    query = (
-        Task.select(Task.completed_at, Task.id)
-        .where(*rank_blocks.members(project_id, Ordering.COMPLETED))
-        .order_by(Task.completed_at.desc(), Task.id.desc())
-        .limit(1)
-    )
-    row = database.execute(query).fetchone()
-    return None if row is None else (int(row[0]), int(row[1]))
-
-
-def _count_in_blocks(
-    project_id: int, keys: list[tuple[int, int | None]], latest: list[Key | None]
-) -> None:
-    """Count new tasks in the rank blocks from their keys. New ids lie above every counted id,
-    so the id orders' blocks are cut from the keys alone; so are the completion order's while
-    the new keys lie above ``latest[0]``, its highest key so far (kept up to date here)."""
-    labeled = sorted((at, task_id) for task_id, at in keys if at is not None)
-    unlabeled = [(0, task_id) for task_id, at in keys if at is None]
-    rank_blocks.add_many(project_id, Ordering.ID, [(0, i) for i, _ in keys], above=True)
-    if labeled:
-        above = latest[0] is None or labeled[0] > latest[0]
-        rank_blocks.add_many(project_id, Ordering.COMPLETED, labeled, above=above)
-        if latest[0] is None or labeled[-1] > latest[0]:
-            latest[0] = labeled[-1]
-    rank_blocks.add_many(project_id, Ordering.UNLABELED, unlabeled, above=True)
-
-
 def finish(project: Project, stored: Stored) -> ImportResult:
-    """Update the project's counters; the result with the new ids and the preview."""
+    """Count the new tasks in the rank blocks and update the project's counters; the result
+    with the new ids and the preview.
+
+    The blocks are counted last, under their lock taken exclusively: on PostgreSQL the
+    project's per-task writers (annotators' completions) go on beside an import until here
+    (:func:`server.services.projects.lock_project_for_import`), then wait for the commit;
+    block rows the import wrote earlier would have held them all the while (and a fold of
+    theirs waiting on such a row while the import waits for their shared lock would
+    deadlock)."""
+    if stored.task_ids:
+        rank_blocks.lock(project.id)
+        rank_blocks.count_import(
+            project.id, stored.task_ids, stored.unlabeled_ids, stored.completed_keys
+        )
     Project.update(
         task_count=Project.task_count + stored.count,
         labeled_task_count=Project.labeled_task_count + stored.labeled,

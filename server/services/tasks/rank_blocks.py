@@ -58,7 +58,9 @@ recounts a block from the task index, so it must not run while a writer's task r
 pending rows could commit between its reads: it takes :func:`lock` exclusively (a folding
 writer rolls its savepoint back first, never upgrading a shared lock). Bulk writers hold the
 project's lock exclusively (:func:`server.services.projects.lock_project`), which keeps every
-per-task writer out.
+per-task writer out. Imports hold it shared, beside per-task writers
+(:func:`server.services.projects.lock_project_for_import`), and count all their tasks at
+their end under :func:`lock` taken exclusively (:func:`count_import`).
 """
 
 from __future__ import annotations
@@ -383,8 +385,17 @@ def settle(project_id: int, ordering: Ordering | None = None) -> None:
     """Fold every pending change of the project (of one order) and cut or merge the blocks
     left out of MIN..MAX. The caller holds the blocks' lock exclusively, or the project's (or
     is on SQLite): the stored sizes are then exact."""
-    restructured = False
-    for order, block_id, size in _fold(project_id, in_place=False, ordering=ordering) or []:
+    folded = _fold(project_id, in_place=False, ordering=ordering) or []
+    if _reshape(project_id, folded):
+        _touch(project_id)
+
+
+def _reshape(project_id: int, blocks: Sequence[tuple[Ordering, int, int]]) -> bool:
+    """Cut or merge those of ``blocks`` ((order, block id, size) as stored) whose size lies
+    out of MIN..MAX; whether any was. Cuts recount from the task index: every task of the
+    order must be counted by then."""
+    reshaped = False
+    for order, block_id, size in blocks:
         if MIN_SIZE <= size <= MAX_SIZE:
             continue  # (a block merged into by an earlier step was resized, and cut, there)
         block = rows.by_id(block_id)
@@ -392,12 +403,11 @@ def settle(project_id: int, ordering: Ordering | None = None) -> None:
             continue
         if block.size > MAX_SIZE:
             _split(project_id, order, block)
-            restructured = True
+            reshaped = True
         elif block.size < MIN_SIZE:
             _join(project_id, order, block)
-            restructured = True
-    if restructured:
-        _touch(project_id)
+            reshaped = True
+    return reshaped
 
 
 State = tuple[bool, int | None]  # (is_labeled, completed_at)
@@ -415,51 +425,93 @@ def _sizes(count: int) -> list[int]:
     return sizes
 
 
-def _append(project_id: int, ordering: Ordering, last: Block | None, keys: list[Key]) -> None:
+def _append(project_id: int, ordering: Ordering, keys: Sequence[Key]) -> None:
     """Count sorted new keys that all lie above every key counted in the order: the last block
     is filled up to TARGET (or grows by a short tail while it stays under MAX_SIZE), the rest
     is cut into new blocks from the keys themselves, without reading a task key back."""
-    rest = keys
+    last = rows.last_block(project_id, ordering)
+    taken = 0
     if last is not None:
         if len(keys) < MIN_SIZE and last.size + len(keys) <= MAX_SIZE:
             rows.set_size(last.id, last.size + len(keys))
             return
-        take = min(max(0, TARGET - last.size), len(keys))
-        if take:
-            rows.set_size(last.id, last.size + take)
-        rest = keys[take:]
+        taken = min(max(0, TARGET - last.size), len(keys))
+        if taken:
+            rows.set_size(last.id, last.size + taken)
     new = []
-    offset = 0
-    for size in _sizes(len(rest)):
-        new.append((project_id, int(ordering), rest[offset][0], rest[offset][1], size))
+    offset = taken
+    for size in _sizes(len(keys) - taken):
+        new.append((project_id, int(ordering), keys[offset][0], keys[offset][1], size))
         offset += size
     bulk_insert(TaskRankBlock, _BLOCK_COLUMNS, new)
 
 
-def add_many(project_id: int, ordering: Ordering, keys: list[Key], *, above: bool = False) -> None:
-    """Count many new tasks of an order at once (bulk imports). ``above``: the caller knows
-    that every key lies above every key already counted in the order (new ids in the id
-    orders; completion times past the latest one), so blocks are cut from ``keys`` alone."""
-    if not keys:
-        return
-    settle(project_id, ordering)  # exact sizes first (the caller holds the project's lock)
-    _touch(project_id)
-    keys = sorted(keys)
-    last = rows.last_block(project_id, ordering)
-    if above or last is None:
-        _append(project_id, ordering, last, keys)
-        return
-    if keys[0] >= last.start:  # appended after every key (ids only grow)
-        _resize(project_id, ordering, last, last.size + len(keys))
-        return
+class _IdKeys(Sequence[Key]):
+    """Ids as the keys of an id order, ``(0, id)``, made only when read (an import's million
+    ids are not copied into a million pairs)."""
+
+    def __init__(self, ids: Sequence[int]) -> None:
+        self._ids = ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, index: int) -> Key:  # type: ignore[override]
+        return (0, self._ids[index])
+
+
+def _add_anywhere(
+    project_id: int, ordering: Ordering, keys: list[Key]
+) -> list[tuple[Ordering, int, int]]:
+    """Count new keys that may fall anywhere in the order: each adds 1 to the stored size of
+    the block it falls in (a key below every start moves the first block's start down). No
+    block is cut or merged here (see :func:`count_import`); returns the (order, block id,
+    size) of the blocks it resized."""
     blocks = rows.all_blocks(project_id, ordering)
+    if not blocks:
+        _append(project_id, ordering, sorted(keys))
+        return []
     starts = [b.start for b in blocks]
-    if keys[0] < starts[0]:
-        rows.set_start(blocks[0].id, keys[0])
-        blocks[0] = Block(blocks[0].id, keys[0], blocks[0].size)
+    lowest = min(keys)
+    if lowest < starts[0]:
+        rows.set_start(blocks[0].id, lowest)
     counts = Counter(max(0, bisect_right(starts, key) - 1) for key in keys)
-    for index, count in counts.items():
-        _resize(project_id, ordering, blocks[index], blocks[index].size + count)
+    sizes = [(blocks[i].id, blocks[i].size + n) for i, n in sorted(counts.items())]
+    rows.set_sizes(sizes)
+    return [(ordering, block_id, size) for block_id, size in sizes]
+
+
+def count_import(
+    project_id: int, ids: Sequence[int], unlabeled: Sequence[int], completed: list[Key]
+) -> None:
+    """Count a bulk import's new tasks in the blocks once every one of them is stored.
+
+    ``ids``: the new tasks' ids, ascending; ``unlabeled``: those of them without a completion,
+    ascending; ``completed``: the ``(completed_at, id)`` keys of the others, in any order. The
+    caller holds the blocks' lock exclusively (:func:`lock`): on PostgreSQL per-task writers
+    of the project ran beside the import until then (its project lock is shared, see
+    :func:`server.services.projects.lock_project_for_import`), and their pending changes were
+    folded by them meanwhile.
+
+    1. Every pending change is folded into the sizes, without cutting or merging yet: a cut
+       recounts a block from the task index, which holds the new tasks, not counted yet.
+    2. New ids lie above every id counted (nothing else adds tasks to the project during an
+       import), so the id orders' blocks are cut from the ids alone. Completion keys may fall
+       anywhere (imported completion times; completions saved beside the import): each adds
+       to the size of the block it falls in, the last block taking every key above its start.
+    3. Blocks left out of MIN..MAX are cut or merged: every task is counted now, so a cut's
+       recount from the index agrees with the sizes (the last block of the completion order
+       is recounted this way when the new keys lie above every one before).
+    """
+    changed = _fold(project_id, in_place=False) or []
+    _touch(project_id)
+    if ids:  # (the blocks _append writes hold MIN..MAX tasks but for a lone or trailing one)
+        _append(project_id, Ordering.ID, _IdKeys(ids))
+    if unlabeled:
+        _append(project_id, Ordering.UNLABELED, _IdKeys(unlabeled))
+    if completed:
+        changed += _add_anywhere(project_id, Ordering.COMPLETED, completed)
+    _reshape(project_id, changed)
 
 
 def clear(project_id: int, *orderings: Ordering) -> None:
