@@ -65,12 +65,13 @@ their end under :func:`lock` taken exclusively (:func:`count_import`).
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import secrets
 import threading
 from bisect import bisect_left, bisect_right
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from functools import cache
@@ -163,12 +164,18 @@ def key_from(ordering: Ordering, key: Key, operator: str) -> peewee.Expression:
     return peewee.Expression(left, operator, right)
 
 
-def _task_keys(project_id: int, ordering: Ordering, start: Key, end: Key | None) -> list[Key]:
-    query = Task.select(*key_columns(ordering)).where(
-        *members(project_id, ordering), key_from(ordering, start, ">=")
-    )
+def _task_keys(
+    project_id: int, ordering: Ordering, start: Key | None, end: Key | None, *, below_id: int = 0
+) -> list[Key]:
+    """The order's keys from ``start`` (or the first) to before ``end`` (or the last),
+    ascending; with ``below_id``, only those of tasks with a lower id."""
+    query = Task.select(*key_columns(ordering)).where(*members(project_id, ordering))
+    if start is not None:
+        query = query.where(key_from(ordering, start, ">="))
     if end is not None:
         query = query.where(key_from(ordering, end, "<"))
+    if below_id:
+        query = query.where(Task.id < below_id)
     rows = database.execute(query.order_by(*key_columns(ordering))).fetchall()
     if ordering is Ordering.COMPLETED:
         return [(int(at), int(task_id)) for at, task_id in rows]
@@ -460,34 +467,87 @@ class _IdKeys(Sequence[Key]):
         return (0, self._ids[index])
 
 
-def _add_anywhere(
-    project_id: int, ordering: Ordering, keys: list[Key]
+def _cut_sorted(
+    project_id: int, ordering: Ordering, first: Block | None, keys: Iterator[Key], count: int
+) -> None:
+    """Store ``count`` sorted keys (``keys`` yields them) as TARGET-sized blocks: the first
+    piece in ``first`` (its size set, its start kept), the others in new blocks starting at
+    their first key; without ``first``, every piece in a new block."""
+    new = []
+    for number, size in enumerate(_sizes(count)):
+        start = next(keys)
+        if number == 0 and first is not None:
+            rows.set_size(first.id, size)
+            if start < first.start:  # (only the first block of the order)
+                rows.set_start(first.id, start)
+        else:
+            new.append((project_id, int(ordering), start[0], start[1], size))
+        for _ in itertools.islice(keys, size - 1):
+            pass
+    bulk_insert(TaskRankBlock, _BLOCK_COLUMNS, new)
+
+
+def _count_completed(
+    project_id: int, ats: Sequence[int], ids: Sequence[int], existing_below: int
 ) -> list[tuple[Ordering, int, int]]:
-    """Count new keys that may fall anywhere in the order: each adds 1 to the stored size of
-    the block it falls in (a key below every start moves the first block's start down). No
-    block is cut or merged here (see :func:`count_import`); returns the (order, block id,
-    size) of the blocks it resized."""
+    """Count an import's completion-order keys ``(ats[i], ids[i])`` (ids ascending), which may
+    fall anywhere in the order; returns the (order, block id, size) of the blocks it resized.
+
+    A key below the last block's start adds 1 to the size of the block it falls in (one below
+    every start moves the first block's start down); those blocks are cut or merged after,
+    by :func:`count_import`. The keys from the last block's start on (all of them, usually:
+    labeled tasks imported after the others; every key when the order has one block) are
+    merged with that block's keys of the tasks that were there before (ids below
+    ``existing_below``: at most one block's worth, read from the index) and cut into blocks
+    from the merged keys, so the import's keys are not read back from the database."""
+    ordering = Ordering.COMPLETED
+    # (at, id) order without a million pairs: a stable sort by time keeps ids ascending.
+    order = sorted(range(len(ats)), key=ats.__getitem__)
+
+    def key(index: int) -> Key:
+        return (ats[index], ids[index])
+
     blocks = rows.all_blocks(project_id, ordering)
     if not blocks:
-        _append(project_id, ordering, sorted(keys))
+        _cut_sorted(project_id, ordering, None, map(key, order), len(order))
         return []
-    starts = [b.start for b in blocks]
-    lowest = min(keys)
-    if lowest < starts[0]:
-        rows.set_start(blocks[0].id, lowest)
-    counts = Counter(max(0, bisect_right(starts, key) - 1) for key in keys)
-    sizes = [(blocks[i].id, blocks[i].size + n) for i, n in sorted(counts.items())]
-    rows.set_sizes(sizes)
-    return [(ordering, block_id, size) for block_id, size in sizes]
+    last = blocks[-1]
+    lone = len(blocks) == 1  # the first block too: it covers every key below its start
+    cut = 0 if lone else bisect_left(order, last.start, key=key)
+    changed: list[tuple[Ordering, int, int]] = []
+    if cut:
+        starts = [b.start for b in blocks]
+        if key(order[0]) < starts[0]:
+            rows.set_start(blocks[0].id, key(order[0]))
+        counts = Counter(max(0, bisect_right(starts, key(i)) - 1) for i in order[:cut])
+        sizes = [(blocks[i].id, blocks[i].size + n) for i, n in sorted(counts.items())]
+        rows.set_sizes(sizes)
+        changed = [(ordering, block_id, size) for block_id, size in sizes]
+    above = len(order) - cut
+    if not above:
+        return changed
+    if above < MIN_SIZE and last.size + above <= MAX_SIZE:
+        rows.set_size(last.id, last.size + above)
+        if key(order[cut]) < last.start:  # (a lone block)
+            rows.set_start(last.id, key(order[cut]))
+        return changed
+    since = None if lone else last.start
+    before = _task_keys(project_id, ordering, since, None, below_id=existing_below)
+    merged = heapq.merge(before, map(key, order[cut:]))
+    _cut_sorted(project_id, ordering, last, merged, len(before) + above)
+    return changed
 
 
 def count_import(
-    project_id: int, ids: Sequence[int], unlabeled: Sequence[int], completed: list[Key]
+    project_id: int,
+    ids: Sequence[int],
+    unlabeled: Sequence[int],
+    completed: tuple[Sequence[int], Sequence[int]],
 ) -> None:
     """Count a bulk import's new tasks in the blocks once every one of them is stored.
 
     ``ids``: the new tasks' ids, ascending; ``unlabeled``: those of them without a completion,
-    ascending; ``completed``: the ``(completed_at, id)`` keys of the others, in any order. The
+    ascending; ``completed``: the others' ``completed_at`` values and ids, ids ascending. The
     caller holds the blocks' lock exclusively (:func:`lock`): on PostgreSQL per-task writers
     of the project ran beside the import until then (its project lock is shared, see
     :func:`server.services.projects.lock_project_for_import`), and their pending changes were
@@ -497,11 +557,10 @@ def count_import(
        recounts a block from the task index, which holds the new tasks, not counted yet.
     2. New ids lie above every id counted (nothing else adds tasks to the project during an
        import), so the id orders' blocks are cut from the ids alone. Completion keys may fall
-       anywhere (imported completion times; completions saved beside the import): each adds
-       to the size of the block it falls in, the last block taking every key above its start.
+       anywhere (imported completion times; completions saved beside the import): see
+       :func:`_count_completed`.
     3. Blocks left out of MIN..MAX are cut or merged: every task is counted now, so a cut's
-       recount from the index agrees with the sizes (the last block of the completion order
-       is recounted this way when the new keys lie above every one before).
+       recount from the index agrees with the sizes.
     """
     changed = _fold(project_id, in_place=False) or []
     _touch(project_id)
@@ -509,8 +568,9 @@ def count_import(
         _append(project_id, Ordering.ID, _IdKeys(ids))
     if unlabeled:
         _append(project_id, Ordering.UNLABELED, _IdKeys(unlabeled))
-    if completed:
-        changed += _add_anywhere(project_id, Ordering.COMPLETED, completed)
+    ats, labeled = completed
+    if labeled:
+        changed += _count_completed(project_id, ats, labeled, ids[0])
     _reshape(project_id, changed)
 
 
