@@ -71,7 +71,7 @@ import secrets
 import threading
 from bisect import bisect_left, bisect_right
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from functools import cache
@@ -468,23 +468,32 @@ class _IdKeys(Sequence[Key]):
 
 
 def _cut_sorted(
-    project_id: int, ordering: Ordering, first: Block | None, keys: Iterator[Key], count: int
+    project_id: int,
+    ordering: Ordering,
+    first: Block | None,
+    key_at: Callable[[int], Key],
+    count: int,
 ) -> None:
-    """Store ``count`` sorted keys (``keys`` yields them) as TARGET-sized blocks: the first
+    """Store ``count`` sorted keys (``key_at(i)``: the i-th) as TARGET-sized blocks: the first
     piece in ``first`` (its size set, its start kept), the others in new blocks starting at
-    their first key; without ``first``, every piece in a new block."""
+    their first key; without ``first``, every piece in a new block. Only the pieces' first
+    keys are made."""
     new = []
+    offset = 0
     for number, size in enumerate(_sizes(count)):
-        start = next(keys)
+        start = key_at(offset)
         if number == 0 and first is not None:
             rows.set_size(first.id, size)
             if start < first.start:  # (only the first block of the order)
                 rows.set_start(first.id, start)
         else:
             new.append((project_id, int(ordering), start[0], start[1], size))
-        for _ in itertools.islice(keys, size - 1):
-            pass
+        offset += size
     bulk_insert(TaskRankBlock, _BLOCK_COLUMNS, new)
+
+
+def _ascending(values: Sequence[int]) -> bool:
+    return all(a <= b for a, b in itertools.pairwise(values))
 
 
 def _count_completed(
@@ -501,15 +510,18 @@ def _count_completed(
     ``existing_below``: at most one block's worth, read from the index) and cut into blocks
     from the merged keys, so the import's keys are not read back from the database."""
     ordering = Ordering.COMPLETED
-    # (at, id) order without a million pairs: a stable sort by time keeps ids ascending.
-    order = sorted(range(len(ats)), key=ats.__getitem__)
+    # (at, id) order without a million pairs: a stable sort by time keeps ids ascending (no
+    # sort when the times ascend already, as when labeled tasks are imported in their order).
+    order: Sequence[int] = range(len(ats))
+    if not _ascending(ats):
+        order = sorted(order, key=ats.__getitem__)
 
     def key(index: int) -> Key:
         return (ats[index], ids[index])
 
     blocks = rows.all_blocks(project_id, ordering)
     if not blocks:
-        _cut_sorted(project_id, ordering, None, map(key, order), len(order))
+        _cut_sorted(project_id, ordering, None, lambda i: key(order[i]), len(order))
         return []
     last = blocks[-1]
     lone = len(blocks) == 1  # the first block too: it covers every key below its start
@@ -533,8 +545,20 @@ def _count_completed(
         return changed
     since = None if lone else last.start
     before = _task_keys(project_id, ordering, since, None, below_id=existing_below)
-    merged = heapq.merge(before, map(key, order[cut:]))
-    _cut_sorted(project_id, ordering, last, merged, len(before) + above)
+    first_new = key(order[cut])
+    if not before or before[-1] < first_new:  # the usual case: the new keys follow
+        split = len(before)
+
+        def key_at(i: int) -> Key:
+            return before[i] if i < split else key(order[cut + i - split])
+
+    else:  # interleaved with the block's earlier keys
+        merged = list(heapq.merge(before, map(key, order[cut:])))
+
+        def key_at(i: int) -> Key:
+            return merged[i]
+
+    _cut_sorted(project_id, ordering, last, key_at, len(before) + above)
     return changed
 
 
