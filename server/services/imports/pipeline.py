@@ -19,8 +19,8 @@ On PostgreSQL the writer reads a chunk's ids back after its ``COPY`` (other proj
 take ids from the same sequence meanwhile). On SQLite the import holds the database's only
 write lock, so it gives the ids itself, from the next id the table would give: the keys are
 known before the chunk is written, and the writer (the slower of the two threads) no longer
-reads 5,000 rows back per chunk: 100k tasks with a completion each went from 24k to 36k
-tasks/s (server CPU 4.2 → 2.9 s, 2026-12-03).
+reads 5,000 rows back per chunk: 100k tasks with a completion each, in-process, took 3.21 s
+instead of 3.96 (medians of 6 alternated runs, 2026-12-03).
 
 On SQLite each table's rows of a chunk go in as few statements as its 32,766 bound parameters
 allow (``WRITER_ROWS``: 2,730 tasks, 5,000 completions or labels, the whole chunk's search
