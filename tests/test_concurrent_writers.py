@@ -18,6 +18,7 @@ from server import db
 from server.app import create_app
 from server.models import Task
 from server.settings import Settings
+from tests.choices import CONFIG, choice_result
 from tests.conftest import TEST_DATABASE_URL
 
 pytestmark = pytest.mark.anyio
@@ -25,12 +26,7 @@ pytestmark = pytest.mark.anyio
 WRITERS = 32
 POSTS = 8
 TASKS = 5
-RESULT = [
-    {"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Neg"]}}
-]
-CONFIG = """<View><Text name="text" value="$text"/>
-<Choices name="sentiment" toName="text"><Choice value="Pos"/><Choice value="Neg"/></Choices>
-</View>"""
+RESULT = choice_result("Neg")
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from server.services.imports.json_import import import_tasks
 from server.services.imports.report import ImportResult
 from server.services.tasks import rank_blocks
 from server.settings import Settings
+from tests.choices import CONFIG, choice_result
 from tests.conftest import TEST_DATABASE_URL
 from tests.services.test_rank_changes import _check_exact
 
@@ -36,12 +37,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 WAIT = 2.0  # the write wait: a writer held by the paused import is refused after it
-CONFIG = """<View><Text name="text" value="$text"/>
-<Choices name="sentiment" toName="text"><Choice value="Pos"/><Choice value="Neg"/></Choices>
-</View>"""
-RESULT = [
-    {"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Neg"]}}
-]
+RESULT = choice_result("Neg")
 
 
 @pytest.fixture

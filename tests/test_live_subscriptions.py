@@ -8,20 +8,14 @@ import httpx
 import pytest
 
 from server.services.imports.pipeline import CHUNK
+from tests.choices import choice_result
 from tests.conftest import fixture_text
 from tests.live_server import running_server
 from tests.ws_client import PROTOCOLS, GraphQLSocket
 
 pytestmark = pytest.mark.live
 
-RESULT = [
-    {
-        "from_name": "sentiment",
-        "to_name": "text",
-        "type": "choices",
-        "value": {"choices": ["Positive"]},
-    }
-]
+RESULT = choice_result("Positive")
 TASKS = "subscription { taskChanged { kind taskIds count task } }"
 COMPLETIONS = "subscription { completionChanged { kind taskId completionIds completion } }"
 IMPORTS = "subscription { importProgress { state tasks completions } }"

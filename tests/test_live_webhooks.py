@@ -13,19 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.choices import choice_result
 from tests.conftest import fixture_text
 from tests.live_server import free_port, running_server
 
 pytestmark = pytest.mark.live
 
-RESULT = [
-    {
-        "from_name": "sentiment",
-        "to_name": "text",
-        "type": "choices",
-        "value": {"choices": ["Positive"]},
-    }
-]
+RESULT = choice_result("Positive")
 ENV = {"LABELGRAPH_WEBHOOK_ALLOW_PRIVATE": "true", "LABELGRAPH_WEBHOOK_RETRY_DELAY": "0.2"}
 DELIVERIES = """query ($id: Int!) { webhook(id: $id) { deliveries {
     id action state attemptCount body attempts { statusCode error } } } }"""

@@ -6,16 +6,10 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
+from tests.choices import choice_result
 from tests.conftest import GraphQL, fixture_json, fixture_text
 
-RESULT = [
-    {
-        "from_name": "sentiment",
-        "to_name": "text",
-        "type": "choices",
-        "value": {"choices": ["Neutral"]},
-    }
-]
+RESULT = choice_result("Neutral")
 
 
 def scrub(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,17 +8,11 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
+from tests.choices import choice_result
 from tests.conftest import fixture_text
 from tests.storage_fixtures import RedisPlace
 
-RESULT = [
-    {
-        "from_name": "sentiment",
-        "to_name": "text",
-        "type": "choices",
-        "value": {"choices": ["Negative"]},
-    }
-]
+RESULT = choice_result("Negative")
 
 
 def configure(client: TestClient, role: str, type_name: str, body: dict[str, Any]) -> Any:

@@ -11,17 +11,11 @@ import httpx
 from starlette.testclient import TestClient
 
 from server.settings import Settings
+from tests.choices import choice_result
 from tests.conftest import fixture_text
 from tests.storage_fixtures import S3_CREDENTIALS, Bucket
 
-RESULT = [
-    {
-        "from_name": "sentiment",
-        "to_name": "text",
-        "type": "choices",
-        "value": {"choices": ["Positive"]},
-    }
-]
+RESULT = choice_result("Positive")
 
 
 def configure(client: TestClient, role: str, type_name: str, body: dict[str, Any]) -> Any:

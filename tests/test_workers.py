@@ -11,20 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.choices import choice_result
 from tests.conftest import fixture_text
 from tests.live_server import running_server
 from tests.ws_client import PROTOCOLS, GraphQLSocket
 
 pytestmark = pytest.mark.live
 
-RESULT = [
-    {
-        "from_name": "sentiment",
-        "to_name": "text",
-        "type": "choices",
-        "value": {"choices": ["Positive"]},
-    }
-]
+RESULT = choice_result("Positive")
 COMPLETIONS = "subscription { completionChanged { kind completionIds } }"
 WRITERS = 8
 POSTS = 15

@@ -12,16 +12,12 @@ import pytest
 
 from server.app import create_app
 from server.settings import Settings
+from tests.choices import CONFIG, choice_result
 
 pytestmark = pytest.mark.anyio
 
 TASKS = 24
-CONFIG = """<View><Text name="text" value="$text"/>
-<Choices name="sentiment" toName="text"><Choice value="Pos"/><Choice value="Neg"/></Choices>
-</View>"""
-RESULT = [
-    {"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Neg"]}}
-]
+RESULT = choice_result("Neg")
 
 
 @pytest.fixture

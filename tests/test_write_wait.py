@@ -28,23 +28,12 @@ from server.errors import DomainError
 from server.migrations import MIGRATION_LOCK_ID, migrate
 from server.services import projects
 from server.settings import Settings
+from tests.choices import CONFIG, choice_result
 from tests.conftest import TEST_DATABASE_URL
 from tests.live_server import running_server
 
 WAIT = 0.5
-CONFIG = """<View><Text name="text" value="$text"/>
-<Choices name="sentiment" toName="text"><Choice value="Pos"/><Choice value="Neg"/></Choices>
-</View>"""
-COMPLETION = {
-    "result": [
-        {
-            "from_name": "sentiment",
-            "to_name": "text",
-            "type": "choices",
-            "value": {"choices": ["Neg"]},
-        }
-    ]
-}
+COMPLETION = {"result": choice_result("Neg")}
 CREATE = """mutation Create($taskId: Int!, $completion: JSON!) {
   createCompletion(taskId: $taskId, completion: $completion) { id } }"""
 BUSY_DETAIL = (

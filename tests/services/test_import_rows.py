@@ -155,10 +155,7 @@ def test_imported_ids_stay_above_every_id_the_table_held(
         }
         for row in TaskLabel.select().where(TaskLabel.task.in_(after)):
             assert labels_by_task[row.task_id] == row.label
-        found = [
-            t.id
-            for t in Task.select(Task.id).where(search.matches("item5"))  # type: ignore[arg-type]
-        ]
+        found = [t.id for t in Task.select(Task.id).where(search.matches("item5"))]
         return before, after, texts, labels_by_task, found
 
     before, after, texts, labels_by_task, found = db.with_connection(run)
