@@ -108,11 +108,10 @@ def lock_project_for_import(project_id: int) -> Project:
     project's import lock exclusively (one import of a project at a time: each gives its
     tasks the positions after the highest; taken second, as a storage sync holding the
     project's lock takes it when it imports); then the project row as :func:`lock_project`
-    does (per-task writers never lock that row). The import touches no
-    existing task, and it counts its tasks in the rank blocks only at its end, under their
-    lock taken exclusively (:func:`server.services.imports.pipeline.finish`): from there its
-    project's per-task writers wait for its commit. SQLite's writers are serialised whatever
-    the locks."""
+    does (per-task writers never lock that row). The import touches no existing task, and it
+    counts its tasks in the rank blocks only at its end, under their lock taken exclusively
+    (:func:`server.services.imports.pipeline.finish`): from there its project's per-task
+    writers wait for its commit. SQLite's writers are serialised whatever the locks."""
     advisory_xact_lock(ADVISORY_PROJECT, project_id, shared=True)
     advisory_xact_lock(ADVISORY_PROJECT_IMPORT, project_id)
     return _project_row_locked(project_id)

@@ -432,41 +432,6 @@ def _sizes(count: int) -> list[int]:
     return sizes
 
 
-def _append(project_id: int, ordering: Ordering, keys: Sequence[Key]) -> None:
-    """Count sorted new keys that all lie above every key counted in the order: the last block
-    is filled up to TARGET (or grows by a short tail while it stays under MAX_SIZE), the rest
-    is cut into new blocks from the keys themselves, without reading a task key back."""
-    last = rows.last_block(project_id, ordering)
-    taken = 0
-    if last is not None:
-        if len(keys) < MIN_SIZE and last.size + len(keys) <= MAX_SIZE:
-            rows.set_size(last.id, last.size + len(keys))
-            return
-        taken = min(max(0, TARGET - last.size), len(keys))
-        if taken:
-            rows.set_size(last.id, last.size + taken)
-    new = []
-    offset = taken
-    for size in _sizes(len(keys) - taken):
-        new.append((project_id, int(ordering), keys[offset][0], keys[offset][1], size))
-        offset += size
-    bulk_insert(TaskRankBlock, _BLOCK_COLUMNS, new)
-
-
-class _IdKeys(Sequence[Key]):
-    """Ids as the keys of an id order, ``(0, id)``, made only when read (an import's million
-    ids are not copied into a million pairs)."""
-
-    def __init__(self, ids: Sequence[int]) -> None:
-        self._ids = ids
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def __getitem__(self, index: int) -> Key:  # type: ignore[override]
-        return (0, self._ids[index])
-
-
 def _cut_sorted(
     project_id: int,
     ordering: Ordering,
@@ -490,6 +455,23 @@ def _cut_sorted(
             new.append((project_id, int(ordering), start[0], start[1], size))
         offset += size
     bulk_insert(TaskRankBlock, _BLOCK_COLUMNS, new)
+
+
+def _append_ids(project_id: int, ordering: Ordering, ids: Sequence[int]) -> None:
+    """Count new ids, ascending, that all lie above every id counted in an id order: the last
+    block is filled up to TARGET (or grows by a short tail while it stays under MAX_SIZE),
+    the rest is cut into new blocks from the ids themselves, without reading a task key back
+    (a million ids are not copied into a million keys)."""
+    last = rows.last_block(project_id, ordering)
+    taken = 0
+    if last is not None:
+        if len(ids) < MIN_SIZE and last.size + len(ids) <= MAX_SIZE:
+            rows.set_size(last.id, last.size + len(ids))
+            return
+        taken = min(max(0, TARGET - last.size), len(ids))
+        if taken:
+            rows.set_size(last.id, last.size + taken)
+    _cut_sorted(project_id, ordering, None, lambda i: (0, ids[taken + i]), len(ids) - taken)
 
 
 def _ascending(values: Sequence[int]) -> bool:
@@ -588,10 +570,10 @@ def count_import(
     """
     changed = _fold(project_id, in_place=False) or []
     _touch(project_id)
-    if ids:  # (the blocks _append writes hold MIN..MAX tasks but for a lone or trailing one)
-        _append(project_id, Ordering.ID, _IdKeys(ids))
+    if ids:  # (the blocks _append_ids writes hold MIN..MAX tasks but for a lone or last one)
+        _append_ids(project_id, Ordering.ID, ids)
     if unlabeled:
-        _append(project_id, Ordering.UNLABELED, _IdKeys(unlabeled))
+        _append_ids(project_id, Ordering.UNLABELED, unlabeled)
     ats, labeled = completed
     if labeled:
         changed += _count_completed(project_id, ats, labeled, ids[0])
