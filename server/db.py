@@ -22,12 +22,13 @@ import peewee
 from playhouse.pool import MaxConnectionsExceeded, PooledSqliteDatabase
 
 from server import sqlite_gate
+from server.db_proxy import DatabaseProxy
 from server.errors import DomainError
 from server.pg_pool import PostgresPool
 from server.services.events import pending
 
 log = logging.getLogger(__name__)
-database = peewee.DatabaseProxy()
+database = DatabaseProxy()
 
 P = ParamSpec("P")
 T = TypeVar("T")
