@@ -30,6 +30,7 @@ from server.gc_pause import paused_gc
 from server.json_depth import check_json_depth
 from server.json_values import loads_storable
 from server.principal import Role
+from server.state_values import state_value
 
 OPERATION_HEADER = "X-Labelgraph-Operation"
 LARGE_BODY = 64 * 1024  # parse bigger JSON bodies on a worker thread
@@ -149,7 +150,7 @@ async def execute(
             operation.document, variables or {}, context, operation.name
         )
     else:
-        threads = getattr(request.app.state, "operation_threads", None)
+        threads = state_value(request.app.state, "operation_threads")
         result = await schema.execute_stored(
             operation.document, variables or {}, context, operation.name, threads
         )
@@ -191,7 +192,7 @@ async def read_json(request: Request, default: Any = None) -> Any:
     raw = await request.body()
     if not raw.strip():
         return default
-    max_depth = request.app.state.settings.max_json_depth
+    max_depth = state_value(request.app.state, "settings").max_json_depth
     try:
         if len(raw) > LARGE_BODY:
             return await anyio.to_thread.run_sync(_parse_large, raw, max_depth)

@@ -34,6 +34,7 @@ from server.services.tasks import completions as completion_service
 from server.services.tasks import lookup as task_lookup
 from server.services.tasks import tasks as task_service
 from server.settings import Settings
+from server.state_values import state_value
 
 
 class TaskChildrenLoader:
@@ -314,12 +315,12 @@ def request_context(request: Any, response: Any = None, *, confined: bool = Fals
     """The context of an HTTP request (GraphQL or a REST route)."""
     state = request.app.state
     return Context(
-        settings=state.settings,
-        project_id=getattr(state, "project_id", None),
+        settings=state_value(state, "settings"),
+        project_id=state_value(state, "project_id"),
         request=request,
         response=response,
-        ml=getattr(state, "ml", None),
-        storage=getattr(state, "storage", None),
+        ml=state_value(state, "ml"),
+        storage=state_value(state, "storage"),
         session=session_project(request),
         confined=confined,
         principal=request.scope.get(SCOPE_KEY, OPEN),

@@ -27,6 +27,7 @@ from server.models import Project
 from server.principal import OPEN, SCOPE_KEY, Role
 from server.services import session_projects
 from server.settings import Settings
+from server.state_values import state_value
 
 KEY_FILE = "session.key"
 COOKIE = "session"
@@ -211,7 +212,7 @@ class SessionProject:
 
 def session_project(request: Any) -> SessionProject | None:
     """The request's :class:`SessionProject` in multi-session mode (one per request)."""
-    runtime = getattr(request.app.state, "multi_session", None)
+    runtime = state_value(request.app.state, "multi_session")
     if runtime is None:
         return None
     found = getattr(request.state, "session_project", None)
