@@ -48,7 +48,7 @@ def _forwarded(name: str) -> property:
     return property(get)
 
 
-class DatabaseProxy(peewee.DatabaseProxy):  # type: ignore[misc]
+class DatabaseProxy(peewee.DatabaseProxy):
     """A ``peewee.DatabaseProxy`` whose :data:`FORWARDED` names are properties."""
 
     __slots__ = ()
