@@ -14,6 +14,8 @@ only what the extensions do per request:
 * :class:`schema.limits.GuardedDocuments`: nothing; stored operations are trusted (a test keeps
   them within the default limits all the same).
 
+Their variables' signatures are made once too (:mod:`schema.stored_signatures`).
+
 They run in :class:`AcyclicExecution`: graphql-core's executor but for one reference cycle
 (its resolver helpers are its own bound methods), which kept every request's execution
 state, context and Starlette request alive until a garbage collection found them, ~70-140
@@ -55,6 +57,7 @@ from graphql.execution.incremental.incremental_executor import IncrementalExecut
 from strawberry.execution import optimized_is_awaitable
 from strawberry.types.execution import ExecutionResult
 
+from schema import stored_signatures
 from schema.acyclic import weak_async_helpers
 from schema.context import Context
 from schema.errors import process_error
@@ -96,6 +99,7 @@ def prepare(schema: GraphQLSchema, source: str, operation_name: str) -> Prepared
     errors = validate(schema, document)
     if errors:
         return PreparedOperation(None, tuple(process_error(e) for e in errors), False)
+    stored_signatures.keep(schema, document)
     is_mutation = any(
         isinstance(node, OperationDefinitionNode)
         and node.name is not None
@@ -110,6 +114,7 @@ class StoredOperations:
     """Prepared stored documents by (source, operation name); a source is prepared once."""
 
     def __init__(self, schema: GraphQLSchema) -> None:
+        stored_signatures.install()
         self._schema = schema
         self._prepared: dict[tuple[str, str], PreparedOperation] = {}
         self._lock = threading.Lock()

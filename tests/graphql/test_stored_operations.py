@@ -113,3 +113,37 @@ def test_the_executors_resolver_helpers_still_reach_it(settings: Settings) -> No
 
 async def _awaited(value: Any) -> Any:
     return await value
+
+
+def test_stored_variables_signatures_are_made_once_and_other_documents_as_before(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """graphql-core's coercion asks :mod:`schema.stored_signatures` for each variable's
+    signature: a stored document's were made when it was prepared, a ``/graphql`` document's
+    are made per execution (this fails if graphql-core stops looking them up where
+    :func:`~schema.stored_signatures.install` put ours)."""
+    import graphql.execution.values as graphql_values
+
+    from schema import stored_signatures
+
+    assert graphql_values.get_variable_signature is stored_signatures.signature
+    made: list[str] = []
+    real = stored_signatures.get_variable_signature
+
+    def counting(schema: graphql.GraphQLSchema, node: graphql.VariableDefinitionNode) -> Any:
+        made.append(node.variable.name.value)
+        return real(schema, node)
+
+    monkeypatch.setattr(stored_signatures, "get_variable_signature", counting)
+    task_id = client.post("/api/project/import", json=[{"text": "a"}]).json()["new_task_ids"][0]
+    assert client.get(f"/api/tasks/{task_id}").status_code == 200  # prepared by now
+    made.clear()
+    for _ in range(3):
+        answer = client.get(f"/api/tasks/{task_id}")
+        assert answer.status_code == 200 and answer.json()["id"] == task_id
+    assert made == []
+    query = "query Q($id: Int!) { task(id: $id) { id } }"
+    for _ in range(2):
+        answer = client.post("/graphql", json={"query": query, "variables": {"id": task_id}})
+        assert answer.json() == {"data": {"task": {"id": task_id}}}
+    assert made == ["id", "id"]
