@@ -105,8 +105,11 @@ class DepthCheckedReader:
 
 
 def check_json_depth(data: bytes | str, limit: int = DEFAULT_MAX_JSON_DEPTH) -> None:
-    """Refuse a JSON document (whole, in memory) nested deeper than ``limit``."""
+    """Refuse a JSON document (whole, in memory) nested deeper than ``limit``. One of at most
+    a chunk with no more ``[`` and ``{`` than the limit is accepted on their count alone."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if len(raw) <= SCAN_CHUNK and raw.count(b"[") + raw.count(b"{") <= limit:
+        return  # no deeper than its openers: a request body's usual case, two C counts
     scanner = DepthScanner(limit)
     for start in range(0, len(raw), SCAN_CHUNK):
         scanner.feed(raw[start : start + SCAN_CHUNK])

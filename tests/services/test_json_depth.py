@@ -137,3 +137,25 @@ def test_value_depth_has_no_recursion_limit() -> None:
         value = [value]
     with pytest.raises(DomainError):
         check_value_depth(value, 100)
+
+
+def test_a_small_document_with_few_openers_passes_without_the_scanner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nesting cannot exceed the number of ``[``/``{``: a body with no more openers than the
+    limit is not scanned; one with more (brackets in strings count) is scanned exactly."""
+    scanned: list[bytes] = []
+    feed = DepthScanner.feed
+
+    def counting(self: DepthScanner, chunk: bytes) -> None:
+        scanned.append(chunk)
+        feed(self, chunk)
+
+    monkeypatch.setattr(DepthScanner, "feed", counting)
+    check_json_depth(b'{"a": [[1]]}', 3)
+    check_json_depth('[{"x": "\u00e9"}]', 2)
+    assert scanned == []
+    check_json_depth(b'["[[[[", {"b": "{{"}]', 3)  # six openers in strings: scanned, depth 2
+    assert len(scanned) == 1
+    with pytest.raises(DomainError, match="deeper than the limit of 3"):
+        check_json_depth(b"[[[[1]]]]", 3)
