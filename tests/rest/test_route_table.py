@@ -149,3 +149,24 @@ def test_route_answers_through_its_operation(
     response = client.request(endpoint.method, path, **arguments)  # type: ignore[arg-type]
     assert response.status_code < 400, response.text
     assert response.headers[OPERATION_HEADER] == endpoint.operation.name
+
+
+def test_requests_without_a_query_string_share_one_parsed_empty_query(
+    client: TestClient,
+) -> None:
+    """The dispatcher gives such requests Starlette's cached ``query_params`` up front (no
+    parse per request); a query string is parsed as before."""
+    from starlette.requests import Request
+
+    import rest_compat
+
+    request = Request({"type": "http", "query_string": b"", "headers": []})
+    request._query_params = rest_compat._NO_QUERY
+    assert request.query_params is rest_compat._NO_QUERY  # where Starlette caches them
+    assert list(rest_compat._NO_QUERY.multi_items()) == []
+    task_id = client.post("/api/project/import", json=[{"text": "a"}]).json()["new_task_ids"][0]
+    created = client.post(f"/api/tasks/{task_id}/completions?was_cancelled=1", json={"result": []})
+    assert created.status_code == 201
+    task = client.get(f"/api/tasks/{task_id}").json()
+    assert [c["was_cancelled"] for c in task["completions"]] == [True]
+    assert client.get(f"/api/tasks/{task_id}?pretty=1").text.startswith("{\n  ")
