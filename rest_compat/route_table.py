@@ -11,6 +11,7 @@ handle the request as before (methods, HEAD, 405 and path parameters unchanged).
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from starlette._utils import get_route_path
@@ -25,23 +26,26 @@ class RouteTable(BaseRoute):
     def __init__(self, routes: list[Route]) -> None:
         self.routes = routes
         self._static: dict[str, int] = {}
-        # Routes with parameters, each with the literal text before its first parameter: a
-        # path not starting with it cannot match (a string test instead of a regex match).
-        self._with_params: list[tuple[int, str, Route]] = []
+        # Routes with parameters, grouped by the literal text before their first parameter: a
+        # path not starting with it cannot match (one string test per group, a handful, instead
+        # of one per route).
+        self._with_params: dict[str, list[tuple[int, Route]]] = {}
         for index, route in enumerate(routes):
             if route.param_convertors:
-                self._with_params.append((index, route.path.split("{", 1)[0], route))
+                prefix = route.path.split("{", 1)[0]
+                self._with_params.setdefault(prefix, []).append((index, route))
             else:
                 self._static.setdefault(route.path, index)
 
     def _candidates(self, path: str) -> list[Route]:
+        """The routes that may match ``path``, in registration order."""
         static = self._static.get(path)
+        groups = [group for prefix, group in self._with_params.items() if path.startswith(prefix)]
+        with_params = groups[0] if len(groups) == 1 else sorted(itertools.chain(*groups))
         found = [
             route
-            for index, prefix, route in self._with_params
-            if path.startswith(prefix)
-            and (static is None or index < static)
-            and route.path_regex.match(path)
+            for index, route in with_params
+            if (static is None or index < static) and route.path_regex.match(path)
         ]
         if static is not None:
             found.append(self.routes[static])
