@@ -40,6 +40,7 @@ from schema.tasks import TaskMutation, TaskQuery
 from schema.webhooks import WebhookMutation, WebhookQuery
 from server.db import run_db
 from server.errors import DomainError
+from server.state_values import state_value
 
 
 @strawberry.type
@@ -180,7 +181,7 @@ def _operation_threads(context: Any) -> OperationThreads | None:
     """The operation threads of the application serving ``context``'s request, if any."""
     request = getattr(context, "request", None)
     state = getattr(getattr(request, "app", None), "state", None)
-    threads = getattr(state, "operation_threads", None)
+    threads = state_value(state, "operation_threads")
     return threads if isinstance(threads, OperationThreads) else None
 
 

@@ -25,6 +25,7 @@ from server.principal import Role
 from server.services.auth import shares as share_service
 from server.services.auth import tokens as token_service
 from server.services.auth import users as user_service
+from server.state_values import state_value
 
 
 @inherits_access(Role.PUBLIC)  # `me` and `login` answer the caller's own user
@@ -100,7 +101,7 @@ class NewApiToken:
 def _auth_state(info: Info) -> AuthState:
     request = info.context.request
     state = getattr(getattr(request, "app", None), "state", None)
-    auth = getattr(state, "auth", None)
+    auth = state_value(state, "auth")
     if auth is None:
         raise DomainError("invalid", "Signing in needs an HTTP request")
     return auth  # type: ignore[no-any-return]
