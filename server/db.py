@@ -19,11 +19,12 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import anyio.to_thread
 import peewee
-from playhouse.pool import MaxConnectionsExceeded, PooledSqliteDatabase
+from playhouse.pool import MaxConnectionsExceeded
 
 from server import sqlite_gate
 from server.db_proxy import DatabaseProxy
 from server.errors import DomainError
+from server.lean_pool import SqlitePool
 from server.pg_pool import PostgresPool
 from server.services.events import pending
 
@@ -91,7 +92,7 @@ def make_database(
         path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
         if url.startswith("sqlite:////"):
             path = "/" + path.lstrip("/")
-        sqlite: peewee.Database = PooledSqliteDatabase(
+        sqlite: peewee.Database = SqlitePool(
             path or ":memory:",
             pragmas={**SQLITE_PRAGMAS, "busy_timeout": wait_ms},
             max_connections=pool_size,
@@ -391,17 +392,29 @@ def try_advisory_xact_lock(namespace: int, key: int) -> bool:
     return bool(cursor.fetchone()[0])
 
 
+_HELD = object()  # with_connection's entry on the connection state's context stack
+
+
 def with_connection(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run ``fn`` holding a pooled connection (reusing the thread's open one). If none came
     free within ``pool_wait`` seconds, raise :func:`no_free_connection`'s error."""
-    if not database.is_closed():
+    db = database.obj
+    state = db._state
+    if not state.closed:
         return fn(*args, **kwargs)
     try:
-        database.connect()
+        db.connect()
     except MaxConnectionsExceeded:
         raise no_free_connection() from None
-    with database.connection_context():  # closes it at the end
+    # peewee's connection_context(), inline: the context on the state's stack keeps an inner
+    # connection_context() from closing the connection, and :func:`released` carries it over
+    state.ctx.append(_HELD)
+    try:
         return fn(*args, **kwargs)
+    finally:
+        state.ctx.pop()
+        if not state.ctx:
+            db.close()
 
 
 @contextlib.contextmanager

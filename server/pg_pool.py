@@ -26,6 +26,7 @@ import psycopg2.extras
 from playhouse.pool import PooledPostgresqlDatabase
 
 from server.json_text import load_json
+from server.lean_pool import LeanCheckout
 from server.pg_prepare import Prepared, PreparingConnection, Statements, dollar_parameters, is_ddl
 
 
@@ -38,7 +39,7 @@ class PoolConnection(PreparingConnection):
         psycopg2.extras.register_default_json(self, loads=load_json)
 
 
-class PostgresPool(PooledPostgresqlDatabase):  # type: ignore[misc]
+class PostgresPool(LeanCheckout, PooledPostgresqlDatabase):  # type: ignore[misc]
     ping_after = 1.0  # seconds a connection may sit in the pool unchecked
 
     def __init__(self, *args: Any, prepared_statements: int = 256, **kwargs: Any) -> None:
