@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from server.errors import DomainError
+from server.json_text import has_long_number
 
 # A surrogate escape (``\uD800``-``\uDFFF``) or the UTF-8-style bytes of one, which
 # ``json.loads`` of bytes decodes with "surrogatepass": only then can a string hold one.
@@ -77,29 +78,6 @@ def _surely_storable(value: object) -> bool:
     return True
 
 
-# A run of 19 digits: an integer orjson may decode as a float (any 18-digit one fits 64 bits).
-_LONG_NUMBER_TEXT = re.compile(r"[0-9]{19}")
-# Bytes are screened at C speed instead (a regex tries every position: 0.5 s for the 28 MB body
-# of 100k tasks with a completion each, as long as orjson's parse): every digit becomes "0",
-# every other byte a space, and 19 zeros are looked for with ``bytes.find``'s fast search, a
-# megabyte at a time (a run cut between slices is caught by the 18 bytes they share).
-_DIGIT_MARKS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
-_LONG_RUN = b"0" * 19
-_SCREEN_SLICE = 1 << 20
-
-
-def _has_long_number(raw: bytes | str) -> bool:
-    """Whether ``raw`` holds a run of 19 digits (a JSON integer orjson may decode as a float)."""
-    if isinstance(raw, str):
-        return _LONG_NUMBER_TEXT.search(raw) is not None
-    step = _SCREEN_SLICE
-    overlap = len(_LONG_RUN) - 1
-    for start in range(0, len(raw), step):
-        if _LONG_RUN in raw[start : start + step + overlap].translate(_DIGIT_MARKS):
-            return True
-    return False
-
-
 def refuse_unstorable(value: object, path: str = "") -> None:
     """Raise ``invalid`` naming the first string (or key) holding a lone surrogate or the first
     non-finite float in ``value``, a decoded JSON value; ``path`` names ``value`` itself."""
@@ -132,7 +110,7 @@ def loads_storable(raw: bytes | str, path: str = "") -> Any:
     except orjson.JSONDecodeError:
         pass  # maybe NaN, 1e999, a lone surrogate: json.loads decides, as it always did
     else:
-        if not _has_long_number(raw):
+        if not has_long_number(raw):
             return value
     return _loads_checked(raw, path)
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from server import json_values
+from server import json_text, json_values
 from server.errors import DomainError
+from server.json_text import has_long_number, load_json
 from server.json_values import _surely_storable, loads_storable
 
 SAME_AS_JSON_LOADS: list[bytes | str] = [
@@ -98,12 +99,37 @@ def test_long_numbers_are_found_across_screen_slices(
 ) -> None:
     """The bytes screen for 19-digit runs reads slices: a run cut at a slice's end is found,
     18 digits are not a run, and a big integer there still decodes as json.loads does."""
-    monkeypatch.setattr(json_values, "_SCREEN_SLICE", 64)
+    monkeypatch.setattr(json_text, "_SCREEN_SLICE", 64)
     pad = b" " * (64 - cut)
     raw = b"[" + pad + b"1234567890123456789]"
-    assert json_values._has_long_number(raw)
-    assert not json_values._has_long_number(b"[" + pad + b"123456789012345678, 1.5e7]")
+    assert has_long_number(raw)
+    assert has_long_number(raw.decode())
+    assert not has_long_number(b"[" + pad + b"123456789012345678, 1.5e7]")
     big = b"[" + pad + b"18446744073709551616]"
     assert loads_storable(big) == json.loads(big) == [18446744073709551616]
-    assert json_values._has_long_number("[1234567890123456789]")
-    assert not json_values._has_long_number(b"")
+    assert has_long_number("[1234567890123456789]")
+    assert not has_long_number(b"")
+
+
+@pytest.mark.parametrize(
+    ("text", "long"),
+    [
+        ('["é1234567890123456789ü"]', True),  # digits between multi-byte characters
+        ('["1234567890é123456789"]', False),  # cut by one
+        ('["' + "\u0661" * 20 + '"]', False),  # other scripts' digits are no JSON number
+        ('["\\ud800", 12345678901234567890]', True),  # a lone surrogate, escaped
+        ('["\ud800", 1234567890123456789]', True),  # a raw lone surrogate in the text
+        ('["\ud800", 123456789012345678]', False),
+        ('{"t": 1796314493, "x": -922337203685477580.5}', False),  # 18 digits at most
+        ('{"t": 17963144931796314493}', True),
+    ],
+)
+def test_text_is_screened_for_long_numbers(text: str, long: bool) -> None:
+    """Text is screened as its UTF-8 bytes (raw lone surrogates included), and load_json
+    reads every screened text as json.loads does."""
+    assert has_long_number(text) is long
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        return
+    assert load_json(text) == expected
