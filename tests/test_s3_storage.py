@@ -110,19 +110,25 @@ def test_source_sync_of_json_tasks_skips_invalid_objects(
     )
     s3_bucket.put("tasks/d.json", json.dumps({"other": "no text key"}))
     s3_bucket.put("tasks/e.json", "not json")
+    s3_bucket.put("tasks/f.json", '{"text": "big", "n": 123456789012345678901234}')
+    s3_bucket.put("tasks/g.json", '{"text": "nan", "n": NaN}')
     body = s3_bucket.settings(prefix="tasks/", regex=".*", use_blob_urls=False)
     assert configure(client, "source", "s3", body).status_code == 201
     idle(client)
     page = client.get("/api/tasks").json()
-    assert [t["data"]["text"] for t in page["tasks"]] == ["bare task", "one-item list", "labeled"]
+    texts = [t["data"]["text"] for t in page["tasks"]]
+    assert texts == ["bare task", "one-item list", "labeled", "big"]
     assert page["tasks"][1]["meta"] == {"m": 1}
+    big = client.get(f"/api/tasks/{page['tasks'][3]['id']}")
+    assert b'"n":123456789012345678901234' in big.content.replace(b" ", b"")  # not a float
     assert page["total_completions"] == 1
     query = "{ project { sourceStorage { lastError syncedAt } } }"
     state = client.post("/graphql", json={"query": query}).json()["data"]["project"]
     error = state["sourceStorage"]["lastError"]
-    assert error.startswith("2 objects skipped: ")
+    assert error.startswith("3 objects skipped: ")
     assert 'tasks/d.json :: "text" key is expected in task data' in error
     assert "tasks/e.json :: not a JSON task" in error
+    assert "tasks/g.json :: " in error and "NaN" in error
     assert state["sourceStorage"]["syncedAt"] is not None
 
 

@@ -304,3 +304,30 @@ def test_csv_lines_are_what_csv_writer_writes() -> None:
     assert csv_lines([["a", "b"], ["c"]], ",") is None
     assert csv_lines([["1", 2]], ",") is None  # type: ignore[list-item]
     assert csv_lines([["x,y", 'q"'], ["", "z"]], ",") == '"x,y","q"""\n,z\n'
+
+
+def test_integers_beyond_64_bits_are_exported_as_stored(
+    settings: Settings, project_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page's texts are parsed in one go; one integer orjson would make a float of (and
+    json.loads keeps) sends that page through json.loads, in JSON and CSV alike."""
+    monkeypatch.setattr(export_service, "PAGE_SIZE", 2)
+    big, low = 123456789012345678901234, -9223372036854775809
+
+    def run() -> None:
+        projects.set_label_config(project_id, CONFIG)
+        tasks = [
+            {"data": {"text": "plain", "n": 1}, "completions": [{"result": []}]},
+            {"data": {"text": "big", "n": big}, "completions": [{"result": [], "x": low}]},
+            {"data": {"text": "after", "n": 2}, "completions": [{"result": []}]},
+        ]
+        imports.import_tasks(project_id, tasks)
+
+    db.with_connection(run)
+    _, files = run_export(settings, project_id, "JSON")
+    documents = json.loads(files["result.json"])
+    assert [d["data"]["n"] for d in documents] == [1, big, 2]
+    assert documents[1]["completions"][0]["x"] == low
+    assert f'"n": {big}'.encode() in files["result.json"]
+    _, files = run_export(settings, project_id, "CSV")
+    assert str(big).encode() in files["result.csv"]

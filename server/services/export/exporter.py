@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import orjson
-
 from server.db import database, with_connection
 from server.errors import DomainError, not_found
 from server.gc_pause import paused_gc
+from server.json_text import load_json
 from server.models import COMPLETED, Completion, Task
 from server.services.config.model import LabelConfig
 from server.services.export import parallel, writer_base
@@ -390,16 +389,17 @@ def read_page(
 
 def _json(value: Any) -> Any:
     if isinstance(value, str | bytes):
-        return orjson.loads(value)
+        return load_json(value)
     return value
 
 
 def _parse_all(values: list[Any]) -> list[Any]:
-    """A column of JSON values parsed: SQLite's texts in one ``orjson.loads`` of them joined
+    """A column of JSON values parsed: SQLite's texts in one :func:`load_json` of them joined
     as an array (a third of the time of one call each), PostgreSQL's parsed values as they
-    are."""
+    are. :func:`load_json`, not ``orjson.loads``: orjson turns an integer beyond 64 bits
+    into a float, so the export would change a stored value ``json.loads`` keeps."""
     if values and all(type(value) is str for value in values):
-        parsed: list[Any] = orjson.loads("[" + ",".join(values) + "]")
+        parsed: list[Any] = load_json("[" + ",".join(values) + "]")
         return parsed
     return [_json(value) for value in values]
 

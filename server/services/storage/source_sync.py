@@ -20,10 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from server.db import with_connection, write_transaction
 from server.errors import DomainError
+from server.json_values import loads_storable
 from server.models import Storage, StorageKey
 from server.services.config.model import UNDEFINED_KEY, LabelConfig
 from server.services.imports.json_import import import_tasks
@@ -96,10 +95,14 @@ def _task_item(store: Store, spec: StorageSpec, key: str, config: LabelConfig) -
         data_key = spec.params.get("data_key") or UNDEFINED_KEY
         item: Any = {"data": {data_key: store.uri(key)}}
     else:
+        # read as an import's JSON body is (server.json_values): integers beyond 64 bits kept
+        # (orjson would make floats of them), NaN and lone surrogates refused
         try:
-            item = orjson.loads(store.read(key))
-        except orjson.JSONDecodeError as exc:
+            item = loads_storable(store.read(key))
+        except ValueError as exc:  # not JSON (or not UTF-8)
             raise ItemError(f"not a JSON task: {exc}") from None
+        except DomainError as exc:
+            raise ItemError(exc.message) from None
         if isinstance(item, list):
             if len(item) != 1:
                 raise ItemError("an object must hold one task (an object or a one-item list)")
