@@ -45,7 +45,7 @@ def has_long_number(raw: bytes | str) -> bool:
     return False
 
 
-def load_json(text: str) -> Any:
+def load_json(text: str | bytes) -> Any:
     """``json.loads``, with orjson (~3x faster) where it reads the same value: it refuses
     what ``json`` accepts beyond the standard (NaN, lone surrogates), which then goes to
     ``json``, and numbers with 19 or more digits go to ``json`` at once."""
