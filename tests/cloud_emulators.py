@@ -51,7 +51,7 @@ def _missing(what: str) -> None:
 @pytest.fixture(scope="session")
 def gcs_endpoint() -> Iterator[str]:
     try:
-        import gcp_storage_emulator  # noqa: F401
+        import gcp_storage_emulator  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         _missing("gcp-storage-emulator (pip install -e '.[test]')")
     port = _free_port()
@@ -139,7 +139,7 @@ def gcs_bucket(gcs_endpoint: str, gcs_service_account_key: str) -> GcsBucket:
 
     client = storage.Client(
         project="labelgraph-tests",
-        credentials=AnonymousCredentials(),
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]  # google-auth: untyped
         client_options={"api_endpoint": gcs_endpoint},
     )
     name = "bucket-" + uuid.uuid4().hex[:12]

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
+from strawberry.types import ExecutionResult
 
 from schema import schema
 from schema.context import Context
@@ -33,6 +34,7 @@ from tests.ml_backend import (  # noqa: F401  (fixtures)
     start_ml_backend,
 )
 from tests.ml_sdk import sdk_backend, sdk_python_path  # noqa: F401  (fixtures)
+from tests.peewee_typed import execute_sql
 from tests.storage_fixtures import (  # noqa: F401  (fixtures)
     redis_store,
     redis_url,
@@ -71,18 +73,19 @@ def _reset_postgres(url: str) -> None:
                 f"SELECT '{t}' FROM (SELECT 1 FROM \"{t}\" LIMIT 1) AS s{i}"
                 for i, t in enumerate(tables)
             )
-            filled = [row[0] for row in database.execute_sql(probe).fetchall()]
+            filled = [row[0] for row in execute_sql(database, probe).fetchall()]
             with database.atomic():
-                database.execute_sql("SET LOCAL session_replication_role = replica")
+                execute_sql(database, "SET LOCAL session_replication_role = replica")
                 for table in filled:
-                    database.execute_sql(f'DELETE FROM "{table}"')
+                    execute_sql(database, f'DELETE FROM "{table}"')
             # The sequences of those tables (not schema_version's: its rows stay).
-            database.execute_sql(
+            execute_sql(
+                database,
                 "SELECT setval(s.oid, 1, false) FROM pg_class s"
                 " JOIN pg_depend d ON d.objid = s.oid AND d.deptype = 'a'"
                 " JOIN pg_class t ON t.oid = d.refobjid"
                 " WHERE s.relkind = 'S' AND t.relnamespace = 'public'::regnamespace"
-                " AND t.relname <> 'schema_version'"
+                " AND t.relname <> 'schema_version'",
             )
     finally:
         database.close()
@@ -97,8 +100,8 @@ def fresh_postgres_schema() -> None:
     database = db.make_database(TEST_DATABASE_URL, 1)
     database.connect()
     try:
-        database.execute_sql("DROP SCHEMA public CASCADE")
-        database.execute_sql("CREATE SCHEMA public")
+        execute_sql(database, "DROP SCHEMA public CASCADE")
+        execute_sql(database, "CREATE SCHEMA public")
     finally:
         database.close()
 
@@ -178,7 +181,7 @@ class GraphQL:
         self.ml = ml  # the app's ML runtime (client and job runner)
         self.storage = storage  # the app's storage worker
 
-    def raw(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+    def raw(self, query: str, variables: dict[str, Any] | None = None) -> ExecutionResult:
         context = Context(
             settings=self.settings, project_id=self.project_id, ml=self.ml, storage=self.storage
         )
@@ -189,6 +192,7 @@ class GraphQL:
     def __call__(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         result = self.raw(query, variables)
         assert result.errors is None, result.errors
+        assert result.data is not None
         return result.data
 
     def error(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from server.services import projects
 from server.services.export import exporter as export_service
 from server.services.imports import json_import as imports
 from server.settings import Settings
+from tests.peewee_typed import tuple_rows
 from tests.recorded_fixtures import RECORDED, recorded_path
 
 GOLDEN_EXPORT = RECORDED / "golden" / "export"
@@ -80,7 +81,7 @@ def load_scenario(name: str, settings: Settings, project_id: int) -> Scenario:
         projects.set_label_config(project_id, config)
         result = imports.import_tasks(project_id, documents)
         query = Completion.select(Completion.id).where(Completion.task.in_(result.task_ids))
-        return result.task_ids, [row[0] for row in query.order_by(Completion.id).tuples()]
+        return result.task_ids, [row[0] for row in tuple_rows(query.order_by(Completion.id))]
 
     task_ids, completion_ids = db.with_connection(setup)
     scenario.task_ids = dict(zip((d["id"] for d in documents), task_ids, strict=True))

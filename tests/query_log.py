@@ -29,6 +29,8 @@ class _NotBackground(logging.Filter):
 class count_queries(_count_all_queries):  # type: ignore[misc]  # playhouse is untyped
     """Like playhouse's ``count_queries``, for the queries of requests only."""
 
+    count: int  # the queries counted (playhouse's attribute, set by ``__exit__``)
+
     def __enter__(self) -> count_queries:
         super().__enter__()
         self._handler.addFilter(_NotBackground())

@@ -31,7 +31,7 @@ def recorded_json(*parts: str) -> Any:
 
 def behaviour() -> dict[str, Any]:
     """``label-config-behaviour.json``: fixture path -> recorded answers."""
-    data = recorded_json("golden", "label-config-behaviour.json")
+    data: dict[str, Any] = recorded_json("golden", "label-config-behaviour.json")
     assert len(data) >= 75, "label-config-behaviour.json looks truncated"
     return data
 
@@ -44,7 +44,7 @@ def config_text(key: str) -> str:
 
 
 def validation_cases() -> list[dict[str, Any]]:
-    cases = recorded_json("golden", "config-validation-cases.json")
+    cases: list[dict[str, Any]] = recorded_json("golden", "config-validation-cases.json")
     assert len(cases) >= 39, "config-validation-cases.json looks truncated"
     return cases
 

@@ -20,6 +20,7 @@ from server.models import Task
 from server.settings import Settings
 from tests.choices import CONFIG, choice_result
 from tests.conftest import TEST_DATABASE_URL
+from tests.peewee_typed import tuple_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -76,7 +77,7 @@ async def test_32_writers_lose_and_duplicate_nothing(settings: Settings) -> None
             # The stored per-task counters the listings read, and the completion order's
             # blocks: every task once, labeled ones first.
             rows = await db.run_db(
-                lambda: list(Task.select(Task.id, Task.total_completions).tuples())
+                lambda: list(tuple_rows(Task.select(Task.id, Task.total_completions)))
             )
             assert dict(rows) == {task_id: sent[task_id] for task_id in task_ids}
             page = (await client.get("/api/tasks?order=completed_at&page_size=100")).json()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from starlette.testclient import TestClient
 
@@ -53,13 +54,12 @@ def two_hosts(tmp_path: Path, bucket: Bucket) -> Iterator[tuple[TestClient, Test
         yield clients[0], clients[1]
 
 
-def _fetch(client: TestClient, url: str) -> httpx.Response:
+def _fetch(client: TestClient, url: str) -> httpx.Response | httpx2.Response:
     """GET a file route; a redirect to the store is followed outside the app."""
     response = client.get(url, follow_redirects=False)
     if response.status_code == 302:
-        assert response.headers["location"].startswith(
-            client.app.state.settings.file_store_endpoint
-        )  # type: ignore[attr-defined]
+        endpoint = client.app.state.settings.file_store_endpoint  # type: ignore[attr-defined]
+        assert response.headers["location"].startswith(endpoint)
         return httpx.get(response.headers["location"], timeout=10)
     return response
 

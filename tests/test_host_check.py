@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from tests.live_server import running_server
 
 
 def client_for(
-    settings: Settings, base_url: str = "http://testserver", **changes: object
+    settings: Settings, base_url: str = "http://testserver", **changes: Any
 ) -> TestClient:
     return TestClient(create_app(dataclasses.replace(settings, **changes)), base_url=base_url)
 
@@ -117,7 +118,7 @@ def test_verdicts_are_remembered_per_host_and_port_and_the_memory_is_bounded() -
     async def app(scope: object, receive: object, send: object) -> None:
         statuses.append(200)
 
-    check = HostCheck(app, rule)  # type: ignore[arg-type]
+    check = HostCheck(app, rule)
 
     async def request(host: bytes, port: int = 8080) -> None:
         async def send(message: dict[str, object]) -> None:

@@ -56,9 +56,12 @@ def test_a_disabled_users_subscriptions_end_and_others_go_on(tmp_path: Path, pro
         gql(http, create, root, u="alice", p=PASSWORD, r="annotator")
         gql(http, create, root, u="bob", p=PASSWORD, r="annotator")
         alice, bob = token_of(base, "alice"), token_of(base, "bob")
-        poke = lambda: http.patch(  # noqa: E731
-            "/api/project", json={"title": "poke"}, headers={"Authorization": f"Token {root}"}
-        )
+
+        def poke() -> httpx.Response:
+            return http.patch(
+                "/api/project", json={"title": "poke"}, headers={"Authorization": f"Token {root}"}
+            )
+
         with (
             GraphQLSocket(
                 base, protocol, additional_headers={"Authorization": f"Token {alice}"}
@@ -96,9 +99,14 @@ def test_signing_out_ends_the_subscriptions_opened_with_the_login_cookie(
         with httpx.Client(base_url=base, timeout=10) as browser:
             gql(browser, login, u="root", p=PASSWORD)
             cookie = "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
-            poke = lambda: http.patch(  # noqa: E731
-                "/api/project", json={"title": "poke"}, headers={"Authorization": f"Token {root}"}
-            )
+
+            def poke() -> httpx.Response:
+                return http.patch(
+                    "/api/project",
+                    json={"title": "poke"},
+                    headers={"Authorization": f"Token {root}"},
+                )
+
             with (
                 GraphQLSocket(
                     base, protocol, additional_headers={"Cookie": cookie, "Origin": base}

@@ -9,6 +9,7 @@ Jobs get a short lease (``LABELGRAPH_JOB_LEASE=2``) so the takeover happens with
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from server import db
 from tests.conftest import FIXTURES, TEST_DATABASE_URL, _reset_postgres
 from tests.live_server import free_port
 from tests.ml_backend import RunningBackend
+from tests.peewee_typed import execute_sql
 from tests.storage_fixtures import S3_CREDENTIALS, Bucket
 
 pytestmark = pytest.mark.skipif(
@@ -129,8 +131,8 @@ def _lease_owner_pid(job_id: int) -> int | None:
     database = db.make_database(TEST_DATABASE_URL, 1)
     database.connect()
     try:
-        row = database.execute_sql(
-            "SELECT lease_owner FROM job WHERE id = %s AND state = 'running'", (job_id,)
+        row = execute_sql(
+            database, "SELECT lease_owner FROM job WHERE id = %s AND state = 'running'", (job_id,)
         ).fetchone()
     finally:
         database.close()
@@ -196,7 +198,7 @@ def test_two_processes_lose_no_write_and_run_each_job_once(
         exports = [host.gql(START_EXPORT)["startExport"]["id"] for host in (a, b, a, b)]
         predictions = a.gql(START_PREDICTIONS, {"ids": list(range(1, 7))})
         for job_id in [*exports, predictions["startPredictionJob"]["id"]]:
-            job = _until(lambda job_id=job_id: _finished(b, job_id))
+            job = _until(functools.partial(_finished, b, job_id))
             assert (job["state"], job["attempts"], job["error"]) == ("DONE", 1, None), job
         assert _predict_calls(backend) == Counter(range(1, 7))
         export_url = b.gql(EXPORT_URL, {"id": exports[0]})["job"]["export"]["url"]

@@ -30,7 +30,8 @@ def via_rest(client: TestClient) -> list[dict[str, Any]]:
     client.post("/api/tasks/2/completions?was_cancelled=1", json={"result": []})
     client.patch("/api/tasks/4", json={"data": {"text": "patched"}})
     client.delete("/api/tasks/5")
-    return client.get("/api/tasks?page_size=100").json()["tasks"]
+    tasks: list[dict[str, Any]] = client.get("/api/tasks?page_size=100").json()["tasks"]
+    return tasks
 
 
 def via_graphql(gql: GraphQL) -> list[dict[str, Any]]:

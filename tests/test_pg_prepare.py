@@ -169,13 +169,14 @@ def values_round_trip(pool: PostgresPool) -> list[Any]:
 @postgres_only
 def test_prepared_answers_are_the_unprepared_ones(pool: PostgresPool) -> None:
     plain = db.make_database(TEST_DATABASE_URL or "", 1, prepared_statements=0)
+    assert isinstance(plain, PostgresPool)
     try:
         results = []
         for database in (plain, pool):
             with database.connection_context():
                 database.execute_sql('DROP TABLE IF EXISTS "lg_prepare_values"')
                 database.execute_sql(VALUES_TABLE)
-                results.append(values_round_trip(database))  # type: ignore[arg-type]
+                results.append(values_round_trip(database))
                 database.execute_sql('DROP TABLE "lg_prepare_values"')
         assert results[0] == results[1]
         assert results[1][-1] == [(7, "7")]
@@ -262,6 +263,7 @@ def test_a_column_changed_by_another_connection(pool: PostgresPool) -> None:
                 pool.execute_sql('SELECT "v" FROM "lg_changed" WHERE %s', (True,))
             assert len(statements_of(pool).prepared) == 1
             other = db.make_database(TEST_DATABASE_URL or "", 1)
+            assert isinstance(other, PostgresPool)
             with other.connection_context():
                 other.execute_sql('ALTER TABLE "lg_changed" ALTER COLUMN "v" TYPE text')
             other.close_all()

@@ -39,6 +39,7 @@ from tests.conftest import (
     fixture_text,
 )
 from tests.fuzz_strategies import RestRequest, graphql_mutations, rest_requests
+from tests.peewee_typed import tuple_rows
 
 SDL = Path(__file__).parents[1] / "schema" / "schema.graphql"
 MUTATIONS: dict[str, GraphQLField] = dict(build_schema(SDL.read_text("utf-8")).mutation_type.fields)  # type: ignore[union-attr]
@@ -86,17 +87,17 @@ def fingerprint(client: TestClient) -> tuple[Any, ...]:
     def read() -> tuple[Any, ...]:
         parts: list[Any] = []
         for model in models.BaseModel.__subclasses__():
-            id_field = model._meta.primary_key  # type: ignore[attr-defined]
+            id_field = model._meta.primary_key
             count = model.select().count()
             top: Any = None
             if isinstance(id_field, peewee.CompositeKey):  # small tables (counter shards)
-                rows = sorted(model.select().tuples())
+                rows = sorted(tuple_rows(model.select()))
                 top = hashlib.sha256(repr(rows).encode()).hexdigest()
             elif id_field:
                 top = model.select(peewee.fn.MAX(id_field)).scalar()
             parts.append((model.__name__, count, top))
         for model in HASHED:
-            rows = list(model.select().order_by(model.id).tuples())
+            rows = list(tuple_rows(model.select().order_by(model.id)))
             parts.append(hashlib.sha256(repr(rows).encode()).hexdigest())
         return tuple(parts)
 

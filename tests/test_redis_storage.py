@@ -88,7 +88,7 @@ def test_unreachable_redis_is_refused(client: TestClient, redis_store: RedisPlac
 
 
 def test_passwords_are_masked_everywhere(client: TestClient, redis_store: RedisPlace) -> None:
-    client.app.state.storage.close(1)  # type: ignore[attr-defined]  (nothing syncs)
+    client.app.state.storage.close(1)  # type: ignore[attr-defined]  # nothing syncs
     redis_store.client(0).config_set("requirepass", "s3cr3t-password")
     try:
         wrong = configure(

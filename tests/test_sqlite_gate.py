@@ -23,6 +23,7 @@ import pytest
 from server import db, sqlite_gate
 from server.sqlite_gate import WriterGate
 from tests.conftest import TEST_DATABASE_URL
+from tests.peewee_typed import execute_sql
 from tests.waiting import eventually
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +64,12 @@ def test_a_blocked_writer_gets_the_lock_once_the_holder_lets_go(tmp_path: Path, 
 
     fcntl.flock(other, fcntl.LOCK_EX)
     taken = threading.Event()
-    waiter = threading.Thread(target=lambda: gate.acquire(timeout=30) and taken.set())
+
+    def take() -> None:
+        if gate.acquire(timeout=30):
+            taken.set()
+
+    waiter = threading.Thread(target=take)
     waiter.start()
     assert not taken.wait(0.1)
     fcntl.flock(other, fcntl.LOCK_UN)
@@ -165,7 +171,7 @@ with db.database.connection_context():
 def test_writers_in_several_processes_keep_every_write(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
     maker = peewee.SqliteDatabase(str(path), pragmas=db.SQLITE_PRAGMAS)
-    maker.execute_sql("CREATE TABLE t (who TEXT, n INTEGER)")
+    execute_sql(maker, "CREATE TABLE t (who TEXT, n INTEGER)")
     maker.close()
     writers = [
         subprocess.Popen([sys.executable, "-c", WRITER, str(path), name, "300"], cwd=REPO_ROOT)
@@ -173,7 +179,7 @@ def test_writers_in_several_processes_keep_every_write(tmp_path: Path) -> None:
     ]
     assert [w.wait(120) for w in writers] == [0, 0, 0]
     reader = peewee.SqliteDatabase(str(path))
-    rows = reader.execute_sql("SELECT who, COUNT(*), COUNT(DISTINCT n) FROM t GROUP BY who")
+    rows = execute_sql(reader, "SELECT who, COUNT(*), COUNT(DISTINCT n) FROM t GROUP BY who")
     assert sorted(rows.fetchall()) == [("a", 300, 300), ("b", 300, 300), ("c", 300, 300)]
     reader.close()
     assert (tmp_path / "shared.db-writer").exists()
@@ -216,7 +222,12 @@ def test_a_failing_blocking_wait_ends_the_writers_wait_at_once(
     monkeypatch.setattr(sqlite_gate, "fcntl", BlockingCallFails)
     fcntl.flock(other, fcntl.LOCK_EX)  # the direct try fails, so the thread makes the call
     answered = threading.Event()
-    waiter = threading.Thread(target=lambda: gate.acquire(timeout=60) or answered.set())
+
+    def answer() -> None:
+        if not gate.acquire(timeout=60):
+            answered.set()
+
+    waiter = threading.Thread(target=answer)
     waiter.start()
     assert answered.wait(10)  # long before its own minute: the thread's failure ended it
     waiter.join()

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import httpx2
 import peewee
 import pytest
 from starlette.testclient import TestClient
@@ -31,6 +32,7 @@ from server.settings import Settings
 from tests.choices import CONFIG, choice_result
 from tests.conftest import TEST_DATABASE_URL
 from tests.live_server import running_server
+from tests.peewee_typed import execute_sql
 
 WAIT = 0.5
 COMPLETION = {"result": choice_result("Neg")}
@@ -85,7 +87,7 @@ def project_id_of(client: TestClient) -> int:
     return int(client.app.state.project_id)  # type: ignore[attr-defined]
 
 
-def assert_refused(answer: httpx.Response, operation: str, waited: float) -> None:
+def assert_refused(answer: httpx.Response | httpx2.Response, operation: str, waited: float) -> None:
     assert answer.status_code == 503, answer.text
     assert answer.json() == {"status": 503, "detail": BUSY_DETAIL}
     assert answer.headers["Retry-After"] == "5"
@@ -201,10 +203,10 @@ def test_is_busy_knows_sqlites_lock_errors(tmp_path: Path) -> None:
     waiter = peewee.SqliteDatabase(path, timeout=0.05)
     try:
         with pytest.raises(peewee.OperationalError) as locked:
-            waiter.execute_sql("INSERT INTO t VALUES (1)")
+            execute_sql(waiter, "INSERT INTO t VALUES (1)")
         assert db.is_busy(locked.value)  # peewee's error, holding sqlite3's
         with pytest.raises(peewee.OperationalError) as missing:
-            waiter.execute_sql("SELECT * FROM no_such_table")
+            execute_sql(waiter, "SELECT * FROM no_such_table")
         assert not db.is_busy(missing.value)
         assert not db.is_busy(ValueError("database is locked"))
     finally:

@@ -82,7 +82,7 @@ class GraphQLSocket:
         self,
         op_id: str,
         query: str,
-        poke: Callable[[], None],
+        poke: Callable[[], object],
         variables: dict[str, Any] | None = None,
     ) -> None:
         """Subscribe, then ``poke`` (a write the subscription hears of) until a first result

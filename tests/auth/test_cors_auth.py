@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
+import httpx2
 import pytest
 from starlette.testclient import TestClient
 
@@ -24,7 +25,7 @@ def friendly(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-def preflight(client: TestClient, origin: str, method: str) -> object:
+def preflight(client: TestClient, origin: str, method: str) -> httpx2.Response:
     return client.options(
         "/graphql",
         headers={

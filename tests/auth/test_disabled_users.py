@@ -3,6 +3,8 @@ them again; the last enabled admin stays; only admins switch users."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.testclient import TestClient
 
 from tests.auth.support import PASSWORD, add_user, as_token, error_code, gql
@@ -14,7 +16,7 @@ SWITCH = (
 LOGIN = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { username } }"
 
 
-def switch(client: TestClient, admin: str, name: str, enabled: bool) -> dict[str, object]:
+def switch(client: TestClient, admin: str, name: str, enabled: bool) -> dict[str, Any]:
     return gql(client, SWITCH, {"u": name, "e": enabled}, as_token(admin))
 
 

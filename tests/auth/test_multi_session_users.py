@@ -32,7 +32,8 @@ def browser(app: Any, token: str) -> TestClient:
 def project_of(client: TestClient) -> dict[str, Any]:
     body = gql(client, "{ project { uuid name } }")
     assert "errors" not in body, body
-    return body["data"]["project"]
+    project: dict[str, Any] = body["data"]["project"]
+    return project
 
 
 def test_projects_follow_the_user_and_need_a_share(app: Any) -> None:

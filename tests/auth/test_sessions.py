@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import httpx2
 from starlette.testclient import TestClient
 
 from server.app import create_app
@@ -17,7 +18,7 @@ from tests.auth.support import PASSWORD, add_user, gql
 CSRF = {"X-CSRF-Protection": "1"}
 
 
-def login_form(client: TestClient, password: str = PASSWORD, **headers: str) -> object:
+def login_form(client: TestClient, password: str = PASSWORD, **headers: str) -> httpx2.Response:
     return client.post(
         "/login",
         data={"username": "alice", "password": password, "next": "/api/project"},

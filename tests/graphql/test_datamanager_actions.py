@@ -30,7 +30,8 @@ NEGATIVE = {"field": "labels", "operator": "EQUAL", "value": "Negative"}
 
 
 def run(gql: GraphQL, action: str, **variables: Any) -> dict[str, Any]:
-    return gql(RUN, {"a": action, **variables})["runTaskAction"]
+    result: dict[str, Any] = gql(RUN, {"a": action, **variables})["runTaskAction"]
+    return result
 
 
 @pytest.mark.parametrize("rebuild_over", [200, 0])

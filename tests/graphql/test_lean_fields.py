@@ -89,6 +89,7 @@ def test_answers_are_those_of_strawberrys_resolvers(client: TestClient, gql: Gra
     reference = execute(strawberry_resolution(), gql, QUERY)
     assert lean.errors is None and reference.errors is None
     assert lean.data == reference.data
+    assert lean.data is not None
     nodes = lean.data["project"]["tasks"]["nodes"]
     assert [n["data"] for n in nodes] == [{"text": f"t{i}"} for i in range(5)]
     assert nodes[1]["completions"][0]["result"] == RESULT

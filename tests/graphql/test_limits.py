@@ -216,7 +216,8 @@ def test_only_small_documents_are_cached(gql: GraphQL) -> None:
 @pytest.mark.parametrize("setting", limits.QueryLimits.__dataclass_fields__)
 def test_limits_come_from_settings(setting: str) -> None:
     name = "graphql_" + setting
-    assert getattr(limits.QueryLimits.of(Settings(**{name: 7})), setting) == 7
+    changed: dict[str, Any] = {name: 7}
+    assert getattr(limits.QueryLimits.of(Settings(**changed)), setting) == 7
     with pytest.raises(ValueError, match=name):
         Settings.from_env({}, **{name: 0})
 

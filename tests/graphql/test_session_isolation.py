@@ -197,7 +197,7 @@ def project_snapshot(project_id: int, project_dir: Path) -> dict[str, Any]:
         }
         for model in models.BaseModel.__subclasses__():
             if "project" in model._meta.fields:
-                query = model.select().where(model.project == project_id)
+                query = model.select().where(model._meta.fields["project"] == project_id)
                 found[model.__name__] = sorted((r.__data__ for r in query), key=repr)
         return found
 

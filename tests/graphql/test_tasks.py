@@ -32,7 +32,7 @@ def ids_in_pages(gql: GraphQL, order: str, size: int) -> list[int]:
 @pytest.fixture
 def labeled(client: TestClient) -> TestClient:
     client.post("/api/project/config", data={"label_config": fixture_text("configs/sentiment.xml")})
-    tasks = [{"data": {"text": f"t{i}"}} for i in range(12)]
+    tasks: list[dict[str, Any]] = [{"data": {"text": f"t{i}"}} for i in range(12)]
     tasks[4]["completions"] = [{"result": RESULT, "created_at": 2000}]
     tasks[9]["completions"] = [{"result": RESULT, "created_at": 1000}]
     tasks[7]["completions"] = [{"result": RESULT, "created_at": 3000}]
@@ -218,7 +218,7 @@ def test_next_task_score_sampling_serves_tasks_without_predictions(
     ]
     assert client.post("/api/project/import", json=tasks).status_code == 201
     query = '{ project { nextTask(sampling: "prediction-score-min") { id data } } }'
-    served = []
+    served: list[str] = []
     while (task := gql(query)["project"]["nextTask"]) is not None and len(served) < 5:
         served.append(task["data"]["text"])
         client.post(f"/api/tasks/{task['id']}/completions", json={"result": RESULT})

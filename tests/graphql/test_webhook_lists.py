@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -53,7 +54,7 @@ def _add_webhooks(client: TestClient, count: int, deliveries_each: int) -> list[
     return ids
 
 
-def _list(client: TestClient, first: int) -> tuple[list[dict], int]:
+def _list(client: TestClient, first: int) -> tuple[list[dict[str, Any]], int]:
     with count_queries() as counter:
         answer = client.post("/graphql", json={"query": LIST, "variables": {"first": first}})
     body = answer.json()

@@ -1,3 +1,5 @@
+from typing import Any
+
 from starlette.testclient import TestClient
 
 RESULT = [
@@ -78,7 +80,7 @@ def test_update_merges_and_keeps_created_at(sentiment_project: TestClient) -> No
 
 def test_null_completion_id(sentiment_project: TestClient) -> None:
     for method in ("patch", "post", "delete"):
-        kwargs = {"json": {}} if method != "delete" else {}
+        kwargs: dict[str, Any] = {"json": {}} if method != "delete" else {}
         response = getattr(sentiment_project, method)("/api/tasks/1/completions/null", **kwargs)
         assert response.status_code == 200
         assert response.json() == {"detail": "completion id is null"}
@@ -90,7 +92,7 @@ def test_unknown_ids_are_404(sentiment_project: TestClient) -> None:
     assert response.status_code == 404
     assert response.json() == {"status": 404, "detail": "Task 999 not found"}
     for method in ("patch", "delete"):
-        kwargs = {"json": {}} if method != "delete" else {}
+        kwargs: dict[str, Any] = {"json": {}} if method != "delete" else {}
         response = getattr(client, method)("/api/tasks/1/completions/777", **kwargs)
         assert response.status_code == 404
         assert response.json()["detail"] == "Completion 777 not found"

@@ -142,7 +142,8 @@ def test_route_answers_through_its_operation(
         staged = client.post("/api/project/import/prepare", json=[{"text": "staged"}]).json()
         path = path.replace("{import_id}", str(staged["id"]))
     arguments = dict(REQUESTS[(endpoint.method, endpoint.path)])
-    if arguments.get("params", {}).get("uuid") == "{project_uuid}":
+    params = arguments.get("params", {})
+    if isinstance(params, dict) and params.get("uuid") == "{project_uuid}":
         query = {"query": "{ project { uuid } }"}
         uuid = client.post("/graphql", json=query).json()["data"]["project"]["uuid"]
         arguments["params"] = {"uuid": uuid}

@@ -14,8 +14,9 @@ import json
 import sys
 from typing import Any
 
-from label_studio_ml.api import init_app
-from label_studio_ml.model import LabelStudioMLBase
+# The SDK is installed only in the model's own venv.
+from label_studio_ml.api import init_app  # type: ignore[import-not-found]
+from label_studio_ml.model import LabelStudioMLBase  # type: ignore[import-not-found]
 from werkzeug.serving import make_server
 
 RECORD = sys.argv[2]

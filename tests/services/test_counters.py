@@ -5,6 +5,7 @@ writers of different tasks do not wait for each other, while a bulk writer waits
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -207,8 +208,8 @@ def test_writers_of_different_tasks_do_not_wait_for_each_other(
     # held until commit.)
     for task_id in (ids[0], ids[4], ids[0], ids[8]):
         created = _with_lock_timeout(
-            lambda t=task_id: completions.create_completion(
-                t, {"result": RESULT}, project_id=project_id
+            functools.partial(
+                completions.create_completion, task_id, {"result": RESULT}, project_id=project_id
             )
         )
         assert created.task_id == task_id

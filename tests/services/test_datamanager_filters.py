@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -135,7 +136,7 @@ def _holds(record: dict[str, Any], node: Condition | Group) -> bool:
     if node.type is ValueType.LIST:
         items: set[str] = record[node.field.name]
         if op is Operator.EMPTY:
-            return (not items) == wanted
+            return bool((not items) == wanted)
         if op in (Operator.EQUAL, Operator.NOT_EQUAL):
             hit = wanted in items
         else:
@@ -148,8 +149,8 @@ def _holds(record: dict[str, Any], node: Condition | Group) -> bool:
             empty = raw is None or raw == ""
         else:
             empty = value is None
-        return empty == wanted
-    positive = {
+        return bool(empty == wanted)
+    positive: dict[Operator, Callable[[], bool]] = {
         Operator.EQUAL: lambda: value == wanted,
         Operator.NOT_EQUAL: lambda: value == wanted,
         Operator.CONTAINS: lambda: wanted.lower() in value.lower(),
@@ -390,7 +391,7 @@ def test_label_and_version_conditions_by_probe_and_by_list(
     from server.services.datamanager import compile as compile_module
 
     monkeypatch.setattr(compile_module, "LIST_BOUND", list_bound)
-    specs = [
+    specs: list[dict[str, Any]] = [
         {"field": field, "operator": op, "value": value}
         for field, values in (("labels", [*CHOICES, "Car"]), ("model_version", ["v0", "v1"]))
         for value in values

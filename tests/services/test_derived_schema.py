@@ -14,6 +14,7 @@ from server.models import Completion, DerivedSchema, Task
 from server.services import projects
 from server.services.config import derived_schema
 from server.services.config.label_config import parse_uncached
+from tests.peewee_typed import tuple_rows
 
 CONFIG = (
     '<View><Text name="text" value="$text"/>'
@@ -36,12 +37,12 @@ def reference(project_id: int) -> tuple[Any, set[Any], dict[Any, set[Any]]]:
 
     def run() -> tuple[Any, set[Any], dict[Any, set[Any]]]:
         keys: set[str] | None = None
-        for (data,) in Task.select(Task.data).where(Task.project == project_id).tuples():
+        for (data,) in tuple_rows(Task.select(Task.data).where(Task.project == project_id)):
             keys = set(data) if keys is None else keys & set(data)
         tuples: set[Any] = set()
         labels: dict[Any, set[Any]] = {}
         query = Completion.select(Completion.payload).where(Completion.project == project_id)
-        for (payload,) in query.tuples():
+        for (payload,) in tuple_rows(query):
             for r in payload.get("result", []):
                 if r.get("type") in derived_schema.IGNORED_RESULT_TYPES:
                     continue
@@ -137,7 +138,7 @@ def test_snapshot_is_rebuilt_when_rows_vanish_unannounced(
 ) -> None:
     client.post("/api/project/config", data={"label_config": CONFIG})
     client.post("/api/project/import", json=[{"text": "a"}, {"text": "b", "meta": 1}])
-    assert snapshot(project_id).input_keys == {"text"}
+    assert snapshot(project_id).input_keys == frozenset({"text"})
 
     def delete_behind_its_back() -> None:
         with write_transaction():
@@ -150,7 +151,7 @@ def test_snapshot_is_rebuilt_when_rows_vanish_unannounced(
             ).execute()
 
     db.with_connection(delete_behind_its_back)
-    assert snapshot(project_id).input_keys == {"text", "meta"}
+    assert snapshot(project_id).input_keys == frozenset({"text", "meta"})
 
 
 def test_checks_use_the_snapshot_not_a_scan(client: TestClient, project_id: int) -> None:

@@ -520,7 +520,7 @@ def test_brush_formats_report_bad_masks_and_missing_numpy(
         '<View><Image name="img" value="$image"/><BrushLabels name="brush" toName="img">'
         '<Label value="Road"/></BrushLabels></View>'
     )
-    brush = {
+    brush: dict[str, Any] = {
         "from_name": "brush",
         "to_name": "img",
         "type": "brushlabels",

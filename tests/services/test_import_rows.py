@@ -98,10 +98,7 @@ def test_sqlite_writes_a_chunk_in_few_large_statements(client: TestClient, proje
             ids = import_tasks(project_id, items).task_ids
         finally:
             connection.set_trace_callback(None)
-        found = [
-            t.id
-            for t in Task.select(Task.id).where(search.matches(f"word{count - 1}"))  # type: ignore[arg-type]
-        ]
+        found = [t.id for t in Task.select(Task.id).where(search.matches(f"word{count - 1}"))]
         return (
             [s.split("(", 1)[0].strip() for s in statements if s.startswith("INSERT INTO")],
             [s for s in statements if s.startswith("SELECT") and '"position" >=' in s],

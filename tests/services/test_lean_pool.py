@@ -5,6 +5,7 @@ PostgreSQL's own rules (pings, rollbacks) are in tests/test_pg_pool.py."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -35,9 +36,10 @@ def bound(tmp_path: Path) -> Iterator[SqlitePool]:
     made.close_all()
 
 
-def connection_of(pool: SqlitePool) -> object:
+def connection_of(pool: SqlitePool) -> sqlite3.Connection:
     with pool.connection_context():
-        return pool.connection()
+        connection: sqlite3.Connection = pool.connection()
+        return connection
 
 
 def test_a_pooled_connection_is_reused_without_peeweees_checkout(
@@ -96,12 +98,12 @@ def test_a_stale_connection_is_closed_on_checkout_and_on_checkin(pool: SqlitePoo
     assert pool._connections == []  # ...which was stale too by the time it came back
     for closed in (first, second):
         with pytest.raises(Exception, match="closed"):
-            closed.execute("SELECT 1")  # type: ignore[attr-defined]
+            closed.execute("SELECT 1")
 
 
 def test_a_connection_the_driver_closed_is_discarded(pool: SqlitePool) -> None:
     first = connection_of(pool)
-    first.close()  # type: ignore[attr-defined]
+    first.close()
     second = connection_of(pool)
     assert second is not first
     assert [entry[2] for entry in pool._connections] == [second]

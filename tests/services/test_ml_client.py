@@ -6,6 +6,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 def make_client(settings: Settings) -> Iterator[Callable[..., MLClient]]:
     clients: list[MLClient] = []
 
-    def make(handler: Handler, **overrides: object) -> MLClient:
+    def make(handler: Handler, **overrides: Any) -> MLClient:
         configured = dataclasses.replace(settings, **overrides)
         client = MLClient(configured, transport=httpx.MockTransport(handler))
         clients.append(client)

@@ -12,6 +12,7 @@ from server import db
 from server.models import Job, MLBackend, Prediction, Task
 from server.services.ml import backends as ml
 from tests.ml_backend import RunningBackend
+from tests.peewee_typed import tuple_rows
 
 
 def with_tasks(client: TestClient, count: int, backend: RunningBackend) -> None:
@@ -44,7 +45,7 @@ def test_tasks_are_sent_in_batches_and_stored_with_their_origin(
         rows = Prediction.select(
             Prediction.task, Prediction.created_by, Prediction.model_version, Prediction.score
         ).order_by(Prediction.task)
-        return list(rows.tuples())
+        return list(tuple_rows(rows))
 
     assert db.with_connection(stored) == [(i, "model", "v1", 0.5) for i in range(1, 21)]
     backend = db.with_connection(lambda: MLBackend.get(MLBackend.name == "model"))

@@ -21,6 +21,7 @@ from server.models import DatabaseHome, Project
 from server.settings import Settings
 from tests.cli_process import labelgraph_command, run_labelgraph
 from tests.conftest import IN_PROCESS_HOSTS, TEST_DATABASE_URL, fixture_json, fixture_text
+from tests.peewee_typed import connection, execute_sql
 
 
 def _sqlite_settings(project_dir: Path, **overrides: str) -> Settings:
@@ -108,13 +109,13 @@ def empty_postgres() -> Iterator[str]:
     name = f"lg_start_{uuid.uuid4().hex[:10]}"
     admin = db.make_database(TEST_DATABASE_URL, 1)
     admin.connect()
-    admin.connection().autocommit = True
-    admin.execute_sql(f'CREATE DATABASE "{name}"')
+    connection(admin).autocommit = True
+    execute_sql(admin, f'CREATE DATABASE "{name}"')
     parsed = urlparse(TEST_DATABASE_URL)
     try:
         yield urlunparse(parsed._replace(path="/" + name))
     finally:
-        admin.execute_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+        execute_sql(admin, f'DROP DATABASE "{name}" WITH (FORCE)')
         admin.close()
 
 
@@ -144,11 +145,11 @@ def test_two_processes_starting_at_once_migrate_exactly_once(
     try:
         versions = [
             row[0]
-            for row in database.execute_sql(
-                'SELECT version FROM "schema_version" ORDER BY version'
+            for row in execute_sql(
+                database, 'SELECT version FROM "schema_version" ORDER BY version'
             ).fetchall()
         ]
-        names = [row[0] for row in database.execute_sql('SELECT name FROM "project"').fetchall()]
+        names = [row[0] for row in execute_sql(database, 'SELECT name FROM "project"').fetchall()]
     finally:
         database.close()
     assert versions == list(range(1, len(MIGRATIONS) + 1))

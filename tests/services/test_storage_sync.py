@@ -21,7 +21,7 @@ from server.settings import Settings
 
 @pytest.fixture
 def project(client: TestClient, project_id: int) -> int:
-    client.app.state.storage.close(1)  # type: ignore[attr-defined]  (no background work)
+    client.app.state.storage.close(1)  # type: ignore[attr-defined]  # no background work
     client.post("/api/project/import", json=[{"text": "a"}, {"text": "b"}])
     return project_id
 

@@ -94,7 +94,9 @@ def test_page_loaders_equal_peewees_queries(client: TestClient) -> None:
                 (Completion, children.completions),
                 (Prediction, children.predictions),
             ):
-                expected = list(model.select().where(model.task.in_(chosen)).order_by(model.id))
+                expected: list[Completion | Prediction] = list(
+                    model.select().where(model.task.in_(chosen)).order_by(model.id)
+                )
                 got = [row for task_id in sorted(found) for row in found[task_id]]
                 assert sorted(r.id for r in got) == [r.id for r in expected]
                 by_id = {r.id: r.__data__ for r in expected}
@@ -144,7 +146,7 @@ def test_rows_made_from_the_cursor_are_peewees_rows(client: TestClient) -> None:
         from server.models import Completion, Prediction
 
         children = task_service.load_children(ids)
-        made = [
+        made: list[Completion | Prediction | Task] = [
             *children.completions[ids[0]],
             *children.predictions[ids[0]],
             *lookup._BY_ID.rows(ids[0]),
@@ -157,11 +159,12 @@ def test_rows_made_from_the_cursor_are_peewees_rows(client: TestClient) -> None:
             assert [type(v) for v in row.__data__.values()] == [
                 type(v) for v in expected.__data__.values()
             ]
-            assert row._dirty == set() and row.__rel__ == {}
+            assert row._dirty == set() and row.__rel__ == {}  # type: ignore[union-attr]
         cancelled, kept = children.completions[ids[0]]
         assert cancelled.was_cancelled is True and kept.was_cancelled is False
         assert kept.payload["result"] == [{"x": big}]
         task, bare = made[-2:]
+        assert isinstance(task, Task) and isinstance(bare, Task)
         assert task.data["big"] == big and task.meta == {"m": [1, None]}
         assert bare.meta is None and bare.completed_at is None and bare.is_labeled is False
         assert [p.score for p in children.predictions[ids[0]]] == [0.25, None]
