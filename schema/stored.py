@@ -174,7 +174,9 @@ class OperationThreads:
     def __init__(self, size: int = OPERATION_THREADS) -> None:
         self._size = size
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)
+        self._idle = 0  # threads done with a call and not yet given another (under _lock):
+        # a plain count, where a ``threading.Semaphore`` (Python code around a Condition)
+        # cost ~4,000 instructions a call
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -191,7 +193,9 @@ class OperationThreads:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the operation threads are closed")
-            if not self._idle.acquire(blocking=False) and len(self._threads) < self._size:
+            if self._idle:
+                self._idle -= 1
+            elif len(self._threads) < self._size:
                 thread = threading.Thread(
                     target=self._work,
                     name=f"labelgraph-operation-{len(self._threads)}",
@@ -208,13 +212,14 @@ class OperationThreads:
                 return
             loop, future, call = item
             try:
-                result = call()
+                outcome: tuple[Any, Any] = (_settle, call())
             except BaseException as exc:  # handed to the caller, as an executor would
-                _answer(loop, _fail, future, exc)
-            else:
-                _answer(loop, _settle, future, result)
-            del item, future, call
-            self._idle.release()
+                outcome = (_fail, exc)
+            # idle before the caller hears back: its next call finds this thread, not a new one
+            with self._lock:
+                self._idle += 1
+            _answer(loop, outcome[0], future, outcome[1])
+            del item, future, call, outcome
 
     def close(self) -> None:
         """Let queued and running operations finish, then stop the threads."""

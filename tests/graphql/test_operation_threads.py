@@ -74,6 +74,26 @@ def test_at_most_size_threads_and_queued_calls_wait_their_turn() -> None:
     assert len(names) == 3
 
 
+def test_calls_one_after_another_reuse_one_thread() -> None:
+    """A thread counts as idle before its caller hears back, so the caller's next call
+    finds it rather than starting another (up to the size, as if calls overlapped)."""
+    threads = OperationThreads(8)
+    names: set[str] = set()
+
+    def work() -> None:
+        names.add(threading.current_thread().name)
+
+    async def scenario() -> None:
+        for _ in range(200):
+            await threads.run(work)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        threads.close()
+    assert len(names) == 1
+
+
 def test_close_waits_for_running_calls_and_refuses_new_ones() -> None:
     threads = OperationThreads(2)
     finished: list[int] = []
