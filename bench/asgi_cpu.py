@@ -8,8 +8,10 @@ operation, the database read, JSON), and on a shared machine it moves far less t
 so it is the figure to compare in A/B runs of two checkouts::
 
     python bench/asgi_cpu.py [--tasks 10000] [--reps 3000] [--rounds 5] [--db URL] [--loop asyncio]
-        [--only health task-get completion-repeat completion-first]
+        [--only health task-get task-page completion-repeat completion-first]
 
+``task page`` GETs ``/api/tasks?page=N&page_size=100`` for random pages (every 10th task holds
+a prediction; with the rows before it, no task holds a completion yet).
 ``completion repeat`` POSTs a completion to one of the first 50 tasks (each already labeled
 after the first round: the 32-writer benchmark's steady state), ``completion first`` each to a
 task without one (moving it from the unlabeled order to the completion order); both with the
@@ -36,6 +38,13 @@ from rest_workload import COMPLETION_BODY, LABEL_CONFIG, make_tasks
 
 from server.app import create_app
 from server.settings import Settings
+
+PAGE_SIZE = 100
+ROWS = ("health", "task-get", "task-page", "completion-repeat", "completion-first")
+
+
+def page_query(page: int) -> bytes:
+    return f"page={page}&page_size={PAGE_SIZE}".encode()
 
 
 def scope_for(
@@ -114,11 +123,16 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
                 "POST", f"/api/tasks/{task_id}/completions", port, b"", COMPLETION_BODY
             )
 
+        pages = max(1, len(ids) // PAGE_SIZE)
         fresh = iter(ids[50:])
         rows = {
             "health": lambda: [scope_for("GET", "/api/health", port)] * args.reps,
             "task-get": lambda: [
                 scope_for("GET", f"/api/tasks/{rng.choice(ids)}", port) for _ in range(args.reps)
+            ],
+            "task-page": lambda: [
+                scope_for("GET", "/api/tasks", port, page_query(rng.randint(1, pages)))
+                for _ in range(args.reps)
             ],
             "completion-repeat": lambda: [post(rng.choice(ids[:50])) for _ in range(args.reps)],
             "completion-first": lambda: [post(next(fresh)) for _ in range(args.reps + 50)],
@@ -151,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=("health", "task-get", "completion-repeat", "completion-first"),
+        choices=ROWS,
         help="only these rows",
     )
     args = parser.parse_args(argv)

@@ -8,7 +8,8 @@ database, the answer; no sockets, no uvicorn) under ``valgrind --tool=callgrind`
 instrumentation switched on only around its measured loop, and prints the instructions per
 request, all threads counted::
 
-    python bench/instructions.py [--only health task-get completion-repeat completion-first]
+    python bench/instructions.py [--only health task-get task-page completion-repeat
+                                        completion-first]
                                  [--reps 300] [--tasks 1000] [--source CHECKOUT]
 
 ``--source`` measures another checkout's code with this script (any checkout whose
@@ -30,7 +31,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ROWS = ("health", "task-get", "completion-repeat", "completion-first")
+ROWS = ("health", "task-get", "task-page", "completion-repeat", "completion-first")
 HERE = Path(__file__).resolve().parent
 
 
@@ -42,8 +43,9 @@ def child(source: Path, asgi_args: list[str]) -> int:
 
     import schema.stored
 
-    # One operation thread: requests run one at a time, and a second thread (started when the
-    # loop submits before the first has marked itself idle) would split their count in two.
+    # One operation thread: requests run one at a time, and in checkouts before 17fedbb a
+    # second thread (started when the loop submitted before the first had marked itself idle)
+    # would split their count in two.
     defaults = schema.stored.OperationThreads.__init__.__defaults__
     if defaults:
         schema.stored.OperationThreads.__init__.__defaults__ = (1, *defaults[1:])

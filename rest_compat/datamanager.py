@@ -44,7 +44,7 @@ SELECTION = Operation(
 TAB_TASKS = Operation(
     "query RestDmTabTasks($view: ID, $page: Int!, $pageSize: Int!) { project {"
     " taskPage(view: $view, page: $page, pageSize: $pageSize) {"
-    " tasks { lsJson } total totalCompletions totalPredictions } } }"
+    " lsJson total totalCompletions totalPredictions } } }"
 )
 TAB_COMPLETIONS = Operation(
     "query RestDmTabCompletions($view: ID, $page: Int!, $pageSize: Int!) { project {"

@@ -24,7 +24,7 @@ from server.principal import Role
 LIST_TASKS = Operation(
     "query RestTasks($page: Int!, $pageSize: Int!, $order: TaskOrder!) {"
     " project { taskPage(page: $page, pageSize: $pageSize, orderBy: $order) {"
-    " tasks { lsJson } total totalCompletions totalPredictions } } }"
+    " lsJson total totalCompletions totalPredictions } } }"
 )
 DELETE_TASKS = Operation("mutation RestTasksDelete { deleteAllTasks }")
 GET_TASK = Operation(
@@ -63,7 +63,7 @@ async def tasks_get(request: Request) -> Response:
 def task_page_body(page: dict[str, Any]) -> dict[str, Any]:
     """A ``taskPage`` answer in Label Studio's shape (``GET /api/tasks`` and a tab's tasks)."""
     return {
-        "tasks": [t["lsJson"] for t in page["tasks"]],
+        "tasks": page["lsJson"],
         "total": page["total"],
         "total_completions": page["totalCompletions"],
         "total_predictions": page["totalPredictions"],

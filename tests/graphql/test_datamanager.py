@@ -49,6 +49,26 @@ def test_task_page_totals_follow_the_filter(dm_project: TestClient, gql: GraphQL
     assert page == {"total": 3, "totalCompletions": 3, "totalPredictions": 0, "tasks": [{"id": 1}]}
 
 
+def test_a_pages_ls_json_is_its_tasks_ls_json_and_the_rest_page(
+    dm_project: TestClient, gql: GraphQL
+) -> None:
+    """``taskPage { lsJson }`` (the REST facade's one field) answers each task's ``lsJson``,
+    in order, with completions, and the REST page serves exactly that."""
+    query = (
+        "query($f: TaskFilter) { project { taskPage(page: 1, pageSize: 4, filter: $f,"
+        " orderBy: ID_DESC) { lsJson tasks { id lsJson } } } }"
+    )
+    labeled = {"field": "is_labeled", "operator": "EQUAL", "value": True}
+    for variables in ({}, {"f": labeled}):
+        page = gql(query, variables)["project"]["taskPage"]
+        assert page["lsJson"] == [task["lsJson"] for task in page["tasks"]]
+        assert [task["id"] for task in page["lsJson"]] == [task["id"] for task in page["tasks"]]
+    assert len(page["lsJson"]) == 3 and all(task["completions"] for task in page["lsJson"])
+    everything = gql(query, {})["project"]["taskPage"]["lsJson"]
+    rest = dm_project.get("/api/tasks", params={"page": 1, "page_size": 4, "order": "-id"})
+    assert rest.json()["tasks"] == everything
+
+
 def test_full_text_search_follows_imports_updates_and_deletes(
     dm_project: TestClient, gql: GraphQL
 ) -> None:
