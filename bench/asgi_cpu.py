@@ -8,8 +8,9 @@ operation, the database read, JSON), and on a shared machine it moves far less t
 so it is the figure to compare in A/B runs of two checkouts::
 
     python bench/asgi_cpu.py [--tasks 10000] [--reps 3000] [--rounds 5] [--db URL] [--loop asyncio]
-        [--only health task-get task-page completion-repeat completion-first]
+        [--only health task-get next-task task-page completion-repeat completion-first]
 
+``next task`` GETs ``/api/project/next`` (the project's sampling: the next unlabeled task);
 ``task page`` GETs ``/api/tasks?page=N&page_size=100`` for random pages (every 10th task holds
 a prediction; with the rows before it, no task holds a completion yet).
 ``completion repeat`` POSTs a completion to one of the first 50 tasks (each already labeled
@@ -40,7 +41,14 @@ from server.app import create_app
 from server.settings import Settings
 
 PAGE_SIZE = 100
-ROWS = ("health", "task-get", "task-page", "completion-repeat", "completion-first")
+ROWS = (
+    "health",
+    "task-get",
+    "next-task",
+    "task-page",
+    "completion-repeat",
+    "completion-first",
+)
 
 
 def page_query(page: int) -> bytes:
@@ -130,6 +138,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
             "task-get": lambda: [
                 scope_for("GET", f"/api/tasks/{rng.choice(ids)}", port) for _ in range(args.reps)
             ],
+            "next-task": lambda: [scope_for("GET", "/api/project/next", port)] * args.reps,
             "task-page": lambda: [
                 scope_for("GET", "/api/tasks", port, page_query(rng.randint(1, pages)))
                 for _ in range(args.reps)

@@ -8,8 +8,8 @@ database, the answer; no sockets, no uvicorn) under ``valgrind --tool=callgrind`
 instrumentation switched on only around its measured loop, and prints the instructions per
 request, all threads counted::
 
-    python bench/instructions.py [--only health task-get task-page completion-repeat
-                                        completion-first]
+    python bench/instructions.py [--only health task-get next-task task-page
+                                        completion-repeat completion-first]
                                  [--reps 300] [--tasks 1000] [--source CHECKOUT]
 
 ``--source`` measures another checkout's code with this script (any checkout whose
@@ -31,7 +31,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ROWS = ("health", "task-get", "task-page", "completion-repeat", "completion-first")
+ROWS = (
+    "health",
+    "task-get",
+    "next-task",
+    "task-page",
+    "completion-repeat",
+    "completion-first",
+)
 HERE = Path(__file__).resolve().parent
 
 
