@@ -19,19 +19,23 @@ from server.errors import DomainError
 from server.lean_pool import SqlitePool
 
 
+def _pool(path: Path, bind: bool) -> SqlitePool:
+    """A pool of two (one-second wait); bound to the global proxy as the server binds it."""
+    made = (db.connect if bind else db.make_database)(f"sqlite:///{path}", 2, pool_wait=1)
+    assert isinstance(made, SqlitePool)
+    return made
+
+
 @pytest.fixture
 def pool(tmp_path: Path) -> Iterator[SqlitePool]:
-    made = db.make_database(f"sqlite:///{tmp_path / 'pool.db'}", 2, pool_wait=1)
-    assert isinstance(made, SqlitePool)
+    made = _pool(tmp_path / "pool.db", bind=False)
     yield made
     made.close_all()
 
 
 @pytest.fixture
 def bound(tmp_path: Path) -> Iterator[SqlitePool]:
-    """A pool bound to the global proxy, as the server binds it."""
-    made = db.connect(f"sqlite:///{tmp_path / 'bound.db'}", 2, pool_wait=1)
-    assert isinstance(made, SqlitePool)
+    made = _pool(tmp_path / "bound.db", bind=True)
     yield made
     made.close_all()
 
