@@ -8,11 +8,13 @@ operation, the database read, JSON), and on a shared machine it moves far less t
 so it is the figure to compare in A/B runs of two checkouts::
 
     python bench/asgi_cpu.py [--tasks 10000] [--reps 3000] [--rounds 5] [--db URL] [--loop asyncio]
-        [--only health task-get next-task task-page completion-repeat completion-first]
+        [--only health task-get next-task task-page graphql-page completion-repeat
+                completion-first]
 
 ``next task`` GETs ``/api/project/next`` (the project's sampling: the next unlabeled task);
 ``task page`` GETs ``/api/tasks?page=N&page_size=100`` for random pages (every 10th task holds
-a prediction; with the rows before it, no task holds a completion yet).
+a prediction; with the rows before it, no task holds a completion yet); ``graphql page`` POSTs
+issue 17's typed page of the first 100 tasks to ``/graphql``.
 ``completion repeat`` POSTs a completion to one of the first 50 tasks (each already labeled
 after the first round: the 32-writer benchmark's steady state), ``completion first`` each to a
 task without one (moving it from the unlabeled order to the completion order); both with the
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import statistics
 import sys
@@ -46,9 +49,19 @@ ROWS = (
     "task-get",
     "next-task",
     "task-page",
+    "graphql-page",
     "completion-repeat",
     "completion-first",
 )
+
+
+# issue 17's typed page: the first 100 tasks with their completions and predictions
+GRAPHQL_PAGE = json.dumps(
+    {
+        "query": "{ project { tasks(first: 100) { nodes { id data completions { id result }"
+        " predictions { score result } } } } }"
+    }
+).encode()
 
 
 def page_query(page: int) -> bytes:
@@ -143,6 +156,9 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
                 scope_for("GET", "/api/tasks", port, page_query(rng.randint(1, pages)))
                 for _ in range(args.reps)
             ],
+            "graphql-page": lambda: (
+                [scope_for("POST", "/graphql", port, body=GRAPHQL_PAGE)] * args.reps
+            ),
             "completion-repeat": lambda: [post(rng.choice(ids[:50])) for _ in range(args.reps)],
             "completion-first": lambda: [post(next(fresh)) for _ in range(args.reps + 50)],
         }

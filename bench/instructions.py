@@ -8,7 +8,7 @@ database, the answer; no sockets, no uvicorn) under ``valgrind --tool=callgrind`
 instrumentation switched on only around its measured loop, and prints the instructions per
 request, all threads counted::
 
-    python bench/instructions.py [--only health task-get next-task task-page
+    python bench/instructions.py [--only health task-get next-task task-page graphql-page
                                         completion-repeat completion-first]
                                  [--reps 300] [--tasks 1000] [--source CHECKOUT]
 
