@@ -144,6 +144,9 @@ def test_presigning_is_local_and_replaces_uris_in_text() -> None:
         "plain": "no uri",
     }
     assert has_blob_uri(data) and not has_blob_uri({"x": "http://h/s3"})
+    assert has_blob_uri({"n": 1, "u": "azure-blob://c/k", "v": "gs://b/k"})
+    assert not has_blob_uri({"a": "s3:/b/k", "b": ["s3://in/a/list"], "c": None})
+    assert not has_blob_uri(["s3://b/k"])
     served = resolver(data)
     assert served["image"].startswith("http://127.0.0.1:1/bucket/a/b.jpg?X-Amz-Algorithm=")
     assert served["html"].startswith('<img src="http://127.0.0.1:1/bucket/c.png?')

@@ -24,10 +24,14 @@ URI = re.compile(r"(s3|gs|azure-blob)://([^/\s\"'<>]+)/([^\s\"'<>]+)")
 
 
 def has_blob_uri(data: Any) -> bool:
-    """Whether task data holds a cloud URI in a top-level string value (cheap: no regex)."""
-    return isinstance(data, dict) and any(
-        isinstance(v, str) and any(scheme in v for scheme in SCHEMES) for v in data.values()
-    )
+    """Whether task data holds a cloud URI in a top-level string value (cheap: no regex, and
+    one search for ``://`` in each string before the schemes are looked for)."""
+    if not isinstance(data, dict):
+        return False
+    for value in data.values():
+        if isinstance(value, str) and "://" in value and any(s in value for s in SCHEMES):
+            return True
+    return False
 
 
 class DataResolver:
