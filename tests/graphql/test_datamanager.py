@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
+from server.services.datamanager import listing
+from server.services.tasks import tasks as task_service
 from tests.conftest import GraphQL
 from tests.query_log import count_queries
 
@@ -67,6 +70,36 @@ def test_a_pages_ls_json_is_its_tasks_ls_json_and_the_rest_page(
     everything = gql(query, {})["project"]["taskPage"]["lsJson"]
     rest = dm_project.get("/api/tasks", params={"page": 1, "page_size": 4, "order": "-id"})
     assert rest.json()["tasks"] == everything
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_cursors_are_encoded_only_when_read_and_resume_where_they_point(
+    dm_project: TestClient, gql: GraphQL, monkeypatch: pytest.MonkeyPatch, filtered: bool
+) -> None:
+    """A page's cursors are made when a client reads them (an edge's cursor, endCursor),
+    for the plain keyset pages and the data manager's listing alike; each resumes after its
+    own task."""
+    encoded: list[int] = []
+    for module, name in ((task_service, "_encode_cursor"), (listing, "encode_cursor")):
+        real = getattr(module, name)
+
+        def counting(*args: Any, real: Any = real, **kwargs: Any) -> str:
+            encoded.append(1)
+            return str(real(*args, **kwargs))
+
+        monkeypatch.setattr(module, name, counting)
+    where = ', filter: {field: "id", operator: GREATER, value: 0}' if filtered else ""
+    page = "query($after: String) { project { tasks(first: 4, after: $after%s) { %s } } }"
+    assert len(gql(page % (where, "nodes { id }"))["project"]["tasks"]["nodes"]) == 4
+    assert encoded == []
+    gql(page % (where, "pageInfo { endCursor }"))
+    assert len(encoded) == 1
+    encoded.clear()
+    edges = gql(page % (where, "edges { cursor node { id } }"))["project"]["tasks"]["edges"]
+    assert len(encoded) == 4
+    after = gql(page % (where, "nodes { id }"), {"after": edges[1]["cursor"]})
+    later = [n["id"] for n in after["project"]["tasks"]["nodes"]]
+    assert later[:2] == [edges[2]["node"]["id"], edges[3]["node"]["id"]]
 
 
 def test_full_text_search_follows_imports_updates_and_deletes(

@@ -27,6 +27,7 @@ from server.services.datamanager.ordering import (
     encode_cursor,
     phases,
 )
+from server.services.tasks.cursors import LazyCursors
 from server.services.tasks.tasks import TaskPage, TaskSlice
 
 SORT_VALUE = "dm_sort_value"
@@ -123,11 +124,16 @@ def list_slice(
             break
     has_next = len(rows) > first
     rows = rows[:first]
-    cursors = [
-        encode_cursor(sort, index, getattr(task, SORT_VALUE, None), task.id) for task, index in rows
-    ]
+
+    def cursor_of(row: tuple[Task, int]) -> str:
+        task, index = row
+        return encode_cursor(sort, index, getattr(task, SORT_VALUE, None), task.id)
+
     return TaskSlice(
-        tasks=[task for task, _ in rows], cursors=cursors, has_next_page=has_next, total=-1
+        tasks=[task for task, _ in rows],
+        cursors=LazyCursors(rows, cursor_of),
+        has_next_page=has_next,
+        total=-1,
     )
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -41,6 +43,7 @@ from server.services.datamanager import labels
 from server.services.imports.validation import ROOT_MESSAGE, ItemError, ValidTask, validate_item
 from server.services.projects import get_project, lock_project, parsed_config
 from server.services.tasks import rank_blocks
+from server.services.tasks.cursors import LazyCursors
 from server.services.tasks.lookup import lock_task
 from server.services.tasks.rank_blocks import Ordering
 
@@ -63,7 +66,7 @@ class TaskPage:
 @dataclass
 class TaskSlice:
     tasks: list[Task]
-    cursors: list[str]
+    cursors: Sequence[str]  # of each task, encoded when read (:class:`LazyCursors`)
     has_next_page: bool
     total: int
 
@@ -285,7 +288,7 @@ def list_slice(
     tasks = tasks[:first]
     return TaskSlice(
         tasks=tasks,
-        cursors=[_encode_cursor(t, order) for t in tasks],
+        cursors=LazyCursors(tasks, functools.partial(_encode_cursor, order=order)),
         has_next_page=has_next,
         total=project.task_count,
     )
