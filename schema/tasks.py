@@ -211,7 +211,7 @@ class PageInfo:
 @strawberry.type(description="A keyset-paginated list of tasks.")
 class TaskConnection:
     # edges are made when asked (most clients ask for nodes only), and a task's cursor is
-    # encoded only when its edge's cursor is read: ~4,500 instructions a task otherwise
+    # encoded only when its edge's cursor is read (:mod:`server.services.tasks.cursors`)
     tasks: strawberry.Private[list[Task]]
     cursors: strawberry.Private[Sequence[str]]
 
