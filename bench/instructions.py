@@ -82,10 +82,13 @@ def _totals(dump: Path) -> int:
     return figures.get("totals", figures.get("summary", 0))
 
 
-def count(source: Path, row: str, reps: int, tasks: int) -> tuple[float, float]:
+def count(
+    source: Path, row: str, reps: int, tasks: int, keep: Path | None = None
+) -> tuple[float, float]:
     """Instructions per request of ``row``: in the threads that serve it (the event loop's and
     the busiest other, the one operation thread), and in all threads (the server's background
-    threads too, whose ticks vary with the run's length)."""
+    threads too, whose ticks vary with the run's length). ``keep``: a folder to copy the
+    per-thread dumps into, for ``callgrind_annotate``."""
     with tempfile.TemporaryDirectory(prefix="labelgraph-instr-") as tmp:
         out = Path(tmp) / "callgrind.out"
         command = [
@@ -113,6 +116,10 @@ def count(source: Path, row: str, reps: int, tasks: int) -> tuple[float, float]:
         if done.returncode != 0 or not dumps:
             raise SystemExit(f"{row}: valgrind failed:\n{done.stderr[-3000:]}")
         per_thread = [_totals(dump) for dump in dumps]
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            for dump in dumps:
+                shutil.copy(dump, keep / f"{row}.{dump.name}")
     serving = per_thread[0] + max(per_thread[1:], default=0)
     return serving / reps, sum(per_thread) / reps
 
@@ -130,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--source", type=Path, default=HERE.parent, help="checkout to measure (default: this)"
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="folder to keep each row's callgrind dumps in (<row>.callgrind.out-NN, one a thread)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is not installed (Debian: apt install valgrind)")
@@ -137,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"instructions per request, {args.reps} requests per row, {source}")
     print(f"{'row':18} {'serving':>12} {'all threads':>12}")
     for row in args.only:
-        serving, every = count(source, row, args.reps, args.tasks)
+        serving, every = count(source, row, args.reps, args.tasks, args.keep)
         print(f"{row:18} {serving:12,.0f} {every:12,.0f}", flush=True)
     return 0
 

@@ -64,10 +64,13 @@ class Operation:
     """A stored GraphQL operation; ``name`` is the operation's name in ``document``.
 
     ``on_loop``: its resolvers touch no database and wait on nothing (``health``), so it runs
-    on the event loop instead of a worker thread (a test checks it makes no query)."""
+    on the event loop instead of a worker thread (a test checks it makes no query).
+    ``short_write``: a mutation writing the rows of one task, quickly, and waiting on nothing
+    outside the database; on SQLite it runs on the write lane (:mod:`schema.stored`)."""
 
     document: str
     on_loop: bool = False
+    short_write: bool = False
     name: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -150,7 +153,11 @@ async def execute(
             operation.document, variables or {}, context, operation.name
         )
     else:
-        threads = state_value(request.app.state, "operation_threads")
+        threads = None
+        if operation.short_write:
+            threads = state_value(request.app.state, "write_lane")  # None on PostgreSQL
+        if threads is None:
+            threads = state_value(request.app.state, "operation_threads")
         result = await schema.execute_stored(
             operation.document, variables or {}, context, operation.name, threads
         )

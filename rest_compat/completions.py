@@ -22,19 +22,23 @@ from server.principal import Role
 CREATE_COMPLETION = Operation(
     "mutation RestCompletionCreate($taskId: Int!, $completion: JSON!, $wasCancelled: Boolean) {"
     " createCompletion(taskId: $taskId, completion: $completion, wasCancelled: $wasCancelled)"
-    " { id } }"
+    " { id } }",
+    short_write=True,
 )
 DELETE_TASK_COMPLETIONS = Operation(
-    "mutation RestTaskCompletionsDelete($taskId: Int!) { deleteTaskCompletions(taskId: $taskId) }"
+    "mutation RestTaskCompletionsDelete($taskId: Int!) { deleteTaskCompletions(taskId: $taskId) }",
+    short_write=True,
 )
 UPDATE_COMPLETION = Operation(
     "mutation RestCompletionUpdate($taskId: Int!, $id: Int!, $completion: JSON!,"
     " $wasCancelled: Boolean) { updateCompletion(taskId: $taskId, id: $id,"
-    " completion: $completion, wasCancelled: $wasCancelled) { id } }"
+    " completion: $completion, wasCancelled: $wasCancelled) { id } }",
+    short_write=True,
 )
 DELETE_COMPLETION = Operation(
     "mutation RestCompletionDelete($taskId: Int!, $id: Int!) {"
-    " deleteCompletion(taskId: $taskId, id: $id) }"
+    " deleteCompletion(taskId: $taskId, id: $id) }",
+    short_write=True,
 )
 LABELED_TASK_IDS = Operation("query RestCompletionIds { project { labeledTaskIds } }")
 DELETE_ALL_COMPLETIONS = Operation("mutation RestCompletionsDelete { deleteAllCompletions }")

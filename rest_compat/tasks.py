@@ -32,9 +32,12 @@ GET_TASK = Operation(
 )
 UPDATE_TASK = Operation(
     "mutation RestTaskPatch($id: Int!, $data: JSON, $predictions: JSON, $meta: JSON) {"
-    " updateTask(id: $id, data: $data, predictions: $predictions, meta: $meta) { id } }"
+    " updateTask(id: $id, data: $data, predictions: $predictions, meta: $meta) { id } }",
+    short_write=True,
 )
-DELETE_TASK = Operation("mutation RestTaskDelete($id: Int!) { deleteTask(id: $id) }")
+DELETE_TASK = Operation(
+    "mutation RestTaskDelete($id: Int!) { deleteTask(id: $id) }", short_write=True
+)
 
 # ``order`` values (compat Q-2): the documented ones and Label Studio's ``tasks:`` forms.
 _ORDER_ENUM = {

@@ -38,6 +38,7 @@ from schema.storage import StorageMutation
 from schema.stored import OperationThreads, StoredOperations
 from schema.tasks import TaskMutation, TaskQuery
 from schema.webhooks import WebhookMutation, WebhookQuery
+from schema.write_lane import is_short_write
 from server.db import run_db
 from server.errors import DomainError
 from server.state_values import state_value
@@ -103,6 +104,9 @@ class ThreadedSchema(strawberry.Schema):
         # On the application's operation threads, as the REST facade's operations: about half
         # the CPU of a hop through anyio's thread pool (schema/stored.py).
         threads = _operation_threads(context_value)
+        lane = _operation_threads(context_value, "write_lane")  # SQLite only
+        if lane is not None and is_short_write(query, operation_name, context_value):
+            threads = lane
         run = run_db if threads is None else threads.run
         return await _run_operation(
             run,
@@ -177,11 +181,12 @@ async def _run_operation(
         return ExecutionResult(data=None, errors=[coded])
 
 
-def _operation_threads(context: Any) -> OperationThreads | None:
-    """The operation threads of the application serving ``context``'s request, if any."""
+def _operation_threads(context: Any, name: str = "operation_threads") -> OperationThreads | None:
+    """The operation threads (or the write lane: ``name``) of the application serving
+    ``context``'s request, if any."""
     request = getattr(context, "request", None)
     state = getattr(getattr(request, "app", None), "state", None)
-    threads = state_value(state, "operation_threads")
+    threads = state_value(state, name)
     return threads if isinstance(threads, OperationThreads) else None
 
 

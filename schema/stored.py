@@ -28,6 +28,17 @@ stored-operation counterpart here too.
 lifespan owns: the one thread hop of a REST request, at about half the CPU of
 ``anyio.to_thread.run_sync``; its size bounds the number of concurrent operations as anyio's
 default limiter did.
+
+On SQLite, short writes (a completion, a task: ``Operation.short_write`` in the REST facade)
+run on a pool of one thread of their own, the *write lane*. SQLite runs one write transaction
+at a time (the process's write turn, :func:`server.db.write_transaction`), so 32 annotators
+saving at once were up to 32 threads queued on that turn, each statement of the holder
+releasing the interpreter lock to one of them and waiting to get it back: 10-15 context
+switches of the process per completion POST. On the lane they run one after another on one
+thread: 7-10 switches, and ~20 % less CPU per POST under 32 writers
+(``bench/concurrent_writers.py``). Reads keep the shared pool, so a queue of writes never holds
+them up; long writes (imports, bulk actions) keep it too, so that they never hold up the lane.
+PostgreSQL has no lane: its row locks let writers of different tasks commit together.
 """
 
 from __future__ import annotations
@@ -171,8 +182,9 @@ class OperationThreads:
     waiting; the call still finishes (and commits) on its thread, as a request whose client
     went away did before."""
 
-    def __init__(self, size: int = OPERATION_THREADS) -> None:
+    def __init__(self, size: int = OPERATION_THREADS, name: str = "labelgraph-operation") -> None:
         self._size = size
+        self._name = name
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._idle = 0  # threads done with a call and not yet given another (under _lock):
         # a plain count, where a ``threading.Semaphore`` (Python code around a Condition)
@@ -198,7 +210,7 @@ class OperationThreads:
             elif len(self._threads) < self._size:
                 thread = threading.Thread(
                     target=self._work,
-                    name=f"labelgraph-operation-{len(self._threads)}",
+                    name=f"{self._name}-{len(self._threads)}",
                     daemon=True,
                 )
                 self._threads.append(thread)

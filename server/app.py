@@ -160,6 +160,10 @@ def create_app(settings: Settings) -> Starlette:
         app.state.storage = StorageRuntime.open(settings)
         app.state.live = await LiveRuntime.open(settings)
         app.state.operation_threads = OperationThreads()
+        # SQLite's short writes, one after another on a thread of their own (schema/stored.py)
+        app.state.write_lane = (
+            OperationThreads(1, name="labelgraph-write-lane") if db.is_sqlite() else None
+        )
         switch_interval = sys.getswitchinterval()
         if settings.thread_switch_interval > 0:
             # Requests run on the event loop and the operation threads, all wanting the one
@@ -172,6 +176,8 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             sys.setswitchinterval(switch_interval)
             await anyio.to_thread.run_sync(app.state.operation_threads.close)
+            if app.state.write_lane is not None:
+                await anyio.to_thread.run_sync(app.state.write_lane.close)
             await anyio.to_thread.run_sync(app.state.live.close)
             # Let running prediction jobs finish their batch (bounded by the ML timeouts), and
             # storage syncs their current call (bounded by the storage timeout).

@@ -1,0 +1,182 @@
+"""SQLite's write lane (schema/stored.py, schema/write_lane.py): short writes (a completion, a
+task), from REST or ``/graphql``, run one after another on a thread of their own; reads and
+long writes keep the shared pool, and a write held up on the lane holds up no read.
+PostgreSQL has no lane."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from schema import schema
+from schema.write_lane import SHORT_WRITE_FIELDS, is_short_write
+from server import db
+from server.services.tasks import completions as completion_service
+
+LANE = "labelgraph-write-lane-"
+POOL = "labelgraph-operation-"
+BODY = {"result": [{"from_name": "x", "to_name": "y", "type": "choices", "value": {}}]}
+
+
+def _task_ids(client: TestClient, count: int = 2) -> list[int]:
+    answer = client.post("/api/project/import", json=[{"text": f"t{i}"} for i in range(count)])
+    assert answer.status_code == 201, answer.text
+    return list(answer.json()["new_task_ids"])
+
+
+def _record_threads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(operation, thread) of every operation run from now on, stored or sent to /graphql."""
+    seen: list[tuple[str, str]] = []
+    real_stored = schema.stored_operations.execute
+    real_sync = schema.execute_sync
+
+    def stored(source: str, variables: Any, context: Any, name: str) -> Any:
+        seen.append((name, threading.current_thread().name))
+        return real_stored(source, variables, context, name)
+
+    def sync(*args: Any, **kwargs: Any) -> Any:
+        seen.append(("graphql", threading.current_thread().name))
+        return real_sync(*args, **kwargs)
+
+    monkeypatch.setattr(schema.stored_operations, "execute", stored)
+    monkeypatch.setattr(schema, "execute_sync", sync)
+    return seen
+
+
+def test_rest_short_writes_take_the_lane_on_sqlite_and_reads_the_pool(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = _task_ids(client)
+    seen = _record_threads(monkeypatch)
+    created = client.post(f"/api/tasks/{first}/completions", json=BODY)
+    assert created.status_code == 201, created.text
+    completion_id = created.json()["id"]
+    patched = client.patch(f"/api/tasks/{first}/completions/{completion_id}", json={"lead_time": 2})
+    assert patched.status_code == 201, patched.text  # Label Studio's answer to a PATCH
+    assert client.get(f"/api/tasks/{first}").json()["completions"][0]["lead_time"] == 2
+    assert client.delete(f"/api/tasks/{first}/completions/{completion_id}").status_code == 204
+    assert client.patch(f"/api/tasks/{second}", json={"data": {"text": "new"}}).status_code == 200
+    assert client.delete(f"/api/tasks/{second}").status_code == 204
+    page = client.get("/api/tasks").json()  # the writes all landed
+    assert [(t["id"], t["total_completions"]) for t in page["tasks"]] == [(first, 0)]
+    on_lane = db.is_sqlite()
+    expected_writes = [
+        "RestCompletionCreate",
+        "RestCompletionUpdate",
+        "RestCompletionDelete",
+        "RestTaskPatch",
+        "RestTaskDelete",
+    ]
+    writes = [(name, thread) for name, thread in seen if name in expected_writes]
+    assert [name for name, _ in writes] == expected_writes
+    assert all(thread.startswith(LANE if on_lane else POOL) for _, thread in writes), writes
+    reads = [(name, thread) for name, thread in seen if name not in expected_writes]
+    assert {name for name, _ in reads} >= {"RestTask", "RestTasks"}
+    assert all(thread.startswith(POOL) for _, thread in reads), reads
+    assert (client.app.state.write_lane is not None) is on_lane  # type: ignore[attr-defined]
+
+
+def test_graphql_short_writes_take_the_lane_on_sqlite(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (task_id,) = _task_ids(client, 1)
+    seen = _record_threads(monkeypatch)
+    create = (
+        "mutation Save($id: Int!, $c: JSON!) { createCompletion(taskId: $id, completion: $c)"
+        " { id } }"
+    )
+    variables = {"id": task_id, "c": BODY}
+    answer = client.post("/graphql", json={"query": create, "variables": variables})
+    assert answer.status_code == 200 and "errors" not in answer.json(), answer.text
+    completion_id = answer.json()["data"]["createCompletion"]["id"]
+    count = "{ project { completionCount } }"
+    assert client.post("/graphql", json={"query": count}).json() == {
+        "data": {"project": {"completionCount": 1}}
+    }
+    mixed = (
+        f"mutation {{ deleteCompletion(taskId: {task_id}, id: {completion_id}) "
+        'importTasks(tasks: [{text: "more"}]) { taskCount } }'
+    )
+    answer = client.post("/graphql", json={"query": mixed})
+    assert answer.json()["data"]["importTasks"] == {"taskCount": 1}, answer.text
+    threads = [thread for name, thread in seen if name == "graphql"]
+    assert len(threads) == 3
+    assert threads[0].startswith(LANE if db.is_sqlite() else POOL)
+    assert threads[1].startswith(POOL)  # a query
+    assert threads[2].startswith(POOL)  # a mutation with a long write in it
+
+
+def test_a_write_held_up_on_the_lane_holds_up_no_read(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A completion POST stuck in its transaction's service call: reads of the same task still
+    answer meanwhile, and the next short write waits for the lane (SQLite) and then lands."""
+    first, second = _task_ids(client)
+    entered = threading.Event()
+    release = threading.Event()
+    real_store = completion_service.store_completion
+
+    def slow_store(task_id: int, *args: Any, **kwargs: Any) -> Any:
+        if task_id == first:
+            entered.set()
+            assert release.wait(30)
+        return real_store(task_id, *args, **kwargs)
+
+    monkeypatch.setattr(completion_service, "store_completion", slow_store)
+    answers: dict[int, int] = {}
+
+    def post(task_id: int) -> None:
+        answers[task_id] = client.post(f"/api/tasks/{task_id}/completions", json=BODY).status_code
+
+    held = threading.Thread(target=post, args=(first,))
+    held.start()
+    try:
+        assert entered.wait(30)
+        queued = threading.Thread(target=post, args=(second,))
+        queued.start()
+        for _ in range(3):
+            answer = client.get(f"/api/tasks/{first}")
+            assert answer.status_code == 200 and answer.json()["total_completions"] == 0
+        assert client.get("/api/tasks").status_code == 200
+        if db.is_sqlite():
+            queued.join(0.3)
+            assert queued.is_alive() and second not in answers  # behind the held write
+    finally:
+        release.set()
+        held.join(30)
+    queued.join(30)
+    assert answers == {first: 201, second: 201}
+    counts = [client.get(f"/api/tasks/{t}").json()["total_completions"] for t in (first, second)]
+    assert counts == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("query", "operation_name", "expected"),
+    [
+        ("mutation { createCompletion(taskId: 1, completion: {}) { id } }", None, True),
+        ("mutation M { updateTask(id: 1, data: {}) { id } deleteTask(id: 2) }", None, True),
+        ("mutation { deleteAllTasks }", None, False),
+        ("mutation { deleteTask(id: 1) importTasks(tasks: []) { taskCount } }", None, False),
+        ("query { task(id: 1) { id } } # mutation { deleteTask(id: 1) }", None, False),
+        ('{ tasks(search: "mutation") { nodes { id } } }', None, False),
+        ("mutation A { deleteTask(id: 1) } mutation B { deleteAllTasks }", "A", True),
+        ("mutation A { deleteTask(id: 1) } mutation B { deleteAllTasks }", "B", False),
+        ("mutation A { deleteTask(id: 1) } mutation B { deleteAllTasks }", None, False),
+        ("mutation { ...F } fragment F on Mutation { deleteTask(id: 1) }", None, False),
+        ("mutation { deleteTask(id: 1", None, False),
+        ("mutation { a: deleteTask(id: 1) b: deleteTask(id: 2) }", None, True),
+    ],
+)
+def test_which_documents_are_short_writes(
+    query: str, operation_name: str | None, expected: bool
+) -> None:
+    assert is_short_write(query, operation_name, None) is expected
+
+
+def test_short_write_fields_are_mutations_of_the_schema() -> None:
+    mutation = schema._schema.mutation_type
+    assert mutation is not None
+    assert set(mutation.fields) >= SHORT_WRITE_FIELDS
