@@ -72,7 +72,7 @@ from schema import stored_signatures
 from schema.acyclic import weak_async_helpers
 from schema.context import Context
 from schema.errors import process_error
-from server.db import with_connection
+from server.db import mark_write_queued, with_connection
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -182,9 +182,17 @@ class OperationThreads:
     waiting; the call still finishes (and commits) on its thread, as a request whose client
     went away did before."""
 
-    def __init__(self, size: int = OPERATION_THREADS, name: str = "labelgraph-operation") -> None:
+    def __init__(
+        self,
+        size: int = OPERATION_THREADS,
+        name: str = "labelgraph-operation",
+        *,
+        queued_writes: bool = False,
+    ) -> None:
         self._size = size
         self._name = name
+        # the write lane: a call's write wait counts from when it was queued (server.db)
+        self._queued_writes = queued_writes
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._idle = 0  # threads done with a call and not yet given another (under _lock):
         # a plain count, where a ``threading.Semaphore`` (Python code around a Condition)
@@ -197,7 +205,10 @@ class OperationThreads:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         work = functools.partial(with_connection, fn, *args, **kwargs)
-        call = functools.partial(contextvars.copy_context().run, work)
+        context = contextvars.copy_context()
+        if self._queued_writes:
+            context.run(mark_write_queued)
+        call = functools.partial(context.run, work)
         self._submit((loop, future, call))
         return await future
 

@@ -162,7 +162,9 @@ def create_app(settings: Settings) -> Starlette:
         app.state.operation_threads = OperationThreads()
         # SQLite's short writes, one after another on a thread of their own (schema/stored.py)
         app.state.write_lane = (
-            OperationThreads(1, name="labelgraph-write-lane") if db.is_sqlite() else None
+            OperationThreads(1, name="labelgraph-write-lane", queued_writes=True)
+            if db.is_sqlite()
+            else None
         )
         switch_interval = sys.getswitchinterval()
         if settings.thread_switch_interval > 0:

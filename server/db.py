@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import functools
 import logging
 import threading
@@ -187,23 +188,45 @@ class FairSemaphore:
 _sqlite_writer = FairSemaphore(1)
 
 
+# When the write of this context was queued before it could ask for its turn (SQLite's write
+# lane, schema/stored.py): its wait of ``write_wait`` seconds counts from then, the queue
+# included, so writes queued behind one that waits the whole write wait are not each given a
+# whole one after it.
+_queued_since: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "labelgraph_write_queued_since", default=None
+)
+
+
+def mark_write_queued() -> None:
+    """Count the write wait of this context's next write transaction from now (SQLite)."""
+    _queued_since.set(time.monotonic())
+
+
 @contextlib.contextmanager
 def _sqlite_write_turn() -> Iterator[None]:
     """This process's turn to write to SQLite, then the turn among processes, both within one
-    wait of ``write_wait`` seconds: past it the write is refused (:func:`database_busy`), e.g.
+    wait of ``write_wait`` seconds (from when the write was queued, if it was:
+    :func:`mark_write_queued`): past it the write is refused (:func:`database_busy`), e.g.
     behind an import that holds the turn for its whole transaction. A writer that has to wait
     hands its pooled connection back meanwhile (:func:`released`): otherwise writers queued
     behind an import would hold every connection, and reads would wait for the import too. A
     file system without ``flock`` has no turn among processes: SQLite's busy timeout waits."""
-    deadline = time.monotonic() + _write_wait
+    now = time.monotonic()
+    queued_since = _queued_since.get()
+    if queued_since is not None:
+        _queued_since.set(None)  # the context's later writes wait from their own start
+    deadline = min(now, queued_since if queued_since is not None else now) + _write_wait
     turn = _sqlite_writer
-    if not turn.try_acquire() and not _acquire_released(turn.acquire, turn.release, _write_wait):
+    if not turn.try_acquire() and not _acquire_released(
+        turn.acquire, turn.release, max(0.0, deadline - now)
+    ):
         raise database_busy("another writer of this process held the turn")
     try:
         gate = sqlite_gate.gate_for(database.obj)
         gated = gate is not None and gate.try_acquire()
         if gate is not None and not gated and gate.working:
-            gated = _acquire_released(gate.acquire, gate.release, deadline - time.monotonic())
+            wait = max(0.0, deadline - time.monotonic())
+            gated = _acquire_released(gate.acquire, gate.release, wait)
             if not gated and gate.working:
                 raise database_busy("a writer of another process held the turn")
         try:

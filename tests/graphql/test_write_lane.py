@@ -153,6 +153,46 @@ def test_a_write_held_up_on_the_lane_holds_up_no_read(
     assert counts == [1, 1]
 
 
+def test_writes_queued_on_the_lane_wait_the_write_wait_in_all(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind another writer that holds the turn, two saves queue on the lane: the first waits
+    the whole write wait for the turn, the second only what is left of its own, counted from
+    when it was queued (not a whole one more after the first): both are refused as busy."""
+    if not db.is_sqlite():
+        pytest.skip("the write lane is SQLite's")
+    first, second = _task_ids(client)
+    monkeypatch.setattr(db, "_write_wait", 0.5)
+    waits: list[float] = []
+    real_acquire_released = db._acquire_released
+
+    def recording(acquire: Any, release: Any, timeout: float) -> bool:
+        waits.append(timeout)
+        return real_acquire_released(acquire, release, timeout)
+
+    monkeypatch.setattr(db, "_acquire_released", recording)
+    answers: dict[int, Any] = {}
+
+    def post(task_id: int) -> None:
+        answers[task_id] = client.post(f"/api/tasks/{task_id}/completions", json=BODY)
+
+    assert db._sqlite_writer.acquire(5)  # another writer of this process holds the turn
+    try:
+        posts = [threading.Thread(target=post, args=(t,)) for t in (first, second)]
+        for thread in posts:
+            thread.start()
+        for thread in posts:
+            thread.join(30)
+    finally:
+        db._sqlite_writer.release()
+    assert {t: a.status_code for t, a in answers.items()} == {first: 503, second: 503}
+    assert all(a.headers["Retry-After"] == "5" for a in answers.values())
+    assert len(waits) == 2
+    assert max(waits) == pytest.approx(0.5, abs=0.05)
+    assert min(waits) < 0.25  # it had been queued behind the first for most of its wait
+    assert client.post(f"/api/tasks/{first}/completions", json=BODY).status_code == 201
+
+
 @pytest.mark.parametrize(
     ("query", "operation_name", "expected"),
     [
