@@ -4,7 +4,9 @@ The REST facade marks its short writes itself (``Operation.short_write``); a doc
 ``/graphql`` is one when its operation is a mutation whose root fields are all in
 :data:`SHORT_WRITE_FIELDS`: each writes the rows of one task (its completions, its data) in one
 short transaction and waits on nothing outside the database. Anything else (imports, bulk
-actions, ML backends, storages, fragments at the root) keeps the shared pool.
+actions, ML backends, storages, fragments at the root) keeps the shared pool. What a client
+selects on a short write's answer (the browser app's next task, say) runs on the lane with it,
+bounded by the query limits as any answer is.
 
 Only small documents that mention ``mutation`` are looked at. They are parsed here through the
 same cache and limits as :class:`schema.limits.GuardedDocuments`, which then finds them parsed;
