@@ -35,7 +35,7 @@ at a time (the process's write turn, :func:`server.db.write_transaction`), so 32
 saving at once were up to 32 threads queued on that turn, each statement of the holder
 releasing the interpreter lock to one of them and waiting to get it back: 10-15 context
 switches of the process per completion POST. On the lane they run one after another on one
-thread: 7-10 switches, and ~20 % less CPU per POST under 32 writers
+thread: 7-10 switches, and a quarter less CPU per POST under 32 writers
 (``bench/concurrent_writers.py``). Reads keep the shared pool, so a queue of writes never holds
 them up; long writes (imports, bulk actions) keep it too, so that they never hold up the lane.
 PostgreSQL has no lane: its row locks let writers of different tasks commit together.
