@@ -29,16 +29,20 @@ lifespan owns: the one thread hop of a REST request, at about half the CPU of
 ``anyio.to_thread.run_sync``; its size bounds the number of concurrent operations as anyio's
 default limiter did.
 
-On SQLite, short writes (a completion, a task: ``Operation.short_write`` in the REST facade)
-run on a pool of one thread of their own, the *write lane*. SQLite runs one write transaction
-at a time (the process's write turn, :func:`server.db.write_transaction`), so 32 annotators
-saving at once were up to 32 threads queued on that turn, each statement of the holder
-releasing the interpreter lock to one of them and waiting to get it back: 10-15 context
+Short writes (a completion, a task: ``Operation.short_write`` in the REST facade,
+:mod:`schema.write_lane` for ``/graphql``) run on a small pool of their own, the *write lane*:
+one thread on SQLite, :data:`POSTGRES_LANE_THREADS` on PostgreSQL. SQLite runs one write
+transaction at a time (the process's write turn, :func:`server.db.write_transaction`), so 32
+annotators saving at once were up to 32 threads queued on that turn, each statement of the
+holder releasing the interpreter lock to one of them and waiting to get it back: 10-15 context
 switches of the process per completion POST. On the lane they run one after another on one
 thread: 7-10 switches, and a quarter less CPU per POST under 32 writers
-(``bench/concurrent_writers.py``). Reads keep the shared pool, so a queue of writes never holds
-them up; long writes (imports, bulk actions) keep it too, so that they never hold up the lane.
-PostgreSQL has no lane: its row locks let writers of different tasks commit together.
+(``bench/concurrent_writers.py``). PostgreSQL lets writers of different tasks commit together,
+and needs several at once to flush their commits together; up to 32 of them were as costly
+(37-40 switches per POST), 8 threads of the lane halve that. Reads keep the shared pool, so
+a queue of writes never holds them up; long writes (imports, bulk actions) keep it too, so
+that they never hold up the lane. A write's wait for its turn counts from when it was queued
+(:func:`server.db.mark_write_queued`).
 """
 
 from __future__ import annotations
@@ -79,6 +83,9 @@ T = TypeVar("T")
 
 # As many operations at once as anyio's default thread limiter allowed.
 OPERATION_THREADS = 40
+# The write lane's threads on PostgreSQL: writers of different tasks commit together there, and
+# commits flushed together cost one flush; 8 gave the best figures of 4, 8 and the shared pool.
+POSTGRES_LANE_THREADS = 8
 
 
 class AcyclicExecution(IncrementalExecutor):

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 import rest_compat
 from schema import schema
 from schema.context import Context, request_context
-from schema.stored import OperationThreads
+from schema.stored import POSTGRES_LANE_THREADS, OperationThreads
 from server import db
 from server.access_log import with_access_log
 from server.auth_state import AuthState
@@ -160,11 +160,11 @@ def create_app(settings: Settings) -> Starlette:
         app.state.storage = StorageRuntime.open(settings)
         app.state.live = await LiveRuntime.open(settings)
         app.state.operation_threads = OperationThreads()
-        # SQLite's short writes, one after another on a thread of their own (schema/stored.py)
-        app.state.write_lane = (
-            OperationThreads(1, name="labelgraph-write-lane", queued_writes=True)
-            if db.is_sqlite()
-            else None
+        # Short writes on threads of their own, one on SQLite (schema/stored.py)
+        app.state.write_lane = OperationThreads(
+            1 if db.is_sqlite() else POSTGRES_LANE_THREADS,
+            name="labelgraph-write-lane",
+            queued_writes=True,
         )
         switch_interval = sys.getswitchinterval()
         if settings.thread_switch_interval > 0:
@@ -178,8 +178,7 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             sys.setswitchinterval(switch_interval)
             await anyio.to_thread.run_sync(app.state.operation_threads.close)
-            if app.state.write_lane is not None:
-                await anyio.to_thread.run_sync(app.state.write_lane.close)
+            await anyio.to_thread.run_sync(app.state.write_lane.close)
             await anyio.to_thread.run_sync(app.state.live.close)
             # Let running prediction jobs finish their batch (bounded by the ML timeouts), and
             # storage syncs their current call (bounded by the storage timeout).

@@ -198,8 +198,18 @@ _queued_since: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 
 
 def mark_write_queued() -> None:
-    """Count the write wait of this context's next write transaction from now (SQLite)."""
+    """Count the write wait of this context's next write transaction from now."""
     _queued_since.set(time.monotonic())
+
+
+def _write_wait_start(now: float) -> float:
+    """When this write's wait began: when it was queued (:func:`mark_write_queued`), else
+    ``now``. Taken once: the context's later writes wait from their own start."""
+    queued_since = _queued_since.get()
+    if queued_since is None:
+        return now
+    _queued_since.set(None)
+    return min(now, queued_since)
 
 
 @contextlib.contextmanager
@@ -212,10 +222,7 @@ def _sqlite_write_turn() -> Iterator[None]:
     behind an import would hold every connection, and reads would wait for the import too. A
     file system without ``flock`` has no turn among processes: SQLite's busy timeout waits."""
     now = time.monotonic()
-    queued_since = _queued_since.get()
-    if queued_since is not None:
-        _queued_since.set(None)  # the context's later writes wait from their own start
-    deadline = min(now, queued_since if queued_since is not None else now) + _write_wait
+    deadline = _write_wait_start(now) + _write_wait
     turn = _sqlite_writer
     if not turn.try_acquire() and not _acquire_released(
         turn.acquire, turn.release, max(0.0, deadline - now)
@@ -252,22 +259,31 @@ _SLOT_WAIT_HOLDING = 0.05  # seconds a writer waits for a slot before it hands i
 
 @contextlib.contextmanager
 def _postgres_write_slot() -> Iterator[float | None]:
-    """A write slot of this process (PostgreSQL), taken within ``write_wait`` seconds; yields
-    the seconds left of that wait if the writer waited longer than it holds its connection
-    (None otherwise: it waits for locks the whole write wait, a few milliseconds more at most,
-    and saves a statement)."""
+    """A write slot of this process (PostgreSQL), taken within ``write_wait`` seconds (from
+    when the write was queued, if it was: :func:`mark_write_queued`); yields the seconds left
+    of that wait if the writer waited longer than it holds its connection (None otherwise: it
+    waits for locks the whole write wait, a few milliseconds more at most, and saves a
+    statement)."""
     slots = _postgres_writers  # the one released below, should connect() bind another
-    left: float | None = None
-    if not slots.try_acquire():
-        deadline = time.monotonic() + _write_wait
-        # Under a steady load of many writers a slot frees within milliseconds: keep the
-        # connection for that long rather than hand it back and take one again at every
-        # write; only a longer wait (an import holding the project) gives it back.
-        if not slots.acquire(timeout=min(_SLOT_WAIT_HOLDING, _write_wait)):
-            if not _acquire_released(slots.acquire, slots.release, deadline - time.monotonic()):
-                raise database_busy("every write slot of this process was taken")
-            left = deadline - time.monotonic()
+    now = time.monotonic()
+    start = _write_wait_start(now)
+    deadline = start + _write_wait
+    # A wait in the queue shortens the lock wait only when it is a twentieth of the write wait
+    # or more: not one statement more per write of a busy lane for a few milliseconds
+    waited = now - start > max(_SLOT_WAIT_HOLDING, _write_wait / 20)
+    # Under a steady load of many writers a slot frees within milliseconds: keep the
+    # connection for that long rather than hand it back and take one again at every write;
+    # only a longer wait (an import holding the project) gives it back.
+    holding = max(0.0, min(_SLOT_WAIT_HOLDING, deadline - now))
+    if not slots.try_acquire() and not slots.acquire(timeout=holding):
+        wait = max(0.0, deadline - time.monotonic())
+        if not _acquire_released(slots.acquire, slots.release, wait):
+            raise database_busy("every write slot of this process was taken")
+        waited = True
     try:
+        left = deadline - time.monotonic() if waited else None
+        if left is not None and left <= 0:
+            raise database_busy("the write waited its whole write wait before its turn")
         yield left
     finally:
         slots.release()

@@ -1,7 +1,7 @@
-"""SQLite's write lane (schema/stored.py, schema/write_lane.py): short writes (a completion, a
-task), from REST or ``/graphql``, run one after another on a thread of their own; reads and
-long writes keep the shared pool, and a write held up on the lane holds up no read.
-PostgreSQL has no lane."""
+"""The write lane (schema/stored.py, schema/write_lane.py): short writes (a completion, a task),
+from REST or ``/graphql``, run on a small pool of their own (one thread on SQLite, one after
+another); reads and long writes keep the shared pool, and a write held up on the lane holds up
+no read. A queued write's write wait counts from when it was queued."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from schema import schema
+from schema.stored import POSTGRES_LANE_THREADS
 from schema.write_lane import SHORT_WRITE_FIELDS, is_short_write
 from server import db
 from server.services.tasks import completions as completion_service
@@ -46,7 +47,7 @@ def _record_threads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     return seen
 
 
-def test_rest_short_writes_take_the_lane_on_sqlite_and_reads_the_pool(
+def test_rest_short_writes_take_the_lane_and_reads_the_pool(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = _task_ids(client)
@@ -62,7 +63,6 @@ def test_rest_short_writes_take_the_lane_on_sqlite_and_reads_the_pool(
     assert client.delete(f"/api/tasks/{second}").status_code == 204
     page = client.get("/api/tasks").json()  # the writes all landed
     assert [(t["id"], t["total_completions"]) for t in page["tasks"]] == [(first, 0)]
-    on_lane = db.is_sqlite()
     expected_writes = [
         "RestCompletionCreate",
         "RestCompletionUpdate",
@@ -72,14 +72,13 @@ def test_rest_short_writes_take_the_lane_on_sqlite_and_reads_the_pool(
     ]
     writes = [(name, thread) for name, thread in seen if name in expected_writes]
     assert [name for name, _ in writes] == expected_writes
-    assert all(thread.startswith(LANE if on_lane else POOL) for _, thread in writes), writes
+    assert all(thread.startswith(LANE) for _, thread in writes), writes
     reads = [(name, thread) for name, thread in seen if name not in expected_writes]
     assert {name for name, _ in reads} >= {"RestTask", "RestTasks"}
     assert all(thread.startswith(POOL) for _, thread in reads), reads
-    assert (client.app.state.write_lane is not None) is on_lane  # type: ignore[attr-defined]
 
 
-def test_graphql_short_writes_take_the_lane_on_sqlite(
+def test_graphql_short_writes_take_the_lane(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (task_id,) = _task_ids(client, 1)
@@ -104,7 +103,7 @@ def test_graphql_short_writes_take_the_lane_on_sqlite(
     assert answer.json()["data"]["importTasks"] == {"taskCount": 1}, answer.text
     threads = [thread for name, thread in seen if name == "graphql"]
     assert len(threads) == 3
-    assert threads[0].startswith(LANE if db.is_sqlite() else POOL)
+    assert threads[0].startswith(LANE)
     assert threads[1].startswith(POOL)  # a query
     assert threads[2].startswith(POOL)  # a mutation with a long write in it
 
@@ -112,8 +111,9 @@ def test_graphql_short_writes_take_the_lane_on_sqlite(
 def test_a_write_held_up_on_the_lane_holds_up_no_read(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A completion POST stuck in its transaction's service call: reads of the same task still
-    answer meanwhile, and the next short write waits for the lane (SQLite) and then lands."""
+    """A completion POST stuck in its service call: reads of the same task still answer
+    meanwhile, and the next short write waits for the lane (SQLite's one thread) and then
+    lands."""
     first, second = _task_ids(client)
     entered = threading.Event()
     release = threading.Event()
@@ -156,12 +156,12 @@ def test_a_write_held_up_on_the_lane_holds_up_no_read(
 def test_writes_queued_on_the_lane_wait_the_write_wait_in_all(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Behind another writer that holds the turn, two saves queue on the lane: the first waits
-    the whole write wait for the turn, the second only what is left of its own, counted from
-    when it was queued (not a whole one more after the first): both are refused as busy."""
-    if not db.is_sqlite():
-        pytest.skip("the write lane is SQLite's")
-    first, second = _task_ids(client)
+    """Behind another writer that holds the turn (SQLite) or every write slot (PostgreSQL),
+    one save more than the lane has threads: those on the lane's threads wait the whole write
+    wait, the last only what is left of its own, counted from when it was queued (not a whole
+    one more after them): all are refused as busy."""
+    lane_threads = 1 if db.is_sqlite() else POSTGRES_LANE_THREADS
+    task_ids = _task_ids(client, lane_threads + 1)
     monkeypatch.setattr(db, "_write_wait", 0.5)
     waits: list[float] = []
     real_acquire_released = db._acquire_released
@@ -171,26 +171,31 @@ def test_writes_queued_on_the_lane_wait_the_write_wait_in_all(
         return real_acquire_released(acquire, release, timeout)
 
     monkeypatch.setattr(db, "_acquire_released", recording)
+    if db.is_sqlite():
+        held = db._sqlite_writer
+    else:
+        held = db.FairSemaphore(1)
+        monkeypatch.setattr(db, "_postgres_writers", held)
     answers: dict[int, Any] = {}
 
     def post(task_id: int) -> None:
         answers[task_id] = client.post(f"/api/tasks/{task_id}/completions", json=BODY)
 
-    assert db._sqlite_writer.acquire(5)  # another writer of this process holds the turn
+    assert held.acquire(5)  # another writer holds what the saves need
     try:
-        posts = [threading.Thread(target=post, args=(t,)) for t in (first, second)]
+        posts = [threading.Thread(target=post, args=(t,)) for t in task_ids]
         for thread in posts:
             thread.start()
         for thread in posts:
             thread.join(30)
     finally:
-        db._sqlite_writer.release()
-    assert {t: a.status_code for t, a in answers.items()} == {first: 503, second: 503}
+        held.release()
+    assert {t: a.status_code for t, a in answers.items()} == dict.fromkeys(task_ids, 503)
     assert all(a.headers["Retry-After"] == "5" for a in answers.values())
-    assert len(waits) == 2
-    assert max(waits) == pytest.approx(0.5, abs=0.05)
-    assert min(waits) < 0.25  # it had been queued behind the first for most of its wait
-    assert client.post(f"/api/tasks/{first}/completions", json=BODY).status_code == 201
+    assert len(waits) == len(task_ids)
+    assert sorted(waits)[1] > 0.35  # the writes on the lane's threads: the whole write wait
+    assert min(waits) < 0.25  # the last had been queued behind them for most of its wait
+    assert client.post(f"/api/tasks/{task_ids[0]}/completions", json=BODY).status_code == 201
 
 
 @pytest.mark.parametrize(
