@@ -1,4 +1,4 @@
-"""Which ``/graphql`` operations are short writes, for SQLite's write lane (:mod:`schema.stored`).
+"""Which ``/graphql`` operations are short writes, for the write lane (:mod:`schema.stored`).
 
 The REST facade marks its short writes itself (``Operation.short_write``); a document sent to
 ``/graphql`` is one when its operation is a mutation whose root fields are all in
