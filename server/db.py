@@ -188,10 +188,10 @@ class FairSemaphore:
 _sqlite_writer = FairSemaphore(1)
 
 
-# When the write of this context was queued before it could ask for its turn (SQLite's write
-# lane, schema/stored.py): its wait of ``write_wait`` seconds counts from then, the queue
-# included, so writes queued behind one that waits the whole write wait are not each given a
-# whole one after it.
+# When the write of this context was queued before it could ask for its turn (the write lane,
+# schema/stored.py): its wait of ``write_wait`` seconds counts from then, the queue included,
+# so writes queued behind one that waits the whole write wait are not each given a whole one
+# after it.
 _queued_since: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "labelgraph_write_queued_since", default=None
 )
@@ -281,10 +281,8 @@ def _postgres_write_slot() -> Iterator[float | None]:
             raise database_busy("every write slot of this process was taken")
         waited = True
     try:
-        left = deadline - time.monotonic() if waited else None
-        if left is not None and left <= 0:
-            raise database_busy("the write waited its whole write wait before its turn")
-        yield left
+        # a write whose wait is over by now still runs if it meets no lock, as on SQLite
+        yield max(0.001, deadline - time.monotonic()) if waited else None
     finally:
         slots.release()
 

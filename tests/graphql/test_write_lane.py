@@ -6,6 +6,7 @@ no read. A queued write's write wait counts from when it was queued."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -196,6 +197,35 @@ def test_writes_queued_on_the_lane_wait_the_write_wait_in_all(
     assert sorted(waits)[1] > 0.35  # the writes on the lane's threads: the whole write wait
     assert min(waits) < 0.25  # the last had been queued behind them for most of its wait
     assert client.post(f"/api/tasks/{task_ids[0]}/completions", json=BODY).status_code == 201
+
+
+def test_a_queued_write_whose_wait_is_over_still_runs_when_nothing_holds_it_up(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queued longer than the write wait, a write still runs when its turn (SQLite) or a slot
+    and its locks (PostgreSQL) are free; on PostgreSQL it would wait for a lock only 1 ms.
+    Its context's next write waits from its own start."""
+    monkeypatch.setattr(db, "_write_wait", 0.2)
+
+    def queued_write() -> tuple[str, str]:
+        db.mark_write_queued()
+        time.sleep(0.3)
+        with db.write_transaction():
+            first = _lock_timeout()
+        with db.write_transaction():
+            second = _lock_timeout()
+        return first, second
+
+    first, second = db.with_connection(queued_write)
+    if not db.is_sqlite():
+        assert first == "1ms"
+        assert second != "1ms"  # the connection's own lock_timeout again: not shortened
+
+
+def _lock_timeout() -> str:
+    if db.is_sqlite():
+        return ""
+    return str(db.database.execute_sql("SHOW lock_timeout").fetchone()[0])
 
 
 @pytest.mark.parametrize(
