@@ -66,7 +66,7 @@ class Operation:
     ``on_loop``: its resolvers touch no database and wait on nothing (``health``), so it runs
     on the event loop instead of a worker thread (a test checks it makes no query).
     ``short_write``: a mutation writing the rows of one task, quickly, and waiting on nothing
-    outside the database; on SQLite it runs on the write lane (:mod:`schema.stored`)."""
+    outside the database; it runs on the write lane (:mod:`schema.stored`)."""
 
     document: str
     on_loop: bool = False
@@ -153,11 +153,8 @@ async def execute(
             operation.document, variables or {}, context, operation.name
         )
     else:
-        threads = None
-        if operation.short_write:
-            threads = state_value(request.app.state, "write_lane")  # None on PostgreSQL
-        if threads is None:
-            threads = state_value(request.app.state, "operation_threads")
+        pool = "write_lane" if operation.short_write else "operation_threads"
+        threads = state_value(request.app.state, pool)
         result = await schema.execute_stored(
             operation.document, variables or {}, context, operation.name, threads
         )

@@ -103,10 +103,8 @@ class ThreadedSchema(strawberry.Schema):
     ) -> ExecutionResult:
         # On the application's operation threads, as the REST facade's operations: about half
         # the CPU of a hop through anyio's thread pool (schema/stored.py).
-        threads = _operation_threads(context_value)
-        lane = _operation_threads(context_value, "write_lane")  # SQLite only
-        if lane is not None and is_short_write(query, operation_name, context_value):
-            threads = lane
+        short = is_short_write(query, operation_name, context_value)
+        threads = _operation_threads(context_value, "write_lane" if short else "operation_threads")
         run = run_db if threads is None else threads.run
         return await _run_operation(
             run,
